@@ -1,0 +1,133 @@
+"""The ``skillgym`` command: one subcommand per pipeline stage.
+
+    skillgym data kitchen --episodes 600 --out data/kitchen     # scripted demonstrations
+    skillgym data show data/kitchen --episode 0 --out sheet.png # contact sheet of an episode
+    skillgym extract data/kitchen --encoder efficientnet-lite0 --out runs/labels
+    skillgym train-skills runs/labels --out runs/library
+    skillgym train-rl SkillKitchen-v0 --library runs/library --steps 300000
+    skillgym run kitchen                                        # the whole pipeline, small scale
+
+Wrong arguments give a one-line error and exit code 2 (argparse's convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from skillgym.envs.kitchen import ALL_TASKS
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _image_size(text: str) -> int:
+    value = _positive_int(text)
+    if not 8 <= value <= 512:
+        raise argparse.ArgumentTypeError(f"image size must be in [8, 512], got {value}")
+    return value
+
+
+def _task_name(text: str) -> str:
+    if text not in ALL_TASKS:
+        raise argparse.ArgumentTypeError(f"unknown task {text!r}; choose from {', '.join(ALL_TASKS)}")
+    return text
+
+
+def _add_data_parser(subparsers) -> None:
+    data = subparsers.add_parser("data", help="offline datasets: record scripted demos, show episodes")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+
+    kitchen = data_sub.add_parser("kitchen", help="record scripted Franka Kitchen demonstrations")
+    kitchen.add_argument("--episodes", type=_positive_int, default=600)
+    kitchen.add_argument("--seed", type=int, default=0)
+    kitchen.add_argument("--out", type=Path, required=True)
+    kitchen.add_argument("--image-size", type=_image_size, default=128)
+    kitchen.add_argument("--workers", type=_positive_int, default=2)
+    kitchen.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    kitchen.set_defaults(func=_run_data_kitchen)
+
+    show = data_sub.add_parser("show", help="contact sheet of one episode's frames")
+    show.add_argument("dataset", type=Path)
+    show.add_argument("--episode", type=int, default=0)
+    show.add_argument("--out", type=Path, required=True)
+    show.add_argument("--frames-per-row", type=_positive_int, default=8)
+    show.add_argument("--image-size", type=_image_size, default=None,
+                      help="re-render size for datasets that store no frames")
+    show.set_defaults(func=_run_data_show)
+
+
+class UsageError(ValueError):
+    """A command-line argument that is wrong; reported in one line, exit code 2."""
+
+
+def _run_data_kitchen(args: argparse.Namespace) -> int:
+    from skillgym.data.record import RecordArgs, record_dataset
+
+    if args.out.exists() and not args.overwrite:
+        raise UsageError(f"{args.out} exists; pass --overwrite to replace it")
+    report = record_dataset(RecordArgs(out=args.out, episodes=args.episodes, seed=args.seed,
+                                       image_size=args.image_size, workers=args.workers))
+    print(report.summary())
+    print(f"dataset written to {args.out} (open with minari.MinariDataset('{args.out}/data'))")
+    return 0
+
+
+def _run_data_show(args: argparse.Namespace) -> int:
+    from skillgym.data.dataset import open_dataset
+    from skillgym.data.show import contact_sheet
+
+    n = len(open_dataset(args.dataset, image_size=args.image_size))
+    if not 0 <= args.episode < n:
+        raise UsageError(f"--episode must be in [0, {n}), got {args.episode}")
+    out = contact_sheet(args.dataset, args.episode, args.out, args.frames_per_row, args.image_size)
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="skillgym", description=__doc__.split("\n")[0])
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_data_parser(subparsers)
+    # Later stages register their own subcommands; each module owns its arguments.
+    for module, names in (
+        ("skillgym.extract.cli", ("add_extract_parser", "add_download_parser")),
+        ("skillgym.skills.cli", ("add_train_skills_parser", "add_skills_show_parser")),
+        ("skillgym.rl.cli", ("add_train_rl_parser",)),
+        ("skillgym.pipeline", ("add_run_parser",)),
+    ):
+        try:
+            mod = __import__(module, fromlist=list(names))
+        except ImportError:
+            continue
+        for name in names:
+            if hasattr(mod, name):
+                getattr(mod, name)(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point. Errors about the user's input (``ValueError``/``FileNotFoundError`` and their
+    subclasses: bad arguments, missing or corrupt files) print one line and exit with code 2;
+    set ``SKILLGYM_DEBUG=1`` to see the traceback instead."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as e:
+        if os.environ.get("SKILLGYM_DEBUG"):
+            raise
+        parser.exit(2, f"{parser.prog} {args.command}: error: {e}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Contact sheet of one episode: a row per subtask performed, frames sampled along it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from skillgym.data.dataset import open_dataset
+from skillgym.envs.kitchen import ALL_TASKS
+
+
+def label_runs(labels: np.ndarray) -> list[tuple[int, int, int]]:
+    """Maximal runs ``(start, end, label)`` of equal labels, end exclusive."""
+    if len(labels) == 0:
+        return []
+    cuts = np.flatnonzero(np.diff(labels)) + 1
+    starts = np.concatenate([[0], cuts])
+    ends = np.concatenate([cuts, [len(labels)]])
+    return [(int(s), int(e), int(labels[s])) for s, e in zip(starts, ends, strict=False)]
+
+
+def contact_sheet(dataset_path: str | Path, episode: int, out: str | Path, frames_per_row: int = 8,
+                  image_size: int | None = None) -> Path:
+    """Write a PNG with one row per subtask of ``episode`` (or per time chunk if unlabelled)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ds = open_dataset(dataset_path, image_size=image_size)
+    ep = ds.episode(episode)
+    if ep.subtasks is not None:
+        rows = [(s, e, ALL_TASKS[k] if k >= 0 else "transit") for s, e, k in label_runs(ep.subtasks)]
+    else:
+        bounds = np.linspace(0, ep.num_steps, 5).astype(int)
+        rows = [(int(s), int(e), f"steps {s}-{e}") for s, e in zip(bounds[:-1], bounds[1:], strict=False)]
+    fig, axes = plt.subplots(len(rows), frames_per_row, figsize=(1.6 * frames_per_row, 1.8 * len(rows)),
+                             squeeze=False)
+    for r, (start, end, name) in enumerate(rows):
+        picks = np.linspace(start, end, frames_per_row).round().astype(int)
+        for c, t in enumerate(picks):
+            ax = axes[r, c]
+            ax.imshow(ep.frames[t])
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(f"t={t}", fontsize=7)
+        axes[r, 0].set_ylabel(f"{name}\n({end - start} steps)", fontsize=9)
+    fig.suptitle(f"{Path(dataset_path).name} - episode {episode}: {ep.num_steps} steps, "
+                 f"return {ep.rewards.sum():.0f}", fontsize=10)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

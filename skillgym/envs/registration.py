@@ -1,0 +1,64 @@
+"""``gym.make("SkillKitchen-v0")`` and friends: the kitchen task env wrapped with a skill library."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import gymnasium as gym
+
+from skillgym.envs.kitchen import DEFAULT_TASKS
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+BUNDLED_LIBRARIES = {"state": ASSETS / "kitchen-state", "pixels": ASSETS / "kitchen-pixels"}
+
+
+def make_skill_kitchen(
+    library: str | os.PathLike | None = None,
+    tasks: Sequence[str] = DEFAULT_TASKS,
+    observation: str = "state",
+    max_skill_steps: int | None = None,
+    progress_threshold: float = 0.95,
+    record_frames: bool = False,
+    render_mode: str | None = None,
+    max_episode_steps: int = 280,
+) -> gym.Env:
+    """Kitchen task env (ordered subtasks, 280 low-level steps) in a skill library's space.
+
+    ``library`` defaults to the bundled library for ``observation`` ("state" or "pixels"); a
+    pixel library gets frames rendered at its own size and frame stack.
+    """
+    from skillgym.envs.kitchen import KitchenTaskEnv
+    from skillgym.envs.skill_space import SkillSpaceEnv
+    from skillgym.skills.library import SkillLibrary
+
+    if observation not in BUNDLED_LIBRARIES:
+        raise ValueError(f"observation must be 'state' or 'pixels', got {observation!r}")
+    path = Path(library) if library is not None else BUNDLED_LIBRARIES[observation]
+    lib = SkillLibrary.load(path)
+    pixels = lib.config.obs_kind == "pixels"
+    low = KitchenTaskEnv(
+        tasks=tasks,
+        max_episode_steps=max_episode_steps,
+        pixels=pixels,
+        image_size=lib.config.image_size or 64,
+        frame_stack=lib.config.frame_stack if pixels else 1,
+        render_mode=render_mode,
+    )
+    env = SkillSpaceEnv(low, lib, max_skill_steps=max_skill_steps,
+                        progress_threshold=progress_threshold, record_frames=record_frames)
+    env.library_path = str(path)
+    return env
+
+
+def register_envs() -> None:
+    # The low-level env enforces its own 280-step limit (as truncation); no extra TimeLimit.
+    specs = {
+        "SkillKitchen-v0": {"observation": "state"},
+        "SkillKitchenPixels-v0": {"observation": "pixels"},
+    }
+    for env_id, kwargs in specs.items():
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point="skillgym.envs.registration:make_skill_kitchen",
+                         kwargs=kwargs, disable_env_checker=False)

@@ -1,0 +1,187 @@
+"""SkillSpaceEnv: act in a skill library's space instead of the low-level action space.
+
+One ``step`` picks a skill ``d`` and its argument ``z``; the library's decoder turns them into
+low-level actions that run until the decoder says the skill is done (progress >= threshold), the
+skill step cap is reached, or the low-level episode ends.
+
+Example:
+    >>> from skillgym.envs.kitchen import KitchenTaskEnv
+    >>> env = SkillSpaceEnv(KitchenTaskEnv(), "skillgym/assets/kitchen-state")
+    >>> obs, info = env.reset(seed=0)
+    >>> obs, reward, terminated, truncated, info = env.step({"skill": 3, "arg": np.zeros(5, np.float32)})
+    >>> info["skill_steps"]   # low-level steps the skill ran
+    14
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Wrap a low-level env with a ``Dict(skill=Discrete(K), arg=Box)`` action space.
+
+    Args:
+        env: the low-level env. Its observation (or its ``"state"``/``"pixels"`` entry for Dict
+            observations) must be what the library's priors expect.
+        library: a :class:`~skillgym.skills.library.SkillLibrary` or the path of one.
+        max_skill_steps: cap on low-level steps per skill (default: the library's, 30 in kitchen).
+        progress_threshold: a skill stops once its predicted progress reaches this value. The
+            progress head is a sigmoid trained on t/N, so it approaches but never hits 1.0.
+        gamma: per-low-level-step discount for ``info["discounted_reward"]``.
+        record_frames: put the low-level frames of every skill in ``info["frames"]`` (needs the
+            low-level env to render ``rgb_array``).
+
+    Action space: ``skill`` in ``Discrete(K)``; ``arg`` in ``Box(-b, b, (nz,), float32)`` where
+    ``b`` is the library's ``arg_bound`` (the priors are Gaussian, so a few standard deviations
+    around 0). Arguments outside the box are clipped; malformed actions raise ``ValueError``
+    before the simulator is touched.
+
+    ``info`` after a step: ``skill``, ``arg``, ``skill_steps``, ``discounted_reward``, the
+    low-level info of the last step, and ``frames`` if ``record_frames``.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        library: Any,
+        max_skill_steps: int | None = None,
+        progress_threshold: float = 0.95,
+        gamma: float = 0.99,
+        record_frames: bool = False,
+    ):
+        from skillgym.skills.library import SkillLibrary
+
+        gym.utils.RecordConstructorArgs.__init__(
+            self, library=str(library) if isinstance(library, (str, os.PathLike)) else "<SkillLibrary>",
+            max_skill_steps=max_skill_steps, progress_threshold=progress_threshold, gamma=gamma,
+            record_frames=record_frames,
+        )
+        gym.Wrapper.__init__(self, env)
+        self.library = library if isinstance(library, SkillLibrary) else SkillLibrary.load(library)
+        self.library_path = None if isinstance(library, SkillLibrary) else str(Path(library))
+        self.max_skill_steps = int(max_skill_steps or self.library.max_skill_steps)
+        if self.max_skill_steps < 1:
+            raise ValueError(f"max_skill_steps must be >= 1, got {max_skill_steps}")
+        if not 0.0 < progress_threshold <= 1.0:
+            raise ValueError(f"progress_threshold must be in (0, 1], got {progress_threshold}")
+        self.progress_threshold, self.gamma, self.record_frames = progress_threshold, gamma, record_frames
+        self.open_loop = self.library.config.decoder == "open_loop"
+
+        self._obs_key = self._find_observation_key(env.observation_space, self.library.observation_space)
+        self.observation_space = self.library.observation_space
+        self.action_space = spaces.Dict(
+            skill=spaces.Discrete(self.library.num_skills), arg=self.library.arg_space
+        )
+        self._last_obs: Any = None
+        self.last_skill_frames: list[np.ndarray] = []
+
+    @property
+    def skill_prior(self):
+        """The library's priors p(d|s), p(z|s,d) (a torch module) — SkillSAC starts from them."""
+        return self.library.priors
+
+    @staticmethod
+    def _find_observation_key(low: spaces.Space, wanted: spaces.Space) -> str | None:
+        def fits(space: spaces.Space) -> bool:
+            return isinstance(space, spaces.Box) and space.shape == wanted.shape
+
+        if fits(low):
+            return None
+        if isinstance(low, spaces.Dict):
+            for key in ("pixels", "state", *low.spaces):
+                if key in low.spaces and fits(low.spaces[key]):
+                    return key
+        raise ValueError(
+            f"the low-level env observes {low}, but the skill library's priors expect {wanted}. "
+            "Make the env produce that observation (e.g. KitchenTaskEnv(pixels=True, image_size=64, "
+            "frame_stack=4) for a pixel library) or use a library trained on this observation."
+        )
+
+    def _observation(self, obs: Any) -> np.ndarray:
+        obs = obs if self._obs_key is None else obs[self._obs_key]
+        return np.asarray(obs, dtype=self.observation_space.dtype)
+
+    # -- action checking ----------------------------------------------------------------------
+    def parse_action(self, action: Any) -> tuple[int, np.ndarray]:
+        """Validate an action; returns ``(skill, arg)`` or raises ``ValueError`` naming the problem."""
+        if not isinstance(action, Mapping):
+            raise ValueError(
+                f"a skill action is a dict {{'skill': int, 'arg': float32 array of shape "
+                f"({self.library.z_dim},)}}, got {type(action).__name__}. Wrap the env with "
+                "FlattenSkillAction to act with a flat Box."
+            )
+        if set(action.keys()) != {"skill", "arg"}:
+            raise ValueError(f"a skill action has exactly the keys 'skill' and 'arg', got {sorted(action)}")
+        skill = np.asarray(action["skill"])
+        if skill.size != 1 or not np.issubdtype(skill.dtype, np.integer):
+            raise ValueError(f"action['skill'] must be one integer, got {action['skill']!r}")
+        skill_id = int(skill.reshape(()))
+        if not 0 <= skill_id < self.library.num_skills:
+            raise ValueError(f"action['skill'] = {skill_id} is outside [0, {self.library.num_skills})")
+        arg = np.asarray(action["arg"])
+        if arg.shape != (self.library.z_dim,):
+            raise ValueError(f"action['arg'] must have shape ({self.library.z_dim},), got {arg.shape}")
+        if not np.issubdtype(arg.dtype, np.floating):
+            raise ValueError(f"action['arg'] must be a float array, got dtype {arg.dtype}")
+        if not np.all(np.isfinite(arg)):
+            raise ValueError(f"action['arg'] contains NaN or inf: {arg}")
+        box = self.action_space["arg"]
+        return skill_id, np.clip(arg.astype(np.float32), box.low, box.high)
+
+    # -- gymnasium API ------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._last_obs = obs
+        self.last_skill_frames = []
+        return self._observation(obs), info
+
+    def step(self, action: Any):
+        if self._last_obs is None:
+            raise RuntimeError("call reset() before step()")
+        skill, arg = self.parse_action(action)
+        if self.open_loop:
+            actions, progress = self.library.decode(np.array([skill]), arg[None])
+            actions, progress = actions[0], progress[0]
+        else:
+            state = self.library.decoder_start(np.array([skill]), arg[None])
+
+        total, discounted, discount = 0.0, 0.0, 1.0
+        terminated = truncated = False
+        info: dict[str, Any] = {}
+        frames: list[np.ndarray] = []
+        obs = self._last_obs
+        steps = 0
+        for t in range(self.max_skill_steps):
+            if self.open_loop:
+                low_action, done_fraction = actions[t], float(progress[t])
+            else:
+                a, p, state = self.library.decoder_step(state, self._observation(obs)[None])
+                low_action, done_fraction = a[0], float(p[0])
+            obs, reward, terminated, truncated, info = self.env.step(low_action)
+            steps += 1
+            total += float(reward)
+            discounted += discount * float(reward)
+            discount *= self.gamma
+            if self.record_frames:
+                frames.append(self.env.render())
+            if terminated or truncated or done_fraction >= self.progress_threshold:
+                break
+        self._last_obs = obs
+        self.last_skill_frames = frames
+        info = dict(info)
+        info.update(skill=skill, arg=arg, skill_steps=steps, discounted_reward=discounted)
+        if self.record_frames:
+            info["frames"] = frames
+        return self._observation(obs), total, terminated, truncated, info
+
+    def render(self):
+        """The last low-level frame (``RecordSkillVideo`` records all of a skill's frames)."""
+        return self.env.render()

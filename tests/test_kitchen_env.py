@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from skillgym.envs.kitchen import DEFAULT_TASKS, KitchenTaskEnv
+
+
+@pytest.fixture(scope="module")
+def pixel_env():
+    env = KitchenTaskEnv(pixels=True, image_size=64, frame_stack=4)
+    yield env
+    env.close()
+
+
+def test_state_env_is_seeded_and_truncates_at_limit():
+    env = KitchenTaskEnv(max_episode_steps=5)
+    first, _ = env.reset(seed=3)
+    again, _ = env.reset(seed=3)
+    np.testing.assert_array_equal(first, again)
+    assert first.shape == (59,)
+    for _t in range(5):
+        obs, reward, terminated, truncated, info = env.step(np.zeros(9, np.float32))
+    assert truncated and not terminated  # a time limit is truncation
+    assert info["completed_tasks"] == [] and reward == 0.0
+
+
+def test_pixel_observation_stacks_frames(pixel_env):
+    obs, _ = pixel_env.reset(seed=0)
+    assert obs["pixels"].shape == (4, 64, 64, 3) and obs["pixels"].dtype == np.uint8
+    assert obs["pixels"].std() > 10  # a real rendered scene, not a black image
+    np.testing.assert_array_equal(obs["pixels"][0], obs["pixels"][3])  # reset fills the stack
+    obs2, *_ = pixel_env.step(np.ones(9, np.float32))
+    np.testing.assert_array_equal(obs2["pixels"][2], obs["pixels"][3])
+    assert np.abs(obs2["pixels"][3].astype(int) - obs2["pixels"][2]).max() > 0
+
+
+def test_restoring_a_sim_state_reproduces_its_frame(pixel_env):
+    pixel_env.reset(seed=1)
+    for _ in range(5):
+        obs, *_ = pixel_env.step(pixel_env.action_space.sample())
+    saved, frame = pixel_env.get_sim_state(), obs["pixels"][-1]
+    for _ in range(5):
+        pixel_env.step(pixel_env.action_space.sample())
+    pixel_env.set_sim_state(saved)
+    assert np.abs(pixel_env.render_frame().astype(int) - frame).max() <= 2
+
+
+def test_ordered_reward_counts_only_the_next_subtask():
+    env = KitchenTaskEnv(tasks=("kettle", "microwave"), ordered=True)
+    env.reset(seed=0)
+    microwave_joint = 22  # qpos index of the microwave door hinge
+    state = env.get_sim_state()
+    state[microwave_joint] = -0.7  # open the microwave first: out of order, no reward
+    env.set_sim_state(state)
+    _, reward, terminated, _, info = env.step(np.zeros(9, np.float32))
+    assert env.task_done("microwave")
+    assert reward == 0.0 and info["completed_tasks"] == [] and not terminated
+
+    unordered = KitchenTaskEnv(tasks=("kettle", "microwave"), ordered=False)
+    unordered.reset(seed=0)
+    unordered.set_sim_state(state)
+    _, reward, *_ = unordered.step(np.zeros(9, np.float32))
+    assert reward == 1.0
+
+
+def test_bad_arguments_are_rejected():
+    with pytest.raises(ValueError, match="tasks must be distinct"):
+        KitchenTaskEnv(tasks=("microwave", "toaster"))
+    env = KitchenTaskEnv()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.zeros(7))
+    with pytest.raises(ValueError, match="finite"):
+        env.step(np.full(9, np.nan))
+    assert DEFAULT_TASKS == ("microwave", "kettle", "bottom burner", "light switch")
