@@ -1,0 +1,133 @@
+"""Gradient steps per second of SkillSAC against SB3 SAC on the same skill env, measured in the same run.
+
+SAC acts on a flattened view of the skill space (Box action ``[K skill scores ‖ arg]``, skill = argmax of the
+scores), with the same network sizes (actor MLP = the prior's MLP, critics ``net_arch``) and batch size.
+The env is ``ToySkillEnv`` at kitchen-state size (obs dim 59, K=8, nz=5) so no simulator is needed.
+
+    python benchmarks/skillsac_updates.py                 # defaults: 300 gradient steps each, batch 256
+    python benchmarks/skillsac_updates.py --steps 1000 --threads 2
+
+Both algorithms are timed on ``model.train(gradient_steps=N, batch_size)`` after the same warm-up, in
+alternating rounds, on the CPU time of this process (``time.process_time``, robust to neighbours on a shared
+machine; with 1 thread it equals wall time on an idle one); the best round of each is reported.
+
+``--malloc keep`` (default) first calls ``skillgym.rl.utils.keep_freed_memory()``, which applies to both
+algorithms alike; ``--malloc default`` measures glibc's defaults, under which SkillSAC's multi-MB per-skill
+tensors are page-faulted in afresh at every update (see that function's docstring).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import SAC
+
+from skillgym.envs.toy import ToySkillEnv
+from skillgym.rl import SkillSAC
+from skillgym.rl.utils import keep_freed_memory
+
+
+class FlatSkillAction(gym.ActionWrapper):
+    """Box view ``[K scores ‖ arg]`` of a ``Dict(skill, arg)`` action space (the skill is the argmax score)."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.n_skills = int(env.action_space["skill"].n)
+        arg = env.action_space["arg"]
+        low = np.concatenate([-np.ones(self.n_skills), arg.low]).astype(np.float32)
+        high = np.concatenate([np.ones(self.n_skills), arg.high]).astype(np.float32)
+        self.action_space = spaces.Box(low, high, dtype=np.float32)
+
+    def action(self, action: np.ndarray) -> dict[str, Any]:
+        return {
+            "skill": int(np.argmax(action[: self.n_skills])),
+            "arg": action[self.n_skills :].astype(np.float32),
+        }
+
+
+def time_updates(model: Any, steps: int, batch_size: int) -> float:
+    t0 = time.process_time()
+    model.train(gradient_steps=steps, batch_size=batch_size)
+    return steps / (time.process_time() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=300, help="gradient steps per timed round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--hidden", type=int, nargs="+", default=[256, 256], help="actor/prior and critic MLP sizes"
+    )
+    parser.add_argument("--n-skills", type=int, default=8)
+    parser.add_argument("--arg-dim", type=int, default=5)
+    parser.add_argument("--obs-dim", type=int, default=59)
+    parser.add_argument(
+        "--separate-actor", action="store_true", help="two prior copies for π_d and π_z (share_actor=False)"
+    )
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--malloc", choices=["keep", "default"], default="keep")
+    args = parser.parse_args()
+    th.set_num_threads(args.threads)
+    malloc_tuned = args.malloc == "keep" and keep_freed_memory()
+
+    def make_env() -> ToySkillEnv:
+        return ToySkillEnv(
+            n_skills=args.n_skills,
+            arg_dim=args.arg_dim,
+            n_states=8,
+            obs_dim=args.obs_dim,
+            obs_dtype=np.float64,
+            prior_net_arch=args.hidden,
+        )
+
+    warmup = 2 * args.batch_size
+    skill = SkillSAC(
+        "SkillPolicy",
+        make_env(),
+        learning_starts=warmup,
+        batch_size=args.batch_size,
+        policy_kwargs=dict(net_arch=args.hidden, share_actor=not args.separate_actor),
+        seed=0,
+    )
+    sac = SAC(
+        "MlpPolicy",
+        FlatSkillAction(make_env()),
+        learning_starts=warmup,
+        batch_size=args.batch_size,
+        policy_kwargs=dict(net_arch=args.hidden),
+        seed=0,
+    )
+    for model in (skill, sac):
+        model.learn(warmup)  # fills the buffer, no updates yet
+        model.train(gradient_steps=20, batch_size=args.batch_size)  # allocator / Adam state warm-up
+
+    rates: dict[str, list[float]] = {"SkillSAC": [], "SAC": []}
+    for _ in range(args.rounds):
+        rates["SkillSAC"].append(time_updates(skill, args.steps, args.batch_size))
+        rates["SAC"].append(time_updates(sac, args.steps, args.batch_size))
+    best = {k: max(v) for k, v in rates.items()}
+    n_skill = sum(p.numel() for p in skill.policy.parameters() if p.requires_grad)
+    n_sac = sum(p.numel() for p in sac.policy.parameters() if p.requires_grad)
+    print(
+        f"obs {args.obs_dim}, K={args.n_skills}, nz={args.arg_dim}, hidden {args.hidden}, batch {args.batch_size}, "
+        f"threads {args.threads}, share_actor={not args.separate_actor}, malloc {'keep' if malloc_tuned else 'default'}"
+    )
+    print(f"trainable parameters: SkillSAC {n_skill:,} / SAC {n_sac:,}")
+    for name, values in rates.items():
+        print(
+            f"{name:9s} gradient steps/s: best {best[name]:7.1f}  rounds {', '.join(f'{v:.1f}' for v in values)}"
+        )
+    print(f"ratio SkillSAC / SAC: {best['SkillSAC'] / best['SAC']:.2f}  (goal >= 0.7)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""Stage 3: skill-space RL (EXTRACT §4.3) as a Stable-Baselines3 algorithm."""
+
+from skillgym.rl.buffers import SkillReplayBuffer, SkillReplayBufferSamples
+from skillgym.rl.distributions import SkillDistribution, categorical_kl, diag_gaussian_kl
+from skillgym.rl.policies import (
+    FrameStackCNN,
+    SkillActions,
+    SkillActor,
+    SkillCritic,
+    SkillPolicy,
+    StateEncoder,
+)
+from skillgym.rl.skill_sac import SkillSAC
+
+__all__ = [
+    "FrameStackCNN",
+    "SkillActions",
+    "SkillActor",
+    "SkillCritic",
+    "SkillDistribution",
+    "SkillPolicy",
+    "SkillReplayBuffer",
+    "SkillReplayBufferSamples",
+    "SkillSAC",
+    "StateEncoder",
+    "categorical_kl",
+    "diag_gaussian_kl",
+]

@@ -1,0 +1,119 @@
+"""Replay buffer for ``Dict(skill=Discrete(K), arg=Box(nz))`` actions.
+
+SB3's ReplayBuffer only knows flat actions. We reuse it unchanged for observations, rewards, dones and
+time-outs (so truncation keeps bootstrapping through ``handle_timeout_termination``) and store the action
+as the flat float vector ``[skill, arg_0, ..., arg_{nz-1}]`` (skill indices < 2**24 are exact in float32).
+Per transition we also keep ``skill_steps`` (low-level steps the skill ran, for ``gamma_per_step``) and the
+env's discounted reward if it reports one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.vec_env import VecNormalize
+
+
+class SkillReplayBufferSamples(NamedTuple):
+    observations: th.Tensor
+    skills: th.Tensor  # (B,) long — the skill that was actually executed
+    args: th.Tensor  # (B, nz) float — the argument sampled by the policy (unclipped, see SkillSAC)
+    next_observations: th.Tensor
+    dones: th.Tensor  # (B, 1) termination only; 0 where the episode was truncated (time-out)
+    rewards: th.Tensor  # (B, 1)
+    skill_steps: th.Tensor  # (B, 1) number of low-level steps (>= 1)
+    discounted_rewards: th.Tensor  # (B, 1) Σ_t γ^t r_t from the env, or the reward if the env has none
+
+
+def check_skill_action_space(action_space: spaces.Space) -> tuple[int, int]:
+    """Return (K, nz) for ``Dict(skill=Discrete(K), arg=Box((nz,)))`` or raise a clear error."""
+    ok = (
+        isinstance(action_space, spaces.Dict)
+        and set(action_space.spaces) == {"skill", "arg"}
+        and isinstance(action_space["skill"], spaces.Discrete)
+        and isinstance(action_space["arg"], spaces.Box)
+        and len(action_space["arg"].shape) == 1
+    )
+    if not ok:
+        raise ValueError(
+            f"Expected a skill action space Dict(skill=Discrete(K), arg=Box((nz,))), got {action_space}"
+        )
+    skill_space = action_space["skill"]
+    assert isinstance(skill_space, spaces.Discrete)
+    if int(skill_space.start) != 0:
+        raise ValueError("The skill space must start at 0 (Discrete(K, start=0)).")
+    return int(skill_space.n), int(action_space["arg"].shape[0])
+
+
+class SkillReplayBuffer(ReplayBuffer):
+    """ReplayBuffer whose action is a skill and its continuous argument (see module docstring).
+
+    ``add`` expects ``action`` as the flat buffer action (n_envs, 1 + nz) produced by ``SkillSAC``.
+    """
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: th.device | str = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+    ):
+        self.n_skills, self.arg_dim = check_skill_action_space(action_space)
+        self.skill_action_space = action_space
+        flat = spaces.Box(-np.inf, np.inf, (1 + self.arg_dim,), np.float32)
+        super().__init__(
+            buffer_size,
+            observation_space,
+            flat,
+            device=device,
+            n_envs=n_envs,
+            optimize_memory_usage=optimize_memory_usage,
+            handle_timeout_termination=handle_timeout_termination,
+        )
+        self.skill_steps = np.ones((self.buffer_size, self.n_envs), dtype=np.float32)
+        self.discounted_rewards = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
+
+    def add(
+        self,
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        # Written before super().add() because it advances self.pos.
+        self.skill_steps[self.pos] = [max(1, int(info.get("skill_steps", 1))) for info in infos]
+        self.discounted_rewards[self.pos] = [
+            float(info.get("discounted_reward", r)) for info, r in zip(infos, np.asarray(reward), strict=True)
+        ]
+        super().add(obs, next_obs, action, reward, done, infos)
+
+    def _get_samples(
+        self, batch_inds: np.ndarray, env: VecNormalize | None = None
+    ) -> SkillReplayBufferSamples:  # type: ignore[override]
+        env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
+        if self.optimize_memory_usage:
+            next_obs = self.observations[(batch_inds + 1) % self.buffer_size, env_indices]
+        else:
+            next_obs = self.next_observations[batch_inds, env_indices]
+        actions = self.actions[batch_inds, env_indices]
+        dones = self.dones[batch_inds, env_indices] * (1 - self.timeouts[batch_inds, env_indices])
+        to = self.to_torch
+        return SkillReplayBufferSamples(
+            observations=to(self._normalize_obs(self.observations[batch_inds, env_indices], env)),  # type: ignore[arg-type]
+            skills=to(np.rint(actions[:, 0])).long(),
+            args=to(actions[:, 1:]),
+            next_observations=to(self._normalize_obs(next_obs, env)),  # type: ignore[arg-type]
+            dones=to(dones.reshape(-1, 1)),
+            rewards=to(self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)),
+            skill_steps=to(self.skill_steps[batch_inds, env_indices].reshape(-1, 1)),
+            discounted_rewards=to(self.discounted_rewards[batch_inds, env_indices].reshape(-1, 1)),
+        )

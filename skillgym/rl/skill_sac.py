@@ -1,0 +1,531 @@
+"""SkillSAC: soft actor-critic in a skill space, regularised towards the skill priors (EXTRACT §4.3, Eq. 4-5,
+Alg. 4, App. B.1.3), written as an SB3 ``OffPolicyAlgorithm`` the same way as ``stable_baselines3.SAC``.
+
+Losses (per state s of a replay batch; KLs are true KLs, summed over dimensions):
+
+    actor  = Σ_d π_d(d|s) [ α_z KL(π_z(·|s,d) ‖ p_z(·|s,d)) − min_i Q_i(s, z_d, d) ] + α_d KL(π_d(·|s) ‖ p_d(·|s)),
+             z_d ~ π_z(·|s,d) reparameterised, for all K skills in one batched pass;
+    V(s')  = Σ_d π_d(d|s') [ min_i Q̄_i(s', z'_d, d) − α_z KL_z(s',d) ] − α_d KL_d(s');
+    critic = ½ Σ_i (Q_i(s, z, d) − (r + γ (1 − terminated) V(s')))², at the (d, z) *stored in the buffer*.
+
+Truncation (time-outs) bootstraps: SB3's ``handle_timeout_termination`` zeroes ``dones`` for them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.env_util import is_wrapped
+from stable_baselines3.common.logger import KVWriter, TensorBoardOutputFormat
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import check_for_nested_spaces
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import polyak_update, safe_mean
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env.patch_gym import _patch_env
+from torch import nn
+from torch.nn import functional as F
+
+from skillgym.rl.buffers import SkillReplayBuffer, SkillReplayBufferSamples, check_skill_action_space
+from skillgym.rl.distributions import SkillDistribution
+from skillgym.rl.policies import SkillActions, SkillActor, SkillCritic, SkillPolicy
+
+SelfSkillSAC = TypeVar("SelfSkillSAC", bound="SkillSAC")
+
+
+class LowLevelStepsWriter(KVWriter):
+    """Mirrors every scalar of a log dump into TensorBoard under ``low_level_steps/<key>``, with the number of
+    low-level env steps as x-axis (the regular tags use skill decisions, SB3's ``num_timesteps``)."""
+
+    def __init__(self, tb_format: TensorBoardOutputFormat):
+        self.writer = tb_format.writer
+
+    def write(
+        self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0
+    ) -> None:
+        x = key_values.get("time/low_level_steps")
+        if x is None:
+            return
+        for key, value in key_values.items():
+            excluded = key_excluded.get(key)
+            if excluded is not None and "tensorboard" in excluded:
+                continue
+            if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+                self.writer.add_scalar(f"low_level_steps/{key}", value, int(x))
+        self.writer.flush()
+
+    def close(self) -> None:
+        pass  # the writer belongs to the TensorBoardOutputFormat
+
+
+class SkillSAC(OffPolicyAlgorithm):
+    """Skill-space SAC with prior-KL regularisation (EXTRACT).
+
+    The env's action space must be ``Dict(skill=Discrete(K), arg=Box((nz,)))``; its ``info["skill_steps"]`` (low-level
+    steps the skill ran) feeds ``gamma_per_step`` and the low-level-step logging, ``info["num_completed"]`` (if any)
+    the subtask logging.
+
+    How the prior reaches the policy: pass ``prior=module`` here, or leave it out and the env attribute
+    ``skill_prior`` is used (``env.get_attr("skill_prior")[0]``). Either way it ends up as
+    ``policy_kwargs["prior"]`` and is saved inside the model zip, so ``SkillSAC.load(path)`` needs no env.
+
+    The argument sent to the env is clipped to its Box; the buffer stores the *unclipped* sample, so the critic
+    is trained on the same z distribution the actor loss differentiates through (clipping is part of the env).
+
+    :param policy: ``"SkillPolicy"`` (aliases ``"MlpPolicy"``, ``"CnnPolicy"``) or a ``SkillPolicy`` subclass
+    :param env: the skill-space env (or its id, or a VecEnv)
+    :param learning_rate: Adam learning rate for actor, critic and (auto) coefficients; may be a schedule
+    :param buffer_size: replay capacity in skill transitions
+    :param learning_starts: skill decisions sampled from the *prior* (not uniformly) before learning starts
+    :param batch_size: minibatch size
+    :param tau: Polyak coefficient of the target critics
+    :param gamma: discount per skill decision, or per low-level step when ``gamma_per_step``
+    :param train_freq: update every ``train_freq`` skill decisions (or ``(n, "episode")``)
+    :param gradient_steps: gradient steps per update (-1: as many as decisions collected)
+    :param replay_buffer_class: default ``SkillReplayBuffer``
+    :param replay_buffer_kwargs: its keyword arguments
+    :param optimize_memory_usage: SB3's memory-efficient buffer (incompatible with time-out handling)
+    :param alpha_d: weight of KL(π_d ‖ p_d); a float (fixed, the paper's choice) or ``"auto"``/``"auto_<init>"`` to
+        tune it towards ``target_kl_d``
+    :param alpha_z: weight of KL(π_z ‖ p_z), same conventions, target ``target_kl_z`` (expected under π_d)
+    :param target_kl_d: target KL_d in nats for ``alpha_d="auto"``
+    :param target_kl_z: target E_d[KL_z] in nats for ``alpha_z="auto"``
+    :param gamma_per_step: discount a skill transition by γ^skill_steps and use ``info["discounted_reward"]`` (computed
+        by the env, with its own γ — keep both equal) as its reward
+    :param target_update_interval: update target critics every this many gradient steps
+    :param prior: the skill prior module (see above)
+    :param stats_window_size: episodes averaged in rollout logs
+    :param tensorboard_log: TensorBoard folder (None: no TensorBoard)
+    :param policy_kwargs: ``SkillPolicy`` keyword arguments (``net_arch``, ``share_actor``, ...)
+    :param verbose: 0, 1 or 2
+    :param seed: random seed (torch, numpy, env)
+    :param device: torch device
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "SkillPolicy": SkillPolicy,
+        "MlpPolicy": SkillPolicy,
+        "CnnPolicy": SkillPolicy,
+    }
+    policy: SkillPolicy
+    actor: SkillActor
+    critic: SkillCritic
+    critic_target: SkillCritic
+    replay_buffer: SkillReplayBuffer
+
+    def __init__(
+        self,
+        policy: str | type[SkillPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        buffer_size: int = 50_000,
+        learning_starts: int = 1000,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        alpha_d: float | str = 0.1,
+        alpha_z: float | str = 0.01,
+        target_kl_d: float = 0.5,
+        target_kl_z: float = 2.0,
+        gamma_per_step: bool = False,
+        target_update_interval: int = 1,
+        prior: nn.Module | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            buffer_size,
+            learning_starts,
+            batch_size,
+            tau,
+            gamma,
+            train_freq,
+            gradient_steps,
+            action_noise=None,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            sde_support=False,
+            supported_action_spaces=(spaces.Dict,),
+            support_multi_env=True,
+        )
+        # Own copy: the prior is added to it below and must not leak into a dict the caller reuses.
+        self.policy_kwargs = dict(self.policy_kwargs)
+        if prior is not None:
+            if "prior" in self.policy_kwargs:
+                raise ValueError("Pass the prior either as prior=... or in policy_kwargs, not both.")
+            self.policy_kwargs["prior"] = prior
+        self.alpha_d = alpha_d
+        self.alpha_z = alpha_z
+        self.target_kl_d = float(target_kl_d)
+        self.target_kl_z = float(target_kl_z)
+        self.gamma_per_step = gamma_per_step
+        self.target_update_interval = target_update_interval
+        self.log_alpha_d: th.Tensor | None = None
+        self.log_alpha_z: th.Tensor | None = None
+        self.alpha_d_optimizer: th.optim.Optimizer | None = None
+        self.alpha_z_optimizer: th.optim.Optimizer | None = None
+        # Rollout statistics (skill decisions are SB3 "timesteps"; low-level steps are counted here).
+        self.num_low_level_steps = 0
+        self._skill_counts: np.ndarray | None = None
+        self._skill_len_buffer: deque[float] = deque(maxlen=1000)
+        self._ep_low_level_len_buffer: deque[float] = deque(maxlen=stats_window_size)
+        self._ep_num_completed_buffer: deque[float] = deque(maxlen=stats_window_size)
+        self._ep_low_level_len: np.ndarray | None = None
+
+        if _init_setup_model:
+            self._setup_model()
+
+    # ----------------------------------------------------------------------------------------------- setup
+    @staticmethod
+    def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
+        # Like BaseAlgorithm._wrap_env but never adds VecTransposeImage: the priors take frames in the env's own
+        # channels-last layout, and the critic's CNN handles that layout itself.
+        if not isinstance(env, VecEnv):
+            env = _patch_env(env)
+            if not is_wrapped(env, Monitor) and monitor_wrapper:
+                if verbose >= 1:
+                    print("Wrapping the env with a `Monitor` wrapper")
+                env = Monitor(env)
+            env = DummyVecEnv([lambda: env])  # type: ignore[list-item, return-value]
+        check_for_nested_spaces(env.observation_space)
+        return env  # type: ignore[return-value]
+
+    def _prior_from_env(self) -> nn.Module:
+        if self.env is None:
+            raise ValueError(
+                "SkillSAC needs a prior: pass prior=... or an env with a `skill_prior` attribute."
+            )
+        try:
+            prior = self.env.get_attr("skill_prior")[0]
+        except AttributeError as e:
+            raise ValueError(
+                "The env has no `skill_prior` attribute; pass the library's prior module as SkillSAC(..., prior=...)."
+            ) from e
+        if not isinstance(prior, nn.Module):
+            raise TypeError(f"env.skill_prior must be an nn.Module, got {type(prior).__name__}")
+        return prior
+
+    def _setup_model(self) -> None:
+        check_skill_action_space(self.action_space)
+        if "prior" not in self.policy_kwargs:
+            self.policy_kwargs["prior"] = self._prior_from_env()
+        if self.replay_buffer_class is None:
+            self.replay_buffer_class = SkillReplayBuffer
+        super()._setup_model()
+        self.actor = self.policy.actor
+        self.critic = self.policy.critic
+        self.critic_target = self.policy.critic_target
+        self.log_alpha_d, self.alpha_d_tensor, self.alpha_d_optimizer = self._setup_coef(self.alpha_d)
+        self.log_alpha_z, self.alpha_z_tensor, self.alpha_z_optimizer = self._setup_coef(self.alpha_z)
+
+    def _setup_coef(
+        self, value: float | str
+    ) -> tuple[th.Tensor | None, th.Tensor, th.optim.Optimizer | None]:
+        """Fixed coefficient, or ``"auto"``/``"auto_<init>"``: learnt log-coefficient (like SB3 SAC's ``ent_coef``)."""
+        if isinstance(value, str):
+            if not value.startswith("auto"):
+                raise ValueError(f"A KL coefficient must be a float, 'auto' or 'auto_<init>', got {value!r}")
+            init = float(value.split("_")[1]) if "_" in value else 1.0
+            if init <= 0:
+                raise ValueError("The initial KL coefficient must be > 0")
+            log_coef = th.log(th.ones(1, device=self.device) * init).requires_grad_(True)
+            return (
+                log_coef,
+                th.ones(1, device=self.device) * init,
+                th.optim.Adam([log_coef], lr=self.lr_schedule(1)),
+            )
+        return None, th.tensor(float(value), device=self.device), None
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, Any]:
+        out = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        assert self.env is not None
+        if reset_num_timesteps:
+            self.num_low_level_steps = 0
+        if (
+            reset_num_timesteps
+            or self._ep_low_level_len is None
+            or len(self._ep_low_level_len) != self.env.num_envs
+        ):
+            self._ep_low_level_len = np.zeros(self.env.num_envs)
+        if self._skill_counts is None:
+            self._skill_counts = np.zeros(self.policy.n_skills, dtype=np.int64)
+        tb = [f for f in self.logger.output_formats if isinstance(f, TensorBoardOutputFormat)]
+        if tb and not any(isinstance(f, LowLevelStepsWriter) for f in self.logger.output_formats):
+            self.logger.output_formats.append(LowLevelStepsWriter(tb[0]))
+        return out
+
+    # -------------------------------------------------------------------------------------------- rollouts
+    def _sample_action(
+        self,
+        learning_starts: int,
+        action_noise: ActionNoise | None = None,
+        n_envs: int = 1,
+    ) -> tuple[SkillActions, np.ndarray]:  # type: ignore[override]
+        """(env action with clipped argument, flat buffer action ``[skill, unclipped arg]``).
+
+        During warm-up skills and arguments are sampled from the frozen prior, not uniformly: a uniform z
+        is mostly out of the prior's support and the decoder would produce junk.
+        """
+        assert self._last_obs is not None, "self._last_obs was not set"
+        obs, _ = self.policy.obs_to_tensor(self._last_obs)
+        warmup = self.num_timesteps < learning_starts
+        with th.no_grad():
+            skill, arg = self.policy.sample_skill(obs, deterministic=False, from_prior=warmup)
+        skill_np = skill.cpu().numpy()
+        arg_np = arg.cpu().numpy().astype(np.float32)
+        buffer_action = np.concatenate([skill_np[:, None].astype(np.float32), arg_np], axis=1)
+        return SkillActions(skill_np, self.policy.clip_arg(arg_np)), buffer_action
+
+    def _store_transition(
+        self,
+        replay_buffer: ReplayBuffer,
+        buffer_action: np.ndarray,
+        new_obs: np.ndarray | dict[str, np.ndarray],
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        assert self._skill_counts is not None and self._ep_low_level_len is not None
+        skills = np.rint(buffer_action[:, 0]).astype(np.int64)
+        np.add.at(self._skill_counts, skills, 1)
+        for i, info in enumerate(infos):
+            n = max(1, int(info.get("skill_steps", 1)))
+            self.num_low_level_steps += n
+            self._skill_len_buffer.append(n)
+            self._ep_low_level_len[i] += n
+            if dones[i]:
+                self._ep_low_level_len_buffer.append(float(self._ep_low_level_len[i]))
+                self._ep_low_level_len[i] = 0
+                if "num_completed" in info:
+                    self._ep_num_completed_buffer.append(float(info["num_completed"]))
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+
+    def dump_logs(self) -> None:
+        self.logger.record("time/low_level_steps", self.num_low_level_steps)
+        self.logger.record("rollout/low_level_steps", self.num_low_level_steps)
+        if len(self._skill_len_buffer) > 0:
+            self.logger.record("rollout/skill_len_mean", safe_mean(list(self._skill_len_buffer)))
+        if len(self._ep_low_level_len_buffer) > 0:
+            self.logger.record(
+                "rollout/ep_low_level_len_mean", safe_mean(list(self._ep_low_level_len_buffer))
+            )
+        if len(self._ep_num_completed_buffer) > 0:
+            self.logger.record(
+                "rollout/ep_num_completed_mean", safe_mean(list(self._ep_num_completed_buffer))
+            )
+        if self._skill_counts is not None and self._skill_counts.sum() > 0:
+            freq = self._skill_counts / self._skill_counts.sum()
+            for d, f in enumerate(freq):
+                self.logger.record(f"rollout/skill_freq/{d}", float(f))
+            # Histogram of the skills chosen since the last dump (TensorBoard only).
+            self.logger.record(
+                "rollout/skill_hist",
+                np.repeat(np.arange(len(freq)), self._skill_counts),
+                exclude=("stdout", "log", "json", "csv"),
+            )
+            self._skill_counts[:] = 0
+        super().dump_logs()
+
+    # ------------------------------------------------------------------------------------------------ losses
+    def _coefs(self) -> tuple[th.Tensor, th.Tensor]:
+        alpha_d = th.exp(self.log_alpha_d.detach()) if self.log_alpha_d is not None else self.alpha_d_tensor
+        alpha_z = th.exp(self.log_alpha_z.detach()) if self.log_alpha_z is not None else self.alpha_z_tensor
+        return alpha_d, alpha_z
+
+    def _soft_value(
+        self,
+        pi: SkillDistribution,
+        prior: SkillDistribution,
+        obs: th.Tensor,
+        alpha_d: th.Tensor,
+        alpha_z: th.Tensor,
+    ) -> th.Tensor:
+        """V(s) = Σ_d π_d(d|s)[min_i Q̄_i(s, z_d, d) − α_z KL_z(s,d)] − α_d KL_d(s) with target critics: (B,)."""
+        z = pi.rsample_args()
+        q = self.critic_target.q_per_skill(self.critic_target.encode(obs), z).min(dim=0).values
+        return (pi.probs * (q - alpha_z * pi.kl_z(prior))).sum(dim=-1) - alpha_d * pi.kl_d(prior)
+
+    def _critic_loss(
+        self,
+        data: SkillReplayBufferSamples,
+        alpha_d: th.Tensor,
+        alpha_z: th.Tensor,
+        next_prior: SkillDistribution | None = None,
+    ) -> tuple[th.Tensor, dict[str, float]]:
+        """½ Σ_i MSE(Q_i(s, z, d), y) at the skill d and argument z *stored in the buffer*."""
+        with th.no_grad():
+            if next_prior is None:
+                next_prior = self.policy.prior_dist(data.next_observations)
+            next_pi = self.policy.policy_dist(data.next_observations)
+            next_v = self._soft_value(
+                next_pi, next_prior, data.next_observations, alpha_d, alpha_z
+            ).unsqueeze(1)
+            if self.gamma_per_step:
+                discounts = self.gamma**data.skill_steps
+                rewards = data.discounted_rewards
+            else:
+                discounts, rewards = self.gamma, data.rewards
+            # dones are terminations only; truncated transitions keep bootstrapping.
+            target_q = (rewards + (1.0 - data.dones) * discounts * next_v).squeeze(1)
+        current_q = self.critic.q_taken(self.critic.encode(data.observations), data.args, data.skills)
+        loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
+        assert isinstance(loss, th.Tensor)
+        return loss, {"q_taken": current_q.mean().item(), "target_q": target_q.mean().item()}
+
+    def _actor_loss(
+        self,
+        obs: th.Tensor,
+        alpha_d: th.Tensor,
+        alpha_z: th.Tensor,
+        prior: SkillDistribution | None = None,
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, dict[str, float]]:
+        """Eq. 5 summed over all skills. Returns (loss, KL_d (B,), E_{π_d}[KL_z] (B,), stats)."""
+        if prior is None:
+            prior = self.policy.prior_dist(obs)
+        pi = self.policy.policy_dist(obs)
+        z = pi.rsample_args()  # (B, K, nz), one reparameterised argument per skill
+        with th.no_grad():
+            features = self.critic.encode(obs)
+        q = self.critic.q_per_skill(features, z, detach_params=True).min(dim=0).values  # (B, K)
+        kl_z = pi.kl_z(prior)  # (B, K)
+        kl_d = pi.kl_d(prior)  # (B,)
+        probs = pi.probs
+        loss = ((probs * (alpha_z * kl_z - q)).sum(dim=-1) + alpha_d * kl_d).mean()
+        exp_kl_z = (probs * kl_z).sum(dim=-1)
+        entropy_d = -(probs * F.log_softmax(pi.logits, dim=-1)).sum(dim=-1)
+        stats = {"q_pi": (probs * q).sum(dim=-1).mean().item(), "entropy_d": entropy_d.mean().item()}
+        return loss, kl_d, exp_kl_z, stats
+
+    # ------------------------------------------------------------------------------------------------- train
+    def train(self, gradient_steps: int, batch_size: int = 256) -> None:
+        self.policy.set_training_mode(True)
+        optimizers: list[th.optim.Optimizer] = [self.actor.optimizer, self.critic.optimizer]
+        optimizers += [o for o in (self.alpha_d_optimizer, self.alpha_z_optimizer) if o is not None]
+        self._update_learning_rate(optimizers)
+
+        logs: dict[str, list[float]] = {}
+
+        def log(key: str, value: float) -> None:
+            logs.setdefault(key, []).append(value)
+
+        for gradient_step in range(gradient_steps):
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            alpha_d, alpha_z = self._coefs()
+            # The frozen prior at s and s' in one pass (it is a pure function of the observation).
+            prior_both = self.policy.prior_dist(th.cat([data.observations, data.next_observations]))
+            n = data.observations.shape[0]
+            prior_s = SkillDistribution(*(t[:n] for t in prior_both))
+            prior_next = SkillDistribution(*(t[n:] for t in prior_both))
+
+            critic_loss, critic_stats = self._critic_loss(data, alpha_d, alpha_z, next_prior=prior_next)
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
+
+            actor_loss, kl_d, kl_z, actor_stats = self._actor_loss(
+                data.observations, alpha_d, alpha_z, prior=prior_s
+            )
+            self.actor.optimizer.zero_grad()
+            actor_loss.backward()
+            self.actor.optimizer.step()
+
+            # Coefficient tuning (only with "auto"): raise α when the KL exceeds its target, as SB3 SAC does
+            # for the entropy. Uses this step's (detached) KLs.
+            if self.log_alpha_d is not None and self.alpha_d_optimizer is not None:
+                loss_d = -(self.log_alpha_d * (kl_d.detach().mean() - self.target_kl_d)).sum()
+                self.alpha_d_optimizer.zero_grad()
+                loss_d.backward()
+                self.alpha_d_optimizer.step()
+                log("alpha_d_loss", loss_d.item())
+            if self.log_alpha_z is not None and self.alpha_z_optimizer is not None:
+                loss_z = -(self.log_alpha_z * (kl_z.detach().mean() - self.target_kl_z)).sum()
+                self.alpha_z_optimizer.zero_grad()
+                loss_z.backward()
+                self.alpha_z_optimizer.step()
+                log("alpha_z_loss", loss_z.item())
+
+            if gradient_step % self.target_update_interval == 0:
+                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+
+            log("critic_loss", critic_loss.item())
+            log("actor_loss", actor_loss.item())
+            log("kl_d", kl_d.mean().item())
+            log("kl_z", kl_z.mean().item())
+            log("alpha_d", alpha_d.item())
+            log("alpha_z", alpha_z.item())
+            for key, value in {**critic_stats, **actor_stats}.items():
+                log(key, value)
+
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        for key, values in logs.items():
+            self.logger.record(f"train/{key}", float(np.mean(values)))
+
+    def learn(
+        self: SelfSkillSAC,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "SkillSAC",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfSkillSAC:
+        """Train for ``total_timesteps`` skill decisions (``num_low_level_steps`` counts env steps)."""
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    # ---------------------------------------------------------------------------------------- save / load
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "actor", "critic", "critic_target"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]
+        variables = []
+        for key in ("d", "z"):
+            if getattr(self, f"alpha_{key}_optimizer") is not None:
+                state_dicts.append(f"alpha_{key}_optimizer")
+                variables.append(f"log_alpha_{key}")
+            else:
+                variables.append(f"alpha_{key}_tensor")
+        return state_dicts, variables

@@ -1,0 +1,261 @@
+"""SkillSAC end to end on ToySkillEnv: learning, prior regularisation, save/load, VecEnvs, evaluation, logging."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+from skillgym.envs.toy import ToySkillEnv
+from skillgym.rl import SkillActions, SkillSAC
+
+th.set_num_threads(1)
+
+FAST = dict(
+    learning_starts=100, batch_size=64, gamma=0.5, learning_rate=1e-3, policy_kwargs=dict(net_arch=[64, 64])
+)
+
+
+def toy(**kwargs) -> ToySkillEnv:
+    kwargs.setdefault("max_decisions", 5)
+    return ToySkillEnv(**kwargs)
+
+
+def test_learns_optimal_skill_and_argument() -> None:
+    env = toy()
+    model = SkillSAC("SkillPolicy", env, seed=0, **FAST).learn(600)
+    actions, _ = model.predict(np.eye(3, dtype=np.float32), deterministic=True)
+    assert isinstance(actions, SkillActions)
+    assert actions["skill"].tolist() == [
+        env.optimal_skill(s) for s in range(3)
+    ]  # [1, 2, 3]; the prior prefers 0
+    np.testing.assert_allclose(actions["arg"], 0.5, atol=0.35)
+    mean_return, _ = evaluate_policy(model, Monitor(toy()), n_eval_episodes=5, deterministic=True)
+    assert mean_return > 4.0  # optimum 5, the prior alone gets ~0.15 x 0.8 per decision
+
+
+def test_huge_alpha_keeps_the_prior() -> None:
+    model = SkillSAC("SkillPolicy", toy(), seed=0, alpha_d=100.0, alpha_z=100.0, **FAST).learn(400)
+    obs = th.eye(3)
+    with th.no_grad():
+        pi, prior = model.policy.policy_dist(obs), model.policy.prior_dist(obs)
+    assert pi.kl_d(prior).max() < 1e-3 and pi.kl_z(prior).max() < 1e-3
+    np.testing.assert_allclose(pi.probs.numpy(), prior.probs.numpy(), atol=0.01)
+    # ... while the critic did learn something
+    assert model._n_updates > 250
+
+
+def test_auto_alpha_moves_the_coefficients() -> None:
+    model = SkillSAC(
+        "SkillPolicy", toy(), seed=0, alpha_d="auto_0.1", alpha_z="auto", target_kl_d=0.01, **FAST
+    )
+    model.learn(200)
+    alpha_d, alpha_z = model._coefs()
+    assert alpha_d.item() != pytest.approx(0.1) and alpha_z.item() != pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        SkillSAC("SkillPolicy", toy(), alpha_d="sometimes")
+
+
+def test_warmup_samples_from_the_prior() -> None:
+    env = toy(prior_skill_probs=[0.0, 0.0, 1.0, 0.0])  # a prior that only ever picks skill 2
+    model = SkillSAC("SkillPolicy", env, seed=0, learning_starts=50, batch_size=16)
+    model.learn(50)
+    skills = model.replay_buffer.actions[: model.replay_buffer.pos, 0, 0]
+    assert len(skills) == 50 and np.all(skills == 2)
+
+
+def test_arg_clipped_for_env_unclipped_in_buffer() -> None:
+    seen: list[np.ndarray] = []
+
+    class Spy(ToySkillEnv):
+        def step(self, action):  # type: ignore[override]
+            seen.append(np.asarray(action["arg"]))
+            return super().step(action)
+
+    env = Spy(max_decisions=5, arg_bound=0.1)  # N(0, 1) samples mostly fall outside [-0.1, 0.1]
+    model = SkillSAC("SkillPolicy", env, seed=0, learning_starts=40, batch_size=16)
+    model.learn(40)
+    sent = np.stack(seen)
+    stored = model.replay_buffer.actions[:40, 0, 1:]
+    assert np.all(np.abs(sent) <= 0.1 + 1e-7)
+    assert np.abs(stored).max() > 0.5
+    np.testing.assert_allclose(sent, np.clip(stored, -0.1, 0.1), atol=1e-6)
+
+
+def test_predict_single_and_batch() -> None:
+    model = SkillSAC("SkillPolicy", toy(), seed=0)
+    single, _ = model.predict(np.eye(3, dtype=np.float32)[0])
+    assert (
+        set(single) == {"skill", "arg"} and single["arg"].dtype == np.float32 and single["arg"].shape == (2,)
+    )
+    assert model.env is not None and model.env.action_space.contains(single)
+    batch, _ = model.predict(np.eye(3, dtype=np.float32))
+    assert len(batch) == 3 and batch["skill"].dtype == np.int64 and batch["arg"].shape == (3, 2)
+    assert [a["skill"] for a in batch] == batch["skill"].tolist()
+    # deterministic = most likely skill (the prior prefers 0) and its mean argument (0)
+    det, _ = model.predict(np.eye(3, dtype=np.float32), deterministic=True)
+    assert det["skill"].tolist() == [0, 0, 0] and np.all(det["arg"] == 0)
+
+
+def test_save_load_reproduces_predict(tmp_path: Path) -> None:
+    model = SkillSAC("SkillPolicy", toy(), seed=0, alpha_d="auto", **FAST).learn(150)
+    obs = np.eye(3, dtype=np.float32)
+    model.save(tmp_path / "model.zip")
+    loaded = SkillSAC.load(tmp_path / "model.zip")  # no env: the prior travels inside the zip
+    for deterministic in (True, False):
+        th.manual_seed(3)
+        a, _ = model.predict(obs, deterministic=deterministic)
+        th.manual_seed(3)
+        b, _ = loaded.predict(obs, deterministic=deterministic)
+        np.testing.assert_array_equal(a["skill"], b["skill"])
+        np.testing.assert_array_equal(a["arg"], b["arg"])
+    for key, value in model.policy.state_dict().items():
+        assert th.equal(value, loaded.policy.state_dict()[key]), key
+    assert loaded.log_alpha_d is not None and th.equal(loaded.log_alpha_d, model.log_alpha_d)
+    assert loaded.num_low_level_steps == model.num_low_level_steps
+    # continue training with an env after loading
+    loaded.set_env(toy())
+    loaded.learn(20, reset_num_timesteps=False)
+
+
+def test_subproc_vecenv_two_envs_and_evaluate() -> None:
+    venv = make_vec_env(toy, n_envs=2, seed=0, vec_env_cls=SubprocVecEnv)
+    try:
+        model = SkillSAC("SkillPolicy", venv, seed=0, learning_starts=40, batch_size=32, gradient_steps=2)
+        model.learn(100)
+        assert model.num_timesteps == 100 and model.replay_buffer.n_envs == 2
+        assert model.num_low_level_steps >= 100
+        mean, std = evaluate_policy(model, venv, n_eval_episodes=4)
+        assert np.isfinite(mean) and np.isfinite(std)
+    finally:
+        venv.close()
+
+
+def test_callbacks_and_train_freq() -> None:
+    class Count(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def _on_step(self) -> bool:
+            self.calls += 1
+            return self.n_calls < 30  # stops training early
+
+    cb = Count()
+    model = SkillSAC(
+        "SkillPolicy", DummyVecEnv([toy]), seed=0, learning_starts=10, batch_size=8, train_freq=(2, "episode")
+    )
+    model.learn(1000, callback=cb)
+    assert cb.calls == 30 and model.num_timesteps == 30
+
+
+def test_deterministic_given_seed() -> None:
+    def run() -> dict[str, th.Tensor]:
+        model = SkillSAC("SkillPolicy", toy(), seed=123, learning_starts=30, batch_size=16)
+        model.learn(60)
+        return model.policy.state_dict()
+
+    a, b = run(), run()
+    assert all(th.equal(a[k], b[k]) for k in a)
+
+
+def test_pixels_and_gamma_per_step(tmp_path: Path) -> None:
+    env = toy(obs_type="pixels", frame_size=36, frame_stack=2)
+    model = SkillSAC(
+        "SkillPolicy",
+        env,
+        seed=0,
+        learning_starts=20,
+        batch_size=8,
+        gamma_per_step=True,
+        policy_kwargs=dict(net_arch=[32], features_extractor_kwargs=dict(features_dim=32)),
+    )
+    model.learn(40)
+    assert model.replay_buffer.observations.dtype == np.uint8
+    assert model.replay_buffer.skill_steps[:40, 0].max() > 1
+    frame = env.reset(seed=0)[0]
+    action, _ = model.predict(frame)
+    assert env.action_space.contains(action)
+
+
+def test_tensorboard_logs_both_axes(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    model = SkillSAC(
+        "SkillPolicy", toy(), seed=0, learning_starts=20, batch_size=16, tensorboard_log=str(tmp_path)
+    )
+    model.learn(100, log_interval=2)
+    files = glob.glob(str(tmp_path / "SkillSAC_1" / "events.*"))
+    assert files
+    acc = EventAccumulator(str(tmp_path / "SkillSAC_1"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    for tag in [
+        "rollout/ep_rew_mean",
+        "rollout/ep_num_completed_mean",
+        "rollout/skill_len_mean",
+        "rollout/ep_low_level_len_mean",
+        "rollout/skill_freq/0",
+        "rollout/low_level_steps",
+        "time/low_level_steps",
+        "train/kl_d",
+        "train/kl_z",
+        "train/q_taken",
+        "train/actor_loss",
+        "train/critic_loss",
+        "low_level_steps/rollout/ep_rew_mean",
+    ]:
+        assert tag in tags, tag
+    assert "rollout/skill_hist" in acc.Tags()["histograms"]
+    # the mirrored tags use low-level steps as x: larger than skill decisions (skills run 1-4 steps)
+    decision_steps = [e.step for e in acc.Scalars("rollout/ep_rew_mean")]
+    low_level_steps = [e.step for e in acc.Scalars("low_level_steps/rollout/ep_rew_mean")]
+    assert low_level_steps[-1] > decision_steps[-1]
+
+
+@pytest.mark.parametrize("obs_kind", ["state", "pixels"])
+def test_library_skill_priors_module(obs_kind: str) -> None:
+    # The library's own prior module (LayerNorm MLPs over a state normaliser / conv encoder) as the prior.
+    model_mod = pytest.importorskip("skillgym.skills.model")
+    config_mod = pytest.importorskip("skillgym.skills.config")
+    if obs_kind == "state":
+        env = toy(n_skills=8, arg_dim=5, obs_dim=59, obs_dtype=np.float64)
+        config = config_mod.LibraryConfig(
+            num_skills=8, z_dim=5, state_dim=59, prior_hidden_dim=32, prior_layers=2
+        )
+    else:
+        env = toy(n_skills=8, arg_dim=5, obs_type="pixels", frame_size=32, frame_stack=2)
+        config = config_mod.LibraryConfig(
+            num_skills=8,
+            z_dim=5,
+            obs_kind="pixels",
+            image_size=32,
+            frame_stack=2,
+            prior_hidden_dim=32,
+            prior_layers=2,
+            pixel_feature_dim=32,
+        )
+    prior = model_mod.SkillPriors(config)
+    model = SkillSAC(
+        "SkillPolicy",
+        env,
+        prior=prior,
+        seed=0,
+        learning_starts=16,
+        batch_size=8,
+        policy_kwargs=dict(net_arch=[32, 32]),
+    )
+    model.learn(32)
+    obs = th.as_tensor(np.stack([env.reset(seed=i)[0] for i in range(3)]))
+    with th.no_grad():
+        assert th.allclose(model.policy.prior_dist(obs).logits, prior(obs)[0])
+    action, _ = model.predict(obs.numpy()[0])
+    assert env.action_space.contains(action)
