@@ -1,0 +1,274 @@
+"""SkillLabeler: fitted clusters that label any dataset the same way (paper Alg. 2; Alg. 1 l.5).
+
+The labeler is the saved half of stage 1: the encoder (name + settings), the K-means centroids,
+the median-filter kernel and the minimum segment length. Fit it once on the pre-training data,
+then label a new (target) dataset with the *same* clusters before fine-tuning.
+
+On disk (``<labels>/labeler/``): ``labeler.npz`` (centroids) + ``labeler.json`` (everything
+else). No pickles.
+
+Example:
+    >>> ds = open_dataset("data/kitchen")
+    >>> labeler = SkillLabeler.fit(ds, encoder="efficientnet-lite0", k=8, seed=0)
+    >>> labels = labeler.label(ds)                  # SkillLabels
+    >>> labeler.save("runs/labels/labeler")
+    >>> target = SkillLabeler.load("runs/labels/labeler").label(open_dataset("data/target"))
+
+Or everything at once (what ``skillgym extract`` runs):
+    >>> labels = extract_skills(ds, "runs/labels", encoder="efficientnet-lite0", k=8, seed=0)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import skillgym
+from skillgym.extract.clustering import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_FIT_SAMPLES,
+    NpyRows,
+    assign_labels,
+    compute_embeddings,
+    fit_centroids,
+)
+from skillgym.extract.encoders import Encoder, check_encoder, make_encoder
+from skillgym.extract.labels import SkillLabels
+from skillgym.extract.segments import DEFAULT_KERNEL, DEFAULT_MIN_LENGTH, find_segments, median_filter
+
+LABELER_NPZ = "labeler.npz"
+LABELER_JSON = "labeler.json"
+LABELER_FORMAT = 1
+
+
+class LabelerError(ValueError):
+    """A labeler folder is missing, corrupt, or does not fit the data it is asked to label."""
+
+
+class SkillLabeler:
+    """Encoder + K-means centroids + smoothing settings; see the module docstring.
+
+    Build one with :meth:`fit` or :meth:`load`, not with the constructor.
+    """
+
+    def __init__(
+        self,
+        centroids: np.ndarray,
+        encoder_name: str,
+        encoder_config: dict[str, Any],
+        seed: int,
+        kernel: int = DEFAULT_KERNEL,
+        min_length: int = DEFAULT_MIN_LENGTH,
+        fit_samples: int = DEFAULT_FIT_SAMPLES,
+        dataset_fingerprint: str = "",
+        dataset_path: str = "",
+        frame_size: int | None = None,
+        encoder: Encoder | None = None,
+    ):
+        self.centroids = np.asarray(centroids, np.float32)
+        if self.centroids.ndim != 2 or len(self.centroids) < 2:
+            raise LabelerError(f"centroids must be (K >= 2, D), got {self.centroids.shape}")
+        if kernel < 1 or kernel % 2 == 0:
+            raise LabelerError(f"median filter kernel must be a positive odd number, got {kernel}")
+        if min_length < 1:
+            raise LabelerError(f"min_length must be >= 1, got {min_length}")
+        self.encoder_name, self.encoder_config = encoder_name, dict(encoder_config)
+        self.seed, self.kernel, self.min_length = int(seed), int(kernel), int(min_length)
+        self.fit_samples = int(fit_samples)
+        self.dataset_fingerprint, self.dataset_path = dataset_fingerprint, dataset_path
+        self.frame_size = frame_size
+        self._encoder = encoder
+
+    @property
+    def k(self) -> int:
+        return len(self.centroids)
+
+    @property
+    def encoder(self) -> Encoder:
+        """The encoder, rebuilt from its registry name and saved settings on first use."""
+        if self._encoder is None:
+            self._encoder = make_encoder(self.encoder_name, **self.encoder_config)
+        return self._encoder
+
+    # -- fitting --------------------------------------------------------------------------------
+    @classmethod
+    def fit(
+        cls,
+        dataset: Any,
+        encoder: str | Encoder = "efficientnet-lite0",
+        k: int = 8,
+        seed: int = 0,
+        kernel: int = DEFAULT_KERNEL,
+        min_length: int = DEFAULT_MIN_LENGTH,
+        fit_samples: int = DEFAULT_FIT_SAMPLES,
+        cache_dir: str | os.PathLike | None = None,
+        cache_dtype: str = "float32",
+        encoder_kwargs: dict[str, Any] | None = None,
+        progress: bool = True,
+    ) -> SkillLabeler:
+        """Fit K-means (seeded) on the dataset's embedding differences.
+
+        Args:
+            dataset: an :class:`~skillgym.data.dataset.OfflineDataset` (anything with ``len``,
+                ``episode(i, frames=...)``, ``total_steps``, ``fingerprint``).
+            encoder: a registered encoder name or an :class:`Encoder` instance.
+            k: number of skills (clusters).
+            seed: seeds the fit sample and K-means; same seed + data -> same labels.
+            kernel: median filter window (odd; 1 disables smoothing).
+            min_length: shortest segment kept, in action steps.
+            fit_samples: K-means is fitted on at most this many randomly chosen frames.
+            cache_dir: where the embedding file is kept (reused on the next call with the same
+                dataset and encoder); default: a temporary folder, deleted afterwards.
+        """
+        encoder = _resolve_encoder(encoder, encoder_kwargs)
+        with tempfile.TemporaryDirectory(prefix="skillgym-emb-") as tmp:
+            emb = compute_embeddings(dataset, encoder, _embedding_path(cache_dir or tmp, encoder),
+                                     dtype=cache_dtype, progress=progress)
+            if progress:
+                print(f"fitting K-means (K={k}, seed={seed}) on {min(len(emb), fit_samples)} of {len(emb)} frames")
+            centroids = fit_centroids(emb, k=k, seed=seed, fit_samples=fit_samples)
+        return cls(centroids, encoder.name, encoder.config(), seed, kernel, min_length, fit_samples,
+                   dataset.fingerprint, str(getattr(dataset, "path", "")),
+                   getattr(dataset, "frame_size", None), encoder=encoder)
+
+    # -- labelling ------------------------------------------------------------------------------
+    def label(
+        self,
+        dataset: Any,
+        cache_dir: str | os.PathLike | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        cache_dtype: str = "float32",
+        progress: bool = True,
+    ) -> SkillLabels:
+        """Label every action step of ``dataset`` with these clusters -> :class:`SkillLabels`.
+
+        ``frame_labels`` hold the median-filtered cluster id of every step (also steps in runs
+        shorter than ``min_length``); ``segments`` hold only the runs that were kept.
+        """
+        encoder = self.encoder
+        if encoder.dim != self.centroids.shape[1]:
+            raise LabelerError(f"encoder {encoder.name!r} gives {encoder.dim}-d embeddings but the centroids "
+                               f"are {self.centroids.shape[1]}-d")
+        size = getattr(dataset, "frame_size", None)
+        if encoder.input == "frames" and self.frame_size and size and size != self.frame_size:
+            warnings.warn(f"labeler was fitted on {self.frame_size}px frames, this dataset has {size}px; "
+                          "clusters may not transfer", stacklevel=2)
+        with tempfile.TemporaryDirectory(prefix="skillgym-emb-") as tmp:
+            emb = compute_embeddings(dataset, encoder, _embedding_path(cache_dir or tmp, encoder),
+                                     dtype=cache_dtype, progress=progress)
+            raw = assign_labels(emb, self.centroids, batch_size=batch_size, progress=progress)
+        return self.labels_from_raw(raw, dataset)
+
+    def labels_from_raw(self, raw: np.ndarray, dataset: Any) -> SkillLabels:
+        """Median-filter per episode and cut segments: raw cluster ids -> :class:`SkillLabels`."""
+        offsets = np.concatenate([[0], np.cumsum(dataset.episode_lengths)]).astype(np.int64)
+        if offsets[-1] != len(raw):
+            raise LabelerError(f"{len(raw)} labels for a dataset of {offsets[-1]} steps")
+        smooth = np.empty_like(raw)
+        for i in range(len(offsets) - 1):
+            smooth[offsets[i] : offsets[i + 1]] = median_filter(raw[offsets[i] : offsets[i + 1]], self.kernel)
+        segments = find_segments(smooth, offsets, self.min_length)
+        return SkillLabels(
+            frame_labels=smooth, episode_offsets=offsets, segments=segments, num_skills=self.k,
+            dataset_path=str(getattr(dataset, "path", "")), dataset_fingerprint=dataset.fingerprint,
+            metadata={**self.settings(), "frame_labels": "median-filtered cluster id of every step; "
+                      "steps in runs shorter than min_length keep their id but are in no segment"},
+        )
+
+    # -- persistence ----------------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        """Everything except the centroids, JSON-serialisable."""
+        return {
+            "encoder": self.encoder_name, "encoder_config": self.encoder_config,
+            "embedding_dim": int(self.centroids.shape[1]), "k": self.k, "seed": self.seed,
+            "median_kernel": self.kernel, "min_length": self.min_length, "fit_samples": self.fit_samples,
+            "clustering": "sklearn MiniBatchKMeans on embedding differences e_t = f(s_t) - f(s_1), e_1 := e_2",
+            "fit_dataset_fingerprint": self.dataset_fingerprint, "fit_dataset_path": self.dataset_path,
+            "frame_size": self.frame_size,
+        }
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        np.savez(directory / LABELER_NPZ, centroids=self.centroids)
+        payload = {"format_version": LABELER_FORMAT, "skillgym_version": skillgym.__version__, **self.settings()}
+        (directory / LABELER_JSON).write_text(json.dumps(payload, indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, **encoder_overrides: Any) -> SkillLabeler:
+        """Load a saved labeler. ``encoder_overrides`` replace saved encoder settings, e.g.
+        ``weights="/new/place/model.pt"`` when the R3M checkpoint moved (its sha256 is checked)."""
+        directory = Path(directory)
+        if (directory / "labeler").is_dir() and not (directory / LABELER_JSON).is_file():
+            directory = directory / "labeler"  # accept the labels folder too
+        npz, meta = directory / LABELER_NPZ, directory / LABELER_JSON
+        if not npz.is_file() or not meta.is_file():
+            raise LabelerError(f"{directory} is not a labeler folder (needs {LABELER_NPZ} and {LABELER_JSON}); "
+                               "make one with `skillgym extract DATASET --out DIR` (it is DIR/labeler)")
+        try:
+            payload = json.loads(meta.read_text())
+            with np.load(npz, allow_pickle=False) as arrays:
+                centroids = arrays["centroids"]
+        except (ValueError, KeyError, OSError) as e:
+            raise LabelerError(f"{directory}: corrupt labeler ({e}); re-run `skillgym extract`") from e
+        if payload.get("format_version") != LABELER_FORMAT:
+            raise LabelerError(f"{directory}: labeler format {payload.get('format_version')} != {LABELER_FORMAT}")
+        if centroids.shape != (payload["k"], payload["embedding_dim"]):
+            raise LabelerError(f"{directory}: centroids {centroids.shape} do not match "
+                               f"K={payload['k']}, D={payload['embedding_dim']}")
+        return cls(centroids, payload["encoder"], {**payload["encoder_config"], **encoder_overrides},
+                   payload["seed"], payload["median_kernel"], payload["min_length"], payload["fit_samples"],
+                   payload["fit_dataset_fingerprint"], payload["fit_dataset_path"], payload.get("frame_size"))
+
+
+def _resolve_encoder(encoder: str | Encoder, encoder_kwargs: dict[str, Any] | None) -> Encoder:
+    if isinstance(encoder, str):
+        return make_encoder(encoder, **(encoder_kwargs or {}))
+    check_encoder(encoder)
+    return encoder
+
+
+def _embedding_path(cache_dir: str | os.PathLike, encoder: Encoder) -> Path:
+    return Path(cache_dir) / f"embeddings-{encoder.name}.npy"
+
+
+def extract_skills(
+    dataset: Any,
+    out: str | os.PathLike,
+    encoder: str | Encoder = "efficientnet-lite0",
+    k: int = 8,
+    seed: int = 0,
+    kernel: int = DEFAULT_KERNEL,
+    min_length: int = DEFAULT_MIN_LENGTH,
+    fit_samples: int = DEFAULT_FIT_SAMPLES,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    cache_dtype: str = "float32",
+    encoder_kwargs: dict[str, Any] | None = None,
+    report: bool = True,
+    progress: bool = True,
+) -> SkillLabels:
+    """Stage 1 end to end: fit, label, and write ``out/`` =
+    ``labels.npz`` + ``labels.json`` (:class:`SkillLabels`), ``labeler/``, ``report/``, and the
+    embedding cache ``cache/`` (reused when you re-run with another K or seed)."""
+    out = Path(out)
+    cache = out / "cache"
+    labeler = SkillLabeler.fit(dataset, encoder, k=k, seed=seed, kernel=kernel, min_length=min_length,
+                               fit_samples=fit_samples, cache_dir=cache, cache_dtype=cache_dtype,
+                               encoder_kwargs=encoder_kwargs, progress=progress)
+    labels = labeler.label(dataset, cache_dir=cache, batch_size=batch_size, cache_dtype=cache_dtype,
+                           progress=progress)
+    labels.save(out)
+    labeler.save(out / "labeler")
+    if report:
+        from skillgym.extract.report import write_report
+
+        embeddings = NpyRows(_embedding_path(cache, labeler.encoder))
+        write_report(labels, dataset, out / "report", embeddings=embeddings, seed=seed, progress=progress)
+    return labels
