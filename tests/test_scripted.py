@@ -1,0 +1,70 @@
+"""Fast checks of the scripted kitchen controller (a few short rollouts, < 60 s)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skillgym.data.scripted import ScriptedKitchenController, sample_subtask_order
+from skillgym.envs.kitchen import ALL_TASKS, DEFAULT_TASKS, KitchenTaskEnv
+
+
+def _rollout(tasks, seed, max_steps=200):
+    env = KitchenTaskEnv(tasks=tasks, max_episode_steps=max_steps)
+    env.reset(seed=seed)
+    controller = ScriptedKitchenController(env, tasks, np.random.default_rng(seed))
+    actions, labels, info = [], [], {"completed_tasks": []}
+    while not controller.finished and len(actions) < max_steps:
+        labels.append(controller.current_subtask)
+        action = controller.act()
+        actions.append(action)
+        _, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            break
+    env.close()
+    return np.array(actions), labels, info["completed_tasks"], controller
+
+
+def test_sample_subtask_order_never_evaluation_order():
+    rng = np.random.default_rng(0)
+    orders = [sample_subtask_order(rng) for _ in range(2000)]
+    assert all(len(o) == 4 and len(set(o)) == 4 for o in orders)
+    assert all(set(o) <= set(ALL_TASKS) for o in orders)
+    assert all(tuple(o) != DEFAULT_TASKS for o in orders)
+    assert len({tuple(o) for o in orders}) > 330  # really random (359 possible orders)
+    assert not any("hinge cabinet" in o for o in orders)  # left out by default (slow)
+    with_hinge = [sample_subtask_order(rng, include_hinge=True) for _ in range(200)]
+    assert any("hinge cabinet" in o for o in with_hinge)
+    assert all(tuple(o) != DEFAULT_TASKS for o in with_hinge)
+
+
+def test_actions_are_valid_and_deterministic():
+    a1, labels, _, _ = _rollout(["top burner"], seed=3, max_steps=40)
+    a2, _, _, _ = _rollout(["top burner"], seed=3, max_steps=40)
+    assert a1.dtype == np.float32 and a1.shape[1] == 9
+    assert np.all(np.abs(a1) <= 1.0)
+    np.testing.assert_array_equal(a1, a2)
+    assert set(labels) == {"top burner"}
+    a3, _, _, _ = _rollout(["top burner"], seed=4, max_steps=40)
+    assert not np.array_equal(a1, a3)
+
+
+@pytest.mark.parametrize("task", ["top burner", "microwave"])
+def test_subtask_completes_in_isolation(task):
+    _, _, completed, controller = _rollout([task], seed=0, max_steps=120)
+    assert completed == [task]
+    assert controller.finished and controller.failed_subtasks == []
+    assert controller.current_subtask is None
+
+
+def test_give_up_is_reported():
+    env = KitchenTaskEnv(tasks=["slide cabinet"], max_episode_steps=50)
+    env.reset(seed=0)
+    controller = ScriptedKitchenController(env, ["slide cabinet"], np.random.default_rng(0),
+                                           step_budget=5)
+    for _ in range(10):
+        if controller.finished:
+            break
+        env.step(controller.act())
+    assert controller.finished
+    assert controller.failed_subtasks == ["slide cabinet"]
