@@ -31,7 +31,10 @@ def _positive_int(text: str) -> int:
 
 
 def _image_size(text: str) -> int:
-    value = _positive_int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"image size must be an integer, got {text!r}") from None
     if not 8 <= value <= 512:
         raise argparse.ArgumentTypeError(f"image size must be in [8, 512], got {value}")
     return value
@@ -53,6 +56,10 @@ def _add_data_parser(subparsers) -> None:
     kitchen.add_argument("--out", type=Path, required=True)
     kitchen.add_argument("--image-size", type=_image_size, default=128)
     kitchen.add_argument("--workers", type=_positive_int, default=2)
+    kitchen.add_argument("--subtasks", nargs="+", type=_task_name, default=None, metavar="TASK",
+                         help="draw each episode's 4 subtasks from these (default: all but the hinge cabinet)")
+    kitchen.add_argument("--include-hinge", action="store_true",
+                         help="also draw the hinge cabinet (slow: ~113 steps)")
     kitchen.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     kitchen.set_defaults(func=_run_data_kitchen)
 
@@ -73,10 +80,14 @@ class UsageError(ValueError):
 def _run_data_kitchen(args: argparse.Namespace) -> int:
     from skillgym.data.record import RecordArgs, record_dataset
 
+    if args.subtasks and len(set(args.subtasks)) < 4:
+        raise UsageError(f"--subtasks needs at least 4 distinct subtasks, got {args.subtasks}")
     if args.out.exists() and not args.overwrite:
         raise UsageError(f"{args.out} exists; pass --overwrite to replace it")
     report = record_dataset(RecordArgs(out=args.out, episodes=args.episodes, seed=args.seed,
-                                       image_size=args.image_size, workers=args.workers))
+                                       image_size=args.image_size, workers=args.workers,
+                                       subtasks=tuple(args.subtasks) if args.subtasks else None,
+                                       include_hinge=args.include_hinge))
     print(report.summary())
     print(f"dataset written to {args.out} (open with minari.MinariDataset('{args.out}/data'))")
     return 0
@@ -102,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module, names in (
         ("skillgym.extract.cli", ("add_extract_parser", "add_download_parser")),
         ("skillgym.skills.cli", ("add_train_skills_parser", "add_skills_show_parser")),
-        ("skillgym.rl.cli", ("add_train_rl_parser",)),
+        ("skillgym.rl.train", ("add_train_rl_parser",)),
         ("skillgym.pipeline", ("add_run_parser",)),
     ):
         try:

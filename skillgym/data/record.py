@@ -35,6 +35,8 @@ class RecordArgs:
     chunk_size: int = 10  # episodes written per Minari append; bounds memory
     action_noise: float = 0.05
     waypoint_jitter: float = 0.01
+    subtasks: tuple[str, ...] | None = None  # pool to draw the 4 subtasks from (default: all but hinge)
+    include_hinge: bool = False
 
 
 @dataclass
@@ -77,7 +79,7 @@ def record_episode(env, index: int, args: RecordArgs) -> tuple[Episode | None, E
     from skillgym.data.scripted import ScriptedKitchenController, sample_subtask_order
 
     rng = episode_rng(args.seed, index)
-    order = sample_subtask_order(rng)
+    order = sample_subtask_order(rng, include_hinge=args.include_hinge, pool=args.subtasks)
     env.set_tasks(order)
     obs, _ = env.reset(seed=int(rng.integers(2**31)))
     controller = ScriptedKitchenController(

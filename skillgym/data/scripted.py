@@ -100,20 +100,27 @@ CHAIN_TASKS = tuple(t for t in ALL_TASKS if t != "hinge cabinet")
 
 
 def sample_subtask_order(
-    rng: np.random.Generator, n: int = 4, *, include_hinge: bool = False
+    rng: np.random.Generator, n: int = 4, *, include_hinge: bool = False,
+    pool: Sequence[str] | None = None,
 ) -> list[str]:
     """``n`` distinct subtasks in random order, never exactly the evaluation order.
 
     The hinge cabinet is left out by default: it only opens through repeated pull / re-grasp
     attempts (≈ 113 steps in isolation, 3x any other subtask), and chains containing it have not
-    been measured against the 280-step pace yet. ``include_hinge=True`` draws from all seven.
+    been measured against the 280-step pace yet. ``include_hinge=True`` draws from all seven;
+    ``pool`` draws from the given subtasks only.
     """
-    pool = ALL_TASKS if include_hinge else CHAIN_TASKS
+    if pool is None:
+        pool = ALL_TASKS if include_hinge else CHAIN_TASKS
+    unknown = [t for t in pool if t not in ALL_TASKS]
+    if unknown or len(set(pool)) != len(pool):
+        raise ValueError(f"pool must hold distinct subtasks from {ALL_TASKS}, got {list(pool)}")
+    pool = tuple(pool)
     if not 1 <= n <= len(pool):
         raise ValueError(f"n must be in [1, {len(pool)}], got {n}")
     while True:
         order = [pool[i] for i in rng.permutation(len(pool))[:n]]
-        if tuple(order) != DEFAULT_TASKS:
+        if tuple(order) != DEFAULT_TASKS or len(pool) == n == 1:
             return order
 
 

@@ -1,0 +1,72 @@
+"""`skillgym data ...`: a real (tiny) recording, the contact sheet, and one-line argument errors."""
+
+import json
+import subprocess
+import sys
+
+import minari
+import numpy as np
+import pytest
+
+from skillgym.data.dataset import open_dataset
+from skillgym.data.record import RecordArgs, record_dataset
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "skillgym.cli", *args], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "kitchen"
+    report = record_dataset(RecordArgs(out=out, episodes=2, seed=3, image_size=32, workers=1))
+    return out, report
+
+
+def test_recording_is_a_minari_dataset_with_labels(recorded):
+    out, report = recorded
+    assert report.attempted == 2 and report.kept + report.dropped == 2
+    assert minari.MinariDataset(out / "data").total_episodes == report.kept
+    ds = open_dataset(out)
+    ep = ds.episode(0)
+    assert ep.frames.shape[1:] == (32, 32, 3)
+    assert np.all(ep.subtasks >= 0)  # the controller always knows its subtask
+    assert ep.rewards.sum() >= 1  # a kept episode completed at least one subtask
+    assert ep.terminations[-1] or ep.truncations[-1]
+    saved = json.loads((out / "recording.json").read_text())
+    assert saved["report"]["attempted"] == 2 and len(saved["episodes"]) == 2
+    for e in saved["episodes"]:  # never the evaluation order
+        assert e["order"] != ["microwave", "kettle", "bottom burner", "light switch"]
+
+
+def test_same_seed_same_demonstrations(recorded, tmp_path):
+    out, _ = recorded
+    again = tmp_path / "again"
+    record_dataset(RecordArgs(out=again, episodes=1, seed=3, image_size=32, workers=1))
+    np.testing.assert_array_equal(open_dataset(again).episode(0).actions, open_dataset(out).episode(0).actions)
+
+
+def test_contact_sheet(recorded, tmp_path):
+    out, _ = recorded
+    sheet = tmp_path / "sheet.png"
+    result = run_cli("data", "show", str(out), "--episode", "0", "--out", str(sheet))
+    assert result.returncode == 0, result.stderr
+    from PIL import Image
+
+    assert Image.open(sheet).size[0] > 500
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["data", "kitchen", "--out", "{tmp}/x", "--image-size", "0"], "image size"),
+        (["data", "kitchen", "--out", "{tmp}/x", "--episodes", "-1"], "positive integer"),
+        (["data", "kitchen", "--out", "{tmp}"], "exists; pass --overwrite"),
+        (["data", "kitchen", "--out", "{tmp}/x", "--subtasks", "microwave", "toaster"], "unknown task 'toaster'"),
+        (["data", "show", "{tmp}/missing", "--out", "{tmp}/a.png"], "no dataset at"),
+    ],
+)
+def test_bad_arguments_give_one_line_errors(tmp_path, args, message):
+    result = run_cli(*[a.format(tmp=tmp_path) for a in args])
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
