@@ -1,0 +1,83 @@
+"""``skillgym train-skills``: the command-line face of :func:`skillgym.skills.train.train_skills`.
+
+The main ``skillgym`` parser calls :func:`add_train_skills_parser`; this module also runs on its
+own: ``python -m skillgym.skills.cli LABELS --out DIR --steps N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from skillgym.skills.train import TrainSkillsArgs, train_skills
+
+
+def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    d = TrainSkillsArgs(labels="", out="")
+    p.add_argument("labels", help="labels folder from `skillgym extract`")
+    p.add_argument("--out", required=True, help="output folder (the SkillLibrary, checkpoints, logs)")
+    p.add_argument("--steps", type=int, default=d.steps, help=f"gradient steps (default {d.steps})")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--window", type=int, default=d.window,
+                   help="max actions per training window = max skill length (30 kitchen, 40 LIBERO)")
+    p.add_argument("--z-dim", type=int, default=d.z_dim)
+    p.add_argument("--beta", type=float, default=d.beta, help="KL weight (KL summed over z dims)")
+    p.add_argument("--obs", choices=("state", "pixels"), default=d.obs, help="what the priors observe")
+    p.add_argument("--decoder", choices=("open_loop", "closed_loop"), default=d.decoder)
+    p.add_argument("--autoregressive", action="store_true",
+                   help="feed the previous action and progress back into the decoder")
+    p.add_argument("--image-size", type=int, default=d.image_size)
+    p.add_argument("--frame-stack", type=int, default=d.frame_stack)
+    p.add_argument("--dataset", default=None, help="dataset path, if it moved since labelling")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out exactly")
+    p.add_argument("--init-from", default=None, metavar="LIBRARY",
+                   help="fine-tune this library on LABELS (labelled with the same labeler)")
+    p.add_argument("--eval-episodes", type=int, default=d.eval_episodes,
+                   help="prior-rollout episodes after training (0 to skip)")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    p.set_defaults(func=run_train_skills)
+    return p
+
+
+def add_train_skills_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``train-skills`` to the ``skillgym`` command's subparsers."""
+    p = subparsers.add_parser("train-skills", help="train skill decoder + priors -> SkillLibrary",
+                              description="Train the EXTRACT skill VAE and priors on labelled segments.")
+    return _configure(p)
+
+
+def args_from_namespace(ns: argparse.Namespace) -> TrainSkillsArgs:
+    return TrainSkillsArgs(
+        labels=ns.labels, out=ns.out, steps=ns.steps, seed=ns.seed, batch_size=ns.batch_size, lr=ns.lr,
+        window=ns.window, z_dim=ns.z_dim, beta=ns.beta, obs=ns.obs, decoder=ns.decoder, autoregressive=ns.autoregressive,
+        image_size=ns.image_size, frame_stack=ns.frame_stack, dataset=ns.dataset, resume=ns.resume,
+        init_from=ns.init_from, eval_episodes=ns.eval_episodes, checkpoint_every=ns.checkpoint_every,
+        threads=ns.threads, progress_bar=not ns.no_progress,
+    )
+
+
+def run_train_skills(ns: argparse.Namespace) -> int:
+    result = train_skills(args_from_namespace(ns))
+    summary = {"library": str(result.library), **{k: result.eval[k] for k in ("heldout",) if k in result.eval}}
+    for key in ("rollouts", "rollouts_greedy"):
+        if key in result.eval:
+            r = result.eval[key]
+            summary[key] = {k: r[k] for k in ("ordered_mean", "unordered_mean", "any_of_7_mean")}
+    summary["heldout"] = {k: v for k, v in summary.get("heldout", {}).items() if not isinstance(v, list)}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _configure(argparse.ArgumentParser(prog="skillgym train-skills"))
+    ns = parser.parse_args(argv)
+    return ns.func(ns)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

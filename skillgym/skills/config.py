@@ -1,0 +1,122 @@
+"""LibraryConfig: everything needed to rebuild a skill library's networks, JSON-serialisable.
+
+It lives in its own module so that both ``model.py`` (which builds networks from it) and
+``library.py`` (which saves and loads it) can import it without importing each other.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+FORMAT_VERSION = 1
+OBS_KINDS = ("state", "pixels")
+DECODER_KINDS = ("open_loop", "closed_loop")
+# How the pixel observations of the training data were produced; the RL env must render the same.
+DEFAULT_FRAME_PREPROCESSING = (
+    "KitchenRenderer (skillgym.envs.kitchen) rendered directly at image_size x image_size, uint8 RGB, "
+    "no resize; stack of the last frame_stack frames, oldest first, the first frame repeated at reset"
+)
+
+
+class LibraryError(ValueError):
+    """A skill library folder is missing, corrupt, or its config does not match its weights."""
+
+
+@dataclass
+class LibraryConfig:
+    """Shapes and provenance of a :class:`~skillgym.skills.library.SkillLibrary`."""
+
+    num_skills: int
+    z_dim: int = 5
+    max_skill_steps: int = 30
+    action_dim: int = 9
+    action_low: list[float] | None = None  # None -> [-1] * action_dim
+    action_high: list[float] | None = None  # None -> [+1] * action_dim
+    obs_kind: str = "state"  # "state" | "pixels"
+    state_dim: int = 59
+    image_size: int = 64
+    frame_stack: int = 4
+    frame_preprocessing: str = DEFAULT_FRAME_PREPROCESSING
+    decoder: str = "open_loop"  # "open_loop" | "closed_loop"
+    # Feed the previous action and progress back into the decoder (teacher-forced in training).
+    # Off by default: in the kitchen it gave a low teacher-forced error but free-running skills
+    # that drifted off the data (exposure bias); see docs/skills.md.
+    autoregressive: bool = False
+    arg_bound: float = 3.0  # |z| bound of the env's Box arg space
+    hidden_dim: int = 128  # LSTM width of the encoder q(z|a,d) and the decoder
+    lstm_layers: int = 1
+    prior_hidden_dim: int = 128
+    prior_layers: int = 4
+    pixel_feature_dim: int = 128  # output of the conv encoder (pixels only)
+    decoder_obs_dim: int = 64  # observation features fed to a closed-loop decoder
+    labeler: dict[str, Any] = field(default_factory=dict)
+    trained_on: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.action_low is None:
+            self.action_low = [-1.0] * self.action_dim
+        if self.action_high is None:
+            self.action_high = [1.0] * self.action_dim
+        self.action_low = [float(x) for x in self.action_low]
+        self.action_high = [float(x) for x in self.action_high]
+        self.validate()
+
+    def validate(self) -> None:
+        errors = []
+        for name in ("num_skills", "z_dim", "max_skill_steps", "action_dim", "state_dim", "image_size",
+                     "frame_stack", "hidden_dim", "lstm_layers", "prior_hidden_dim", "prior_layers",
+                     "pixel_feature_dim", "decoder_obs_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                errors.append(f"{name} must be a positive int, got {value!r}")
+        if self.obs_kind not in OBS_KINDS:
+            errors.append(f"obs_kind must be one of {OBS_KINDS}, got {self.obs_kind!r}")
+        if self.decoder not in DECODER_KINDS:
+            errors.append(f"decoder must be one of {DECODER_KINDS}, got {self.decoder!r}")
+        if not (isinstance(self.arg_bound, (int, float)) and self.arg_bound > 0):
+            errors.append(f"arg_bound must be > 0, got {self.arg_bound!r}")
+        if len(self.action_low) != self.action_dim or len(self.action_high) != self.action_dim:
+            errors.append(f"action_low/high must have action_dim={self.action_dim} entries")
+        elif any(lo >= hi for lo, hi in zip(self.action_low, self.action_high, strict=True)):
+            errors.append("action_low must be < action_high in every dimension")
+        if self.obs_kind == "pixels" and self.image_size % 16:
+            errors.append(f"image_size must be a multiple of 16 for the conv encoder, got {self.image_size}")
+        if errors:
+            raise LibraryError("invalid LibraryConfig: " + "; ".join(errors))
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        if self.obs_kind == "state":
+            return (self.state_dim,)
+        return (self.frame_stack, self.image_size, self.image_size, 3)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> LibraryConfig:
+        if not isinstance(payload, dict):
+            raise LibraryError(f"config must be a JSON object, got {type(payload).__name__}")
+        version = payload.get("format_version")
+        if version != FORMAT_VERSION:
+            raise LibraryError(
+                f"library format_version {version!r} is not supported (this skillgym reads "
+                f"{FORMAT_VERSION}); retrain with `skillgym train-skills` or use a matching skillgym"
+            )
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(payload) - known)
+        if unknown:
+            raise LibraryError(f"config has unknown keys {unknown}; known keys: {sorted(known)}")
+        if "num_skills" not in payload:
+            raise LibraryError("config lacks 'num_skills'")
+        try:
+            return cls(**payload)
+        except TypeError as e:
+            raise LibraryError(f"invalid config: {e}") from e

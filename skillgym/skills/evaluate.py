@@ -1,0 +1,211 @@
+"""Evaluation of a trained skill model: held-out reconstruction, priors, and prior rollouts.
+
+- :func:`evaluate_heldout`: on held-out segments (each from its first action, up to the window
+  length): action MSE per skill, progress MAE, prior top-1 accuracy -- teacher-forced (what the
+  loss sees) and free-running (the library's own decode from the encoder's mean z, what RL sees).
+- :func:`prior_rollouts`: paper-style "prior-only" rollouts in the kitchen: at each decision
+  sample d ~ p(d|s), z ~ p(z|s,d), execute the decoded actions until progress >= threshold or
+  ``max_skill_steps``; count subtasks completed in 280 steps (the ordered evaluation task, and
+  unordered).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from skillgym.skills.data import SegmentData, make_batch
+from skillgym.skills.library import SkillLibrary
+from skillgym.skills.model import SkillVAE
+
+
+@torch.no_grad()
+def evaluate_heldout(model: SkillVAE, library: SkillLibrary, data: SegmentData, window: int,
+                     batch_size: int = 256) -> dict[str, Any]:
+    """Reconstruction / progress / prior metrics on every segment of ``data`` (deterministic)."""
+    cfg = model.config
+    if data.num_segments == 0:
+        return {"num_segments": 0}
+    sums: dict[str, float] = defaultdict(float)
+    per_skill_sq = np.zeros(cfg.num_skills)
+    per_skill_n = np.zeros(cfg.num_skills)
+    per_skill_free_sq = np.zeros(cfg.num_skills)
+    n_steps = 0.0
+    n_seg = 0
+    correct = 0
+    for lo in range(0, data.num_segments, batch_size):
+        idx = np.arange(lo, min(lo + batch_size, data.num_segments))
+        batch = make_batch(data, idx, window, obs_kind=cfg.obs_kind, frame_stack=cfg.frame_stack,
+                           closed_loop=cfg.decoder == "closed_loop")
+        mask = batch.mask.numpy()
+        mean, _ = model.encoder(batch.actions, batch.skill, batch.lengths)
+        pred_a, pred_l = model.decoder(batch.prev_actions, batch.prev_progress, mean, batch.skill, batch.step_obs)
+        sq = ((pred_a - batch.actions) ** 2).mean(-1).numpy()
+        skill = batch.skill.numpy()
+        np.add.at(per_skill_sq, skill, (sq * mask).sum(1))
+        np.add.at(per_skill_n, skill, mask.sum(1))
+        sums["progress_abs"] += float((np.abs(pred_l.numpy() - batch.progress.numpy()) * mask).sum())
+        n_steps += mask.sum()
+        logits, _, _ = model.priors(batch.prior_obs)
+        correct += int((logits.argmax(-1) == batch.skill).sum())
+        n_seg += len(idx)
+        _, terms = model.loss(batch, sample=False)
+        sums["prior_z_nll"] += float(terms["prior_z"]) * len(idx)
+        if cfg.decoder == "open_loop":  # free-running decode, exactly what the RL env executes
+            free_a, free_l = library.decode(skill, mean.numpy())
+            free_a, free_l = free_a[:, :window], free_l[:, :window]
+            fsq = ((free_a - batch.actions.numpy()) ** 2).mean(-1)
+            np.add.at(per_skill_free_sq, skill, (fsq * mask).sum(1))
+            sums["free_progress_abs"] += float((np.abs(free_l - batch.progress.numpy()) * mask).sum())
+    seen = per_skill_n > 0
+    out: dict[str, Any] = {
+        "num_segments": n_seg,
+        "num_steps": int(n_steps),
+        "action_mse": float(per_skill_sq.sum() / n_steps),
+        "action_mse_per_skill": [float(s / n) if n else None for s, n in zip(per_skill_sq, per_skill_n, strict=True)],
+        "segments_per_skill": np.bincount(data.segments[:, 3], minlength=cfg.num_skills).tolist(),
+        "progress_mae": sums["progress_abs"] / n_steps,
+        "prior_accuracy": correct / n_seg,
+        "prior_z_nll": sums["prior_z_nll"] / n_seg,
+    }
+    if cfg.decoder == "open_loop":
+        out["free_action_mse"] = float(per_skill_free_sq.sum() / n_steps)
+        out["free_action_mse_per_skill"] = [float(s / n) if n else None
+                                            for s, n in zip(per_skill_free_sq, per_skill_n, strict=True)]
+        out["free_progress_mae"] = sums["free_progress_abs"] / n_steps
+    out["skills_seen"] = int(seen.sum())
+    return out
+
+
+def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0, progress_threshold: float = 0.9,
+                   max_steps: int = 280, greedy: bool = False) -> dict[str, Any]:
+    """Run the priors alone (no RL) in the kitchen evaluation task; count subtasks completed.
+
+    ``greedy`` picks argmax d and the prior mean z instead of sampling. Seeded: episode ``i``
+    resets the env with ``seed + i`` and samples from ``default_rng(seed + i)``.
+    """
+    from skillgym.envs.kitchen import ALL_TASKS, DEFAULT_TASKS, KitchenTaskEnv
+
+    cfg = library.config
+    pixels = cfg.obs_kind == "pixels"
+    env = KitchenTaskEnv(tasks=DEFAULT_TASKS, ordered=True, max_episode_steps=max_steps, pixels=pixels,
+                         image_size=cfg.image_size, frame_stack=cfg.frame_stack if pixels else 1)
+    ordered, unordered, any_task, skills_used, skill_lengths = [], [], [], [], []
+    try:
+        for i in range(episodes):
+            rng = np.random.default_rng(seed + i)
+            obs, info = env.reset(seed=seed + i)
+            done_any: set[str] = set()
+            steps, finished = 0, False
+            while steps < max_steps and not finished:
+                o = obs["pixels"] if pixels else obs
+                if pixels and cfg.frame_stack == 1:
+                    o = o[None]
+                logits, mean, log_std = library.prior(o[None])
+                if greedy:
+                    d = int(logits[0].argmax())
+                    z = mean[0, d]
+                else:
+                    p = np.exp(logits[0] - logits[0].max())
+                    d = int(rng.choice(cfg.num_skills, p=p / p.sum()))
+                    z = mean[0, d] + np.exp(log_std[0, d]) * rng.standard_normal(cfg.z_dim)
+                z = np.clip(z, -cfg.arg_bound, cfg.arg_bound).astype(np.float32)
+                skills_used.append(d)
+                state = library.decoder_start(np.array([d]), z[None])
+                n = 0
+                for _ in range(cfg.max_skill_steps):
+                    o = obs["pixels"] if pixels else obs
+                    if pixels and cfg.frame_stack == 1:
+                        o = o[None]
+                    action, progress, state = library.decoder_step(state, o[None])
+                    obs, _, terminated, truncated, info = env.step(action[0])
+                    steps, n = steps + 1, n + 1
+                    done_any.update(t for t in ALL_TASKS if env.task_done(t))
+                    if terminated or truncated:
+                        finished = True
+                        break
+                    if progress[0] >= progress_threshold:
+                        break
+                skill_lengths.append(n)
+            ordered.append(info["num_completed"])
+            unordered.append(len(done_any & set(DEFAULT_TASKS)))
+            any_task.append(len(done_any))
+    finally:
+        env.close()
+    return {
+        "episodes": episodes,
+        "greedy": greedy,
+        "progress_threshold": progress_threshold,
+        "tasks": list(DEFAULT_TASKS),
+        "ordered_subtasks": ordered,
+        "ordered_mean": float(np.mean(ordered)),
+        "unordered_subtasks": unordered,
+        "unordered_mean": float(np.mean(unordered)),
+        "any_of_7_subtasks": any_task,
+        "any_of_7_mean": float(np.mean(any_task)),
+        "skill_histogram": np.bincount(skills_used, minlength=cfg.num_skills).tolist(),
+        "mean_skill_length": float(np.mean(skill_lengths)) if skill_lengths else 0.0,
+    }
+
+
+def write_eval(out: str | os.PathLike, results: dict[str, Any]) -> Path:
+    """``eval.json`` and a small bar plot ``eval.png`` in the library folder."""
+    out = Path(out)
+    (out / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    held = results.get("heldout", {})
+    rolls = [r for r in (results.get("rollouts"), results.get("rollouts_greedy")) if r]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    per_skill = held.get("action_mse_per_skill") or []
+    axes[0].bar(range(len(per_skill)), [v if v is not None else 0.0 for v in per_skill], label="teacher-forced")
+    if held.get("free_action_mse_per_skill"):
+        axes[0].plot(range(len(per_skill)), [v if v is not None else np.nan for v in held["free_action_mse_per_skill"]],
+                     "k.", label="free-running")
+    axes[0].set(xlabel="skill", ylabel="held-out action MSE",
+                title=f"progress MAE {held.get('progress_mae', float('nan')):.3f}, "
+                      f"prior acc {held.get('prior_accuracy', float('nan')):.2f}")
+    axes[0].legend(fontsize=7)
+    labels, values = [], []
+    for r in rolls:
+        tag = "greedy" if r["greedy"] else "sampled"
+        labels += [f"ordered\n{tag}", f"unordered\n{tag}"]
+        values += [r["ordered_mean"], r["unordered_mean"]]
+    axes[1].bar(range(len(values)), values, color="tab:green")
+    axes[1].set_xticks(range(len(values)), labels, fontsize=7)
+    axes[1].set(ylabel="subtasks / episode (of 4)", ylim=(0, 4), title="prior rollouts")
+    fig.tight_layout()
+    fig.savefig(out / "eval.png", dpi=100)
+    plt.close(fig)
+    return out / "eval.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Re-run the prior rollouts of an existing library: ``python -m skillgym.skills.evaluate LIB``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m skillgym.skills.evaluate", description=main.__doc__)
+    p.add_argument("library")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threshold", type=float, default=0.9, help="progress threshold that ends a skill")
+    p.add_argument("--greedy", action="store_true", help="argmax skill and mean z instead of sampling")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    r = prior_rollouts(SkillLibrary.load(args.library), episodes=args.episodes, seed=args.seed,
+                       progress_threshold=args.threshold, greedy=args.greedy)
+    print(json.dumps(r, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,313 @@
+"""SkillLibrary: the frozen artifact of stage 2 (decoder + priors + metadata), used by the RL env.
+
+A library is a folder::
+
+    config.json          LibraryConfig (shapes, observation spec, provenance, versions)
+    model.safetensors    weights: ``decoder.*``, ``priors.*`` (and ``encoder.*``, the VAE encoder
+                         q(z|a,d), kept only so a library can be fine-tuned; inference ignores it)
+
+Example:
+    >>> lib = SkillLibrary.build(LibraryConfig(num_skills=8))
+    >>> actions, progress = lib.decode(np.array([3]), np.zeros((1, 5), np.float32))
+    >>> actions.shape, progress.shape
+    ((1, 30, 9), (1, 30))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from skillgym.skills.config import FORMAT_VERSION, LibraryConfig, LibraryError
+from skillgym.skills.model import DecoderState, SkillDecoder, SkillEncoder, SkillPriors
+
+__all__ = ["SkillLibrary", "LibraryConfig", "LibraryError", "DecoderState", "CONFIG_FILE", "WEIGHTS_FILE"]
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def current_versions() -> dict[str, str]:
+    import skillgym
+
+    return {"skillgym": skillgym.__version__, "torch": torch.__version__.split("+")[0]}
+
+
+class SkillLibrary:
+    """Frozen skill decoder p(ā, l | z, d) and priors p(d | s), p(z | s, d); CPU, inference only.
+
+    Numpy in, numpy out. ``decode`` runs a whole open-loop skill in one call;
+    ``decoder_start`` / ``decoder_step`` step it (needed for closed-loop decoders, which look at
+    the current observation, and fine for open-loop ones, which ignore it).
+    """
+
+    def __init__(self, config: LibraryConfig, priors: SkillPriors, decoder: SkillDecoder,
+                 encoder: SkillEncoder | None = None, device: str | torch.device = "cpu"):
+        self.config = config
+        self.device = torch.device(device)
+        self.priors = priors.to(self.device).eval().requires_grad_(False)
+        self.decoder = decoder.to(self.device).eval().requires_grad_(False)
+        self.encoder = encoder  # optional, only for fine-tuning
+        self._action_low = np.asarray(config.action_low, np.float32)
+        self._action_high = np.asarray(config.action_high, np.float32)
+        self._np_cache: dict[str, np.ndarray] | None = None
+
+    # -- construction -----------------------------------------------------------------------------
+    @classmethod
+    def build(cls, config: LibraryConfig, seed: int = 0) -> SkillLibrary:
+        """An untrained library with freshly initialised weights (for tests and tiny envs)."""
+        if not config.versions:
+            config.versions = current_versions()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            priors, decoder, encoder = SkillPriors(config), SkillDecoder(config), SkillEncoder(config)
+        return cls(config, priors, decoder, encoder)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        tensors = {f"priors.{k}": v for k, v in self.priors.state_dict().items()}
+        tensors.update({f"decoder.{k}": v for k, v in self.decoder.state_dict().items()})
+        if self.encoder is not None:
+            tensors.update({f"encoder.{k}": v for k, v in self.encoder.state_dict().items()})
+        return tensors
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        # Write to temporary names and rename, so an interrupted save never leaves a half file.
+        tmp_w, tmp_c = path / (WEIGHTS_FILE + ".tmp"), path / (CONFIG_FILE + ".tmp")
+        save_file(tensors, str(tmp_w), metadata={"format_version": str(FORMAT_VERSION)})
+        tmp_c.write_text(self.config.to_json())
+        os.replace(tmp_w, path / WEIGHTS_FILE)
+        os.replace(tmp_c, path / CONFIG_FILE)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> SkillLibrary:
+        """Load a library folder; every mismatch is reported with what to do about it."""
+        path = Path(path)
+        if not path.is_dir():
+            raise LibraryError(
+                f"no skill library at {path} (expected a folder with {CONFIG_FILE} and {WEIGHTS_FILE}); "
+                "train one with `skillgym train-skills LABELS --out DIR`"
+            )
+        config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
+        if not config_file.is_file():
+            raise LibraryError(f"{path} has no {CONFIG_FILE}: not a skill library, or an interrupted save")
+        try:
+            payload = json.loads(config_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise LibraryError(f"{config_file} is not valid JSON ({e}); the file is corrupt") from e
+        try:
+            config = LibraryConfig.from_dict(payload)
+        except LibraryError as e:
+            raise LibraryError(f"{config_file}: {e}") from e
+        if not weights_file.is_file():
+            raise LibraryError(f"{path} has {CONFIG_FILE} but no {WEIGHTS_FILE}: the weights are missing")
+        try:
+            tensors = load_file(str(weights_file), device="cpu")
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+            raise LibraryError(
+                f"{weights_file} cannot be read as safetensors ({e}); the file is corrupt or truncated"
+            ) from e
+
+        lib = cls.build(config)
+        expected = lib.state_dict()
+        missing = [k for k in expected if k not in tensors and not k.startswith("encoder.")]
+        unexpected = [k for k in tensors if k not in expected]
+        wrong = [f"{k}: file {tuple(tensors[k].shape)} vs config {tuple(v.shape)}"
+                 for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
+        if missing or unexpected or wrong:
+            problems = []
+            if wrong:
+                problems.append(f"{len(wrong)} shape mismatches, e.g. " + "; ".join(wrong[:3]))
+            if missing:
+                problems.append(f"{len(missing)} missing tensors, e.g. {missing[:3]}")
+            if unexpected:
+                problems.append(f"{len(unexpected)} unexpected tensors, e.g. {unexpected[:3]}")
+            raise LibraryError(
+                f"{path}: {CONFIG_FILE} does not match {WEIGHTS_FILE} (config: num_skills="
+                f"{config.num_skills}, z_dim={config.z_dim}, obs_kind={config.obs_kind}, decoder="
+                f"{config.decoder}, hidden_dim={config.hidden_dim}): " + " | ".join(problems)
+                + ". Were the two files written by different trainings, or was the config edited?"
+            )
+        has_encoder = any(k.startswith("encoder.") for k in tensors)
+        lib.priors.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("priors.")})
+        lib.decoder.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")})
+        if has_encoder:
+            lib.encoder.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("encoder.")})
+        else:
+            lib.encoder = None
+        return cls(config, lib.priors, lib.decoder, lib.encoder, device=device)
+
+    # -- spaces -------------------------------------------------------------------------------------
+    @property
+    def num_skills(self) -> int:
+        return self.config.num_skills
+
+    @property
+    def z_dim(self) -> int:
+        return self.config.z_dim
+
+    @property
+    def max_skill_steps(self) -> int:
+        return self.config.max_skill_steps
+
+    @property
+    def observation_space(self) -> gym.spaces.Box:
+        c = self.config
+        if c.obs_kind == "state":
+            return gym.spaces.Box(-np.inf, np.inf, (c.state_dim,), np.float64)
+        return gym.spaces.Box(0, 255, c.obs_shape, np.uint8)
+
+    @property
+    def action_space(self) -> gym.spaces.Box:
+        """The low-level action space the decoder emits into."""
+        return gym.spaces.Box(self._action_low, self._action_high, dtype=np.float32)
+
+    @property
+    def arg_space(self) -> gym.spaces.Box:
+        b = float(self.config.arg_bound)
+        return gym.spaces.Box(-b, b, (self.config.z_dim,), np.float32)
+
+    # -- inference ----------------------------------------------------------------------------------
+    def _check_skill_z(self, skill, z) -> tuple[torch.Tensor, torch.Tensor]:
+        skill = np.asarray(skill)
+        z = np.asarray(z, dtype=np.float32)
+        if skill.ndim != 1 or not np.issubdtype(skill.dtype, np.integer):
+            raise ValueError(f"skill must be a 1-d integer array (B,), got {skill.dtype} {skill.shape}")
+        if z.shape != (len(skill), self.z_dim):
+            raise ValueError(f"z must have shape (B, {self.z_dim}) = ({len(skill)}, {self.z_dim}), got {z.shape}")
+        if len(skill) and (skill.min() < 0 or skill.max() >= self.num_skills):
+            raise ValueError(f"skill ids must be in [0, {self.num_skills}), got {skill.tolist()}")
+        if not np.all(np.isfinite(z)):
+            raise ValueError("z must be finite")
+        return (torch.from_numpy(skill.astype(np.int64)).to(self.device),
+                torch.from_numpy(z).to(self.device))
+
+    def _obs_tensor(self, obs, batch: int | None = None) -> torch.Tensor:
+        space = self.observation_space
+        obs = np.asarray(obs)
+        if obs.ndim != len(space.shape) + 1 or obs.shape[1:] != space.shape:
+            raise ValueError(
+                f"observations must have shape (B, {', '.join(map(str, space.shape))}) for this "
+                f"{self.config.obs_kind} library, got {obs.shape}"
+            )
+        if batch is not None and len(obs) != batch:
+            raise ValueError(f"expected {batch} observations (one per skill), got {len(obs)}")
+        if self.config.obs_kind == "pixels":
+            if obs.dtype != np.uint8:
+                raise ValueError(f"pixel observations must be uint8 0-255, got {obs.dtype}")
+            return torch.from_numpy(np.ascontiguousarray(obs)).to(self.device)
+        return torch.from_numpy(np.asarray(obs, np.float32)).to(self.device)
+
+    def decode(self, skill: np.ndarray, z: np.ndarray, obs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Open-loop decode of whole skills: actions ``(B, L, A)`` float32, progress ``(B, L)`` float32.
+
+        ``L = max_skill_steps``; the caller stops at the first step with progress >= its threshold.
+        ``obs`` is ignored by open-loop decoders. Closed-loop decoders need the observation at
+        every step: use :meth:`decoder_start` / :meth:`decoder_step`.
+        """
+        if self.config.decoder == "closed_loop":
+            raise ValueError(
+                "this library's decoder is closed-loop: it needs the observation at every step, "
+                "so use decoder_start(skill, z) and decoder_step(state, obs) instead of decode()"
+            )
+        skill_t, z_t = self._check_skill_z(skill, z)
+        if self.config.lstm_layers == 1 and self.device.type == "cpu":
+            return self._decode_numpy(skill_t.numpy(), z_t.numpy())
+        steps = self.max_skill_steps
+        with torch.inference_mode():
+            state = self.decoder.start(skill_t, z_t)
+            actions = torch.empty(len(skill_t), steps, self.config.action_dim)
+            progress = torch.empty(len(skill_t), steps)
+            for t in range(steps):
+                actions[:, t], progress[:, t], state = self.decoder.step(state)
+        return actions.numpy(), progress.numpy()
+
+    def _decode_numpy(self, skill: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The same computation as ``SkillDecoder.step`` in numpy float32.
+
+        Called once per skill by the RL env: at batch size 1, torch's per-op overhead (~4 us x 20
+        ops x 30 steps) dominates, numpy's is ~4x smaller. Tests check it matches the torch path.
+        """
+        w = self._numpy_weights()
+        b, steps, a_dim = len(skill), self.max_skill_steps, self.config.action_dim
+        hidden = self.config.hidden_dim
+        z_skill = np.concatenate([z, np.eye(self.num_skills, dtype=np.float32)[skill]], axis=1)
+        const = z_skill @ w["w_const"] + w["bias"]
+        # x = [a_{t-1}, l_{t-1} | h_{t-1}] (autoregressive) or [h_{t-1}]: one matmul per step.
+        n_prev = a_dim + 1 if self.config.autoregressive else 0
+        x = np.zeros((b, n_prev + hidden), np.float32)  # a skill starts from zeros
+        c = np.zeros((b, hidden), np.float32)
+        actions = np.empty((b, steps, a_dim), np.float32)
+        progress = np.empty((b, steps), np.float32)
+        for t in range(steps):
+            gates = x @ w["w_x"]
+            gates += const
+            sig = 1.0 / (1.0 + np.exp(-gates))
+            c = sig[:, hidden: 2 * hidden] * c + sig[:, :hidden] * np.tanh(gates[:, 2 * hidden: 3 * hidden])
+            h = sig[:, 3 * hidden:] * np.tanh(c)
+            out = h @ w["w_head"] + w["b_head"]
+            actions[:, t] = np.tanh(out[:, :a_dim]) * w["scale"] + w["centre"]
+            progress[:, t] = 1.0 / (1.0 + np.exp(-out[:, a_dim]))
+            if n_prev:
+                x[:, :a_dim], x[:, a_dim] = actions[:, t], progress[:, t]
+            x[:, n_prev:] = h
+        return actions, progress
+
+    def _numpy_weights(self) -> dict[str, np.ndarray]:
+        # The library is frozen, so the transposed weights are cached once.
+        if self._np_cache is None:
+            d = self.decoder
+            w_ih = d.lstm.weight_ih_l0.detach().cpu().numpy()
+            w_hh = d.lstm.weight_hh_l0.detach().cpu().numpy()
+            self._np_cache = {
+                "w_x": np.ascontiguousarray(np.concatenate([w_ih[:, : d.n_prev], w_hh], axis=1).T),
+                "w_const": np.ascontiguousarray(w_ih[:, d.n_prev: d.n_prev + d.n_const].T),
+                "bias": (d.lstm.bias_ih_l0 + d.lstm.bias_hh_l0).detach().cpu().numpy(),
+                "w_head": np.ascontiguousarray(d.head.weight.detach().cpu().numpy().T),
+                "b_head": d.head.bias.detach().cpu().numpy(),
+                "scale": d.action_scale.cpu().numpy(),
+                "centre": d.action_centre.cpu().numpy(),
+            }
+        return self._np_cache
+
+    def decoder_start(self, skill: np.ndarray, z: np.ndarray) -> DecoderState:
+        skill_t, z_t = self._check_skill_z(skill, z)
+        with torch.inference_mode():
+            return self.decoder.start(skill_t, z_t)
+
+    def decoder_step(self, state: DecoderState, obs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, DecoderState]:
+        """One step: ``action (B, A)`` float32, ``progress (B,)`` float32, next state.
+
+        ``obs (B, *obs_shape)`` is the current observation; required for closed-loop decoders,
+        ignored by open-loop ones.
+        """
+        obs_t = None
+        if self.config.decoder == "closed_loop":
+            if obs is None:
+                raise ValueError("a closed-loop decoder needs obs (B, *obs_shape) at every step")
+            obs_t = self._obs_tensor(obs, batch=state.prev_action.shape[0])
+        with torch.inference_mode():
+            action, progress, state = self.decoder.step(state, obs_t)
+        return action.cpu().numpy(), progress.cpu().numpy(), state
+
+    def prior(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Priors for a batch of observations: logits ``(B, K)``, z mean and log-std ``(B, K, nz)``."""
+        obs_t = self._obs_tensor(obs)
+        with torch.inference_mode():
+            logits, mean, log_std = self.priors(obs_t)
+        return logits.cpu().numpy(), mean.cpu().numpy(), log_std.cpu().numpy()
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"SkillLibrary(num_skills={c.num_skills}, z_dim={c.z_dim}, obs={c.obs_kind}"
+                f"{c.obs_shape}, decoder={c.decoder}, max_skill_steps={c.max_skill_steps})")

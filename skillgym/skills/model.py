@@ -1,0 +1,321 @@
+"""The skill model of EXTRACT (paper §4.2, Eq. 2): skill VAE with a progress head, and two priors.
+
+Components (all built from a :class:`LibraryConfig`):
+
+- :class:`SkillEncoder` q(z | ā, d): LSTM over ``[a_t, onehot(d)]`` -> diagonal Gaussian over z.
+- :class:`SkillDecoder` p(ā, l | z, d): autoregressive LSTM fed ``[a_{t-1}, l_{t-1}, z, onehot(d)]``
+  (and current observation features if closed-loop); emits ``a_t`` (tanh, mapped to the action
+  bounds) and progress ``l_t`` (sigmoid, in [0, 1]: a bounded head so a 0.9 threshold can fire).
+- :class:`SkillPriors` p(d | s) categorical and p(z | s, d) diagonal Gaussian with learned
+  variance, from one observation (state vector or uint8 frame stack).
+- :class:`SkillVAE` ties them together and computes the loss of Eq. 2.
+
+Normalisation choice: the prior MLPs use LayerNorm, not BatchNorm, so the priors compute the same
+function in training and in RL (BatchNorm's train/eval switch changes outputs for a frozen prior).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from skillgym.skills.config import LibraryConfig
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+LOG_2PI = math.log(2 * math.pi)
+
+
+def mlp(in_dim: int, hidden: int, out_dim: int, layers: int) -> nn.Sequential:
+    """``layers`` hidden blocks Linear -> LayerNorm -> ReLU, then a linear output."""
+    blocks: list[nn.Module] = []
+    dim = in_dim
+    for _ in range(layers):
+        blocks += [nn.Linear(dim, hidden), nn.LayerNorm(hidden), nn.ReLU()]
+        dim = hidden
+    blocks.append(nn.Linear(dim, out_dim))
+    return nn.Sequential(*blocks)
+
+
+# -- observation encoders ---------------------------------------------------------------------
+class StateEncoder(nn.Module):
+    """Standardises a state vector with statistics of the training data (stored as buffers)."""
+
+    def __init__(self, state_dim: int):
+        super().__init__()
+        self.out_dim = state_dim
+        self.register_buffer("obs_mean", torch.zeros(state_dim))
+        self.register_buffer("obs_std", torch.ones(state_dim))
+
+    def set_normalisation(self, mean: Tensor, std: Tensor) -> None:
+        self.obs_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        # Constant dims (e.g. a never-touched object) would divide by ~0: floor the scale.
+        self.obs_std.copy_(torch.as_tensor(std, dtype=torch.float32).clamp_min(1e-3))
+
+    def forward(self, obs: Tensor) -> Tensor:
+        x = (obs.to(torch.float32) - self.obs_mean) / self.obs_std
+        return x.clamp(-10.0, 10.0)  # a state far outside the data must not blow up the MLP
+
+
+class PixelEncoder(nn.Module):
+    """Conv encoder for a uint8 frame stack ``(B, stack, H, W, 3)``: 4 stride-2 convs + linear."""
+
+    def __init__(self, frame_stack: int, image_size: int, out_dim: int):
+        super().__init__()
+        self.out_dim = out_dim
+        chans = [3 * frame_stack, 32, 64, 128, 128]
+        convs: list[nn.Module] = []
+        for c_in, c_out in zip(chans[:-1], chans[1:], strict=True):
+            convs += [nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1), nn.ReLU()]
+        self.convs = nn.Sequential(*convs)
+        side = image_size // 16
+        self.head = nn.Sequential(nn.Linear(128 * side * side, out_dim), nn.LayerNorm(out_dim), nn.ReLU())
+
+    def forward(self, obs: Tensor) -> Tensor:
+        b, s, h, w, c = obs.shape
+        x = obs.to(torch.float32).div(255.0).sub(0.5)  # uint8 0-255 in, centred floats inside
+        x = x.permute(0, 1, 4, 2, 3).reshape(b, s * c, h, w)
+        return self.head(self.convs(x).flatten(1))
+
+
+def make_obs_encoder(config: LibraryConfig) -> nn.Module:
+    if config.obs_kind == "state":
+        return StateEncoder(config.state_dim)
+    return PixelEncoder(config.frame_stack, config.image_size, config.pixel_feature_dim)
+
+
+# -- priors -----------------------------------------------------------------------------------
+class SkillPriors(nn.Module):
+    """p(d | s) and p(z | s, d) from one observation.
+
+    ``forward(obs)`` takes ``(B, *obs_shape)`` (float states or uint8 frames) and returns
+    ``logits (B, K)``, ``z_mean (B, K, nz)``, ``z_log_std (B, K, nz)`` -- the z prior for every
+    skill at once, so a policy can evaluate all skills in one pass.
+    """
+
+    def __init__(self, config: LibraryConfig):
+        super().__init__()
+        self.num_skills, self.z_dim = config.num_skills, config.z_dim
+        self.encoder = make_obs_encoder(config)
+        feat = self.encoder.out_dim
+        self.d_net = mlp(feat, config.prior_hidden_dim, config.num_skills, config.prior_layers)
+        self.z_net = mlp(feat, config.prior_hidden_dim, 2 * config.num_skills * config.z_dim,
+                         config.prior_layers)
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        feat = self.encoder(obs)
+        logits = self.d_net(feat)
+        z = self.z_net(feat).view(-1, self.num_skills, 2, self.z_dim)
+        z_mean, z_log_std = z[:, :, 0], z[:, :, 1].clamp(LOG_STD_MIN, LOG_STD_MAX)
+        return logits, z_mean, z_log_std
+
+
+# -- encoder q(z | a, d) ----------------------------------------------------------------------
+class SkillEncoder(nn.Module):
+    def __init__(self, config: LibraryConfig):
+        super().__init__()
+        self.num_skills = config.num_skills
+        self.lstm = nn.LSTM(config.action_dim + config.num_skills, config.hidden_dim,
+                            num_layers=config.lstm_layers, batch_first=True)
+        self.head = nn.Linear(config.hidden_dim, 2 * config.z_dim)
+
+    def forward(self, actions: Tensor, skill: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """``actions (B, T, A)`` right-padded, ``lengths (B,)`` >= 1 -> mean, log_std ``(B, nz)``."""
+        onehot = F.one_hot(skill, self.num_skills).to(actions.dtype)
+        x = torch.cat([actions, onehot[:, None].expand(-1, actions.shape[1], -1)], dim=-1)
+        out, _ = self.lstm(x)
+        # Padding sits after the valid steps, so the output at the last valid step never saw it.
+        last = out[torch.arange(len(lengths)), lengths - 1]
+        mean, log_std = self.head(last).chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+
+# -- decoder p(a, l | z, d) -------------------------------------------------------------------
+@dataclass
+class DecoderState:
+    """Recurrent state of a batch of skills being decoded step by step."""
+
+    const_gates: Tensor  # (B, 4H) input-projection of the inputs that stay fixed (z, onehot d)
+    z_skill: Tensor  # (B, nz + K), for layers > 1 / closed loop
+    h: list[Tensor]
+    c: list[Tensor]
+    prev_action: Tensor  # (B, A)
+    prev_progress: Tensor  # (B, 1)
+    step: int = 0
+
+
+class SkillDecoder(nn.Module):
+    """Autoregressive LSTM decoder with a bounded progress head.
+
+    Input at step t: ``[z, onehot(d)]`` (+ observation features of s_t if closed-loop), and if
+    ``config.autoregressive`` also ``[a_{t-1}, l_{t-1}]``, starting from ``a_0 = 0, l_0 = 0``. Training uses teacher forcing
+    (:meth:`forward`); inference uses :meth:`start` / :meth:`step`, which feed back the
+    decoder's own outputs.
+    """
+
+    def __init__(self, config: LibraryConfig):
+        super().__init__()
+        self.num_skills, self.z_dim, self.action_dim = config.num_skills, config.z_dim, config.action_dim
+        self.closed_loop = config.decoder == "closed_loop"
+        obs_dim = 0
+        if self.closed_loop:
+            enc = make_obs_encoder(config)
+            self.obs_encoder = nn.Sequential(enc, nn.Linear(enc.out_dim, config.decoder_obs_dim), nn.ReLU())
+            obs_dim = config.decoder_obs_dim
+        # Input layout: [prev action (A), prev progress (1) | z (nz), onehot (K) | obs feats];
+        # the first block only if the decoder is autoregressive.
+        self.autoregressive = config.autoregressive
+        self.n_prev = config.action_dim + 1 if config.autoregressive else 0
+        self.n_const = config.z_dim + config.num_skills
+        in_dim = self.n_prev + self.n_const + obs_dim
+        self.lstm = nn.LSTM(in_dim, config.hidden_dim, num_layers=config.lstm_layers, batch_first=True)
+        self.head = nn.Linear(config.hidden_dim, config.action_dim + 1)
+        low = torch.tensor(config.action_low, dtype=torch.float32)
+        high = torch.tensor(config.action_high, dtype=torch.float32)
+        self.register_buffer("action_centre", (high + low) / 2)
+        self.register_buffer("action_scale", (high - low) / 2)
+
+    def _outputs(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.head(h)
+        action = torch.tanh(out[..., : self.action_dim]) * self.action_scale + self.action_centre
+        return action, torch.sigmoid(out[..., self.action_dim])
+
+    def _z_skill(self, z: Tensor, skill: Tensor) -> Tensor:
+        return torch.cat([z, F.one_hot(skill, self.num_skills).to(z.dtype)], dim=-1)
+
+    def forward(self, prev_actions: Tensor, prev_progress: Tensor, z: Tensor, skill: Tensor,
+                obs: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Teacher-forced decoding: ``prev_* (B, T, ...)`` -> actions ``(B, T, A)``, progress ``(B, T)``.
+
+        ``obs (B, T, *obs_shape)`` are the observations s_t at which a_t is taken (closed loop).
+        """
+        b, t = prev_progress.shape
+        parts = [self._z_skill(z, skill)[:, None].expand(-1, t, -1)]
+        if self.autoregressive:
+            parts = [prev_actions, prev_progress[..., None], *parts]
+        if self.closed_loop:
+            if obs is None:
+                raise ValueError("a closed-loop decoder needs the observations")
+            parts.append(self.obs_encoder(obs.flatten(0, 1)).view(b, t, -1))
+        out, _ = self.lstm(torch.cat(parts, dim=-1))
+        return self._outputs(out)
+
+    # -- step-by-step inference -----------------------------------------------------------------
+    def start(self, skill: Tensor, z: Tensor) -> DecoderState:
+        b = len(skill)
+        z_skill = self._z_skill(z.to(torch.float32), skill)
+        w = self.lstm.weight_ih_l0
+        # The z / skill part of the first layer's input projection is the same at every step:
+        # compute it once (this is what makes a batch-of-1, 30-step decode cheap).
+        const = F.linear(z_skill, w[:, self.n_prev: self.n_prev + self.n_const],
+                         self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0)
+        zeros = [z.new_zeros(b, self.lstm.hidden_size) for _ in range(self.lstm.num_layers)]
+        return DecoderState(const, z_skill, zeros, [x.clone() for x in zeros],
+                            z.new_zeros(b, self.action_dim), z.new_zeros(b, 1))
+
+    def step(self, state: DecoderState, obs: Tensor | None = None) -> tuple[Tensor, Tensor, DecoderState]:
+        """One decoding step; ``obs (B, *obs_shape)`` is the current observation (closed loop)."""
+        lstm, hidden = self.lstm, self.lstm.hidden_size
+        w = lstm.weight_ih_l0
+        gates = state.const_gates
+        if self.autoregressive:
+            gates = torch.addmm(gates, torch.cat([state.prev_action, state.prev_progress], 1),
+                                w[:, : self.n_prev].t())
+        if self.closed_loop:
+            if obs is None:
+                raise ValueError("a closed-loop decoder needs the current observation at every step")
+            gates = gates + F.linear(self.obs_encoder(obs), w[:, self.n_prev + self.n_const:])
+        h_new, c_new = [], []
+        x = None
+        for layer in range(lstm.num_layers):
+            if layer > 0:
+                gates = F.linear(x, getattr(lstm, f"weight_ih_l{layer}"),
+                                 getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}"))
+            gates = gates + state.h[layer] @ getattr(lstm, f"weight_hh_l{layer}").t()
+            i, f, g, o = gates.split(hidden, dim=1)  # PyTorch's gate order
+            c = torch.sigmoid(f) * state.c[layer] + torch.sigmoid(i) * torch.tanh(g)
+            x = torch.sigmoid(o) * torch.tanh(c)
+            h_new.append(x)
+            c_new.append(c)
+        action, progress = self._outputs(x)
+        new = DecoderState(state.const_gates, state.z_skill, h_new, c_new, action, progress[:, None],
+                           state.step + 1)
+        return action, progress, new
+
+
+# -- the whole VAE + priors ---------------------------------------------------------------------
+@dataclass
+class SkillBatch:
+    """A batch of training windows (``B`` windows of up to ``T`` actions, right-padded)."""
+
+    actions: Tensor  # (B, T, A) targets
+    prev_actions: Tensor  # (B, T, A) decoder inputs (teacher forcing)
+    prev_progress: Tensor  # (B, T)
+    progress: Tensor  # (B, T) targets in (0, 1]
+    mask: Tensor  # (B, T) bool, True on real steps
+    lengths: Tensor  # (B,) int64
+    skill: Tensor  # (B,) int64, the segment's own label
+    prior_obs: Tensor  # (B, *obs_shape): first observation of the window
+    step_obs: Tensor | None = None  # (B, T, *obs_shape) closed loop only
+
+
+class SkillVAE(nn.Module):
+    """q(z|ā,d), p(ā,l|z,d), p(d|s), p(z|s,d) and the loss of Eq. 2."""
+
+    def __init__(self, config: LibraryConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = SkillEncoder(config)
+        self.decoder = SkillDecoder(config)
+        self.priors = SkillPriors(config)
+
+    def set_normalisation(self, mean: Tensor, std: Tensor) -> None:
+        """Store state statistics in every state encoder (no-op for pixels)."""
+        for module in self.modules():
+            if isinstance(module, StateEncoder):
+                module.set_normalisation(mean, std)
+
+    def loss_terms(self, batch: SkillBatch, sample: bool = True) -> dict[str, Tensor]:
+        """The five terms of Eq. 2 as losses to minimise (with their graphs), plus metrics.
+
+        - ``action``: squared error summed over action dims, averaged over real (unpadded) steps;
+          i.e. the Gaussian NLL of the actions with unit variance, up to constants.
+        - ``progress``: squared error of l_t against t/N, averaged over real steps.
+        - ``kl``: KL(q || N(0, I)) summed over z dims (not averaged: SPEC §7 bug 7), averaged
+          over windows; weighted by ``beta`` in :meth:`loss`.
+        - ``prior_d``: cross-entropy of p(d | s_1) against the segment's label.
+        - ``prior_z``: NLL of stop-gradient(z) under p(z | s_1, d), summed over z dims.
+        """
+        mask = batch.mask.to(torch.float32)
+        n_steps = mask.sum().clamp_min(1.0)
+        mean, log_std = self.encoder(batch.actions, batch.skill, batch.lengths)
+        z = mean + log_std.exp() * torch.randn_like(mean) if sample else mean
+        pred_a, pred_l = self.decoder(batch.prev_actions, batch.prev_progress, z, batch.skill, batch.step_obs)
+        sq = ((pred_a - batch.actions) ** 2).sum(-1)
+        progress_err = pred_l - batch.progress
+        logits, z_mean, z_log_std = self.priors(batch.prior_obs)
+        idx = torch.arange(len(batch.skill))
+        mu, ls = z_mean[idx, batch.skill], z_log_std[idx, batch.skill]
+        z_target = z.detach()  # sg(z): the prior must not pull the encoder (Eq. 2)
+        terms = {
+            "action": (sq * mask).sum() / n_steps,
+            "progress": (progress_err**2 * mask).sum() / n_steps,
+            "kl": 0.5 * (mean**2 + (2 * log_std).exp() - 1.0 - 2 * log_std).sum(-1).mean(),
+            "prior_d": F.cross_entropy(logits, batch.skill),
+            "prior_z": (0.5 * ((z_target - mu) / ls.exp()) ** 2 + ls + 0.5 * LOG_2PI).sum(-1).mean(),
+        }
+        with torch.no_grad():
+            terms["action_mse"] = (sq * mask).sum() / (n_steps * batch.actions.shape[-1])
+            terms["progress_mae"] = (progress_err.abs() * mask).sum() / n_steps
+            terms["prior_acc"] = (logits.argmax(-1) == batch.skill).float().mean()
+        return terms
+
+    def loss(self, batch: SkillBatch, beta: float = 1e-3, sample: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+        """Eq. 2 as a loss to minimise; returns the total and every term (detached) for logging."""
+        terms = self.loss_terms(batch, sample)
+        total = terms["action"] + terms["progress"] + beta * terms["kl"] + terms["prior_d"] + terms["prior_z"]
+        logged = {"loss": total.detach(), **{k: v.detach() for k, v in terms.items()}}
+        return total, logged

@@ -1,0 +1,148 @@
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+from skillgym.envs.kitchen import KitchenTaskEnv
+from skillgym.envs.skill_space import SkillSpaceEnv
+from skillgym.skills.config import LibraryConfig
+from skillgym.skills.library import SkillLibrary
+
+
+def make_library(progress_bias: float | None = None, max_skill_steps: int = 10, **kwargs) -> SkillLibrary:
+    library = SkillLibrary.build(LibraryConfig(num_skills=4, max_skill_steps=max_skill_steps, **kwargs), seed=0)
+    if progress_bias is not None:  # pin the progress head: ~1 at once, or ~0 forever
+        with torch.no_grad():
+            library.decoder.head.weight[-1].zero_()
+            library.decoder.head.bias[-1] = progress_bias
+    return library
+
+
+def make_env(progress_bias: float | None = None, max_episode_steps: int = 280, **kwargs) -> SkillSpaceEnv:
+    low = KitchenTaskEnv(max_episode_steps=max_episode_steps)
+    return SkillSpaceEnv(low, make_library(progress_bias), **kwargs)
+
+
+def act(skill: int = 1) -> dict:
+    return {"skill": skill, "arg": np.zeros(5, np.float32)}
+
+
+def test_spaces_and_checker():
+    env = make_env()
+    assert env.action_space["skill"].n == 4
+    assert env.action_space["arg"].shape == (5,) and env.observation_space.shape == (59,)
+    check_env(env, skip_render_check=True)
+
+
+def test_progress_stop_and_cap():
+    early = make_env(progress_bias=20.0)
+    early.reset(seed=0)
+    *_, info = early.step(act())
+    assert info["skill_steps"] == 1
+
+    never = make_env(progress_bias=-20.0)
+    never.reset(seed=0)
+    *_, info = never.step(act())
+    assert info["skill_steps"] == 10  # the library's cap
+    capped = make_env(progress_bias=-20.0, max_skill_steps=4)
+    capped.reset(seed=0)
+    assert capped.step(act())[-1]["skill_steps"] == 4
+
+
+def test_rewards_are_the_low_level_sums():
+    """Replay the decoded actions on a raw env with the same seed: same rewards, same state."""
+    env = make_env(progress_bias=-20.0, gamma=0.9)
+    raw = KitchenTaskEnv()
+    env.reset(seed=4)
+    raw.reset(seed=4)
+    # Put the microwave door on the verge of its goal so the skill's first steps score.
+    state = raw.get_sim_state()
+    state[22] = -0.9
+    for e in (env.unwrapped, raw):
+        e.set_sim_state(state)
+    _, reward, _, _, info = env.step(act(2))
+    actions, _ = env.library.decode(np.array([2]), np.zeros((1, 5), np.float32))
+    rewards = [raw.step(a)[1] for a in actions[0, : info["skill_steps"]]]
+    assert reward == pytest.approx(sum(rewards)) and reward >= 1.0
+    assert info["discounted_reward"] == pytest.approx(sum(r * 0.9**t for t, r in enumerate(rewards)))
+    np.testing.assert_allclose(env.unwrapped.get_sim_state(), raw.get_sim_state())
+
+
+def test_time_limit_is_truncation_not_termination():
+    env = make_env(progress_bias=-20.0, max_episode_steps=25)
+    env.reset(seed=0)
+    results = [env.step(act()) for _ in range(3)]
+    assert [r[-1]["skill_steps"] for r in results] == [10, 10, 5]
+    _, _, terminated, truncated, _ = results[-1]
+    assert truncated and not terminated
+
+
+@pytest.mark.parametrize(
+    "action, message",
+    [
+        ([1, 0, 0], "dict"),
+        ({"skill": 1}, "keys"),
+        ({"skill": 1, "arg": np.zeros(5, np.float32), "extra": 0}, "keys"),
+        ({"skill": 9, "arg": np.zeros(5, np.float32)}, "outside"),
+        ({"skill": -1, "arg": np.zeros(5, np.float32)}, "outside"),
+        ({"skill": 1.5, "arg": np.zeros(5, np.float32)}, "integer"),
+        ({"skill": 1, "arg": np.zeros(3, np.float32)}, "shape"),
+        ({"skill": 1, "arg": np.zeros(5, np.int64)}, "float"),
+        ({"skill": 1, "arg": np.array([0, 0, np.nan, 0, 0], np.float32)}, "NaN"),
+        ({"skill": 1, "arg": np.array([0, 0, np.inf, 0, 0], np.float32)}, "NaN or inf"),
+    ],
+)
+def test_bad_actions_raise_and_leave_the_simulator_untouched(action, message):
+    env = make_env()
+    env.reset(seed=0)
+    before = env.unwrapped.get_sim_state()
+    with pytest.raises(ValueError, match=message):
+        env.step(action)
+    np.testing.assert_array_equal(env.unwrapped.get_sim_state(), before)
+    env.step(act())  # still steps normally afterwards
+
+
+def test_out_of_box_arguments_are_clipped():
+    env = make_env()
+    env.reset(seed=0)
+    *_, info = env.step({"skill": np.int64(1), "arg": np.full(5, 100.0, np.float32)})
+    assert np.all(info["arg"] == env.action_space["arg"].high)
+
+
+def test_seeding_reproduces_episodes():
+    def episode(seed):
+        env = make_env()
+        env.action_space.seed(seed)
+        obs, _ = env.reset(seed=seed)
+        trace = [obs]
+        for _ in range(3):
+            obs, *_ = env.step(env.action_space.sample())
+            trace.append(obs)
+        return np.array(trace)
+
+    np.testing.assert_array_equal(episode(7), episode(7))
+    assert not np.array_equal(episode(7), episode(8))
+
+
+def test_observation_mismatch_is_explained():
+    pixels = make_library(obs_kind="pixels", image_size=64, frame_stack=4)
+    with pytest.raises(ValueError, match="priors expect"):
+        SkillSpaceEnv(KitchenTaskEnv(), pixels)
+
+
+def test_pixel_library_gets_stacked_frames():
+    pixels = make_library(obs_kind="pixels", image_size=64, frame_stack=4, progress_bias=-20.0)
+    env = SkillSpaceEnv(KitchenTaskEnv(pixels=True, image_size=64, frame_stack=4), pixels, max_skill_steps=3)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (4, 64, 64, 3) and obs.dtype == np.uint8
+    obs, *_ = env.step(act())
+    logits, mean, log_std = env.library.prior(obs[None])
+    assert logits.shape == (1, 4) and mean.shape == (1, 4, 5)
+
+
+def test_record_frames_returns_every_low_level_frame():
+    low = KitchenTaskEnv(render_mode="rgb_array", image_size=32)
+    env = SkillSpaceEnv(low, make_library(progress_bias=-20.0), record_frames=True, max_skill_steps=6)
+    env.reset(seed=0)
+    *_, info = env.step(act())
+    assert len(info["frames"]) == 6 and info["frames"][0].shape == (32, 32, 3)

@@ -1,0 +1,117 @@
+"""train-skills: exact --resume, fine-tuning, CLI, pixel variant, built-in evaluation (tiny data)."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from skillgym.skills import LibraryConfig, SkillLibrary
+from skillgym.skills.cli import add_train_skills_parser
+from skillgym.skills.synthetic import write_synthetic_labels
+from skillgym.skills.train import TrainSkillsArgs, train_skills
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    return write_synthetic_labels(root, num_episodes=10, num_skills=4, seed=0)
+
+
+def tiny_args(labels, out, **kw):
+    defaults = dict(steps=20, batch_size=16, hidden_dim=32, eval_episodes=0, progress_bar=False,
+                    val_every=5, checkpoint_every=7, log_every=5, threads=1)
+    defaults.update(kw)
+    return TrainSkillsArgs(labels=str(labels), out=str(out), **defaults)
+
+
+def test_resume_reproduces_the_uninterrupted_run(labelled, tmp_path):
+    _, labels = labelled
+    full = train_skills(tiny_args(labels, tmp_path / "full", steps=24))
+    first = train_skills(tiny_args(labels, tmp_path / "split", steps=12))
+    rest = train_skills(tiny_args(labels, tmp_path / "split", steps=24, resume=True))
+    assert rest.start_step == 12
+    for key in ("loss", "action", "kl", "prior_d", "prior_z"):
+        assert first.history[key] + rest.history[key] == full.history[key], key
+    a, b = SkillLibrary.load(tmp_path / "full"), SkillLibrary.load(tmp_path / "split")
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+
+
+def test_resume_refuses_changed_arguments_and_fresh_run_refuses_overwrite(labelled, tmp_path):
+    _, labels = labelled
+    train_skills(tiny_args(labels, tmp_path / "run", steps=5))
+    with pytest.raises(ValueError, match="lr"):
+        train_skills(tiny_args(labels, tmp_path / "run", steps=10, resume=True, lr=5e-4))
+    with pytest.raises(FileExistsError, match="--resume"):
+        train_skills(tiny_args(labels, tmp_path / "run", steps=10))
+
+
+def test_training_learns_and_writes_library_and_eval(labelled, tmp_path):
+    _, labels = labelled
+    result = train_skills(tiny_args(labels, tmp_path / "lib", steps=150, batch_size=32, hidden_dim=64))
+    h = result.history
+    assert np.mean(h["action"][-10:]) < 0.5 * np.mean(h["action"][:10])
+    assert np.mean(h["progress"][-10:]) < np.mean(h["progress"][:10])
+    lib = SkillLibrary.load(tmp_path / "lib")
+    assert lib.max_skill_steps == 30 and lib.num_skills == 4 and lib.encoder is not None
+    assert lib.config.trained_on["num_segments"] > 0 and lib.config.labeler["encoder"] == "synthetic"
+    ev = json.loads((tmp_path / "lib" / "eval.json").read_text())
+    for key in ("action_mse", "action_mse_per_skill", "progress_mae", "prior_accuracy", "free_progress_mae"):
+        assert key in ev["heldout"]
+    assert (tmp_path / "lib" / "eval.png").stat().st_size > 0
+    assert list((tmp_path / "lib" / "tb").iterdir())
+    # The state normalisation was computed from the data (not left at 0 / 1).
+    assert float(lib.priors.encoder.obs_std[20]) != 1.0
+
+
+def test_init_from_fine_tunes(labelled, tmp_path_factory, tmp_path):
+    _, labels = labelled
+    base = tmp_path / "base"
+    train_skills(tiny_args(labels, base, steps=5))
+    root2 = tmp_path_factory.mktemp("target")
+    _, labels2 = write_synthetic_labels(root2, num_episodes=4, num_skills=4, seed=1)
+    train_skills(tiny_args(labels2, tmp_path / "ft", steps=5, init_from=str(base)))
+    ft, b = SkillLibrary.load(tmp_path / "ft"), SkillLibrary.load(base)
+    assert ft.config.trained_on["fine_tuned_from"]["labels_path"] == str(labels)
+    # kept the base normalisation, changed the weights
+    assert torch.equal(ft.priors.encoder.obs_mean, b.priors.encoder.obs_mean)
+    assert not torch.equal(ft.decoder.head.weight, b.decoder.head.weight)
+    _, labels3 = write_synthetic_labels(tmp_path_factory.mktemp("k3"), num_episodes=3, num_skills=3, seed=2)
+    with pytest.raises(ValueError, match="4 skills"):
+        train_skills(tiny_args(labels3, tmp_path / "bad", steps=2, init_from=str(base)))
+
+
+def test_cli_parser(labelled, tmp_path):
+    _, labels = labelled
+    parser = argparse.ArgumentParser(prog="skillgym")
+    add_train_skills_parser(parser.add_subparsers(dest="command"))
+    ns = parser.parse_args(["train-skills", str(labels), "--out", str(tmp_path / "cli"), "--steps", "3",
+                            "--seed", "1", "--batch-size", "8", "--lr", "1e-3", "--window", "20", "--z-dim", "4",
+                            "--obs", "state", "--decoder", "closed_loop", "--eval-episodes", "0", "--no-progress",
+                            "--threads", "1"])
+    assert ns.func(ns) == 0
+    lib = SkillLibrary.load(tmp_path / "cli")
+    assert (lib.z_dim, lib.max_skill_steps, lib.config.decoder) == (4, 20, "closed_loop")
+
+
+def test_pixel_variant_trains(tmp_path_factory, tmp_path):
+    _, labels = write_synthetic_labels(tmp_path_factory.mktemp("pix"), num_episodes=4, num_skills=3, seed=0,
+                                       image_size=64)
+    train_skills(tiny_args(labels, tmp_path / "pix", steps=3, batch_size=4, obs="pixels", frame_stack=2))
+    lib = SkillLibrary.load(tmp_path / "pix")
+    assert lib.observation_space.shape == (2, 64, 64, 3)
+    logits, _, _ = lib.prior(np.zeros((1, 2, 64, 64, 3), np.uint8))
+    assert logits.shape == (1, 3)
+
+
+def test_prior_rollouts_in_kitchen(tmp_path):
+    pytest.importorskip("gymnasium_robotics")
+    from skillgym.skills.evaluate import prior_rollouts
+
+    lib = SkillLibrary.build(LibraryConfig(num_skills=3))
+    r = prior_rollouts(lib, episodes=1, max_steps=40)
+    assert r["episodes"] == 1 and len(r["ordered_subtasks"]) == 1 and sum(r["skill_histogram"]) >= 2
