@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Later stages register their own subcommands; each module owns its arguments.
     for module, names in (
         ("skillgym.extract.cli", ("add_extract_parser", "add_download_parser")),
-        ("skillgym.skills.cli", ("add_train_skills_parser", "add_skills_show_parser")),
+        ("skillgym.skills.cli", ("add_train_skills_parser",)),
+        ("skillgym.envs.show_skills", ("add_skills_show_parser",)),
         ("skillgym.rl.train", ("add_train_rl_parser",)),
         ("skillgym.pipeline", ("add_run_parser",)),
     ):

@@ -19,7 +19,7 @@ def make_skill_kitchen(
     tasks: Sequence[str] = DEFAULT_TASKS,
     observation: str = "state",
     max_skill_steps: int | None = None,
-    progress_threshold: float = 0.95,
+    progress_threshold: float | None = None,
     record_frames: bool = False,
     render_mode: str | None = None,
     max_episode_steps: int = 280,
@@ -30,7 +30,7 @@ def make_skill_kitchen(
     pixel library gets frames rendered at its own size and frame stack.
     """
     from skillgym.envs.kitchen import KitchenTaskEnv
-    from skillgym.envs.skill_space import SkillSpaceEnv
+    from skillgym.envs.skill_space import DEFAULT_PROGRESS_THRESHOLD, SkillSpaceEnv
     from skillgym.skills.library import SkillLibrary
 
     if observation not in BUNDLED_LIBRARIES:
@@ -46,8 +46,8 @@ def make_skill_kitchen(
         frame_stack=lib.config.frame_stack if pixels else 1,
         render_mode=render_mode,
     )
-    env = SkillSpaceEnv(low, lib, max_skill_steps=max_skill_steps,
-                        progress_threshold=progress_threshold, record_frames=record_frames)
+    env = SkillSpaceEnv(low, lib, max_skill_steps=max_skill_steps, record_frames=record_frames,
+                        progress_threshold=progress_threshold or DEFAULT_PROGRESS_THRESHOLD)
     env.library_path = str(path)
     return env
 

@@ -24,6 +24,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+# The progress head is a sigmoid trained on t/N: it approaches 1 but never reaches it, and its
+# held-out error is ~0.07, so 0.9 stops a 30-step skill within a few steps of its end.
+DEFAULT_PROGRESS_THRESHOLD = 0.9
+
 
 class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Wrap a low-level env with a ``Dict(skill=Discrete(K), arg=Box)`` action space.
@@ -53,7 +57,7 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         env: gym.Env,
         library: Any,
         max_skill_steps: int | None = None,
-        progress_threshold: float = 0.95,
+        progress_threshold: float = DEFAULT_PROGRESS_THRESHOLD,
         gamma: float = 0.99,
         record_frames: bool = False,
     ):

@@ -83,31 +83,33 @@ def evaluate_heldout(model: SkillVAE, library: SkillLibrary, data: SegmentData, 
     return out
 
 
-def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0, progress_threshold: float = 0.9,
-                   max_steps: int = 280, greedy: bool = False) -> dict[str, Any]:
+def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
+                   progress_threshold: float | None = None, max_steps: int = 280,
+                   greedy: bool = False) -> dict[str, Any]:
     """Run the priors alone (no RL) in the kitchen evaluation task; count subtasks completed.
 
-    ``greedy`` picks argmax d and the prior mean z instead of sampling. Seeded: episode ``i``
-    resets the env with ``seed + i`` and samples from ``default_rng(seed + i)``.
+    Skills execute through :class:`~skillgym.envs.skill_space.SkillSpaceEnv`, exactly as an
+    agent's would. ``greedy`` picks argmax d and the prior mean z instead of sampling. Seeded:
+    episode ``i`` resets the env with ``seed + i`` and samples from ``default_rng(seed + i)``.
     """
     from skillgym.envs.kitchen import ALL_TASKS, DEFAULT_TASKS, KitchenTaskEnv
+    from skillgym.envs.skill_space import DEFAULT_PROGRESS_THRESHOLD, SkillSpaceEnv
 
     cfg = library.config
     pixels = cfg.obs_kind == "pixels"
-    env = KitchenTaskEnv(tasks=DEFAULT_TASKS, ordered=True, max_episode_steps=max_steps, pixels=pixels,
+    low = KitchenTaskEnv(tasks=DEFAULT_TASKS, ordered=True, max_episode_steps=max_steps, pixels=pixels,
                          image_size=cfg.image_size, frame_stack=cfg.frame_stack if pixels else 1)
+    threshold = DEFAULT_PROGRESS_THRESHOLD if progress_threshold is None else progress_threshold
+    env = SkillSpaceEnv(low, library, progress_threshold=threshold)
     ordered, unordered, any_task, skills_used, skill_lengths = [], [], [], [], []
     try:
         for i in range(episodes):
             rng = np.random.default_rng(seed + i)
             obs, info = env.reset(seed=seed + i)
             done_any: set[str] = set()
-            steps, finished = 0, False
-            while steps < max_steps and not finished:
-                o = obs["pixels"] if pixels else obs
-                if pixels and cfg.frame_stack == 1:
-                    o = o[None]
-                logits, mean, log_std = library.prior(o[None])
+            terminated = truncated = False
+            while not (terminated or truncated):
+                logits, mean, log_std = library.prior(obs[None])
                 if greedy:
                     d = int(logits[0].argmax())
                     z = mean[0, d]
@@ -115,24 +117,10 @@ def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0, pro
                     p = np.exp(logits[0] - logits[0].max())
                     d = int(rng.choice(cfg.num_skills, p=p / p.sum()))
                     z = mean[0, d] + np.exp(log_std[0, d]) * rng.standard_normal(cfg.z_dim)
-                z = np.clip(z, -cfg.arg_bound, cfg.arg_bound).astype(np.float32)
+                obs, _, terminated, truncated, info = env.step({"skill": d, "arg": z.astype(np.float32)})
                 skills_used.append(d)
-                state = library.decoder_start(np.array([d]), z[None])
-                n = 0
-                for _ in range(cfg.max_skill_steps):
-                    o = obs["pixels"] if pixels else obs
-                    if pixels and cfg.frame_stack == 1:
-                        o = o[None]
-                    action, progress, state = library.decoder_step(state, o[None])
-                    obs, _, terminated, truncated, info = env.step(action[0])
-                    steps, n = steps + 1, n + 1
-                    done_any.update(t for t in ALL_TASKS if env.task_done(t))
-                    if terminated or truncated:
-                        finished = True
-                        break
-                    if progress[0] >= progress_threshold:
-                        break
-                skill_lengths.append(n)
+                skill_lengths.append(info["skill_steps"])
+                done_any.update(t for t in ALL_TASKS if low.task_done(t))
             ordered.append(info["num_completed"])
             unordered.append(len(done_any & set(DEFAULT_TASKS)))
             any_task.append(len(done_any))
@@ -141,7 +129,7 @@ def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0, pro
     return {
         "episodes": episodes,
         "greedy": greedy,
-        "progress_threshold": progress_threshold,
+        "progress_threshold": threshold,
         "tasks": list(DEFAULT_TASKS),
         "ordered_subtasks": ordered,
         "ordered_mean": float(np.mean(ordered)),
@@ -151,6 +139,7 @@ def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0, pro
         "any_of_7_mean": float(np.mean(any_task)),
         "skill_histogram": np.bincount(skills_used, minlength=cfg.num_skills).tolist(),
         "mean_skill_length": float(np.mean(skill_lengths)) if skill_lengths else 0.0,
+        "capped_fraction": float(np.mean(np.asarray(skill_lengths) >= cfg.max_skill_steps)) if skill_lengths else 0.0,
     }
 
 
