@@ -109,21 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skillgym", description=__doc__.split("\n")[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_data_parser(subparsers)
-    # Later stages register their own subcommands; each module owns its arguments.
-    for module, names in (
-        ("skillgym.extract.cli", ("add_extract_parser", "add_download_parser")),
-        ("skillgym.skills.cli", ("add_train_skills_parser",)),
-        ("skillgym.envs.show_skills", ("add_skills_show_parser",)),
-        ("skillgym.rl.train", ("add_train_rl_parser",)),
-        ("skillgym.pipeline", ("add_run_parser",)),
-    ):
-        try:
-            mod = __import__(module, fromlist=list(names))
-        except ImportError:
-            continue
-        for name in names:
-            if hasattr(mod, name):
-                getattr(mod, name)(subparsers)
+    # Each stage owns its subcommands' arguments.
+    from skillgym.envs.show_skills import add_skills_show_parser
+    from skillgym.extract.cli import add_download_parser, add_extract_parser
+    from skillgym.pipeline import add_run_parser
+    from skillgym.rl.train import add_train_rl_parser
+    from skillgym.skills.cli import add_train_skills_parser
+
+    for add in (add_extract_parser, add_download_parser, add_train_skills_parser, add_skills_show_parser,
+                add_train_rl_parser, add_run_parser):
+        add(subparsers)
     return parser
 
 

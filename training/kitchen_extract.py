@@ -1,0 +1,90 @@
+"""EXTRACT on SkillKitchen-v0: SkillSAC with the bundled skill library, several seeds.
+
+Budget and curves are in low-level env steps (300k by default, as in the paper's kitchen plots).
+Each seed logs to TensorBoard under --out/seed<N>/tb and writes curve.json; the script then writes
+the mean ± std curve to --out/curves.png and a summary to --out/summary.json.
+
+    python training/kitchen_extract.py --seeds 0 1 2 --steps 300000 --parallel 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+from pathlib import Path
+
+import numpy as np
+
+
+def run_seed(seed: int, steps: int, out: str, library: str | None, eval_every: int, eval_episodes: int) -> dict:
+    from skillgym.rl.train import TrainRLArgs, train_rl
+
+    return train_rl(TrainRLArgs(env_id="SkillKitchen-v0", library=library, steps=steps, seed=seed,
+                                out=str(Path(out) / f"seed{seed}"), eval_every=eval_every,
+                                eval_episodes=eval_episodes))
+
+
+def summarize(out: Path, seeds: list[int]) -> dict:
+    """Mean ± std over seeds of the evaluation return, on a common low-level-step grid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {s: json.loads((out / f"seed{s}" / "curve.json").read_text()) for s in seeds
+              if (out / f"seed{s}" / "curve.json").is_file()}
+    if not curves:
+        raise FileNotFoundError(f"no curve.json under {out}/seed*/")
+    grid = np.unique(np.concatenate([[p["low_level_steps"] for p in c] for c in curves.values()]))
+    common = grid[grid <= min(c[-1]["low_level_steps"] for c in curves.values())]
+    table = np.array([np.interp(common, [p["low_level_steps"] for p in c], [p["return_mean"] for p in c])
+                      for c in curves.values()])
+    mean, std = table.mean(0), table.std(0)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for s, c in curves.items():
+        ax.plot([p["low_level_steps"] for p in c], [p["return_mean"] for p in c], lw=0.8, alpha=0.4,
+                label=f"seed {s}")
+    ax.plot(common, mean, color="k", lw=2, label="mean")
+    ax.fill_between(common, mean - std, mean + std, color="k", alpha=0.15)
+    ax.set_xlabel("low-level env steps")
+    ax.set_ylabel("subtasks completed (of 4)")
+    ax.set_ylim(-0.1, 4.1)
+    ax.set_title("SkillSAC on SkillKitchen-v0 (bundled library)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=120)
+    plt.close(fig)
+    summary = {"seeds": list(curves), "final_low_level_steps": int(common[-1]),
+               "final_return_mean": float(mean[-1]), "final_return_std": float(std[-1]),
+               "best_return_mean": float(mean.max()),
+               "per_seed_final": {s: c[-1] for s, c in curves.items()}}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=300_000, help="low-level env steps per seed")
+    parser.add_argument("--out", type=Path, default=Path("runs/kitchen_extract"))
+    parser.add_argument("--library", default=None, help="skill library (default: the bundled one)")
+    parser.add_argument("--parallel", type=int, default=1, help="seeds trained at once (1 core each)")
+    parser.add_argument("--eval-every", type=int, default=10_000)
+    parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--summarize-only", action="store_true")
+    args = parser.parse_args()
+    if not args.summarize_only:
+        jobs = [(s, args.steps, str(args.out), args.library, args.eval_every, args.eval_episodes)
+                for s in args.seeds]
+        if args.parallel > 1:
+            with mp.get_context("spawn").Pool(args.parallel) as pool:
+                pool.starmap(run_seed, jobs)
+        else:
+            for job in jobs:
+                run_seed(*job)
+    print(json.dumps(summarize(args.out, args.seeds), indent=2))
+
+
+if __name__ == "__main__":
+    main()
