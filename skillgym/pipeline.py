@@ -22,6 +22,8 @@ class PipelineArgs:
     encoder: str = "auto"  # r3m-50 if its checkpoint is on disk, else efficientnet-lite0
     k: int = 8
     skill_steps: int = 20_000
+    decoder: str = "closed_loop"  # scripted demos are closed-loop: open-loop replays drift off target
+    threads: int | None = None  # torch threads for skill training (None: torch's default)
     eval_episodes: int = 10
     rl_steps: int = 0  # low-level env steps of SkillSAC on SkillKitchen-v0 with the new library
     seed: int = 0
@@ -56,7 +58,8 @@ def run_pipeline(args: PipelineArgs) -> dict:
     print(f"[3/4] skill learning: {args.skill_steps} steps -> {library_dir}")
     if not (library_dir / "model.safetensors").is_file():
         train_skills(TrainSkillsArgs(labels=str(labels_dir), out=str(library_dir), steps=args.skill_steps,
-                                     seed=args.seed, eval_episodes=args.eval_episodes))
+                                     seed=args.seed, decoder=args.decoder, threads=args.threads,
+                                     eval_episodes=args.eval_episodes))
     eval_path = library_dir / "eval.json"
     if eval_path.is_file():
         summary["library"] = json.loads(eval_path.read_text())
@@ -85,6 +88,7 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--encoder", default=d.encoder)
     p.add_argument("--k", type=int, default=d.k)
     p.add_argument("--skill-steps", type=int, default=d.skill_steps)
+    p.add_argument("--decoder", choices=["open_loop", "closed_loop"], default=d.decoder)
     p.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
     p.add_argument("--rl-steps", type=int, default=d.rl_steps)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -95,7 +99,8 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(ns, name)}")
         run_pipeline(PipelineArgs(out=ns.out, episodes=ns.episodes, image_size=ns.image_size,
                                   workers=ns.workers, encoder=ns.encoder, k=ns.k, skill_steps=ns.skill_steps,
-                                  eval_episodes=ns.eval_episodes, rl_steps=ns.rl_steps, seed=ns.seed))
+                                  eval_episodes=ns.eval_episodes, rl_steps=ns.rl_steps, seed=ns.seed,
+                                  decoder=ns.decoder))
         return 0
 
     p.set_defaults(func=run)

@@ -1,13 +1,13 @@
 """Produce the skill library bundled as skillgym/assets/kitchen-state (SkillKitchen-v0).
 
-Reads top to bottom: record scripted demonstrations, extract skills with the EXTRACT recipe
-(EfficientNet-Lite0 image embeddings, differences to the first frame, K-means K=8, median filter
-7), train the skill VAE + state priors, evaluate prior rollouts, copy the library (config.json +
-model.safetensors + eval.json) into the package.
+The whole pipeline (`skillgym run kitchen`: scripted demonstrations -> EXTRACT skill extraction
+with EfficientNet-Lite0 image embeddings, K=8, median filter 7 -> closed-loop skill VAE + state
+priors -> prior rollouts), then only what the env needs (config.json, model.safetensors,
+eval.json/png) is copied into the package.
 
-    python training/bundled_library.py --episodes 100 --seed 0 --skill-steps 20000
+    python training/bundled_library.py --episodes 100 --seed 0 --skill-steps 15000 --threads 2
 
-Every stage is skipped when its artifact exists under --work, so the script resumes.
+Stages whose artifact exists under --work are skipped, so the script resumes.
 """
 
 from __future__ import annotations
@@ -15,45 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from skillgym.envs.registration import BUNDLED_LIBRARIES
-
-
-@dataclass
-class Args:
-    work: Path = Path("runs/bundled")
-    episodes: int = 100
-    seed: int = 0
-    image_size: int = 128
-    workers: int = 2
-    encoder: str = "efficientnet-lite0"
-    k: int = 8
-    skill_steps: int = 20_000
-    threads: int = 1
-    eval_episodes: int = 20
-    install: bool = True  # copy the result into skillgym/assets/kitchen-state
-
-
-def main(args: Args) -> None:
-    from skillgym.data.dataset import open_dataset
-    from skillgym.data.record import RecordArgs, record_dataset
-    from skillgym.extract.labeler import extract_skills
-    from skillgym.skills.train import TrainSkillsArgs, train_skills
-
-    data, labels, library = args.work / "data", args.work / "labels", args.work / "library"
-    if not (data / "recording.json").is_file():
-        report = record_dataset(RecordArgs(out=data, episodes=args.episodes, seed=args.seed,
-                                           image_size=args.image_size, workers=args.workers))
-        print(report.summary())
-    if not (labels / "labels.json").is_file():
-        extract_skills(open_dataset(data), labels, encoder=args.encoder, k=args.k, seed=args.seed)
-    if not (library / "model.safetensors").is_file():
-        train_skills(TrainSkillsArgs(labels=str(labels), out=str(library), steps=args.skill_steps,
-                                     seed=args.seed, threads=args.threads, eval_episodes=args.eval_episodes))
-    if args.install:
-        install(library, BUNDLED_LIBRARIES["state"])
+from skillgym.pipeline import PipelineArgs, run_pipeline
 
 
 def install(library: Path, target: Path) -> None:
@@ -63,17 +28,27 @@ def install(library: Path, target: Path) -> None:
         if (library / name).is_file():
             shutil.copy2(library / name, target / name)
     config = json.loads((target / "config.json").read_text())
-    print(f"installed {library} -> {target} ({config['num_skills']} skills, trained on "
+    print(f"installed {library} -> {target} ({config['num_skills']} skills, {config['decoder']}, trained on "
           f"{config.get('trained_on', {}).get('dataset_path', '?')})")
 
 
-if __name__ == "__main__":
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    defaults = Args()
-    for name, value in vars(defaults).items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
-        else:
-            parser.add_argument(flag, type=type(value), default=value)
-    main(Args(**vars(parser.parse_args())))
+    parser.add_argument("--work", type=Path, default=Path("runs/bundled"))
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--encoder", default="efficientnet-lite0")
+    parser.add_argument("--skill-steps", type=int, default=15_000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--no-install", action="store_true", help="do not copy into skillgym/assets")
+    args = parser.parse_args()
+    run_pipeline(PipelineArgs(out=args.work, episodes=args.episodes, seed=args.seed, encoder=args.encoder,
+                              skill_steps=args.skill_steps, threads=args.threads,
+                              eval_episodes=args.eval_episodes))
+    if not args.no_install:
+        install(args.work / "library", BUNDLED_LIBRARIES["state"])
+
+
+if __name__ == "__main__":
+    main()
