@@ -187,3 +187,27 @@ def test_decode_batch_of_one_is_fast():
     # The best of several repeats: robust to other processes on a shared CI box.
     ms = min(timeit.repeat(lambda: lib.decode(skill, z), number=20, repeat=10)) / 20 * 1e3
     assert ms < 3.0, f"decode of one 30-step skill took {ms:.2f} ms (target < 2 ms on an idle core)"
+
+
+def test_numpy_closed_loop_step_matches_torch():
+    """The env's per-step fast path and the torch decoder compute the same closed-loop skill."""
+    from skillgym.skills.config import LibraryConfig as Config
+    from skillgym.skills.library import NumpyDecoderState
+    from skillgym.skills.library import SkillLibrary as Library
+
+    lib = Library.build(Config(num_skills=4, decoder="closed_loop"), seed=1)
+    with torch.no_grad():
+        lib.decoder.obs_encoder[0].set_normalisation(torch.linspace(-1, 1, 59), torch.linspace(0.5, 2, 59))
+    rng = np.random.default_rng(0)
+    skill, z = np.array([0, 3]), rng.normal(size=(2, 5)).astype(np.float32)
+    fast = lib.decoder_start(skill, z)
+    assert isinstance(fast, NumpyDecoderState)
+    with torch.inference_mode():
+        slow = lib.decoder.start(torch.from_numpy(skill), torch.from_numpy(z))
+    for _ in range(6):
+        obs = rng.normal(size=(2, 59)).astype(np.float32)
+        a_fast, p_fast, fast = lib.decoder_step(fast, obs)
+        with torch.inference_mode():
+            a_slow, p_slow, slow = lib.decoder.step(slow, torch.from_numpy(obs))
+        np.testing.assert_allclose(a_fast, a_slow.numpy(), atol=1e-5)
+        np.testing.assert_allclose(p_fast, p_slow.numpy(), atol=1e-5)

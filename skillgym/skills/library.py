@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
@@ -29,6 +30,16 @@ from skillgym.skills.config import FORMAT_VERSION, LibraryConfig, LibraryError
 from skillgym.skills.model import DecoderState, SkillDecoder, SkillEncoder, SkillPriors
 
 __all__ = ["SkillLibrary", "LibraryConfig", "LibraryError", "DecoderState", "CONFIG_FILE", "WEIGHTS_FILE"]
+
+@dataclass
+class NumpyDecoderState:
+    """Decoder state of the numpy fast path (1-layer LSTM); advanced in place by each step."""
+
+    const: np.ndarray  # (B, 4H) input projection of [z, onehot(d)] + biases, fixed per skill
+    h: np.ndarray  # (B, H)
+    c: np.ndarray  # (B, H)
+    prev: np.ndarray  # (B, A + 1) last [action, progress]
+
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -221,7 +232,7 @@ class SkillLibrary:
                 "so use decoder_start(skill, z) and decoder_step(state, obs) instead of decode()"
             )
         skill_t, z_t = self._check_skill_z(skill, z)
-        if self.config.lstm_layers == 1 and self.device.type == "cpu":
+        if self._numpy_ok():
             return self._decode_numpy(skill_t.numpy(), z_t.numpy())
         steps = self.max_skill_steps
         with torch.inference_mode():
@@ -233,69 +244,104 @@ class SkillLibrary:
         return actions.numpy(), progress.numpy()
 
     def _decode_numpy(self, skill: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The same computation as ``SkillDecoder.step`` in numpy float32.
-
-        Called once per skill by the RL env: at batch size 1, torch's per-op overhead (~4 us x 20
-        ops x 30 steps) dominates, numpy's is ~4x smaller. Tests check it matches the torch path.
-        """
-        w = self._numpy_weights()
-        b, steps, a_dim = len(skill), self.max_skill_steps, self.config.action_dim
-        hidden = self.config.hidden_dim
-        z_skill = np.concatenate([z, np.eye(self.num_skills, dtype=np.float32)[skill]], axis=1)
-        const = z_skill @ w["w_const"] + w["bias"]
-        # x = [a_{t-1}, l_{t-1} | h_{t-1}] (autoregressive) or [h_{t-1}]: one matmul per step.
-        n_prev = a_dim + 1 if self.config.autoregressive else 0
-        x = np.zeros((b, n_prev + hidden), np.float32)  # a skill starts from zeros
-        c = np.zeros((b, hidden), np.float32)
-        actions = np.empty((b, steps, a_dim), np.float32)
-        progress = np.empty((b, steps), np.float32)
+        """The same computation as ``SkillDecoder.step`` in numpy float32, all steps at once."""
+        state = self._numpy_start(skill, z)
+        steps, a_dim = self.max_skill_steps, self.config.action_dim
+        actions = np.empty((len(skill), steps, a_dim), np.float32)
+        progress = np.empty((len(skill), steps), np.float32)
         for t in range(steps):
-            gates = x @ w["w_x"]
-            gates += const
-            sig = 1.0 / (1.0 + np.exp(-gates))
-            c = sig[:, hidden: 2 * hidden] * c + sig[:, :hidden] * np.tanh(gates[:, 2 * hidden: 3 * hidden])
-            h = sig[:, 3 * hidden:] * np.tanh(c)
-            out = h @ w["w_head"] + w["b_head"]
-            actions[:, t] = np.tanh(out[:, :a_dim]) * w["scale"] + w["centre"]
-            progress[:, t] = 1.0 / (1.0 + np.exp(-out[:, a_dim]))
-            if n_prev:
-                x[:, :a_dim], x[:, a_dim] = actions[:, t], progress[:, t]
-            x[:, n_prev:] = h
+            actions[:, t], progress[:, t] = self._numpy_step(state, None)
         return actions, progress
+
+    # The numpy path: called once per low-level step by the RL env. At batch size 1, torch's
+    # per-op overhead (~4 us x 20 ops) dominates a 128-unit LSTM step; numpy's is ~4x smaller.
+    # Tests check it matches the torch path. Used for 1-layer LSTMs (closed loop: state observations).
+    def _numpy_ok(self) -> bool:
+        c = self.config
+        return c.lstm_layers == 1 and self.device.type == "cpu" and (c.decoder == "open_loop" or c.obs_kind == "state")
+
+    def _numpy_start(self, skill: np.ndarray, z: np.ndarray) -> NumpyDecoderState:
+        w = self._numpy_weights()
+        b, hidden = len(skill), w["w_hh"].shape[0]
+        z_skill = np.concatenate([z, np.eye(self.num_skills, dtype=np.float32)[skill]], axis=1)
+        zeros = np.zeros((b, hidden), np.float32)
+        # [a_{t-1}, l_{t-1}]: a skill starts from zeros
+        return NumpyDecoderState(z_skill @ w["w_const"] + w["bias"], zeros, zeros.copy(),
+                                 np.zeros((b, self.config.action_dim + 1), np.float32))
+
+    def _numpy_step(self, state: NumpyDecoderState, obs: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Advance ``state`` in place; returns ``action (B, A)``, ``progress (B,)``."""
+        w = self._numpy_weights()
+        hidden, a_dim = w["w_hh"].shape[0], self.config.action_dim
+        gates = state.const + state.h @ w["w_hh"]
+        if "w_prev" in w:
+            gates += state.prev @ w["w_prev"]
+        if "w_obs" in w:
+            x = np.clip((np.asarray(obs, np.float32) - w["obs_mean"]) / w["obs_std"], -10.0, 10.0)
+            gates += np.maximum(x @ w["w_feat"] + w["b_feat"], 0.0) @ w["w_obs"]
+        sig = 1.0 / (1.0 + np.exp(-gates))
+        state.c = sig[:, hidden: 2 * hidden] * state.c + sig[:, :hidden] * np.tanh(gates[:, 2 * hidden: 3 * hidden])
+        state.h = sig[:, 3 * hidden:] * np.tanh(state.c)
+        out = state.h @ w["w_head"] + w["b_head"]
+        state.prev[:, :a_dim] = np.tanh(out[:, :a_dim]) * w["scale"] + w["centre"]
+        state.prev[:, a_dim] = 1.0 / (1.0 + np.exp(-out[:, a_dim]))
+        return state.prev[:, :a_dim].copy(), state.prev[:, a_dim].copy()
 
     def _numpy_weights(self) -> dict[str, np.ndarray]:
         # The library is frozen, so the transposed weights are cached once.
         if self._np_cache is None:
             d = self.decoder
-            w_ih = d.lstm.weight_ih_l0.detach().cpu().numpy()
-            w_hh = d.lstm.weight_hh_l0.detach().cpu().numpy()
-            self._np_cache = {
-                "w_x": np.ascontiguousarray(np.concatenate([w_ih[:, : d.n_prev], w_hh], axis=1).T),
-                "w_const": np.ascontiguousarray(w_ih[:, d.n_prev: d.n_prev + d.n_const].T),
+
+            def t(x: torch.Tensor) -> np.ndarray:
+                return np.ascontiguousarray(x.detach().cpu().numpy().T)
+
+            w_ih = d.lstm.weight_ih_l0
+            start, end = d.n_prev, d.n_prev + d.n_const
+            cache = {
+                "w_const": t(w_ih[:, start:end]),
                 "bias": (d.lstm.bias_ih_l0 + d.lstm.bias_hh_l0).detach().cpu().numpy(),
-                "w_head": np.ascontiguousarray(d.head.weight.detach().cpu().numpy().T),
+                "w_hh": t(d.lstm.weight_hh_l0),
+                "w_head": t(d.head.weight),
                 "b_head": d.head.bias.detach().cpu().numpy(),
                 "scale": d.action_scale.cpu().numpy(),
                 "centre": d.action_centre.cpu().numpy(),
             }
+            if d.autoregressive:
+                cache["w_prev"] = t(w_ih[:, :start])
+            if d.closed_loop:
+                state_encoder, linear = d.obs_encoder[0], d.obs_encoder[1]
+                cache.update(w_obs=t(w_ih[:, end:]), w_feat=t(linear.weight),
+                             b_feat=linear.bias.detach().cpu().numpy(),
+                             obs_mean=state_encoder.obs_mean.cpu().numpy(),
+                             obs_std=state_encoder.obs_std.cpu().numpy())
+            self._np_cache = cache
         return self._np_cache
 
-    def decoder_start(self, skill: np.ndarray, z: np.ndarray) -> DecoderState:
+    def decoder_start(self, skill: np.ndarray, z: np.ndarray) -> DecoderState | NumpyDecoderState:
         skill_t, z_t = self._check_skill_z(skill, z)
+        if self._numpy_ok():
+            return self._numpy_start(skill_t.numpy(), z_t.numpy())
         with torch.inference_mode():
             return self.decoder.start(skill_t, z_t)
 
-    def decoder_step(self, state: DecoderState, obs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, DecoderState]:
+    def decoder_step(self, state: DecoderState | NumpyDecoderState, obs: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, DecoderState | NumpyDecoderState]:
         """One step: ``action (B, A)`` float32, ``progress (B,)`` float32, next state.
 
         ``obs (B, *obs_shape)`` is the current observation; required for closed-loop decoders,
         ignored by open-loop ones.
         """
-        obs_t = None
-        if self.config.decoder == "closed_loop":
-            if obs is None:
-                raise ValueError("a closed-loop decoder needs obs (B, *obs_shape) at every step")
-            obs_t = self._obs_tensor(obs, batch=state.prev_action.shape[0])
+        closed = self.config.decoder == "closed_loop"
+        if closed and obs is None:
+            raise ValueError("a closed-loop decoder needs obs (B, *obs_shape) at every step")
+        if isinstance(state, NumpyDecoderState):
+            if closed:
+                obs = np.asarray(obs, np.float32)
+                if obs.shape != (len(state.h), *self.config.obs_shape):
+                    raise ValueError(f"obs must have shape {(len(state.h), *self.config.obs_shape)}, got {obs.shape}")
+            action, progress = self._numpy_step(state, obs)
+            return action, progress, state
+        obs_t = self._obs_tensor(obs, batch=state.prev_action.shape[0]) if closed else None
         with torch.inference_mode():
             action, progress, state = self.decoder.step(state, obs_t)
         return action.cpu().numpy(), progress.cpu().numpy(), state
