@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
+from tqdm import tqdm
 
 
 @dataclass
@@ -46,6 +47,7 @@ class LowLevelBudget(BaseCallback):
         self.next_eval = 0
         self.curve: list[dict[str, float]] = []
         self.start = time.time()
+        self.bar = tqdm(total=args.steps, desc=f"SkillSAC seed {args.seed}", unit="step", unit_scale=True)
 
     def _evaluate(self) -> None:
         from stable_baselines3.common.evaluation import evaluate_policy
@@ -61,10 +63,11 @@ class LowLevelBudget(BaseCallback):
         self.logger.record("eval/return_std", point["return_std"])
         self.curve_path.write_text(json.dumps(self.curve, indent=1) + "\n")
         if self.verbose:
-            print(f"  eval @ {low} low-level steps: return {point['return_mean']:.2f} ± {point['return_std']:.2f}")
+            tqdm.write(f"  eval @ {low} low-level steps: return {point['return_mean']:.2f} ± {point['return_std']:.2f}")
 
     def _on_step(self) -> bool:
         low = int(self.model.num_low_level_steps)
+        self.bar.update(min(low, self.args.steps) - self.bar.n)
         if low >= self.next_eval:
             self._evaluate()
             self.next_eval += self.args.eval_every
@@ -73,6 +76,7 @@ class LowLevelBudget(BaseCallback):
     def _on_training_end(self) -> None:
         if not self.curve or self.curve[-1]["low_level_steps"] < self.model.num_low_level_steps:
             self._evaluate()
+        self.bar.close()
 
 
 def train_rl(args: TrainRLArgs) -> dict[str, Any]:
@@ -101,7 +105,7 @@ def train_rl(args: TrainRLArgs) -> dict[str, Any]:
     budget.verbose = 1
     # learn() counts skill decisions; a skill runs >= 1 low-level step, so this bound is never hit
     # before the low-level budget stops training.
-    model.learn(total_timesteps=args.steps, callback=budget, tb_log_name=f"seed{args.seed}", progress_bar=True)
+    model.learn(total_timesteps=args.steps, callback=budget, tb_log_name=f"seed{args.seed}")
     model.save(out / "skillsac")
     result = {"args": asdict(args), "final": budget.curve[-1], "curve": budget.curve}
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
