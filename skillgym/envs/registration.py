@@ -36,6 +36,12 @@ def make_skill_kitchen(
     if observation not in BUNDLED_LIBRARIES:
         raise ValueError(f"observation must be 'state' or 'pixels', got {observation!r}")
     path = Path(library) if library is not None else BUNDLED_LIBRARIES[observation]
+    if library is None and not path.is_dir():
+        raise FileNotFoundError(
+            f"this skillgym ships no bundled {observation} skill library yet ({path} is missing). Train one "
+            f"with `skillgym train-skills LABELS --obs {observation} --out DIR` and pass "
+            "gym.make(..., library=DIR)."
+        )
     lib = SkillLibrary.load(path)
     pixels = lib.config.obs_kind == "pixels"
     low = KitchenTaskEnv(

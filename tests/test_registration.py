@@ -1,0 +1,56 @@
+"""gym.make("SkillKitchen-v0") with the bundled library, the checkers, and stock tooling."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import skillgym  # noqa: F401
+from skillgym.envs.flatten import FlattenSkillAction
+from skillgym.envs.registration import BUNDLED_LIBRARIES
+from skillgym.envs.skill_space import SkillSpaceEnv
+from skillgym.skills.library import SkillLibrary
+
+
+def test_bundled_library_loads_and_is_small():
+    library = SkillLibrary.load(BUNDLED_LIBRARIES["state"])
+    size = sum(f.stat().st_size for f in BUNDLED_LIBRARIES["state"].iterdir())
+    assert size < 10 * 2**20
+    assert library.num_skills == 8 and library.config.obs_kind == "state"
+
+
+def skill_env(env: gym.Env) -> SkillSpaceEnv:
+    while not isinstance(env, SkillSpaceEnv):
+        env = env.env
+    return env
+
+
+def test_skill_kitchen_passes_the_checkers():
+    check_env(skill_env(gym.make("SkillKitchen-v0")), skip_render_check=True)
+    flat = FlattenSkillAction(gym.make("SkillKitchen-v0"))
+    check_env(flat, skip_render_check=True)
+    sb3_check_env(flat)
+
+
+def test_skill_kitchen_steps_and_swaps():
+    env = gym.make("SkillKitchen-v0", tasks=["kettle", "microwave"])
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (59,)
+    obs, reward, terminated, truncated, info = env.step({"skill": 3, "arg": np.zeros(5, np.float32)})
+    assert 1 <= info["skill_steps"] <= 30 and env.unwrapped.tasks == ("kettle", "microwave")
+    with pytest.raises(ValueError, match="outside"):
+        env.step({"skill": 8, "arg": np.zeros(5, np.float32)})
+    other = gym.make("SkillKitchen-v0", library=str(BUNDLED_LIBRARIES["state"]))
+    assert skill_env(other).library.num_skills == 8
+    with pytest.raises(Exception, match="config.json|not a skill library|no such|missing"):
+        gym.make("SkillKitchen-v0", library="/nonexistent/library")
+
+
+def test_missing_bundled_pixel_library_is_explained():
+    if BUNDLED_LIBRARIES["pixels"].is_dir():
+        env = gym.make("SkillKitchenPixels-v0")
+        assert env.observation_space.shape == (4, 64, 64, 3)
+    else:
+        with pytest.raises(FileNotFoundError, match="train-skills"):
+            gym.make("SkillKitchenPixels-v0")

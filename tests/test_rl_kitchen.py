@@ -1,0 +1,48 @@
+"""SkillSAC end to end on the real SkillKitchen-v0 (bundled library), at a tiny budget."""
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import SubprocVecEnv
+
+import skillgym  # noqa: F401
+from skillgym.rl import SkillSAC
+from skillgym.rl.train import TrainRLArgs, train_rl
+
+
+def test_learn_save_load_predict(tmp_path):
+    env = gym.make("SkillKitchen-v0")
+    model = SkillSAC("SkillPolicy", env, learning_starts=20, batch_size=16, seed=0)
+    model.learn(40)
+    assert model.num_low_level_steps >= 40
+    model.save(tmp_path / "model")
+    loaded = SkillSAC.load(tmp_path / "model")
+    obs, _ = env.reset(seed=5)
+    a, _ = model.predict(obs, deterministic=True)
+    b, _ = loaded.predict(obs, deterministic=True)
+    assert a["skill"] == b["skill"]
+    np.testing.assert_array_equal(a["arg"], b["arg"])
+    mean, _ = evaluate_policy(loaded, env, n_eval_episodes=1)
+    assert 0.0 <= mean <= 4.0
+
+
+def make_kitchen() -> gym.Env:
+    # "skillgym:" makes gymnasium import skillgym (which registers the env) in the subprocess too.
+    return gym.make("skillgym:SkillKitchen-v0")
+
+
+def test_subproc_vec_env_with_two_kitchens():
+    envs = SubprocVecEnv([make_kitchen, make_kitchen])
+    model = SkillSAC("SkillPolicy", envs, learning_starts=10, batch_size=8, seed=0)
+    model.learn(20)
+    actions, _ = model.predict(envs.reset(), deterministic=False)
+    assert len(actions["skill"]) == 2
+    envs.close()
+
+
+def test_train_rl_budget_is_in_low_level_steps(tmp_path):
+    result = train_rl(TrainRLArgs(steps=300, seed=0, out=str(tmp_path), learning_starts=10,
+                                  eval_every=200, eval_episodes=1))
+    assert result["final"]["low_level_steps"] >= 300
+    assert [p["low_level_steps"] for p in result["curve"]][0] == 0
+    assert (tmp_path / "skillsac.zip").is_file() and (tmp_path / "curve.json").is_file()
