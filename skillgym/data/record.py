@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from queue import Full
 
 import numpy as np
 from tqdm import tqdm
@@ -140,8 +141,16 @@ def _worker(args: RecordArgs, indices: list[int], queue) -> None:
     from skillgym.envs.kitchen import KitchenTaskEnv
 
     env = KitchenTaskEnv(pixels=True, image_size=args.image_size, max_episode_steps=10**6)
+    parent = mp.parent_process()
     for index in indices:
-        queue.put(record_episode(env, index, args))
+        item = record_episode(env, index, args)
+        while True:  # a killed parent never drains the queue: notice it instead of blocking forever
+            try:
+                queue.put(item, timeout=5)
+                break
+            except Full:
+                if parent is not None and not parent.is_alive():
+                    return
     env.close()
 
 
