@@ -60,6 +60,9 @@ def _add_data_parser(subparsers) -> None:
                          help="draw each episode's 4 subtasks from these (default: all but the hinge cabinet)")
     kitchen.add_argument("--include-hinge", action="store_true",
                          help="also draw the hinge cabinet (slow: ~113 steps)")
+    kitchen.add_argument("--eval-prefix-fraction", type=float, default=0.0, metavar="F",
+                         help="fraction of episodes that start with 1-3 subtasks of the evaluation order "
+                              "(D4RL kitchen-mixed-like; the full evaluation order is never recorded)")
     kitchen.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     kitchen.set_defaults(func=_run_data_kitchen)
 
@@ -87,7 +90,8 @@ def _run_data_kitchen(args: argparse.Namespace) -> int:
     report = record_dataset(RecordArgs(out=args.out, episodes=args.episodes, seed=args.seed,
                                        image_size=args.image_size, workers=args.workers,
                                        subtasks=tuple(args.subtasks) if args.subtasks else None,
-                                       include_hinge=args.include_hinge))
+                                       include_hinge=args.include_hinge,
+                                       eval_prefix_fraction=args.eval_prefix_fraction))
     print(report.summary())
     print(f"dataset written to {args.out} (open with minari.MinariDataset('{args.out}/data'))")
     return 0

@@ -19,6 +19,7 @@ class PipelineArgs:
     episodes: int = 100
     image_size: int = 128
     workers: int = 2
+    eval_prefix_fraction: float = 0.5  # episodes that start with 1-3 evaluation subtasks (kitchen-mixed-like)
     encoder: str = "auto"  # r3m-50 if its checkpoint is on disk, else efficientnet-lite0
     k: int = 8
     skill_steps: int = 20_000
@@ -43,7 +44,8 @@ def run_pipeline(args: PipelineArgs) -> dict:
     print(f"[1/4] dataset: {args.episodes} scripted episodes -> {data_dir}")
     if not (data_dir / "recording.json").is_file():
         report = record_dataset(RecordArgs(out=data_dir, episodes=args.episodes, seed=args.seed,
-                                           image_size=args.image_size, workers=args.workers))
+                                           image_size=args.image_size, workers=args.workers,
+                                           eval_prefix_fraction=args.eval_prefix_fraction))
         print("      " + report.summary())
     summary["dataset"] = json.loads((data_dir / "recording.json").read_text())["report"]
 
@@ -85,6 +87,8 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=d.episodes)
     p.add_argument("--image-size", type=int, default=d.image_size)
     p.add_argument("--workers", type=int, default=d.workers)
+    p.add_argument("--eval-prefix-fraction", type=float, default=d.eval_prefix_fraction,
+                   help="fraction of episodes that start with 1-3 subtasks of the evaluation order")
     p.add_argument("--encoder", default=d.encoder)
     p.add_argument("--k", type=int, default=d.k)
     p.add_argument("--skill-steps", type=int, default=d.skill_steps)
@@ -98,7 +102,7 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
             if getattr(ns, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(ns, name)}")
         run_pipeline(PipelineArgs(out=ns.out, episodes=ns.episodes, image_size=ns.image_size,
-                                  workers=ns.workers, encoder=ns.encoder, k=ns.k, skill_steps=ns.skill_steps,
+                                  workers=ns.workers, eval_prefix_fraction=ns.eval_prefix_fraction, encoder=ns.encoder, k=ns.k, skill_steps=ns.skill_steps,
                                   eval_episodes=ns.eval_episodes, rl_steps=ns.rl_steps, seed=ns.seed,
                                   decoder=ns.decoder))
         return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skillgym.data.scripted import ScriptedKitchenController, sample_subtask_order
+from skillgym.data.scripted import ScriptedKitchenController, eval_prefix, sample_subtask_order
 from skillgym.envs.kitchen import ALL_TASKS, DEFAULT_TASKS, KitchenTaskEnv
 
 
@@ -36,6 +36,25 @@ def test_sample_subtask_order_never_evaluation_order():
     with_hinge = [sample_subtask_order(rng, include_hinge=True) for _ in range(200)]
     assert any("hinge cabinet" in o for o in with_hinge)
     assert all(tuple(o) != DEFAULT_TASKS for o in with_hinge)
+
+
+def test_eval_prefix_orders_start_like_the_evaluation_task_but_never_equal_it():
+    rng = np.random.default_rng(1)
+    prefixes = [eval_prefix(rng, 0.5) for _ in range(2000)]
+    orders = [sample_subtask_order(rng, prefix=p) for p in prefixes]
+    assert 0.45 < np.mean([len(p) > 0 for p in prefixes]) < 0.55
+    assert {len(p) for p in prefixes} == {0, 1, 2, 3}
+    for p, o in zip(prefixes, orders, strict=True):
+        assert tuple(o[: len(p)]) == p == DEFAULT_TASKS[: len(p)]
+        assert len(set(o)) == 4 and tuple(o) != DEFAULT_TASKS
+    # fraction 0 draws nothing, so datasets recorded before the option stay reproducible
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    assert eval_prefix(a, 0.0) == ()
+    assert a.random() == b.random()
+    with pytest.raises(ValueError, match="fraction"):
+        eval_prefix(rng, 1.5)
+    with pytest.raises(ValueError, match="prefix"):
+        sample_subtask_order(rng, prefix=DEFAULT_TASKS)
 
 
 def test_actions_are_valid_and_deterministic():

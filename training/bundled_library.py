@@ -1,11 +1,12 @@
 """Produce the skill library bundled as skillgym/assets/kitchen-state (SkillKitchen-v0).
 
-The whole pipeline (`skillgym run kitchen`: scripted demonstrations -> EXTRACT skill extraction
+The whole pipeline (`skillgym run kitchen`: 100 scripted demonstrations, half of them starting
+with 1-3 subtasks of the evaluation order as in D4RL kitchen-mixed -> EXTRACT skill extraction
 with EfficientNet-Lite0 image embeddings, K=8, median filter 7 -> closed-loop skill VAE + state
-priors -> prior rollouts), then only what the env needs (config.json, model.safetensors,
-eval.json/png) is copied into the package.
+priors, 20k steps -> prior rollouts), then only what the env needs (config.json,
+model.safetensors, eval.json/png) is copied into the package.
 
-    python training/bundled_library.py --episodes 100 --seed 0 --skill-steps 15000 --threads 2
+    python training/bundled_library.py --episodes 100 --seed 0 --skill-steps 20000 --threads 2
 
 Stages whose artifact exists under --work are skipped, so the script resumes.
 """
@@ -38,12 +39,14 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--encoder", default="efficientnet-lite0")
-    parser.add_argument("--skill-steps", type=int, default=15_000)
+    parser.add_argument("--eval-prefix-fraction", type=float, default=0.5)
+    parser.add_argument("--skill-steps", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--no-install", action="store_true", help="do not copy into skillgym/assets")
     args = parser.parse_args()
     run_pipeline(PipelineArgs(out=args.work, episodes=args.episodes, seed=args.seed, encoder=args.encoder,
+                              eval_prefix_fraction=args.eval_prefix_fraction,
                               skill_steps=args.skill_steps, threads=args.threads,
                               eval_episodes=args.eval_episodes))
     if not args.no_install:

@@ -38,6 +38,9 @@ class RecordArgs:
     waypoint_jitter: float = 0.01
     subtasks: tuple[str, ...] | None = None  # pool to draw the 4 subtasks from (default: all but hinge)
     include_hinge: bool = False
+    # Fraction of episodes that start with 1-3 subtasks of the evaluation order (D4RL
+    # kitchen-mixed-like structure; the full evaluation order is never recorded). 0 = uniform.
+    eval_prefix_fraction: float = 0.0
 
 
 @dataclass
@@ -77,10 +80,11 @@ def episode_rng(seed: int, index: int) -> np.random.Generator:
 
 def record_episode(env, index: int, args: RecordArgs) -> tuple[Episode | None, EpisodeOutcome]:
     """Run the scripted controller for one episode in ``env`` (a pixel ``KitchenTaskEnv``)."""
-    from skillgym.data.scripted import ScriptedKitchenController, sample_subtask_order
+    from skillgym.data.scripted import ScriptedKitchenController, eval_prefix, sample_subtask_order
 
     rng = episode_rng(args.seed, index)
-    order = sample_subtask_order(rng, include_hinge=args.include_hinge, pool=args.subtasks)
+    prefix = eval_prefix(rng, args.eval_prefix_fraction)
+    order = sample_subtask_order(rng, include_hinge=args.include_hinge, pool=args.subtasks, prefix=prefix)
     env.set_tasks(order)
     obs, _ = env.reset(seed=int(rng.integers(2**31)))
     controller = ScriptedKitchenController(
@@ -186,6 +190,8 @@ def _episodes_in_order(args: RecordArgs) -> Iterator[tuple[Episode | None, Episo
 
 def record_dataset(args: RecordArgs) -> RecordReport:
     """Record ``args.episodes`` demonstrations to ``args.out``; returns the yield report."""
+    if not 0.0 <= args.eval_prefix_fraction <= 1.0:
+        raise ValueError(f"eval_prefix_fraction must be in [0, 1], got {args.eval_prefix_fraction}")
     report = RecordReport()
     failures: Counter[str] = Counter()
     outcomes: list[dict] = []

@@ -101,27 +101,45 @@ CHAIN_TASKS = tuple(t for t in ALL_TASKS if t != "hinge cabinet")
 
 def sample_subtask_order(
     rng: np.random.Generator, n: int = 4, *, include_hinge: bool = False,
-    pool: Sequence[str] | None = None,
+    pool: Sequence[str] | None = None, prefix: Sequence[str] = (),
 ) -> list[str]:
     """``n`` distinct subtasks in random order, never exactly the evaluation order.
 
     The hinge cabinet is left out by default: it only opens through repeated pull / re-grasp
     attempts (≈ 113 steps in isolation, 3x any other subtask), and chains containing it have not
     been measured against the 280-step pace yet. ``include_hinge=True`` draws from all seven;
-    ``pool`` draws from the given subtasks only.
+    ``pool`` draws from the given subtasks only. ``prefix`` fixes the first subtasks (see
+    :func:`eval_prefix`); the rest are drawn at random.
     """
     if pool is None:
         pool = ALL_TASKS if include_hinge else CHAIN_TASKS
     unknown = [t for t in pool if t not in ALL_TASKS]
     if unknown or len(set(pool)) != len(pool):
         raise ValueError(f"pool must hold distinct subtasks from {ALL_TASKS}, got {list(pool)}")
-    pool = tuple(pool)
+    if any(t not in pool for t in prefix) or len(set(prefix)) != len(prefix) or len(prefix) >= n:
+        raise ValueError(f"prefix must hold fewer than {n} distinct subtasks of {list(pool)}, got {list(prefix)}")
+    rest = tuple(t for t in pool if t not in prefix)
     if not 1 <= n <= len(pool):
         raise ValueError(f"n must be in [1, {len(pool)}], got {n}")
     while True:
-        order = [pool[i] for i in rng.permutation(len(pool))[:n]]
+        order = list(prefix) + [rest[i] for i in rng.permutation(len(rest))[: n - len(prefix)]]
         if tuple(order) != DEFAULT_TASKS or len(pool) == n == 1:
             return order
+
+
+def eval_prefix(rng: np.random.Generator, fraction: float) -> tuple[str, ...]:
+    """With probability ``fraction``, a proper prefix (1-3 subtasks) of the evaluation order.
+
+    This gives recorded data the structure of D4RL ``kitchen-mixed``: the evaluation task's
+    subtasks, and short runs of them in the evaluation order, are demonstrated, but never all
+    four in sequence. With ``fraction=0`` no randomness is drawn (older datasets stay
+    reproducible).
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"eval-prefix fraction must be in [0, 1], got {fraction}")
+    if fraction == 0.0 or rng.random() >= fraction:
+        return ()
+    return DEFAULT_TASKS[: int(rng.integers(1, len(DEFAULT_TASKS)))]
 
 
 class ScriptedKitchenController:
