@@ -1,7 +1,8 @@
 """Skill-model training speed: gradient steps per second at batch 128, window 30 (CPU).
 
 Synthetic in-memory segments (no dataset on disk), the real model, batch sampler and AdamW step,
-for the state and the pixel (64x64, framestack 4) variants. Also times one batch-of-1 open-loop
+for the state and the pixel (64x64, framestack 4) variants (pixel priors with an open-loop decoder,
+and with a closed-loop decoder that observes the state, as in the bundled pixel library). Also times one batch-of-1 open-loop
 decode, which the RL env calls once per skill.
 
     python benchmarks/skill_training.py [--threads 1] [--steps 30] [--pixel-steps 5]
@@ -45,9 +46,11 @@ def synthetic_data(obs_kind: str, episodes: int = 20, steps: int = 250, image_si
     )
 
 
-def bench(obs_kind: str, decoder: str, steps: int, batch_size: int = 128, window: int = 30) -> float:
+def bench(obs_kind: str, decoder: str, steps: int, batch_size: int = 128, window: int = 30,
+          decoder_obs: str = "prior") -> float:
     torch.manual_seed(0)
-    config = LibraryConfig(num_skills=8, obs_kind=obs_kind, decoder=decoder, max_skill_steps=window)
+    config = LibraryConfig(num_skills=8, obs_kind=obs_kind, decoder=decoder, max_skill_steps=window,
+                           decoder_obs=decoder_obs)
     model = SkillVAE(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     data = synthetic_data(obs_kind, episodes=20 if obs_kind == "state" else 8)
@@ -56,7 +59,7 @@ def bench(obs_kind: str, decoder: str, steps: int, batch_size: int = 128, window
     def one_step() -> None:
         idx = rng.integers(0, data.num_segments, size=batch_size)
         batch = make_batch(data, idx, window, rng=rng, obs_kind=obs_kind, frame_stack=4,
-                           closed_loop=decoder == "closed_loop")
+                           closed_loop=decoder == "closed_loop", step_obs_kind=config.decoder_obs_kind)
         loss, _ = model.loss(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -77,10 +80,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch 128, window 30, hidden 128")
-    for obs_kind, decoder, steps in [("state", "open_loop", args.steps), ("state", "closed_loop", args.steps),
-                                     ("pixels", "open_loop", args.pixel_steps)]:
-        sps = bench(obs_kind, decoder, steps)
-        print(f"{obs_kind:6s} {decoder:11s}: {sps:7.2f} steps/s  (20k steps ~ {20000 / sps / 60:.0f} min)")
+    variants = [("state", "open_loop", "prior", args.steps), ("state", "closed_loop", "prior", args.steps),
+                ("pixels", "open_loop", "prior", args.pixel_steps),
+                ("pixels", "closed_loop", "state", args.pixel_steps)]  # the bundled pixel library
+    for obs_kind, decoder, decoder_obs, steps in variants:
+        sps = bench(obs_kind, decoder, steps, decoder_obs=decoder_obs)
+        name = f"{obs_kind} priors, {decoder}" + (" on state" if decoder_obs == "state" else "")
+        print(f"{name:34s}: {sps:7.2f} steps/s  (20k steps ~ {20000 / sps / 60:.0f} min)")
     lib = SkillLibrary.build(LibraryConfig(num_skills=8))
     skill, z = np.array([3]), np.zeros((1, 5), np.float32)
     for _ in range(20):

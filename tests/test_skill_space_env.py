@@ -140,6 +140,19 @@ def test_pixel_library_gets_stacked_frames():
     assert logits.shape == (1, 4) and mean.shape == (1, 4, 5)
 
 
+def test_pixel_library_with_state_decoder_feeds_the_decoder_the_state():
+    library = make_library(obs_kind="pixels", image_size=64, frame_stack=4, decoder="closed_loop",
+                           decoder_obs="state", progress_bias=-20.0)
+    seen = []
+    step = library.decoder_step
+    library.decoder_step = lambda state, obs: (seen.append(obs.shape), step(state, obs))[1]
+    env = SkillSpaceEnv(KitchenTaskEnv(pixels=True, image_size=64, frame_stack=4), library, max_skill_steps=3)
+    obs, _ = env.reset(seed=0)
+    obs, *_ = env.step(act())
+    assert obs.shape == (4, 64, 64, 3)  # the agent sees frames
+    assert seen == [(1, 59)] * 3  # the decoder sees the state, every step
+
+
 def test_record_frames_returns_every_low_level_frame():
     low = KitchenTaskEnv(render_mode="rgb_array", image_size=32)
     env = SkillSpaceEnv(low, make_library(progress_bias=-20.0), record_frames=True, max_skill_steps=6)

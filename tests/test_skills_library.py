@@ -66,6 +66,26 @@ def test_pixel_closed_loop_library():
         lib.prior(obs.astype(np.float32))
 
 
+def test_pixel_priors_with_a_state_observing_decoder():
+    lib = SkillLibrary.build(small(obs_kind="pixels", decoder="closed_loop", decoder_obs="state", frame_stack=2))
+    assert lib.observation_space.shape == (2, 64, 64, 3)
+    assert lib.config.decoder_obs_shape == (59,)
+    logits, _, _ = lib.prior(np.zeros((1, 2, 64, 64, 3), np.uint8))
+    assert logits.shape == (1, 6)
+    fast = lib.decoder_start(np.array([2]), np.ones((1, 5), np.float32))  # numpy path: state input
+    with torch.inference_mode():
+        slow = lib.decoder.start(torch.tensor([2]), torch.ones(1, 5))
+    obs = np.random.default_rng(0).normal(size=(1, 59)).astype(np.float32)
+    a_fast, p_fast, _ = lib.decoder_step(fast, obs)
+    with torch.inference_mode():
+        a_slow, p_slow, _ = lib.decoder.step(slow, torch.from_numpy(obs))
+    np.testing.assert_allclose(a_fast, a_slow.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="shape"):
+        lib.decoder_step(lib.decoder_start(np.array([2]), np.ones((1, 5))), np.zeros((1, 2, 64, 64, 3), np.uint8))
+    with pytest.raises(LibraryError, match="decoder_obs"):
+        small(decoder_obs="pixels")
+
+
 def test_bad_inputs_are_explained():
     lib = SkillLibrary.build(small())
     with pytest.raises(ValueError, match=r"skill ids must be in \[0, 6\)"):

@@ -98,11 +98,13 @@ def test_cli_parser(labelled, tmp_path):
     assert (lib.z_dim, lib.max_skill_steps, lib.config.decoder) == (4, 20, "closed_loop")
 
 
-def test_pixel_variant_trains(tmp_path_factory, tmp_path):
+@pytest.mark.parametrize("decoder", [{}, {"decoder": "closed_loop", "decoder_obs": "state"}])
+def test_pixel_variant_trains(tmp_path_factory, tmp_path, decoder):
     _, labels = write_synthetic_labels(tmp_path_factory.mktemp("pix"), num_episodes=4, num_skills=3, seed=0,
                                        image_size=64)
-    train_skills(tiny_args(labels, tmp_path / "pix", steps=3, batch_size=4, obs="pixels", frame_stack=2))
+    train_skills(tiny_args(labels, tmp_path / "pix", steps=3, batch_size=4, obs="pixels", frame_stack=2, **decoder))
     lib = SkillLibrary.load(tmp_path / "pix")
+    assert lib.config.decoder_obs == decoder.get("decoder_obs", "prior")
     assert lib.observation_space.shape == (2, 64, 64, 3)
     logits, _, _ = lib.prior(np.zeros((1, 2, 64, 64, 3), np.uint8))
     assert logits.shape == (1, 3)

@@ -8,6 +8,12 @@ model.safetensors, eval.json/png) is copied into the package.
 
     python training/bundled_library.py --episodes 100 --seed 0 --skill-steps 20000 --threads 2
 
+`--observation pixels` then trains the SkillKitchenPixels-v0 library on the same dataset and
+labels: priors on 64x64 frames (framestack 4, re-rendered from the stored sim states exactly as
+the env renders them), closed-loop decoder on the state vector (``decoder_obs="state"``).
+
+    python training/bundled_library.py --observation pixels --skill-steps 10000 --threads 2
+
 Stages whose artifact exists under --work are skipped, so the script resumes.
 """
 
@@ -20,6 +26,7 @@ from pathlib import Path
 
 from skillgym.envs.registration import BUNDLED_LIBRARIES
 from skillgym.pipeline import PipelineArgs, run_pipeline
+from skillgym.skills.train import TrainSkillsArgs, train_skills
 
 
 def install(library: Path, target: Path) -> None:
@@ -43,14 +50,23 @@ def main() -> None:
     parser.add_argument("--skill-steps", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--observation", choices=("state", "pixels"), default="state")
     parser.add_argument("--no-install", action="store_true", help="do not copy into skillgym/assets")
     args = parser.parse_args()
     run_pipeline(PipelineArgs(out=args.work, episodes=args.episodes, seed=args.seed, encoder=args.encoder,
                               eval_prefix_fraction=args.eval_prefix_fraction,
                               skill_steps=args.skill_steps, threads=args.threads,
                               eval_episodes=args.eval_episodes))
+    library = args.work / "library"
+    if args.observation == "pixels":
+        library = args.work / "library-pixels"
+        if not (library / "model.safetensors").is_file():
+            train_skills(TrainSkillsArgs(labels=str(args.work / "labels"), out=str(library), steps=args.skill_steps,
+                                         seed=args.seed, obs="pixels", image_size=64, frame_stack=4,
+                                         decoder="closed_loop", decoder_obs="state", threads=args.threads,
+                                         eval_episodes=args.eval_episodes))
     if not args.no_install:
-        install(args.work / "library", BUNDLED_LIBRARIES["state"])
+        install(library, BUNDLED_LIBRARIES[args.observation])
 
 
 if __name__ == "__main__":

@@ -80,6 +80,12 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.open_loop = self.library.config.decoder == "open_loop"
 
         self._obs_key = self._find_observation_key(env.observation_space, self.library.observation_space)
+        # A closed-loop decoder may observe the state vector while the priors see pixels.
+        self._decoder_obs_key = self._obs_key
+        cfg = self.library.config
+        if not self.open_loop and cfg.decoder_obs_kind != cfg.obs_kind:
+            wanted = spaces.Box(-np.inf, np.inf, cfg.decoder_obs_shape, np.float32)
+            self._decoder_obs_key = self._find_observation_key(env.observation_space, wanted)
         self.observation_space = self.library.observation_space
         self.action_space = spaces.Dict(
             skill=spaces.Discrete(self.library.num_skills), arg=self.library.arg_space
@@ -112,6 +118,11 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def _observation(self, obs: Any) -> np.ndarray:
         obs = obs if self._obs_key is None else obs[self._obs_key]
         return np.asarray(obs, dtype=self.observation_space.dtype)
+
+    def _decoder_observation(self, obs: Any) -> np.ndarray:
+        if self._decoder_obs_key == self._obs_key:
+            return self._observation(obs)
+        return np.asarray(obs if self._decoder_obs_key is None else obs[self._decoder_obs_key], np.float32)
 
     # -- action checking ----------------------------------------------------------------------
     def parse_action(self, action: Any) -> tuple[int, np.ndarray]:
@@ -167,7 +178,7 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
             if self.open_loop:
                 low_action, done_fraction = actions[t], float(progress[t])
             else:
-                a, p, state = self.library.decoder_step(state, self._observation(obs)[None])
+                a, p, state = self.library.decoder_step(state, self._decoder_observation(obs)[None])
                 low_action, done_fraction = a[0], float(p[0])
             obs, reward, terminated, truncated, info = self.env.step(low_action)
             steps += 1

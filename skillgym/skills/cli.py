@@ -27,6 +27,9 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float, default=d.beta, help="KL weight (KL summed over z dims)")
     p.add_argument("--obs", choices=("state", "pixels"), default=d.obs, help="what the priors observe")
     p.add_argument("--decoder", choices=("open_loop", "closed_loop"), default=d.decoder)
+    p.add_argument("--decoder-obs", choices=("prior", "state"), default=d.decoder_obs,
+                   help="what a closed-loop decoder observes: the priors' observation, or the state vector "
+                        "(cheap; for pixel priors)")
     p.add_argument("--autoregressive", action="store_true",
                    help="feed the previous action and progress back into the decoder")
     p.add_argument("--image-size", type=int, default=d.image_size)
@@ -54,7 +57,8 @@ def add_train_skills_parser(subparsers) -> argparse.ArgumentParser:
 def args_from_namespace(ns: argparse.Namespace) -> TrainSkillsArgs:
     return TrainSkillsArgs(
         labels=ns.labels, out=ns.out, steps=ns.steps, seed=ns.seed, batch_size=ns.batch_size, lr=ns.lr,
-        window=ns.window, z_dim=ns.z_dim, beta=ns.beta, obs=ns.obs, decoder=ns.decoder, autoregressive=ns.autoregressive,
+        window=ns.window, z_dim=ns.z_dim, beta=ns.beta, obs=ns.obs, decoder=ns.decoder, decoder_obs=ns.decoder_obs,
+        autoregressive=ns.autoregressive,
         image_size=ns.image_size, frame_stack=ns.frame_stack, dataset=ns.dataset, resume=ns.resume,
         init_from=ns.init_from, eval_episodes=ns.eval_episodes, checkpoint_every=ns.checkpoint_every,
         threads=ns.threads, progress_bar=not ns.no_progress,

@@ -13,6 +13,7 @@ from typing import Any
 FORMAT_VERSION = 1
 OBS_KINDS = ("state", "pixels")
 DECODER_KINDS = ("open_loop", "closed_loop")
+DECODER_OBS = ("prior", "state")
 # How the pixel observations of the training data were produced; the RL env must render the same.
 DEFAULT_FRAME_PREPROCESSING = (
     "KitchenRenderer (skillgym.envs.kitchen) rendered directly at image_size x image_size, uint8 RGB, "
@@ -44,6 +45,10 @@ class LibraryConfig:
     # Off by default: in the kitchen it gave a low teacher-forced error but free-running skills
     # that drifted off the data (exposure bias); see docs/skills.md.
     autoregressive: bool = False
+    # What a closed-loop decoder observes: "prior" = the priors' observation; "state" = the
+    # low-level state vector even when the priors (and the agent) see pixels -- a per-step conv
+    # would dominate the env's cost, and the low-level env has the state anyway.
+    decoder_obs: str = "prior"
     arg_bound: float = 3.0  # |z| bound of the env's Box arg space
     hidden_dim: int = 128  # LSTM width of the encoder q(z|a,d) and the decoder
     lstm_layers: int = 1
@@ -77,6 +82,8 @@ class LibraryConfig:
             errors.append(f"obs_kind must be one of {OBS_KINDS}, got {self.obs_kind!r}")
         if self.decoder not in DECODER_KINDS:
             errors.append(f"decoder must be one of {DECODER_KINDS}, got {self.decoder!r}")
+        if self.decoder_obs not in DECODER_OBS:
+            errors.append(f"decoder_obs must be one of {DECODER_OBS}, got {self.decoder_obs!r}")
         if not (isinstance(self.arg_bound, (int, float)) and self.arg_bound > 0):
             errors.append(f"arg_bound must be > 0, got {self.arg_bound!r}")
         if len(self.action_low) != self.action_dim or len(self.action_high) != self.action_dim:
@@ -93,6 +100,15 @@ class LibraryConfig:
         if self.obs_kind == "state":
             return (self.state_dim,)
         return (self.frame_stack, self.image_size, self.image_size, 3)
+
+    @property
+    def decoder_obs_kind(self) -> str:
+        """"state" or "pixels": what a closed-loop decoder's observation encoder takes."""
+        return "state" if self.decoder_obs == "state" else self.obs_kind
+
+    @property
+    def decoder_obs_shape(self) -> tuple[int, ...]:
+        return (self.state_dim,) if self.decoder_obs_kind == "state" else self.obs_shape
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

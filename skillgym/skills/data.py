@@ -134,8 +134,10 @@ def _observations(data: SegmentData, episode: np.ndarray, local_index: np.ndarra
 
 def make_batch(data: SegmentData, seg_index: np.ndarray, window: int, offsets: np.ndarray | None = None,
                rng: np.random.Generator | None = None, obs_kind: str = "state", frame_stack: int = 4,
-               closed_loop: bool = False) -> SkillBatch:
+               closed_loop: bool = False, step_obs_kind: str | None = None) -> SkillBatch:
     """Windows of the segments ``seg_index``; random offsets from ``rng``, or the given ``offsets``.
+
+    ``step_obs_kind`` is what a closed-loop decoder observes (default: ``obs_kind``).
 
     With neither, every window starts at its segment's first action (used for validation).
     """
@@ -162,7 +164,8 @@ def make_batch(data: SegmentData, seg_index: np.ndarray, window: int, offsets: n
     prior_obs = _observations(data, ep, start + o, obs_kind, frame_stack)
     step_obs = None
     if closed_loop:
-        step_obs = _observations(data, ep[:, None].repeat(window, 1), local, obs_kind, frame_stack)
+        step_obs = _observations(data, ep[:, None].repeat(window, 1), local, step_obs_kind or obs_kind,
+                                 frame_stack)
     return SkillBatch(
         actions=torch.from_numpy(actions.astype(np.float32)),
         prev_actions=torch.from_numpy(prev_actions.astype(np.float32)),

@@ -42,7 +42,7 @@ def evaluate_heldout(model: SkillVAE, library: SkillLibrary, data: SegmentData, 
     for lo in range(0, data.num_segments, batch_size):
         idx = np.arange(lo, min(lo + batch_size, data.num_segments))
         batch = make_batch(data, idx, window, obs_kind=cfg.obs_kind, frame_stack=cfg.frame_stack,
-                           closed_loop=cfg.decoder == "closed_loop")
+                           closed_loop=cfg.decoder == "closed_loop", step_obs_kind=cfg.decoder_obs_kind)
         mask = batch.mask.numpy()
         mean, _ = model.encoder(batch.actions, batch.skill, batch.lengths)
         pred_a, pred_l = model.decoder(batch.prev_actions, batch.prev_progress, mean, batch.skill, batch.step_obs)

@@ -203,17 +203,18 @@ class SkillLibrary:
         return (torch.from_numpy(skill.astype(np.int64)).to(self.device),
                 torch.from_numpy(z).to(self.device))
 
-    def _obs_tensor(self, obs, batch: int | None = None) -> torch.Tensor:
-        space = self.observation_space
+    def _obs_tensor(self, obs, batch: int | None = None, for_decoder: bool = False) -> torch.Tensor:
+        kind = self.config.decoder_obs_kind if for_decoder else self.config.obs_kind
+        shape = self.config.decoder_obs_shape if for_decoder else self.config.obs_shape
         obs = np.asarray(obs)
-        if obs.ndim != len(space.shape) + 1 or obs.shape[1:] != space.shape:
+        if obs.ndim != len(shape) + 1 or obs.shape[1:] != shape:
             raise ValueError(
-                f"observations must have shape (B, {', '.join(map(str, space.shape))}) for this "
-                f"{self.config.obs_kind} library, got {obs.shape}"
+                f"{'decoder ' if for_decoder else ''}observations must have shape (B, {', '.join(map(str, shape))}) "
+                f"for this {kind} library, got {obs.shape}"
             )
         if batch is not None and len(obs) != batch:
             raise ValueError(f"expected {batch} observations (one per skill), got {len(obs)}")
-        if self.config.obs_kind == "pixels":
+        if kind == "pixels":
             if obs.dtype != np.uint8:
                 raise ValueError(f"pixel observations must be uint8 0-255, got {obs.dtype}")
             return torch.from_numpy(np.ascontiguousarray(obs)).to(self.device)
@@ -258,7 +259,8 @@ class SkillLibrary:
     # Tests check it matches the torch path. Used for 1-layer LSTMs (closed loop: state observations).
     def _numpy_ok(self) -> bool:
         c = self.config
-        return c.lstm_layers == 1 and self.device.type == "cpu" and (c.decoder == "open_loop" or c.obs_kind == "state")
+        return c.lstm_layers == 1 and self.device.type == "cpu" and (
+            c.decoder == "open_loop" or c.decoder_obs_kind == "state")
 
     def _numpy_start(self, skill: np.ndarray, z: np.ndarray) -> NumpyDecoderState:
         w = self._numpy_weights()
@@ -328,20 +330,22 @@ class SkillLibrary:
                      ) -> tuple[np.ndarray, np.ndarray, DecoderState | NumpyDecoderState]:
         """One step: ``action (B, A)`` float32, ``progress (B,)`` float32, next state.
 
-        ``obs (B, *obs_shape)`` is the current observation; required for closed-loop decoders,
-        ignored by open-loop ones.
+        ``obs (B, *decoder_obs_shape)`` is the current observation (the state vector for a
+        library with ``decoder_obs="state"``); required for closed-loop decoders, ignored by
+        open-loop ones.
         """
         closed = self.config.decoder == "closed_loop"
         if closed and obs is None:
-            raise ValueError("a closed-loop decoder needs obs (B, *obs_shape) at every step")
+            raise ValueError("a closed-loop decoder needs obs (B, *decoder_obs_shape) at every step")
         if isinstance(state, NumpyDecoderState):
             if closed:
                 obs = np.asarray(obs, np.float32)
-                if obs.shape != (len(state.h), *self.config.obs_shape):
-                    raise ValueError(f"obs must have shape {(len(state.h), *self.config.obs_shape)}, got {obs.shape}")
+                want = (len(state.h), *self.config.decoder_obs_shape)
+                if obs.shape != want:
+                    raise ValueError(f"obs must have shape {want}, got {obs.shape}")
             action, progress = self._numpy_step(state, obs)
             return action, progress, state
-        obs_t = self._obs_tensor(obs, batch=state.prev_action.shape[0]) if closed else None
+        obs_t = self._obs_tensor(obs, batch=state.prev_action.shape[0], for_decoder=True) if closed else None
         with torch.inference_mode():
             action, progress, state = self.decoder.step(state, obs_t)
         return action.cpu().numpy(), progress.cpu().numpy(), state

@@ -81,8 +81,9 @@ class PixelEncoder(nn.Module):
         return self.head(self.convs(x).flatten(1))
 
 
-def make_obs_encoder(config: LibraryConfig) -> nn.Module:
-    if config.obs_kind == "state":
+def make_obs_encoder(config: LibraryConfig, kind: str | None = None) -> nn.Module:
+    """Encoder for ``kind`` observations ("state" / "pixels"; default: the priors' ``obs_kind``)."""
+    if (kind or config.obs_kind) == "state":
         return StateEncoder(config.state_dim)
     return PixelEncoder(config.frame_stack, config.image_size, config.pixel_feature_dim)
 
@@ -162,7 +163,7 @@ class SkillDecoder(nn.Module):
         self.closed_loop = config.decoder == "closed_loop"
         obs_dim = 0
         if self.closed_loop:
-            enc = make_obs_encoder(config)
+            enc = make_obs_encoder(config, config.decoder_obs_kind)
             self.obs_encoder = nn.Sequential(enc, nn.Linear(enc.out_dim, config.decoder_obs_dim), nn.ReLU())
             obs_dim = config.decoder_obs_dim
         # Input layout: [prev action (A), prev progress (1) | z (nz), onehot (K) | obs feats];

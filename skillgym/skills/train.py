@@ -57,6 +57,8 @@ class TrainSkillsArgs:
     """weight of KL(q || N(0, I)), the KL summed over the z dims"""
     obs: str = "state"  # "state" | "pixels"
     decoder: str = "open_loop"  # "open_loop" | "closed_loop"
+    decoder_obs: str = "prior"
+    """what a closed-loop decoder observes: the priors' observation ("prior") or the state vector ("state")"""
     autoregressive: bool = False
     """feed the previous action and progress into the decoder"""
     image_size: int = 64
@@ -135,7 +137,9 @@ def load_checkpoint(path: Path, model: SkillVAE, optimizer: torch.optim.Optimize
 
 def _check_resume_args(saved: dict[str, Any], args: TrainSkillsArgs) -> None:
     current = asdict(args)
-    changed = {k: (saved.get(k), v) for k, v in current.items() if k not in RESUMABLE_CHANGES and saved.get(k) != v}
+    defaults = asdict(TrainSkillsArgs(labels=args.labels, out=args.out))  # for arguments added since
+    changed = {k: (saved.get(k, defaults[k]), v) for k, v in current.items()
+               if k not in RESUMABLE_CHANGES and saved.get(k, defaults[k]) != v}
     if changed:
         raise ValueError(
             "--resume with different arguments would not continue the same run: "
@@ -197,8 +201,8 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
         config = LibraryConfig(
             num_skills=labels.num_skills, z_dim=args.z_dim, max_skill_steps=args.window, obs_kind=args.obs,
             state_dim=train.states.shape[1], action_dim=train.actions.shape[1], image_size=args.image_size,
-            frame_stack=args.frame_stack, decoder=args.decoder, autoregressive=args.autoregressive,
-            arg_bound=args.arg_bound,
+            frame_stack=args.frame_stack, decoder=args.decoder, decoder_obs=args.decoder_obs,
+            autoregressive=args.autoregressive, arg_bound=args.arg_bound,
             hidden_dim=args.hidden_dim, labeler=labels.metadata, trained_on=trained_on,
             versions=current_versions(),
         )
@@ -226,7 +230,8 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
     for step in bar:
         seg_index = rng.integers(0, train.num_segments, size=args.batch_size)
         batch = make_batch(train, seg_index, args.window, rng=rng, obs_kind=args.obs,
-                           frame_stack=args.frame_stack, closed_loop=closed_loop)
+                           frame_stack=args.frame_stack, closed_loop=closed_loop,
+                           step_obs_kind=model.config.decoder_obs_kind)
         loss, terms = model.loss(batch, beta=args.beta)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -285,7 +290,7 @@ def validation_terms(model: SkillVAE, val, args: TrainSkillsArgs, max_segments: 
     for lo in range(0, n, 256):
         idx = np.arange(lo, min(lo + 256, n))
         batch = make_batch(val, idx, args.window, obs_kind=args.obs, frame_stack=args.frame_stack,
-                           closed_loop=args.decoder == "closed_loop")
+                           closed_loop=args.decoder == "closed_loop", step_obs_kind=model.config.decoder_obs_kind)
         _, terms = model.loss(batch, beta=args.beta, sample=False)
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
