@@ -28,17 +28,26 @@ def tiny_args(labels, out, **kw):
     return TrainSkillsArgs(labels=str(labels), out=str(out), **defaults)
 
 
-def test_resume_reproduces_the_uninterrupted_run(labelled, tmp_path):
+@pytest.mark.parametrize("noise", [0.0, 0.2])
+def test_resume_reproduces_the_uninterrupted_run(labelled, tmp_path, noise):
     _, labels = labelled
-    full = train_skills(tiny_args(labels, tmp_path / "full", steps=24))
-    first = train_skills(tiny_args(labels, tmp_path / "split", steps=12))
-    rest = train_skills(tiny_args(labels, tmp_path / "split", steps=24, resume=True))
+    full = train_skills(tiny_args(labels, tmp_path / "full", steps=24, prior_obs_noise=noise))
+    first = train_skills(tiny_args(labels, tmp_path / "split", steps=12, prior_obs_noise=noise))
+    rest = train_skills(tiny_args(labels, tmp_path / "split", steps=24, resume=True, prior_obs_noise=noise))
     assert rest.start_step == 12
     for key in ("loss", "action", "kl", "prior_d", "prior_z"):
         assert first.history[key] + rest.history[key] == full.history[key], key
     a, b = SkillLibrary.load(tmp_path / "full"), SkillLibrary.load(tmp_path / "split")
     for k, v in a.state_dict().items():
         assert torch.equal(v, b.state_dict()[k]), k
+
+
+def test_prior_obs_noise_only_changes_the_prior_terms(labelled, tmp_path):
+    _, labels = labelled
+    clean = train_skills(tiny_args(labels, tmp_path / "clean", steps=1))
+    noisy = train_skills(tiny_args(labels, tmp_path / "noisy", steps=1, prior_obs_noise=0.5))
+    assert clean.history["action"] == noisy.history["action"]  # same batch, same VAE terms
+    assert clean.history["prior_z"] != noisy.history["prior_z"]
 
 
 def test_resume_refuses_changed_arguments_and_fresh_run_refuses_overwrite(labelled, tmp_path):

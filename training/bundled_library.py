@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--encoder", default="efficientnet-lite0")
     parser.add_argument("--eval-prefix-fraction", type=float, default=0.5)
     parser.add_argument("--skill-steps", type=int, default=20_000)
+    parser.add_argument("--prior-obs-noise", type=float, default=0.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--observation", choices=("state", "pixels"), default="state")
@@ -56,7 +57,7 @@ def main() -> None:
     run_pipeline(PipelineArgs(out=args.work, episodes=args.episodes, seed=args.seed, encoder=args.encoder,
                               eval_prefix_fraction=args.eval_prefix_fraction,
                               skill_steps=args.skill_steps, threads=args.threads,
-                              eval_episodes=args.eval_episodes))
+                              prior_obs_noise=args.prior_obs_noise, eval_episodes=args.eval_episodes))
     library = args.work / "library"
     if args.observation == "pixels":
         library = args.work / "library-pixels"

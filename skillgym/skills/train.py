@@ -55,6 +55,9 @@ class TrainSkillsArgs:
     z_dim: int = 5
     beta: float = 1e-3
     """weight of KL(q || N(0, I)), the KL summed over the z dims"""
+    prior_obs_noise: float = 0.0
+    """std (in units of each state dim's std) of Gaussian noise added to the priors' state input in
+    training: the priors then tolerate the small drift of executed skills off the demonstrations"""
     obs: str = "state"  # "state" | "pixels"
     decoder: str = "open_loop"  # "open_loop" | "closed_loop"
     decoder_obs: str = "prior"
@@ -232,6 +235,9 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
         batch = make_batch(train, seg_index, args.window, rng=rng, obs_kind=args.obs,
                            frame_stack=args.frame_stack, closed_loop=closed_loop,
                            step_obs_kind=model.config.decoder_obs_kind)
+        if args.prior_obs_noise > 0 and args.obs == "state":
+            noise = rng.standard_normal(batch.prior_obs.shape).astype(np.float32) * args.prior_obs_noise
+            batch.prior_obs = batch.prior_obs + torch.from_numpy(noise) * model.priors.encoder.obs_std
         loss, terms = model.loss(batch, beta=args.beta)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
