@@ -6,13 +6,13 @@ with EfficientNet-Lite0 image embeddings, K=8, median filter 7 -> closed-loop sk
 priors, 20k steps -> prior rollouts), then only what the env needs (config.json,
 model.safetensors, eval.json/png) is copied into the package.
 
-    python training/bundled_library.py --episodes 100 --seed 0 --skill-steps 20000 --threads 2
+    python training/bundled_library.py --episodes 100 --seed 0 --skill-steps 20000 --prior-obs-noise 0.1
 
 `--observation pixels` then trains the SkillKitchenPixels-v0 library on the same dataset and
 labels: priors on 64x64 frames (framestack 4, re-rendered from the stored sim states exactly as
 the env renders them), closed-loop decoder on the state vector (``decoder_obs="state"``).
 
-    python training/bundled_library.py --observation pixels --skill-steps 10000 --threads 2
+    python training/bundled_library.py --observation pixels --skill-steps 10000
 
 Stages whose artifact exists under --work are skipped, so the script resumes.
 """
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--eval-prefix-fraction", type=float, default=0.5)
     parser.add_argument("--skill-steps", type=int, default=20_000)
     parser.add_argument("--prior-obs-noise", type=float, default=0.0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--observation", choices=("state", "pixels"), default="state")
     parser.add_argument("--no-install", action="store_true", help="do not copy into skillgym/assets")
