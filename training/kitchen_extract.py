@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 
 
-def run_seed(seed: int, steps: int, out: str, library: str | None, eval_every: int, eval_episodes: int) -> dict:
+def run_seed(seed: int, steps: int, out: str, library: str | None, eval_every: int, eval_episodes: int,
+             progress_threshold: float | None = None) -> dict:
     from skillgym.rl.train import TrainRLArgs, train_rl
 
+    env_kwargs = {} if progress_threshold is None else {"progress_threshold": progress_threshold}
     return train_rl(TrainRLArgs(env_id="SkillKitchen-v0", library=library, steps=steps, seed=seed,
                                 out=str(Path(out) / f"seed{seed}"), eval_every=eval_every,
-                                eval_episodes=eval_episodes))
+                                eval_episodes=eval_episodes, env_kwargs=env_kwargs))
 
 
 def summarize(out: Path, seeds: list[int]) -> dict:
@@ -72,11 +74,13 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1, help="seeds trained at once (1 core each)")
     parser.add_argument("--eval-every", type=int, default=10_000)
     parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--progress-threshold", type=float, default=None,
+                        help="SkillSpaceEnv progress threshold (default: the env's)")
     parser.add_argument("--summarize-only", action="store_true")
     args = parser.parse_args()
     if not args.summarize_only:
-        jobs = [(s, args.steps, str(args.out), args.library, args.eval_every, args.eval_episodes)
-                for s in args.seeds]
+        jobs = [(s, args.steps, str(args.out), args.library, args.eval_every, args.eval_episodes,
+                 args.progress_threshold) for s in args.seeds]
         if args.parallel > 1:
             with mp.get_context("spawn").Pool(args.parallel) as pool:
                 pool.starmap(run_seed, jobs)

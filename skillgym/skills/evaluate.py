@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("library")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threshold", type=float, default=0.9, help="progress threshold that ends a skill")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="progress threshold that ends a skill (default: SkillSpaceEnv's)")
     p.add_argument("--greedy", action="store_true", help="argmax skill and mean z instead of sampling")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
