@@ -4,7 +4,9 @@ Budget and curves are in low-level env steps (300k by default, as in the paper's
 Each seed logs to TensorBoard under --out/seed<N>/tb and writes curve.json; the script then writes
 the mean ± std curve to --out/curves.png and a summary to --out/summary.json.
 
-    python training/kitchen_extract.py --seeds 0 1 2 --steps 300000 --parallel 2
+    python training/kitchen_extract.py --seeds 0 1 2 --steps 300000 --parallel 3 --diagnose 20
+
+``--summarize-only --diagnose N`` redoes the summary and the diagnosis of finished runs.
 """
 
 from __future__ import annotations
@@ -65,6 +67,39 @@ def summarize(out: Path, seeds: list[int]) -> dict:
     return summary
 
 
+def diagnose(out: Path, seeds: list[int], episodes: int, progress_threshold: float | None) -> dict:
+    """Where the final policies stop: deterministic episodes of each seed's saved model."""
+    from collections import Counter
+
+    import gymnasium as gym
+
+    import skillgym  # noqa: F401
+    from skillgym.envs.kitchen import DEFAULT_TASKS
+    from skillgym.rl.skill_sac import SkillSAC
+
+    kwargs = {} if progress_threshold is None else {"progress_threshold": progress_threshold}
+    report: dict = {"episodes_per_seed": episodes, "tasks": list(DEFAULT_TASKS), "seeds": {}}
+    for seed in seeds:
+        model = SkillSAC.load(out / f"seed{seed}" / "skillsac")
+        env = gym.make("SkillKitchen-v0", **kwargs)
+        counts, stalled, skills = [], Counter(), Counter()
+        for i in range(episodes):
+            obs, _ = env.reset(seed=20_000 + 100 * seed + i)
+            done = False
+            while not done:
+                action, _ = model.predict(obs, deterministic=True)
+                skills[int(action["skill"])] += 1
+                obs, _, terminated, truncated, info = env.step(action)
+                done = terminated or truncated
+            counts.append(info["num_completed"])
+            stalled[DEFAULT_TASKS[info["num_completed"]] if info["num_completed"] < 4 else "none"] += 1
+        env.close()
+        report["seeds"][seed] = {"mean": float(np.mean(counts)), "counts": counts,
+                                 "stalled_at": dict(stalled), "skill_histogram": dict(sorted(skills.items()))}
+    (out / "diagnosis.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -77,6 +112,8 @@ def main() -> None:
     parser.add_argument("--progress-threshold", type=float, default=None,
                         help="SkillSpaceEnv progress threshold (default: the env's)")
     parser.add_argument("--summarize-only", action="store_true")
+    parser.add_argument("--diagnose", type=int, default=0, metavar="N",
+                        help="afterwards, run N deterministic episodes of each final model: where does it stall?")
     args = parser.parse_args()
     if not args.summarize_only:
         jobs = [(s, args.steps, str(args.out), args.library, args.eval_every, args.eval_episodes,
@@ -88,6 +125,8 @@ def main() -> None:
             for job in jobs:
                 run_seed(*job)
     print(json.dumps(summarize(args.out, args.seeds), indent=2))
+    if args.diagnose:
+        print(json.dumps(diagnose(args.out, args.seeds, args.diagnose, args.progress_threshold), indent=2))
 
 
 if __name__ == "__main__":
