@@ -24,7 +24,7 @@ class PipelineArgs:
     k: int = 8
     skill_steps: int = 20_000
     decoder: str = "closed_loop"  # scripted demos are closed-loop: open-loop replays drift off target
-    prior_obs_noise: float = 0.0  # noise on the priors' state input in skill training (state stds)
+    prior_obs_noise: float = 0.1  # noise on the priors' state input in skill training (state stds)
     threads: int | None = None  # torch threads for skill training (None: torch's default)
     eval_episodes: int = 10
     rl_steps: int = 0  # low-level env steps of SkillSAC on SkillKitchen-v0 with the new library

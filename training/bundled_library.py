@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--encoder", default="efficientnet-lite0")
     parser.add_argument("--eval-prefix-fraction", type=float, default=0.5)
     parser.add_argument("--skill-steps", type=int, default=20_000)
-    parser.add_argument("--prior-obs-noise", type=float, default=0.0)
+    parser.add_argument("--prior-obs-noise", type=float, default=0.1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--observation", choices=("state", "pixels"), default="state")
