@@ -1,13 +1,16 @@
 """SkillSAC end to end on the real SkillKitchen-v0 (bundled library), at a tiny budget."""
 
+import argparse
+
 import gymnasium as gym
 import numpy as np
+import pytest
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import skillgym  # noqa: F401
 from skillgym.rl import SkillSAC
-from skillgym.rl.train import TrainRLArgs, train_rl
+from skillgym.rl.train import TrainRLArgs, kl_coefficient, train_rl
 
 
 def test_learn_save_load_predict(tmp_path):
@@ -42,7 +45,20 @@ def test_subproc_vec_env_with_two_kitchens():
 
 def test_train_rl_budget_is_in_low_level_steps(tmp_path):
     result = train_rl(TrainRLArgs(steps=300, seed=0, out=str(tmp_path), learning_starts=10,
-                                  eval_every=200, eval_episodes=1))
+                                  eval_every=200, eval_episodes=1, alpha_z="auto_0.01", target_kl_z=1.5))
     assert result["final"]["low_level_steps"] >= 300
     assert [p["low_level_steps"] for p in result["curve"]][0] == 0
     assert (tmp_path / "skillsac.zip").is_file() and (tmp_path / "curve.json").is_file()
+    model = SkillSAC.load(tmp_path / "skillsac")
+    assert model.alpha_z == "auto_0.01" and model.target_kl_z == 1.5 and model.log_alpha_z is not None
+
+
+@pytest.mark.parametrize("text, expected", [("0.01", 0.01), ("0", 0.0), ("auto", "auto"), ("auto_0.1", "auto_0.1")])
+def test_kl_coefficient_accepts_numbers_and_auto(text, expected):
+    assert kl_coefficient(text) == expected
+
+
+@pytest.mark.parametrize("text", ["-1", "fast", "auto_x", "auto_0"])
+def test_kl_coefficient_rejects_bad_values(text):
+    with pytest.raises(argparse.ArgumentTypeError, match=text):
+        kl_coefficient(text)

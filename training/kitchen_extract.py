@@ -18,15 +18,19 @@ from pathlib import Path
 
 import numpy as np
 
+from skillgym.rl.train import TrainRLArgs, kl_coefficient
+
 
 def run_seed(seed: int, steps: int, out: str, library: str | None, eval_every: int, eval_episodes: int,
-             progress_threshold: float | None = None) -> dict:
+             progress_threshold: float | None = None, alpha_z: float | str = 0.01,
+             target_kl_z: float = 2.0) -> dict:
     from skillgym.rl.train import TrainRLArgs, train_rl
 
     env_kwargs = {} if progress_threshold is None else {"progress_threshold": progress_threshold}
     return train_rl(TrainRLArgs(env_id="SkillKitchen-v0", library=library, steps=steps, seed=seed,
                                 out=str(Path(out) / f"seed{seed}"), eval_every=eval_every,
-                                eval_episodes=eval_episodes, env_kwargs=env_kwargs))
+                                eval_episodes=eval_episodes, env_kwargs=env_kwargs, alpha_z=alpha_z,
+                                target_kl_z=target_kl_z))
 
 
 def summarize(out: Path, seeds: list[int]) -> dict:
@@ -111,13 +115,16 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--progress-threshold", type=float, default=None,
                         help="SkillSpaceEnv progress threshold (default: the env's)")
+    parser.add_argument("--alpha-z", type=kl_coefficient, default=TrainRLArgs.alpha_z,
+                        help="weight of KL(pi_z || p_z): a number, or auto / auto_<init> (tuned to --target-kl-z)")
+    parser.add_argument("--target-kl-z", type=float, default=TrainRLArgs.target_kl_z)
     parser.add_argument("--summarize-only", action="store_true")
     parser.add_argument("--diagnose", type=int, default=0, metavar="N",
                         help="afterwards, run N deterministic episodes of each final model: where does it stall?")
     args = parser.parse_args()
     if not args.summarize_only:
         jobs = [(s, args.steps, str(args.out), args.library, args.eval_every, args.eval_episodes,
-                 args.progress_threshold) for s in args.seeds]
+                 args.progress_threshold, args.alpha_z, args.target_kl_z) for s in args.seeds]
         if args.parallel > 1:
             with mp.get_context("spawn").Pool(args.parallel) as pool:
                 pool.starmap(run_seed, jobs)

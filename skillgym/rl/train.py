@@ -29,8 +29,10 @@ class TrainRLArgs:
     steps: int = 300_000  # low-level env steps
     seed: int = 0
     out: str = "runs/rl"
-    alpha_d: float = 0.1
-    alpha_z: float = 0.01
+    alpha_d: float | str = 0.1  # a float, or "auto"/"auto_<init>": tuned towards target_kl_d
+    alpha_z: float | str = 0.01  # a float, or "auto"/"auto_<init>": tuned towards target_kl_z
+    target_kl_d: float = 0.5
+    target_kl_z: float = 2.0
     learning_starts: int = 1000  # skill decisions sampled from the prior first
     eval_every: int = 10_000  # low-level steps between evaluations
     eval_episodes: int = 5
@@ -99,6 +101,7 @@ def train_rl(args: TrainRLArgs) -> dict[str, Any]:
     eval_env = gym.make(args.env_id, **kwargs)
     eval_env.reset(seed=10_000 + args.seed)  # evaluation episodes never share seeds with training
     model = SkillSAC("SkillPolicy", env, alpha_d=args.alpha_d, alpha_z=args.alpha_z,
+                     target_kl_d=args.target_kl_d, target_kl_z=args.target_kl_z,
                      learning_starts=args.learning_starts, seed=args.seed, tensorboard_log=str(out / "tb"),
                      verbose=0)
     budget = LowLevelBudget(args, eval_env, out / "curve.json")
@@ -112,6 +115,24 @@ def train_rl(args: TrainRLArgs) -> dict[str, Any]:
     return result
 
 
+def kl_coefficient(text: str) -> float | str:
+    """argparse type of --alpha-d/--alpha-z: a non-negative number, ``auto`` or ``auto_<init>``."""
+    if text == "auto" or text.startswith("auto_"):
+        try:
+            if text != "auto" and float(text[5:]) <= 0:
+                raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: the initial value after auto_ must be a number > 0") from None
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor auto / auto_<init>") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a KL coefficient must be >= 0, got {value}")
+    return value
+
+
 def add_train_rl_parser(subparsers) -> argparse.ArgumentParser:
     d = TrainRLArgs()
     p = subparsers.add_parser("train-rl", help="stage 3: SkillSAC on a skill-space env")
@@ -120,8 +141,12 @@ def add_train_rl_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=d.steps, help="budget in low-level env steps")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", default=d.out)
-    p.add_argument("--alpha-d", type=float, default=d.alpha_d)
-    p.add_argument("--alpha-z", type=float, default=d.alpha_z)
+    p.add_argument("--alpha-d", type=kl_coefficient, default=d.alpha_d,
+                   help="weight of KL(pi_d || p_d): a number, or auto / auto_<init> to tune it to --target-kl-d")
+    p.add_argument("--alpha-z", type=kl_coefficient, default=d.alpha_z,
+                   help="weight of KL(pi_z || p_z): a number, or auto / auto_<init> to tune it to --target-kl-z")
+    p.add_argument("--target-kl-d", type=float, default=d.target_kl_d, help="nats, for --alpha-d auto")
+    p.add_argument("--target-kl-z", type=float, default=d.target_kl_z, help="nats, for --alpha-z auto")
     p.add_argument("--learning-starts", type=int, default=d.learning_starts)
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
@@ -132,6 +157,7 @@ def add_train_rl_parser(subparsers) -> argparse.ArgumentParser:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(ns, name)}")
         result = train_rl(TrainRLArgs(env_id=ns.env_id, library=ns.library, steps=ns.steps, seed=ns.seed,
                                       out=ns.out, alpha_d=ns.alpha_d, alpha_z=ns.alpha_z,
+                                      target_kl_d=ns.target_kl_d, target_kl_z=ns.target_kl_z,
                                       learning_starts=ns.learning_starts, eval_every=ns.eval_every,
                                       eval_episodes=ns.eval_episodes))
         print(json.dumps(result["final"], indent=2))
