@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from skillgym.data.dataset import OfflineDataset, sim_state_from_observation
 from skillgym.extract.labels import SkillLabels
@@ -80,8 +81,10 @@ def load_segments(labels: SkillLabels, dataset: OfflineDataset, episodes: np.nda
     act_off, obs_off = [], []
     n_act = n_obs = 0
     render_env = None
-    for e in episodes:
-        want_frames = obs_kind == "pixels"
+    want_frames = obs_kind == "pixels"
+    rerender = want_frames and not (dataset.has_frames and dataset.frame_size == image_size)
+    # Re-rendering takes minutes for a 100-episode dataset: show it.
+    for e in tqdm(episodes, desc=f"rendering {image_size}x{image_size} frames", unit="ep", disable=not rerender):
         use_stored = want_frames and dataset.has_frames and dataset.frame_size == image_size
         ep = dataset.episode(int(e), frames=use_stored)
         if len(ep.actions) != labels.episode_offsets[e + 1] - labels.episode_offsets[e]:
