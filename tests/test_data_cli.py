@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from skillgym.data.dataset import open_dataset
-from skillgym.data.record import RecordArgs, record_dataset
+from skillgym.data.record import RecordArgs, eval_task_ceiling, record_dataset
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -37,6 +37,25 @@ def test_recording_is_a_minari_dataset_with_labels(recorded):
     assert saved["report"]["attempted"] == 2 and len(saved["episodes"]) == 2
     for e in saved["episodes"]:  # never the evaluation order
         assert e["order"] != ["microwave", "kettle", "bottom burner", "light switch"]
+
+
+def test_eval_task_ceiling_counts_the_evaluation_prefix_of_the_kept_subtasks():
+    def outcome(order, completed):
+        return {"order": order, "completed": completed}
+
+    outcomes = [
+        # kettle before microwave still scores 2: an ordered task counts subtasks already done
+        outcome(["kettle", "microwave", "slide cabinet", "light switch"],
+                ["kettle", "microwave", "slide cabinet", "light switch"]),
+        # the bottom burner failed, so the light switch after it was cut from the data: 2
+        outcome(["microwave", "kettle", "bottom burner", "light switch"], ["microwave", "kettle", "light switch"]),
+        # no microwave: 0
+        outcome(["kettle", "bottom burner", "light switch", "top burner"],
+                ["kettle", "bottom burner", "light switch", "top burner"]),
+        outcome(["microwave", "kettle"], []),  # dropped: not counted
+    ]
+    assert eval_task_ceiling(outcomes) == pytest.approx(4 / 3)
+    assert eval_task_ceiling([]) == 0.0
 
 
 def test_same_seed_same_demonstrations(recorded, tmp_path):

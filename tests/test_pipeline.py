@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+from skillgym.skills.evaluate import data_ceiling
 from skillgym.skills.library import SkillLibrary
 
 
@@ -19,6 +20,8 @@ def test_run_kitchen_tiny(tmp_path):
     assert summary["extraction"]["k"] == 3
     library = SkillLibrary.load(out / "library")
     assert library.num_skills == 3
+    # The library knows its data, so evaluation can report what that data would score replayed.
+    assert data_ceiling(library) == summary["dataset"]["eval_task_ceiling"]
     # A second run finds every artifact and redoes nothing.
     again = subprocess.run(cmd, capture_output=True, text=True)
     assert again.returncode == 0 and "recording demos" not in again.stderr

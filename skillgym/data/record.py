@@ -63,14 +63,41 @@ class RecordReport:
     trimmed: int = 0
     total_steps: int = 0
     subtask_failures: dict[str, int] = field(default_factory=dict)
+    eval_task_ceiling: float = 0.0  # see eval_task_ceiling()
 
     def summary(self) -> str:
         return (
             f"recorded {self.kept}/{self.attempted} episodes ({self.total_steps} steps): "
             f"{self.complete} complete all 4 subtasks ({self.complete_within_280} within 280 steps), "
             f"{self.trimmed} trimmed after a failed subtask, {self.dropped} dropped; "
-            f"failures by subtask: {self.subtask_failures or 'none'}"
+            f"failures by subtask: {self.subtask_failures or 'none'}; replayed, the kept episodes would "
+            f"score {self.eval_task_ceiling:.2f} subtasks of the evaluation task"
         )
+
+
+def eval_task_ceiling(outcomes: list[dict]) -> float:
+    """Mean evaluation-task score of the kept episodes if they were replayed perfectly.
+
+    An ordered kitchen task counts subtask i once subtasks 0..i are all done, whenever each was
+    done, so an episode scores the longest prefix of the evaluation order inside the subtasks it
+    kept. This bounds what priors trained on the data can score without RL.
+    """
+    from skillgym.envs.kitchen import DEFAULT_TASKS
+
+    scores = []
+    for outcome in outcomes:
+        kept: set[str] = set()
+        for task in outcome["order"]:  # kept data ends after the subtasks completed in order
+            if task not in outcome["completed"]:
+                break
+            kept.add(task)
+        if not kept:
+            continue  # dropped episode
+        score = 0
+        while score < len(DEFAULT_TASKS) and DEFAULT_TASKS[score] in kept:
+            score += 1
+        scores.append(score)
+    return float(np.mean(scores)) if scores else 0.0
 
 
 def episode_rng(seed: int, index: int) -> np.random.Generator:
@@ -229,6 +256,7 @@ def record_dataset(args: RecordArgs) -> RecordReport:
     write_minari_dataset(args.out, chunks(), args.image_size, description=description)
     progress.close()
     report.subtask_failures = dict(failures)
+    report.eval_task_ceiling = eval_task_ceiling(outcomes)
     write_json(Path(args.out) / "recording.json", {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
         "report": asdict(report),

@@ -178,6 +178,17 @@ def write_eval(out: str | os.PathLike, results: dict[str, Any]) -> Path:
     return out / "eval.json"
 
 
+def data_ceiling(library: SkillLibrary) -> float | None:
+    """What the training data's own subtask orders would score on the evaluation task, replayed
+    perfectly (:func:`skillgym.data.record.eval_task_ceiling`); None if that data is not on disk."""
+    from skillgym.data.record import eval_task_ceiling
+
+    path = Path(library.config.trained_on.get("dataset_path", "")) / "recording.json"
+    if not path.is_file():
+        return None
+    return eval_task_ceiling(json.loads(path.read_text())["episodes"])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Re-run the prior rollouts of an existing library: ``python -m skillgym.skills.evaluate LIB``."""
     import argparse
@@ -191,8 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--greedy", action="store_true", help="argmax skill and mean z instead of sampling")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    r = prior_rollouts(SkillLibrary.load(args.library), episodes=args.episodes, seed=args.seed,
+    library = SkillLibrary.load(args.library)
+    r = prior_rollouts(library, episodes=args.episodes, seed=args.seed,
                        progress_threshold=args.threshold, greedy=args.greedy)
+    ceiling = data_ceiling(library)
+    if ceiling is not None:
+        r["data_ceiling"] = ceiling
     print(json.dumps(r, indent=2))
     return 0
 
