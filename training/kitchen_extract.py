@@ -7,6 +7,8 @@ the mean ± std curve to --out/curves.png and a summary to --out/summary.json.
     python training/kitchen_extract.py --seeds 0 1 2 --steps 300000 --parallel 3 --diagnose 20
 
 ``--summarize-only --diagnose N`` redoes the summary and the diagnosis of finished runs.
+``--out/results.json`` (summary, diagnosis, curves) and ``--out/curves.png`` are what
+docs/results_kitchen_extract.{json,png} are copies of.
 """
 
 from __future__ import annotations
@@ -134,6 +136,18 @@ def main() -> None:
     print(json.dumps(summarize(args.out, args.seeds), indent=2))
     if args.diagnose:
         print(json.dumps(diagnose(args.out, args.seeds, args.diagnose, args.progress_threshold), indent=2))
+    write_results(args.out, args.seeds, vars(args))
+
+
+def write_results(out: Path, seeds: list[int], args: dict) -> None:
+    """One file with the summary, the diagnosis (if run) and every seed's curve: docs copy it."""
+    results = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in args.items()},
+               "summary": json.loads((out / "summary.json").read_text())}
+    if (out / "diagnosis.json").is_file():
+        results["diagnosis"] = json.loads((out / "diagnosis.json").read_text())
+    results["curves"] = {s: json.loads((out / f"seed{s}" / "curve.json").read_text()) for s in seeds}
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {out / 'results.json'} and {out / 'curves.png'}")
 
 
 if __name__ == "__main__":
