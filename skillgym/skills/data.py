@@ -8,8 +8,7 @@ Window convention (paper App. B.1.2): a segment of ``N`` actions longer than ``w
 random contiguous window of ``window`` actions starting at offset ``o``. Its progress targets
 keep their position in the *whole* segment, ``(o + t) / N`` for its t-th action (t = 1..W), so
 the last action of a segment always has target 1; its prior observation is the window's first
-observation ``states[start + o]`` (in training, a window at offset 0 takes it from anywhere in
-the segment's unlabelled lead-in instead: see ``SegmentData.lead_in_start``). Every window starts from the zero start token
+observation ``states[start + o]``. Every window starts from the zero start token
 (``a_0 = 0, l_0 = 0``) used at inference, whatever its offset: at inference a skill that hit the
 step cap is re-planned from the state it reached and decoded from the start token again, so a
 mid-segment window is exactly that situation (z, inferred from the window, carries where it is).
