@@ -19,7 +19,6 @@ target. The label is always the segment's own label; padding is never a target.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import torch
@@ -45,20 +44,6 @@ class SegmentData:
     @property
     def num_segments(self) -> int:
         return len(self.segments)
-
-    @cached_property
-    def lead_in_start(self) -> np.ndarray:
-        """(S,) where the unlabelled gap before each segment begins: the end of the previous segment
-        of its episode, or 0 for the first one (extraction drops segments that are too short, so
-        the first kept segment often starts a few steps after the reset)."""
-        seg = self.segments
-        out = np.zeros(len(seg), np.int64)
-        prev_episode, prev_end = -1, 0
-        for i in np.lexsort((seg[:, 1], seg[:, 0])):
-            episode, _, end = seg[i, :3]
-            out[i] = prev_end if episode == prev_episode else 0
-            prev_episode, prev_end = episode, end
-        return out
 
 
 def split_episodes(labels: SkillLabels, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -179,14 +164,7 @@ def make_batch(data: SegmentData, seg_index: np.ndarray, window: int, offsets: n
     prev_actions = data.actions[np.where(has_prev, act_idx - 1, act_idx)] * has_prev[..., None]
     progress = np.where(valid, (pos + 1) / n[:, None], 0.0).astype(np.float32)
     prev_progress = np.where(has_prev, pos / n[:, None], 0.0).astype(np.float32)
-    prior_index = start + o
-    if rng is not None:
-        # An agent also decides in the unlabelled gaps, and at the reset state: a decision there
-        # leads into the next segment. Trained on segment starts only, p(d|s) never sees the reset
-        # state and guesses there, confidently (prior rollouts of 0.0 on one 100-episode dataset).
-        lead_in = rng.integers(data.lead_in_start[seg_index], start + 1)
-        prior_index = np.where(o == 0, lead_in, prior_index)
-    prior_obs = _observations(data, ep, prior_index, obs_kind, frame_stack)
+    prior_obs = _observations(data, ep, start + o, obs_kind, frame_stack)
     step_obs = None
     if closed_loop:
         step_obs = _observations(data, ep[:, None].repeat(window, 1), local, step_obs_kind or obs_kind,
