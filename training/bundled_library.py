@@ -12,7 +12,7 @@ model.safetensors, eval.json/png) is copied into the package.
 labels: priors on 64x64 frames (framestack 4, re-rendered from the stored sim states exactly as
 the env renders them), closed-loop decoder on the state vector (``decoder_obs="state"``).
 
-    python training/bundled_library.py --observation pixels --skill-steps 10000
+    python training/bundled_library.py --observation pixels --skill-steps 8000   # the bundled one
 
 Stages whose artifact exists under --work are skipped, so the script resumes.
 """
