@@ -26,7 +26,7 @@ from skillgym.rl.train import TrainRLArgs, kl_coefficient
 def run_seed(seed: int, steps: int, out: str, library: str | None, eval_every: int, eval_episodes: int,
              progress_threshold: float | None = None, alpha_z: float | str = 0.01,
              target_kl_z: float = 2.0) -> dict:
-    from skillgym.rl.train import TrainRLArgs, train_rl
+    from skillgym.rl.train import train_rl
 
     env_kwargs = {} if progress_threshold is None else {"progress_threshold": progress_threshold}
     return train_rl(TrainRLArgs(env_id="SkillKitchen-v0", library=library, steps=steps, seed=seed,
