@@ -82,10 +82,10 @@ def load_segments(labels: SkillLabels, dataset: OfflineDataset, episodes: np.nda
     n_act = n_obs = 0
     render_env = None
     want_frames = obs_kind == "pixels"
-    rerender = want_frames and not (dataset.has_frames and dataset.frame_size == image_size)
+    use_stored = want_frames and dataset.has_frames and dataset.frame_size == image_size
     # Re-rendering takes minutes for a 100-episode dataset: show it.
+    rerender = want_frames and not use_stored
     for e in tqdm(episodes, desc=f"rendering {image_size}x{image_size} frames", unit="ep", disable=not rerender):
-        use_stored = want_frames and dataset.has_frames and dataset.frame_size == image_size
         ep = dataset.episode(int(e), frames=use_stored)
         if len(ep.actions) != labels.episode_offsets[e + 1] - labels.episode_offsets[e]:
             raise ValueError(
