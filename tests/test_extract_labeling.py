@@ -117,13 +117,30 @@ def test_segments_random_property():
     lengths = rng.integers(1, 60, 40)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     labels = median_filter(rng.integers(0, 4, offsets[-1]), 1)
-    seg = find_segments(labels, offsets, min_length=3)
+    seg = find_segments(labels, offsets, min_length=3, absorb_lead_in=False)
     for ep, a, b, s in seg:
         assert 0 <= a < b <= lengths[ep] and b - a >= 3
         lab = labels[offsets[ep] : offsets[ep + 1]]
         assert np.all(lab[a:b] == s)
         assert (a == 0 or lab[a - 1] != s) and (b == lengths[ep] or lab[b] != s)  # maximal runs
     assert label_runs(np.array([], int)).shape == (0, 3)
+    # with the lead-in absorbed, only each episode's first segment changes: it starts at 0
+    absorbed = find_segments(labels, offsets, min_length=3)
+    first = np.r_[True, seg[1:, 0] != seg[:-1, 0]]
+    assert np.all(absorbed[first, 1] == 0)
+    np.testing.assert_array_equal(absorbed[~first], seg[~first])
+    np.testing.assert_array_equal(np.delete(absorbed, 1, axis=1), np.delete(seg, 1, axis=1))
+
+
+def test_segments_absorb_the_lead_in():
+    # The first steps of every episode sit in the "no change yet" cluster (9); in episode 0 that
+    # run is too short to be a segment, so the reset state would precede no skill at all.
+    labels = np.array([9, 9, 9, 1, 1, 1, 1, 1, 1] + [9] * 6 + [2] * 5)
+    offsets = np.array([0, 9, 20])
+    assert find_segments(labels, offsets, min_length=5).tolist() == [[0, 0, 9, 1], [1, 0, 6, 9], [1, 6, 11, 2]]
+    assert find_segments(labels, offsets, min_length=5, absorb_lead_in=False)[0].tolist() == [0, 3, 9, 1]
+    # an episode with no run long enough still gives no segment
+    assert find_segments(np.array([1, 2, 1, 2]), np.array([0, 4]), min_length=3).shape == (0, 4)
 
 
 # -- SkillLabeler -----------------------------------------------------------------------------

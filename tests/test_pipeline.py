@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from skillgym.skills.evaluate import data_ceiling
+from skillgym.skills.evaluate import data_ceiling, posterior_replay
 from skillgym.skills.library import SkillLibrary
 
 
@@ -22,6 +22,11 @@ def test_run_kitchen_tiny(tmp_path):
     assert library.num_skills == 3
     # The library knows its data, so evaluation can report what that data would score replayed.
     assert data_ceiling(library) == summary["dataset"]["eval_task_ceiling"]
+    # ... and can replay it with the decoder alone (z from the encoder), closed loop, in the env.
+    replay = posterior_replay(library, episodes=5)
+    assert replay["episodes"] == 2 and len(replay["replay_subtasks"]) == 2
+    completed = json.loads((out / "data" / "recording.json").read_text())["episodes"][0]["completed"]
+    assert set(completed) <= set(replay["data_subtasks"][0])  # the recorded final state has them done
     # A second run finds every artifact and redoes nothing.
     again = subprocess.run(cmd, capture_output=True, text=True)
     assert again.returncode == 0 and "recording demos" not in again.stderr

@@ -178,7 +178,8 @@ class SkillLabeler:
             frame_labels=smooth, episode_offsets=offsets, segments=segments, num_skills=self.k,
             dataset_path=str(getattr(dataset, "path", "")), dataset_fingerprint=dataset.fingerprint,
             metadata={**self.settings(), "frame_labels": "median-filtered cluster id of every step; "
-                      "steps in runs shorter than min_length keep their id but are in no segment"},
+                      "steps in runs shorter than min_length keep their id but are in no segment, except that "
+                      "an episode's first segment starts at step 0 (absorbs the lead-in)"},
         )
 
     # -- persistence ----------------------------------------------------------------------------

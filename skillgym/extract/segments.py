@@ -7,12 +7,21 @@ Two fixes over the reference code (SPEC §7):
 - segments are cut per trajectory and short ones are dropped, never merged into a neighbour
   (which could cross into the next trajectory).
 
+One addition: the unlabelled steps before an episode's first segment join that segment
+(``absorb_lead_in``). Near the start e_t = f(s_t) - f(s_1) is ~0 whatever the robot is doing, so
+the first steps of every episode fall into the same "no change yet" cluster; when that run is
+shorter than ``min_length`` it used to be dropped, and the reset state, where every evaluation
+starts, then only ever preceded the skills of episodes whose first run happened to be long enough.
+
 Example:
     >>> median_filter(np.array([2, 2, 5, 2, 2, 2, 2]), kernel=3)
     array([2, 2, 2, 2, 2, 2, 2])
     >>> find_segments(np.array([0, 0, 0, 1, 1, 1, 1]), np.array([0, 3, 7]), min_length=2)
     array([[0, 0, 3, 0],
            [1, 0, 4, 1]])
+    >>> find_segments(np.array([3, 3, 1, 1, 1, 2, 1, 1, 1]), np.array([0, 9]), min_length=3)
+    array([[0, 0, 5, 1],
+           [0, 6, 9, 1]])
 """
 
 from __future__ import annotations
@@ -56,12 +65,15 @@ def label_runs(labels: np.ndarray) -> np.ndarray:
     return np.stack([starts, ends, labels[starts]], axis=1).astype(np.int64)
 
 
-def find_segments(labels: np.ndarray, episode_offsets: np.ndarray, min_length: int = DEFAULT_MIN_LENGTH) -> np.ndarray:
+def find_segments(labels: np.ndarray, episode_offsets: np.ndarray, min_length: int = DEFAULT_MIN_LENGTH,
+                  absorb_lead_in: bool = True) -> np.ndarray:
     """Segments ``(S, 4)`` rows ``(episode, start, end, skill)`` from concatenated frame labels.
 
     ``labels[episode_offsets[i]:episode_offsets[i+1]]`` belongs to episode ``i``; each episode is
     cut on its own, so a segment never crosses a trajectory boundary. Runs shorter than
-    ``min_length`` are dropped.
+    ``min_length`` are dropped, except that with ``absorb_lead_in`` the steps before an
+    episode's first kept run become part of it (its segment starts at step 0; see the module
+    docstring for why).
     """
     if min_length < 1:
         raise ValueError(f"min_length must be >= 1, got {min_length}")
@@ -70,5 +82,7 @@ def find_segments(labels: np.ndarray, episode_offsets: np.ndarray, min_length: i
     for episode in range(len(offsets) - 1):
         runs = label_runs(labels[offsets[episode] : offsets[episode + 1]])
         runs = runs[runs[:, 1] - runs[:, 0] >= min_length]
+        if absorb_lead_in and len(runs):
+            runs[0, 0] = 0
         rows.append(np.column_stack([np.full(len(runs), episode, np.int64), runs]))
     return np.concatenate(rows).astype(np.int64) if rows else np.zeros((0, 4), np.int64)

@@ -7,6 +7,9 @@
   sample d ~ p(d|s), z ~ p(z|s,d), execute the decoded actions until progress >= threshold or
   ``max_skill_steps``; count subtasks completed in 280 steps (the ordered evaluation task, and
   unordered).
+- :func:`posterior_replay`: the decoder alone, closed loop: replay labelled training episodes
+  from their recorded start, each segment decoded from the encoder's z of its own actions. It
+  separates a decoder that cannot reproduce its data from priors that choose badly.
 """
 
 from __future__ import annotations
@@ -143,6 +146,73 @@ def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
     }
 
 
+def posterior_replay(library: SkillLibrary, episodes: int = 10, labels_path: str | os.PathLike | None = None,
+                     dataset_path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Decode the first ``episodes`` labelled episodes with the encoder's z of their own actions.
+
+    Each episode starts from its recorded simulator state. Unlabelled steps replay the data's
+    actions; a segment is cut into windows of at most ``max_skill_steps`` (as the env caps a
+    skill), each window's z is the encoder mean of that window's actions, and the decoder runs
+    exactly that many steps in the env, closed loop when the library is. Returns the subtasks (any
+    of 7) completed by the data and by the replay. Needs the library's encoder weights and its
+    training data (paths default to ``config.trained_on``).
+    """
+    from skillgym.data.dataset import open_dataset
+    from skillgym.envs.kitchen import ALL_TASKS, KitchenTaskEnv
+    from skillgym.extract.labels import SkillLabels
+
+    cfg = library.config
+    if library.encoder is None:
+        raise ValueError("posterior replay needs the encoder q(z|a,d); this library was saved without it")
+    if cfg.decoder == "closed_loop" and cfg.decoder_obs_kind != "state":
+        raise ValueError("posterior replay supports decoders that see the state vector (decoder_obs='state')")
+    labels = SkillLabels.load(labels_path or cfg.trained_on.get("labels_path", ""))
+    dataset = open_dataset(dataset_path or cfg.trained_on.get("dataset_path", ""))
+    env = KitchenTaskEnv(max_episode_steps=10**6)
+    data_done, replay_done = [], []
+    try:
+        for e in range(min(episodes, len(dataset))):
+            ep = dataset.episode(e, frames=False)
+            if ep.sim_states is None:
+                raise ValueError(f"{dataset.path} stores no simulator states; posterior replay needs them")
+            env.reset(seed=e)
+            env.set_sim_state(ep.sim_states[0])
+            obs = ep.states[0]
+            windows = {}  # start step -> (length, skill)
+            for _, start, end, skill in labels.segments[labels.segments[:, 0] == e]:
+                for a in range(int(start), int(end), cfg.max_skill_steps):
+                    windows[a] = (min(cfg.max_skill_steps, int(end) - a), int(skill))
+            t = 0
+            while t < len(ep.actions):
+                if t not in windows:
+                    obs, *_ = env.step(ep.actions[t])
+                    t += 1
+                    continue
+                n, skill = windows[t]
+                with torch.no_grad():
+                    z, _ = library.encoder(torch.from_numpy(ep.actions[None, t:t + n].astype(np.float32)),
+                                           torch.tensor([skill]), torch.tensor([n]))
+                state = library.decoder_start(np.array([skill]), z.numpy())
+                for _ in range(n):
+                    action, _, state = library.decoder_step(state, np.asarray(obs, np.float32)[None])
+                    obs, *_ = env.step(action[0])
+                t += n
+            replay_done.append([task for task in ALL_TASKS if env.task_done(task)])
+            env.set_sim_state(ep.sim_states[-1])
+            data_done.append([task for task in ALL_TASKS if env.task_done(task)])
+    finally:
+        env.close()
+    n_data, n_replay = sum(map(len, data_done)), sum(map(len, replay_done))
+    return {
+        "episodes": len(data_done),
+        "data_subtasks": data_done,
+        "replay_subtasks": replay_done,
+        "data_mean": n_data / max(len(data_done), 1),
+        "replay_mean": n_replay / max(len(data_done), 1),
+        "replay_fraction": n_replay / n_data if n_data else None,
+    }
+
+
 def write_eval(out: str | os.PathLike, results: dict[str, Any]) -> Path:
     """``eval.json`` and a small bar plot ``eval.png`` in the library folder."""
     out = Path(out)
@@ -200,9 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=None,
                    help="progress threshold that ends a skill (default: SkillSpaceEnv's)")
     p.add_argument("--greedy", action="store_true", help="argmax skill and mean z instead of sampling")
+    p.add_argument("--replay", type=int, default=0, metavar="N",
+                   help="also replay N training episodes with the decoder alone (posterior z), see posterior_replay")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     library = SkillLibrary.load(args.library)
+    if args.replay:
+        replay = posterior_replay(library, episodes=args.replay)
+        print(json.dumps({"posterior_replay": replay}, indent=2))
     r = prior_rollouts(library, episodes=args.episodes, seed=args.seed,
                        progress_threshold=args.threshold, greedy=args.greedy)
     ceiling = data_ceiling(library)
