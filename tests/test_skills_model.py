@@ -86,6 +86,29 @@ def test_windows_progress_labels_and_masks():
         assert 0 < r.progress[0, 0] <= 26 / 45 + 1e-6 and r.progress[0, -1] <= 1.0
 
 
+def test_windows_starting_anywhere():
+    data = tiny_data()
+    # Where the env re-plans after capping a 45-step segment at 20 steps: offset 20, then 40.
+    b = make_batch(data, np.array([0, 0]), window=20, offsets=np.array([40, 20]))
+    assert b.lengths.tolist() == [5, 20]
+    np.testing.assert_allclose(b.progress[0, :5].numpy(), np.arange(41, 46) / 45, rtol=1e-6)
+    assert b.mask[0].tolist() == [True] * 5 + [False] * 15
+    np.testing.assert_array_equal(b.prior_obs[0].numpy(), data.states[40])
+    # Random "anywhere" starts reach the whole segment; "inside" starts never pass N - window.
+    rng = np.random.default_rng(0)
+    firsts = {"inside": set(), "anywhere": set()}
+    for mode in firsts:
+        for _ in range(300):
+            r = make_batch(data, np.array([0, 1]), window=20, rng=rng, window_starts=mode)
+            firsts[mode].add(round(float(r.progress[0, 0]) * 45))
+            assert r.progress[0, r.lengths[0] - 1] <= 1.0 + 1e-6 and r.progress[1, r.lengths[1] - 1] == 1.0
+    assert firsts["inside"] == set(range(1, 27)) and firsts["anywhere"] == set(range(1, 46))
+    with pytest.raises(ValueError, match="window_starts"):
+        make_batch(data, np.array([0]), window=20, rng=rng, window_starts="middle")
+    with pytest.raises(ValueError, match="inside their segments"):
+        make_batch(data, np.array([1]), window=20, offsets=np.array([5]))
+
+
 def test_padding_is_never_a_target():
     model = SkillVAE(config())
     data = tiny_data()

@@ -23,6 +23,9 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--window", type=int, default=d.window,
                    help="max actions per training window = max skill length (30 kitchen, 40 LIBERO)")
+    p.add_argument("--window-starts", choices=("inside", "anywhere"), default=d.window_starts,
+                   help="where random training windows start in a segment: so that a full window fits "
+                        "(inside), or at any action (anywhere: also the states after a capped skill)")
     p.add_argument("--z-dim", type=int, default=d.z_dim)
     p.add_argument("--beta", type=float, default=d.beta, help="KL weight (KL summed over z dims)")
     p.add_argument("--prior-obs-noise", type=float, default=d.prior_obs_noise,
@@ -59,7 +62,7 @@ def add_train_skills_parser(subparsers) -> argparse.ArgumentParser:
 def args_from_namespace(ns: argparse.Namespace) -> TrainSkillsArgs:
     return TrainSkillsArgs(
         labels=ns.labels, out=ns.out, steps=ns.steps, seed=ns.seed, batch_size=ns.batch_size, lr=ns.lr,
-        window=ns.window, z_dim=ns.z_dim, beta=ns.beta, prior_obs_noise=ns.prior_obs_noise, obs=ns.obs, decoder=ns.decoder, decoder_obs=ns.decoder_obs,
+        window=ns.window, window_starts=ns.window_starts, z_dim=ns.z_dim, beta=ns.beta, prior_obs_noise=ns.prior_obs_noise, obs=ns.obs, decoder=ns.decoder, decoder_obs=ns.decoder_obs,
         autoregressive=ns.autoregressive,
         image_size=ns.image_size, frame_stack=ns.frame_stack, dataset=ns.dataset, resume=ns.resume,
         init_from=ns.init_from, eval_episodes=ns.eval_episodes, checkpoint_every=ns.checkpoint_every,

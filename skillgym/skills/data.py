@@ -135,22 +135,40 @@ def _observations(data: SegmentData, episode: np.ndarray, local_index: np.ndarra
     return data.frames[idx]
 
 
+WINDOW_STARTS = ("inside", "anywhere")
+
+
 def make_batch(data: SegmentData, seg_index: np.ndarray, window: int, offsets: np.ndarray | None = None,
                rng: np.random.Generator | None = None, obs_kind: str = "state", frame_stack: int = 4,
-               closed_loop: bool = False, step_obs_kind: str | None = None) -> SkillBatch:
+               closed_loop: bool = False, step_obs_kind: str | None = None,
+               window_starts: str = "inside") -> SkillBatch:
     """Windows of the segments ``seg_index``; random offsets from ``rng``, or the given ``offsets``.
 
     ``step_obs_kind`` is what a closed-loop decoder observes (default: ``obs_kind``).
 
     With neither, every window starts at its segment's first action (used for validation).
+    ``window_starts`` says where random windows may start: ``"inside"`` -- a full ``window``
+    (or the whole segment) fits, so a 45-step segment starts windows at 0..15 only; ``"anywhere"``
+    -- at any action of the segment, the window running to ``window`` actions or the segment's
+    end. Only "anywhere" covers the states the env re-plans from: after a skill is capped at
+    ``window`` steps, 30 steps into a 45-step segment, and after a skill stopped early or late.
     """
+    if window_starts not in WINDOW_STARTS:
+        raise ValueError(f"window_starts must be one of {WINDOW_STARTS}, got {window_starts!r}")
     seg = data.segments[seg_index]
     ep, start, end, skill = seg[:, 0], seg[:, 1], seg[:, 2], seg[:, 3]
     n = end - start
-    w = np.minimum(n, window)
     if offsets is None:
-        offsets = rng.integers(0, n - w + 1) if rng is not None else np.zeros_like(n)
+        if rng is None:
+            offsets = np.zeros_like(n)
+        elif window_starts == "anywhere":
+            offsets = rng.integers(0, n)
+        else:
+            offsets = rng.integers(0, n - np.minimum(n, window) + 1)
     o = np.asarray(offsets, np.int64)
+    w = np.minimum(n - o, window)
+    if np.any(o < 0) or np.any(w < 1):
+        raise ValueError("window offsets must lie inside their segments")
     t = np.arange(window)
     valid = t[None] < w[:, None]
     pos = o[:, None] + t[None]  # position of each action within its segment

@@ -52,6 +52,9 @@ class TrainSkillsArgs:
     weight_decay: float = 0.01  # AdamW's default
     window: int = 30
     """maximum actions per training window = max_skill_steps of the library"""
+    window_starts: str = "inside"
+    """where random windows start: "inside" (a full window fits in the segment) or "anywhere" in it
+    (also covers the states the env re-plans from after a capped skill); see make_batch"""
     z_dim: int = 5
     beta: float = 1e-3
     """weight of KL(q || N(0, I)), the KL summed over the z dims"""
@@ -234,7 +237,7 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
         seg_index = rng.integers(0, train.num_segments, size=args.batch_size)
         batch = make_batch(train, seg_index, args.window, rng=rng, obs_kind=args.obs,
                            frame_stack=args.frame_stack, closed_loop=closed_loop,
-                           step_obs_kind=model.config.decoder_obs_kind)
+                           step_obs_kind=model.config.decoder_obs_kind, window_starts=args.window_starts)
         if args.prior_obs_noise > 0 and args.obs == "state":
             noise = rng.standard_normal(batch.prior_obs.shape).astype(np.float32) * args.prior_obs_noise
             batch.prior_obs = batch.prior_obs + torch.from_numpy(noise) * model.priors.encoder.obs_std
