@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--eval-prefix-fraction", type=float, default=0.5)
     parser.add_argument("--skill-steps", type=int, default=20_000)
     parser.add_argument("--prior-obs-noise", type=float, default=0.1)
+    parser.add_argument("--window-starts", choices=("inside", "anywhere"), default=PipelineArgs.window_starts)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--observation", choices=("state", "pixels"), default="state")
@@ -57,7 +58,8 @@ def main() -> None:
     run_pipeline(PipelineArgs(out=args.work, episodes=args.episodes, seed=args.seed, encoder=args.encoder,
                               eval_prefix_fraction=args.eval_prefix_fraction,
                               skill_steps=args.skill_steps, threads=args.threads,
-                              prior_obs_noise=args.prior_obs_noise, eval_episodes=args.eval_episodes))
+                              prior_obs_noise=args.prior_obs_noise, window_starts=args.window_starts,
+                              eval_episodes=args.eval_episodes))
     library = args.work / "library"
     if args.observation == "pixels":
         library = args.work / "library-pixels"
@@ -65,6 +67,7 @@ def main() -> None:
             train_skills(TrainSkillsArgs(labels=str(args.work / "labels"), out=str(library), steps=args.skill_steps,
                                          seed=args.seed, obs="pixels", image_size=64, frame_stack=4,
                                          decoder="closed_loop", decoder_obs="state", threads=args.threads,
+                                         window_starts=args.window_starts,
                                          eval_episodes=args.eval_episodes))
     if not args.no_install:
         install(library, BUNDLED_LIBRARIES[args.observation])
