@@ -189,6 +189,13 @@ def test_loss_matches_independent_formulas():
     assert torch.allclose(terms["prior_d"], ce, rtol=1e-5)
     assert torch.allclose(terms["prior_z"], nll, rtol=1e-5)
     assert np.isclose(float(total), action + progress + 1e-3 * float(kl) + float(ce) + float(nll), rtol=1e-5)
+    # With sampling, prior_z scores the sampled z -- or the encoder's mean with prior_z_target="mean".
+    sampled = [float(model.loss_terms(b)["prior_z"]) for _ in range(2)]
+    assert sampled[0] != sampled[1]
+    for _ in range(2):
+        assert torch.allclose(model.loss_terms(b, prior_z_target="mean")["prior_z"], nll, rtol=1e-5)
+    with pytest.raises(ValueError, match="prior_z_target"):
+        model.loss_terms(b, prior_z_target="mode")
 
 
 def test_bounded_outputs():

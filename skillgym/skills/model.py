@@ -263,6 +263,9 @@ class SkillBatch:
     step_obs: Tensor | None = None  # (B, T, *obs_shape) closed loop only
 
 
+PRIOR_Z_TARGETS = ("sample", "mean")
+
+
 class SkillVAE(nn.Module):
     """q(z|ā,d), p(ā,l|z,d), p(d|s), p(z|s,d) and the loss of Eq. 2."""
 
@@ -279,7 +282,7 @@ class SkillVAE(nn.Module):
             if isinstance(module, StateEncoder):
                 module.set_normalisation(mean, std)
 
-    def loss_terms(self, batch: SkillBatch, sample: bool = True) -> dict[str, Tensor]:
+    def loss_terms(self, batch: SkillBatch, sample: bool = True, prior_z_target: str = "sample") -> dict[str, Tensor]:
         """The five terms of Eq. 2 as losses to minimise (with their graphs), plus metrics.
 
         - ``action``: squared error summed over action dims, averaged over real (unpadded) steps;
@@ -288,8 +291,12 @@ class SkillVAE(nn.Module):
         - ``kl``: KL(q || N(0, I)) summed over z dims (not averaged: SPEC §7 bug 7), averaged
           over windows; weighted by ``beta`` in :meth:`loss`.
         - ``prior_d``: cross-entropy of p(d | s_1) against the segment's label.
-        - ``prior_z``: NLL of stop-gradient(z) under p(z | s_1, d), summed over z dims.
+        - ``prior_z``: NLL of stop-gradient(z) under p(z | s_1, d), summed over z dims; z is the
+          encoder's sample (``prior_z_target="sample"``) or its mean (``"mean"``: the prior's
+          variance is then the spread of the argument given the state, without the encoder's noise).
         """
+        if prior_z_target not in PRIOR_Z_TARGETS:
+            raise ValueError(f"prior_z_target must be one of {PRIOR_Z_TARGETS}, got {prior_z_target!r}")
         mask = batch.mask.to(torch.float32)
         n_steps = mask.sum().clamp_min(1.0)
         mean, log_std = self.encoder(batch.actions, batch.skill, batch.lengths)
@@ -300,7 +307,8 @@ class SkillVAE(nn.Module):
         logits, z_mean, z_log_std = self.priors(batch.prior_obs)
         idx = torch.arange(len(batch.skill))
         mu, ls = z_mean[idx, batch.skill], z_log_std[idx, batch.skill]
-        z_target = z.detach()  # sg(z): the prior must not pull the encoder (Eq. 2)
+        # sg(z): the prior must not pull the encoder (Eq. 2)
+        z_target = (mean if prior_z_target == "mean" else z).detach()
         terms = {
             "action": (sq * mask).sum() / n_steps,
             "progress": (progress_err**2 * mask).sum() / n_steps,
@@ -314,9 +322,10 @@ class SkillVAE(nn.Module):
             terms["prior_acc"] = (logits.argmax(-1) == batch.skill).float().mean()
         return terms
 
-    def loss(self, batch: SkillBatch, beta: float = 1e-3, sample: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+    def loss(self, batch: SkillBatch, beta: float = 1e-3, sample: bool = True,
+             prior_z_target: str = "sample") -> tuple[Tensor, dict[str, Tensor]]:
         """Eq. 2 as a loss to minimise; returns the total and every term (detached) for logging."""
-        terms = self.loss_terms(batch, sample)
+        terms = self.loss_terms(batch, sample, prior_z_target)
         total = terms["action"] + terms["progress"] + beta * terms["kl"] + terms["prior_d"] + terms["prior_z"]
         logged = {"loss": total.detach(), **{k: v.detach() for k, v in terms.items()}}
         return total, logged

@@ -61,6 +61,8 @@ class TrainSkillsArgs:
     prior_obs_noise: float = 0.0
     """std (in units of each state dim's std) of Gaussian noise added to the priors' state input in
     training: the priors then tolerate the small drift of executed skills off the demonstrations"""
+    prior_z_target: str = "sample"
+    """what p(z|s,d) is fitted to: the encoder's z sample ("sample") or its mean ("mean"); see SkillVAE.loss_terms"""
     obs: str = "state"  # "state" | "pixels"
     decoder: str = "open_loop"  # "open_loop" | "closed_loop"
     decoder_obs: str = "prior"
@@ -241,7 +243,7 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
         if args.prior_obs_noise > 0 and args.obs == "state":
             noise = rng.standard_normal(batch.prior_obs.shape).astype(np.float32) * args.prior_obs_noise
             batch.prior_obs = batch.prior_obs + torch.from_numpy(noise) * model.priors.encoder.obs_std
-        loss, terms = model.loss(batch, beta=args.beta)
+        loss, terms = model.loss(batch, beta=args.beta, prior_z_target=args.prior_z_target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
