@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m skillgym.skills.evaluate", description=main.__doc__)
     p.add_argument("library")
-    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--episodes", type=int, default=10, help="prior-rollout episodes (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threshold", type=float, default=None,
                    help="progress threshold that ends a skill (default: SkillSpaceEnv's)")
@@ -278,12 +278,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay:
         replay = posterior_replay(library, episodes=args.replay)
         print(json.dumps({"posterior_replay": replay}, indent=2))
-    r = prior_rollouts(library, episodes=args.episodes, seed=args.seed,
-                       progress_threshold=args.threshold, greedy=args.greedy)
-    ceiling = data_ceiling(library)
-    if ceiling is not None:
-        r["data_ceiling"] = ceiling
-    print(json.dumps(r, indent=2))
+    if args.episodes > 0:
+        r = prior_rollouts(library, episodes=args.episodes, seed=args.seed,
+                           progress_threshold=args.threshold, greedy=args.greedy)
+        ceiling = data_ceiling(library)
+        if ceiling is not None:
+            r["data_ceiling"] = ceiling
+        print(json.dumps(r, indent=2))
     return 0
 
 
