@@ -126,3 +126,5 @@ def test_prior_rollouts_in_kitchen(tmp_path):
     lib = SkillLibrary.build(LibraryConfig(num_skills=3))
     r = prior_rollouts(lib, episodes=1, max_steps=40)
     assert r["episodes"] == 1 and len(r["ordered_subtasks"]) == 1 and sum(r["skill_histogram"]) >= 2
+    r0 = prior_rollouts(lib, episodes=1, max_steps=40, z_scale=0.0)  # d sampled, z = the prior's mean
+    assert r0["z_scale"] == 0.0 and sum(r0["skill_histogram"]) >= 2

@@ -88,11 +88,13 @@ def evaluate_heldout(model: SkillVAE, library: SkillLibrary, data: SegmentData, 
 
 def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
                    progress_threshold: float | None = None, max_steps: int = 280,
-                   greedy: bool = False) -> dict[str, Any]:
+                   greedy: bool = False, z_scale: float = 1.0) -> dict[str, Any]:
     """Run the priors alone (no RL) in the kitchen evaluation task; count subtasks completed.
 
     Skills execute through :class:`~skillgym.envs.skill_space.SkillSpaceEnv`, exactly as an
-    agent's would. ``greedy`` picks argmax d and the prior mean z instead of sampling. Seeded:
+    agent's would. ``greedy`` picks argmax d and the prior mean z instead of sampling;
+    ``z_scale`` multiplies the prior's std when z is sampled (1: the prior; 0: its mean, with d
+    still sampled) -- a diagnostic of how much the sampled arguments cost. Seeded:
     episode ``i`` resets the env with ``seed + i`` and samples from ``default_rng(seed + i)``.
     """
     from skillgym.envs.kitchen import ALL_TASKS, DEFAULT_TASKS, KitchenTaskEnv
@@ -119,7 +121,7 @@ def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
                 else:
                     p = np.exp(logits[0] - logits[0].max())
                     d = int(rng.choice(cfg.num_skills, p=p / p.sum()))
-                    z = mean[0, d] + np.exp(log_std[0, d]) * rng.standard_normal(cfg.z_dim)
+                    z = mean[0, d] + z_scale * np.exp(log_std[0, d]) * rng.standard_normal(cfg.z_dim)
                 obs, _, terminated, truncated, info = env.step({"skill": d, "arg": z.astype(np.float32)})
                 skills_used.append(d)
                 skill_lengths.append(info["skill_steps"])
@@ -132,6 +134,7 @@ def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
     return {
         "episodes": episodes,
         "greedy": greedy,
+        "z_scale": z_scale,
         "progress_threshold": threshold,
         "tasks": list(DEFAULT_TASKS),
         "ordered_subtasks": ordered,
@@ -270,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=None,
                    help="progress threshold that ends a skill (default: SkillSpaceEnv's)")
     p.add_argument("--greedy", action="store_true", help="argmax skill and mean z instead of sampling")
+    p.add_argument("--z-scale", type=float, default=1.0,
+                   help="scale of the prior's std when sampling z (1: the prior, 0: its mean; d is still sampled)")
     p.add_argument("--replay", type=int, default=0, metavar="N",
                    help="also replay N training episodes with the decoder alone (posterior z), see posterior_replay")
     args = p.parse_args(argv)
@@ -280,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"posterior_replay": replay}, indent=2))
     if args.episodes > 0:
         r = prior_rollouts(library, episodes=args.episodes, seed=args.seed,
-                           progress_threshold=args.threshold, greedy=args.greedy)
+                           progress_threshold=args.threshold, greedy=args.greedy, z_scale=args.z_scale)
         ceiling = data_ceiling(library)
         if ceiling is not None:
             r["data_ceiling"] = ceiling
