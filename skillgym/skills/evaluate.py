@@ -151,7 +151,8 @@ def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
 
 def posterior_replay(library: SkillLibrary, episodes: int = 10, labels_path: str | os.PathLike | None = None,
                      dataset_path: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Decode the first ``episodes`` labelled episodes with the encoder's z of their own actions.
+    """Decode the first ``episodes`` episodes of the library's labelled data (most of them training
+    episodes; about 10 % were held out) with the encoder's z of their own actions.
 
     Each episode starts from its recorded simulator state. Unlabelled steps replay the data's
     actions; a segment is cut into windows of at most ``max_skill_steps`` (as the env caps a
@@ -276,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--z-scale", type=float, default=1.0,
                    help="scale of the prior's std when sampling z (1: the prior, 0: its mean; d is still sampled)")
     p.add_argument("--replay", type=int, default=0, metavar="N",
-                   help="also replay N training episodes with the decoder alone (posterior z), see posterior_replay")
+                   help="also replay the first N episodes of the library's data with the decoder alone "
+                        "(z from the encoder), see posterior_replay")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     library = SkillLibrary.load(args.library)
