@@ -96,19 +96,24 @@ def test_bad_inputs_are_explained():
         lib.prior(np.zeros(59))
 
 
-@pytest.mark.parametrize("kw", [{}, {"obs_kind": "pixels", "decoder": "closed_loop", "frame_stack": 2}])
+@pytest.mark.parametrize("kw", [{}, {"obs_kind": "pixels", "decoder": "closed_loop", "frame_stack": 2},
+                                {"decoder": "closed_loop", "state_skip": True}])
 def test_save_load_round_trip(tmp_path, kw):
     lib = SkillLibrary.build(small(**kw), seed=3)
     # non-trivial normalisation buffers must survive too
     for m in lib.priors.modules():
         if hasattr(m, "obs_mean"):
             m.set_normalisation(torch.arange(59.0), torch.full((59,), 2.0))
+    if lib.decoder.state_to_action is not None:  # built at zero: make it matter
+        with torch.no_grad():
+            lib.decoder.state_to_action.weight.normal_(0.0, 0.3)
     path = lib.save(tmp_path / "lib")
     assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
     loaded = SkillLibrary.load(path)
     assert loaded.config == lib.config
     rng = np.random.default_rng(0)
-    obs = (rng.integers(0, 255, (3, *lib.observation_space.shape), dtype=np.uint8) if kw
+    pixels = kw.get("obs_kind") == "pixels"
+    obs = (rng.integers(0, 255, (3, *lib.observation_space.shape), dtype=np.uint8) if pixels
            else rng.normal(size=(3, 59)))
     for x, y in zip(lib.prior(obs), loaded.prior(obs), strict=True):
         np.testing.assert_array_equal(x, y)
@@ -135,6 +140,11 @@ def test_config_weight_mismatch_is_rejected(tmp_path):
     (path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(LibraryError, match="does not match"):
         SkillLibrary.load(path)
+    # A config that promises a state skip the weights do not hold (and the reverse).
+    cfg["obs_kind"], cfg["decoder"], cfg["state_skip"] = "state", "closed_loop", True
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(LibraryError, match="does not match"):
+        SkillLibrary.load(path)
 
 
 def test_bad_config_files(tmp_path):
@@ -157,6 +167,11 @@ def test_bad_config_files(tmp_path):
     cfg["decoder"] = "sideways"
     (path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(LibraryError, match="decoder must be one of"):
+        SkillLibrary.load(path)
+    cfg = json.loads(good)
+    cfg["state_skip"] = True  # an open-loop decoder has no state to skip from
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(LibraryError, match="state_skip needs a closed-loop decoder"):
         SkillLibrary.load(path)
     (path / "config.json").unlink()
     with pytest.raises(LibraryError, match="no config.json"):
@@ -209,15 +224,19 @@ def test_decode_batch_of_one_is_fast():
     assert ms < 3.0, f"decode of one 30-step skill took {ms:.2f} ms (target < 2 ms on an idle core)"
 
 
-def test_numpy_closed_loop_step_matches_torch():
+@pytest.mark.parametrize("state_skip", [False, True])
+def test_numpy_closed_loop_step_matches_torch(state_skip):
     """The env's per-step fast path and the torch decoder compute the same closed-loop skill."""
     from skillgym.skills.config import LibraryConfig as Config
     from skillgym.skills.library import NumpyDecoderState
     from skillgym.skills.library import SkillLibrary as Library
 
-    lib = Library.build(Config(num_skills=4, decoder="closed_loop"), seed=1)
+    lib = Library.build(Config(num_skills=4, decoder="closed_loop", state_skip=state_skip), seed=1)
     with torch.no_grad():
         lib.decoder.obs_encoder[0].set_normalisation(torch.linspace(-1, 1, 59), torch.linspace(0.5, 2, 59))
+        if state_skip:  # built at zero; make the path matter
+            lib.decoder.state_to_action.weight.normal_(0.0, 0.3)
+            lib.decoder.state_to_action.bias.normal_(0.0, 0.3)
     rng = np.random.default_rng(0)
     skill, z = np.array([0, 3]), rng.normal(size=(2, 5)).astype(np.float32)
     fast = lib.decoder_start(skill, z)

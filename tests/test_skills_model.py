@@ -206,3 +206,26 @@ def test_bounded_outputs():
             p.mul_(1000)  # saturate
         a, lp = model.decoder(batch.prev_actions, batch.prev_progress, torch.zeros(3, 5), batch.skill)
     assert a.abs().max() <= 1.0 and lp.min() >= 0.0 and lp.max() <= 1.0
+
+
+def test_state_skip_is_a_linear_path_from_the_state_to_the_action():
+    """With the LSTM's action outputs silenced, the action is tanh(W s_norm + b) exactly."""
+    cfg = config("state", "closed_loop", state_skip=True)
+    model = SkillVAE(cfg)
+    dec = model.decoder
+    with torch.no_grad():
+        dec.head.weight[:9].zero_()
+        dec.head.bias[:9].zero_()
+        dec.state_to_action.weight.normal_(0.0, 0.2)
+        dec.state_to_action.bias.normal_(0.0, 0.2)
+    batch = make_batch(tiny_data(), np.array([0, 1, 2]), window=20, rng=np.random.default_rng(0),
+                       closed_loop=True)
+    z = torch.zeros(3, 5)
+    actions, _ = dec(batch.prev_actions, batch.prev_progress, z, batch.skill, batch.step_obs)
+    normalised = dec.obs_encoder[0](batch.step_obs)
+    expected = torch.tanh(normalised @ dec.state_to_action.weight.T + dec.state_to_action.bias)
+    torch.testing.assert_close(actions, expected)
+    # The skip is part of the decoder: the reconstruction term trains it.
+    model.loss_terms(batch)["action"].backward()
+    assert dec.state_to_action.weight.grad.abs().sum() > 0
+

@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--prior-obs-noise", type=float, default=0.1)
     parser.add_argument("--window-starts", choices=("inside", "anywhere"), default=PipelineArgs.window_starts)
     parser.add_argument("--prior-z-target", choices=("sample", "mean"), default=PipelineArgs.prior_z_target)
+    parser.add_argument("--state-skip", action="store_true", help="linear state -> action path in the decoder")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--observation", choices=("state", "pixels"), default="state")
@@ -60,7 +61,8 @@ def main() -> None:
                               eval_prefix_fraction=args.eval_prefix_fraction,
                               skill_steps=args.skill_steps, threads=args.threads,
                               prior_obs_noise=args.prior_obs_noise, window_starts=args.window_starts,
-                              prior_z_target=args.prior_z_target, eval_episodes=args.eval_episodes))
+                              prior_z_target=args.prior_z_target, state_skip=args.state_skip,
+                              eval_episodes=args.eval_episodes))
     library = args.work / "library"
     if args.observation == "pixels":
         library = args.work / "library-pixels"
@@ -69,7 +71,7 @@ def main() -> None:
                                          seed=args.seed, obs="pixels", image_size=64, frame_stack=4,
                                          decoder="closed_loop", decoder_obs="state", threads=args.threads,
                                          window_starts=args.window_starts, prior_z_target=args.prior_z_target,
-                                         eval_episodes=args.eval_episodes))
+                                         state_skip=args.state_skip, eval_episodes=args.eval_episodes))
     if not args.no_install:
         install(library, BUNDLED_LIBRARIES[args.observation])
 

@@ -39,6 +39,9 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "(cheap; for pixel priors)")
     p.add_argument("--autoregressive", action="store_true",
                    help="feed the previous action and progress back into the decoder")
+    p.add_argument("--state-skip", action="store_true",
+                   help="closed-loop decoders on the state vector: add a linear path from the state to "
+                        "the action (kitchen actions are linear in the observed joints)")
     p.add_argument("--image-size", type=int, default=d.image_size)
     p.add_argument("--frame-stack", type=int, default=d.frame_stack)
     p.add_argument("--dataset", default=None, help="dataset path, if it moved since labelling")
@@ -65,7 +68,7 @@ def args_from_namespace(ns: argparse.Namespace) -> TrainSkillsArgs:
     return TrainSkillsArgs(
         labels=ns.labels, out=ns.out, steps=ns.steps, seed=ns.seed, batch_size=ns.batch_size, lr=ns.lr,
         window=ns.window, window_starts=ns.window_starts, z_dim=ns.z_dim, beta=ns.beta, prior_obs_noise=ns.prior_obs_noise, prior_z_target=ns.prior_z_target, obs=ns.obs, decoder=ns.decoder, decoder_obs=ns.decoder_obs,
-        autoregressive=ns.autoregressive,
+        autoregressive=ns.autoregressive, state_skip=ns.state_skip,
         image_size=ns.image_size, frame_stack=ns.frame_stack, dataset=ns.dataset, resume=ns.resume,
         init_from=ns.init_from, eval_episodes=ns.eval_episodes, checkpoint_every=ns.checkpoint_every,
         threads=ns.threads, progress_bar=not ns.no_progress,

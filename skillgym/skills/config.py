@@ -49,6 +49,11 @@ class LibraryConfig:
     # low-level state vector even when the priors (and the agent) see pixels -- a per-step conv
     # would dominate the env's cost, and the low-level env has the state anyway.
     decoder_obs: str = "prior"
+    # A closed-loop decoder that sees the state vector may add a linear map of the (standardised)
+    # state straight into its action pre-activation. Kitchen actions are servo-target offsets,
+    # a = (q_target - q_observed) / 0.16: linear in the observed joints, which an LSTM fed ReLU
+    # features reproduces only roughly (see docs/skills.md).
+    state_skip: bool = False
     arg_bound: float = 3.0  # |z| bound of the env's Box arg space
     hidden_dim: int = 128  # LSTM width of the encoder q(z|a,d) and the decoder
     lstm_layers: int = 1
@@ -84,6 +89,9 @@ class LibraryConfig:
             errors.append(f"decoder must be one of {DECODER_KINDS}, got {self.decoder!r}")
         if self.decoder_obs not in DECODER_OBS:
             errors.append(f"decoder_obs must be one of {DECODER_OBS}, got {self.decoder_obs!r}")
+        if self.state_skip and not (self.decoder == "closed_loop" and self.decoder_obs_kind == "state"):
+            errors.append("state_skip needs a closed-loop decoder that observes the state vector "
+                          "(decoder='closed_loop' with obs_kind='state' or decoder_obs='state')")
         if not (isinstance(self.arg_bound, (int, float)) and self.arg_bound > 0):
             errors.append(f"arg_bound must be > 0, got {self.arg_bound!r}")
         if len(self.action_low) != self.action_dim or len(self.action_high) != self.action_dim:

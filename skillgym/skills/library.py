@@ -285,6 +285,8 @@ class SkillLibrary:
         state.c = sig[:, hidden: 2 * hidden] * state.c + sig[:, :hidden] * np.tanh(gates[:, 2 * hidden: 3 * hidden])
         state.h = sig[:, 3 * hidden:] * np.tanh(state.c)
         out = state.h @ w["w_head"] + w["b_head"]
+        if "w_skip" in w:
+            out[:, :a_dim] += x @ w["w_skip"] + w["b_skip"]
         state.prev[:, :a_dim] = np.tanh(out[:, :a_dim]) * w["scale"] + w["centre"]
         state.prev[:, a_dim] = 1.0 / (1.0 + np.exp(-out[:, a_dim]))
         return state.prev[:, :a_dim].copy(), state.prev[:, a_dim].copy()
@@ -316,6 +318,9 @@ class SkillLibrary:
                              b_feat=linear.bias.detach().cpu().numpy(),
                              obs_mean=state_encoder.obs_mean.cpu().numpy(),
                              obs_std=state_encoder.obs_std.cpu().numpy())
+            if d.state_to_action is not None:
+                cache.update(w_skip=t(d.state_to_action.weight),
+                             b_skip=d.state_to_action.bias.detach().cpu().numpy())
             self._np_cache = cache
         return self._np_cache
 

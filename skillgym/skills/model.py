@@ -166,6 +166,13 @@ class SkillDecoder(nn.Module):
             enc = make_obs_encoder(config, config.decoder_obs_kind)
             self.obs_encoder = nn.Sequential(enc, nn.Linear(enc.out_dim, config.decoder_obs_dim), nn.ReLU())
             obs_dim = config.decoder_obs_dim
+        # Linear path from the standardised state to the action (config.state_skip); starts at
+        # zero so that a fresh model computes what it would without it.
+        self.state_to_action: nn.Linear | None = None
+        if config.state_skip:
+            self.state_to_action = nn.Linear(config.state_dim, config.action_dim)
+            nn.init.zeros_(self.state_to_action.weight)
+            nn.init.zeros_(self.state_to_action.bias)
         # Input layout: [prev action (A), prev progress (1) | z (nz), onehot (K) | obs feats];
         # the first block only if the decoder is autoregressive.
         self.autoregressive = config.autoregressive
@@ -179,10 +186,17 @@ class SkillDecoder(nn.Module):
         self.register_buffer("action_centre", (high + low) / 2)
         self.register_buffer("action_scale", (high - low) / 2)
 
-    def _outputs(self, h: Tensor) -> tuple[Tensor, Tensor]:
+    def _outputs(self, h: Tensor, skip: Tensor | None = None) -> tuple[Tensor, Tensor]:
         out = self.head(h)
-        action = torch.tanh(out[..., : self.action_dim]) * self.action_scale + self.action_centre
+        pre = out[..., : self.action_dim] if skip is None else out[..., : self.action_dim] + skip
+        action = torch.tanh(pre) * self.action_scale + self.action_centre
         return action, torch.sigmoid(out[..., self.action_dim])
+
+    def _observe(self, obs: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Observation features for the LSTM and the state skip (None without one)."""
+        normalised = self.obs_encoder[0](obs)
+        skip = None if self.state_to_action is None else self.state_to_action(normalised)
+        return self.obs_encoder[1:](normalised), skip
 
     def _z_skill(self, z: Tensor, skill: Tensor) -> Tensor:
         return torch.cat([z, F.one_hot(skill, self.num_skills).to(z.dtype)], dim=-1)
@@ -197,12 +211,15 @@ class SkillDecoder(nn.Module):
         parts = [self._z_skill(z, skill)[:, None].expand(-1, t, -1)]
         if self.autoregressive:
             parts = [prev_actions, prev_progress[..., None], *parts]
+        skip = None
         if self.closed_loop:
             if obs is None:
                 raise ValueError("a closed-loop decoder needs the observations")
-            parts.append(self.obs_encoder(obs.flatten(0, 1)).view(b, t, -1))
+            feats, skip = self._observe(obs.flatten(0, 1))
+            parts.append(feats.view(b, t, -1))
+            skip = None if skip is None else skip.view(b, t, -1)
         out, _ = self.lstm(torch.cat(parts, dim=-1))
-        return self._outputs(out)
+        return self._outputs(out, skip)
 
     # -- step-by-step inference -----------------------------------------------------------------
     def start(self, skill: Tensor, z: Tensor) -> DecoderState:
@@ -225,10 +242,12 @@ class SkillDecoder(nn.Module):
         if self.autoregressive:
             gates = torch.addmm(gates, torch.cat([state.prev_action, state.prev_progress], 1),
                                 w[:, : self.n_prev].t())
+        skip = None
         if self.closed_loop:
             if obs is None:
                 raise ValueError("a closed-loop decoder needs the current observation at every step")
-            gates = gates + F.linear(self.obs_encoder(obs), w[:, self.n_prev + self.n_const:])
+            feats, skip = self._observe(obs)
+            gates = gates + F.linear(feats, w[:, self.n_prev + self.n_const:])
         h_new, c_new = [], []
         x = None
         for layer in range(lstm.num_layers):
@@ -241,7 +260,7 @@ class SkillDecoder(nn.Module):
             x = torch.sigmoid(o) * torch.tanh(c)
             h_new.append(x)
             c_new.append(c)
-        action, progress = self._outputs(x)
+        action, progress = self._outputs(x, skip)
         new = DecoderState(state.const_gates, state.z_skill, h_new, c_new, action, progress[:, None],
                            state.step + 1)
         return action, progress, new

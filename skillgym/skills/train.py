@@ -69,6 +69,8 @@ class TrainSkillsArgs:
     """what a closed-loop decoder observes: the priors' observation ("prior") or the state vector ("state")"""
     autoregressive: bool = False
     """feed the previous action and progress into the decoder"""
+    state_skip: bool = False
+    """closed-loop state decoders: a linear path from the state to the action (LibraryConfig.state_skip)"""
     image_size: int = 64
     frame_stack: int = 4
     hidden_dim: int = 128
@@ -210,7 +212,7 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
             num_skills=labels.num_skills, z_dim=args.z_dim, max_skill_steps=args.window, obs_kind=args.obs,
             state_dim=train.states.shape[1], action_dim=train.actions.shape[1], image_size=args.image_size,
             frame_stack=args.frame_stack, decoder=args.decoder, decoder_obs=args.decoder_obs,
-            autoregressive=args.autoregressive, arg_bound=args.arg_bound,
+            autoregressive=args.autoregressive, state_skip=args.state_skip, arg_bound=args.arg_bound,
             hidden_dim=args.hidden_dim, labeler=labels.metadata, trained_on=trained_on,
             versions=current_versions(),
         )
