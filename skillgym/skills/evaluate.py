@@ -245,7 +245,12 @@ def write_eval(out: str | os.PathLike, results: dict[str, Any]) -> Path:
         values += [r["ordered_mean"], r["unordered_mean"]]
     axes[1].bar(range(len(values)), values, color="tab:green")
     axes[1].set_xticks(range(len(values)), labels, fontsize=7)
-    axes[1].set(ylabel="subtasks / episode (of 4)", ylim=(0, 4), title="prior rollouts")
+    title = "prior rollouts"
+    if results.get("replay"):
+        replay = results["replay"]
+        title += f"\n(posterior replay: {replay['replay_mean']:.1f} of the data's {replay['data_mean']:.1f} subtasks)"
+    axes[1].set(ylabel="subtasks / episode (of 4)", ylim=(0, 4))
+    axes[1].set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(out / "eval.png", dpi=100)
     plt.close(fig)

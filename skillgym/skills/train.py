@@ -285,6 +285,13 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
         results["rollouts"] = prior_rollouts(library, episodes=args.eval_episodes, seed=args.seed)
         results["rollouts_greedy"] = prior_rollouts(library, episodes=args.eval_episodes, seed=args.seed,
                                                     greedy=True)
+        if library.config.decoder == "open_loop" or library.config.decoder_obs_kind == "state":
+            from skillgym.skills.evaluate import posterior_replay
+
+            # The decoder alone on its own data: tells a decoder that cannot reproduce the
+            # demonstrations from priors that choose badly (docs/skills.md, "Evaluation").
+            results["replay"] = posterior_replay(library, episodes=min(10, args.eval_episodes),
+                                                 labels_path=args.labels, dataset_path=dataset.path)
     from skillgym.skills.evaluate import write_eval
 
     write_eval(out, results)
