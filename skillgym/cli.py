@@ -63,6 +63,11 @@ def _add_data_parser(subparsers) -> None:
     kitchen.add_argument("--eval-prefix-fraction", type=float, default=0.0, metavar="F",
                          help="fraction of episodes that start with 1-3 subtasks of the evaluation order "
                               "(D4RL kitchen-mixed-like; the full evaluation order is never recorded)")
+    kitchen.add_argument("--action-noise", type=float, default=0.05, metavar="STD",
+                         help="std of the Gaussian noise added to every executed arm action")
+    kitchen.add_argument("--clean-labels", action="store_true",
+                         help="DART-style: execute the noisy action, record the controller's action "
+                              "without the noise")
     kitchen.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     kitchen.set_defaults(func=_run_data_kitchen)
 
@@ -91,7 +96,8 @@ def _run_data_kitchen(args: argparse.Namespace) -> int:
                                        image_size=args.image_size, workers=args.workers,
                                        subtasks=tuple(args.subtasks) if args.subtasks else None,
                                        include_hinge=args.include_hinge,
-                                       eval_prefix_fraction=args.eval_prefix_fraction))
+                                       eval_prefix_fraction=args.eval_prefix_fraction,
+                                       action_noise=args.action_noise, clean_labels=args.clean_labels))
     print(report.summary())
     print(f"dataset written to {args.out} (open with minari.MinariDataset('{args.out}/data'))")
     return 0

@@ -20,6 +20,8 @@ class PipelineArgs:
     image_size: int = 128
     workers: int = 2
     eval_prefix_fraction: float = 0.5  # episodes that start with 1-3 evaluation subtasks (kitchen-mixed-like)
+    action_noise: float = 0.05  # std of the noise on the scripted arm actions
+    clean_labels: bool = False  # DART: record the scripted actions without that noise
     encoder: str = "auto"  # r3m-50 if its checkpoint is on disk, else efficientnet-lite0
     k: int = 8
     skill_steps: int = 20_000
@@ -49,7 +51,8 @@ def run_pipeline(args: PipelineArgs) -> dict:
     if not (data_dir / "recording.json").is_file():
         report = record_dataset(RecordArgs(out=data_dir, episodes=args.episodes, seed=args.seed,
                                            image_size=args.image_size, workers=args.workers,
-                                           eval_prefix_fraction=args.eval_prefix_fraction))
+                                           eval_prefix_fraction=args.eval_prefix_fraction,
+                                           action_noise=args.action_noise, clean_labels=args.clean_labels))
         print("      " + report.summary())
     summary["dataset"] = json.loads((data_dir / "recording.json").read_text())["report"]
 
@@ -93,6 +96,10 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=d.episodes)
     p.add_argument("--image-size", type=int, default=d.image_size)
     p.add_argument("--workers", type=int, default=d.workers)
+    p.add_argument("--action-noise", type=float, default=d.action_noise,
+                   help="std of the noise on the scripted arm actions")
+    p.add_argument("--clean-labels", action="store_true",
+                   help="DART: execute the noisy scripted action, record it without the noise")
     p.add_argument("--eval-prefix-fraction", type=float, default=d.eval_prefix_fraction,
                    help="fraction of episodes that start with 1-3 subtasks of the evaluation order")
     p.add_argument("--encoder", default=d.encoder)
@@ -116,7 +123,8 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
             if getattr(ns, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(ns, name)}")
         run_pipeline(PipelineArgs(out=ns.out, episodes=ns.episodes, image_size=ns.image_size,
-                                  workers=ns.workers, eval_prefix_fraction=ns.eval_prefix_fraction, encoder=ns.encoder, k=ns.k, skill_steps=ns.skill_steps,
+                                  workers=ns.workers, eval_prefix_fraction=ns.eval_prefix_fraction,
+                                  action_noise=ns.action_noise, clean_labels=ns.clean_labels, encoder=ns.encoder, k=ns.k, skill_steps=ns.skill_steps,
                                   eval_episodes=ns.eval_episodes, rl_steps=ns.rl_steps, seed=ns.seed,
                                   decoder=ns.decoder, prior_obs_noise=ns.prior_obs_noise,
                                   window_starts=ns.window_starts, prior_z_target=ns.prior_z_target,

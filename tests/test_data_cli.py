@@ -65,6 +65,16 @@ def test_same_seed_same_demonstrations(recorded, tmp_path):
     np.testing.assert_array_equal(open_dataset(again).episode(0).actions, open_dataset(out).episode(0).actions)
 
 
+def test_clean_labels_change_the_labels_not_the_demonstration(recorded, tmp_path):
+    out, _ = recorded
+    dart = tmp_path / "dart"
+    record_dataset(RecordArgs(out=dart, episodes=1, seed=3, image_size=32, workers=1, clean_labels=True))
+    noisy, clean = open_dataset(out).episode(0, frames=False), open_dataset(dart).episode(0, frames=False)
+    np.testing.assert_array_equal(clean.states, noisy.states)  # the same noisy actions were executed
+    gap = noisy.actions[:, :7] - clean.actions[:, :7]
+    assert 0.03 < gap.std() < 0.06  # the default action noise, 0.05 (less where actions clip at ±1)
+
+
 def test_contact_sheet(recorded, tmp_path):
     out, _ = recorded
     sheet = tmp_path / "sheet.png"

@@ -68,6 +68,28 @@ def test_actions_are_valid_and_deterministic():
     assert not np.array_equal(a1, a3)
 
 
+def test_clean_action_is_the_executed_one_without_its_noise():
+    """DART labels: ``clean_action`` differs from the executed action by the arm noise only."""
+    env = KitchenTaskEnv(tasks=["top burner"], max_episode_steps=40)
+    env.reset(seed=3)
+    controller = ScriptedKitchenController(env, ["top burner"], np.random.default_rng(3), action_noise=0.1)
+    gaps = []
+    for _ in range(30):
+        action = controller.act()
+        gaps.append(action - controller.clean_action)
+        env.step(action)
+    env.close()
+    gaps = np.array(gaps)
+    assert np.all(gaps[:, 7:] == 0.0)  # the gripper is never noisy
+    assert 0.05 < gaps[:, :7].std() < 0.15  # ≈ the noise (a little less where actions clip at ±1)
+    env = KitchenTaskEnv(tasks=["top burner"], max_episode_steps=5)
+    env.reset(seed=3)
+    quiet = ScriptedKitchenController(env, ["top burner"], np.random.default_rng(3), action_noise=0.0)
+    first = quiet.act()
+    env.close()
+    np.testing.assert_array_equal(first, quiet.clean_action)
+
+
 @pytest.mark.parametrize("task", ["top burner", "microwave"])
 def test_subtask_completes_in_isolation(task):
     _, _, completed, controller = _rollout([task], seed=0, max_steps=120)

@@ -51,6 +51,8 @@ def main() -> None:
     parser.add_argument("--prior-obs-noise", type=float, default=0.1)
     parser.add_argument("--window-starts", choices=("inside", "anywhere"), default=PipelineArgs.window_starts)
     parser.add_argument("--prior-z-target", choices=("sample", "mean"), default=PipelineArgs.prior_z_target)
+    parser.add_argument("--action-noise", type=float, default=PipelineArgs.action_noise)
+    parser.add_argument("--clean-labels", action="store_true", help="DART labels (see `skillgym data kitchen -h`)")
     parser.add_argument("--state-skip", action="store_true", help="linear state -> action path in the decoder")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-episodes", type=int, default=20)
@@ -58,7 +60,8 @@ def main() -> None:
     parser.add_argument("--no-install", action="store_true", help="do not copy into skillgym/assets")
     args = parser.parse_args()
     run_pipeline(PipelineArgs(out=args.work, episodes=args.episodes, seed=args.seed, encoder=args.encoder,
-                              eval_prefix_fraction=args.eval_prefix_fraction,
+                              eval_prefix_fraction=args.eval_prefix_fraction, action_noise=args.action_noise,
+                              clean_labels=args.clean_labels,
                               skill_steps=args.skill_steps, threads=args.threads,
                               prior_obs_noise=args.prior_obs_noise, window_starts=args.window_starts,
                               prior_z_target=args.prior_z_target, state_skip=args.state_skip,

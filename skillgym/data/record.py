@@ -1,7 +1,8 @@
 """Record scripted kitchen demonstrations into a Minari dataset.
 
 Each episode chains 4 subtasks in a random order (never the evaluation order), with per-episode
-waypoint jitter and action noise. Every step stores the noisy 59-d state the env observes, the
+waypoint jitter and action noise (recorded as executed, or with ``clean_labels`` the controller's
+action without the noise: DART). Every step stores the noisy 59-d state the env observes, the
 action, the reward, the frame rendered exactly as ``KitchenTaskEnv(pixels=True)`` renders it,
 the exact simulator state (for re-rendering) and the subtask being performed (ground truth for
 judging skill extraction). Failed subtasks are never kept silently: the episode is cut after the
@@ -35,6 +36,9 @@ class RecordArgs:
     workers: int = 2
     chunk_size: int = 10  # episodes written per Minari append; bounds memory
     action_noise: float = 0.05
+    # DART-style labels: execute the noisy action, store the controller's action without the noise,
+    # so the data shows how to return to the plan from where the noise pushed the arm.
+    clean_labels: bool = False
     waypoint_jitter: float = 0.01
     subtasks: tuple[str, ...] | None = None  # pool to draw the 4 subtasks from (default: all but hinge)
     include_hinge: bool = False
@@ -124,7 +128,7 @@ def record_episode(env, index: int, args: RecordArgs) -> tuple[Episode | None, E
         current = controller.current_subtask
         action = controller.act()
         obs, reward, _, _, info = env.step(action)
-        actions.append(action)
+        actions.append(controller.clean_action if args.clean_labels else action)
         rewards.append(reward)
         labels.append(ALL_TASKS.index(current) if current is not None else -1)
         states.append(obs["state"])

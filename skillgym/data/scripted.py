@@ -20,7 +20,9 @@ the knob bar's end, the switch lever's tip or the cabinet handle.
 
 Variation between demonstrations: approach waypoints are jittered by ``waypoint_jitter`` (m) and
 Gaussian noise of std ``action_noise`` is added to every arm action, both drawn from the ``rng``
-given to the controller; the same seed gives the same actions.
+given to the controller; the same seed gives the same actions. ``clean_action`` is the last
+action without that noise: recording it while executing the noisy one gives DART-style data
+(the noise pushes the arm off the plan, the label is the controller's correction).
 
 Robustness in chains: approach postures are solved from the reset posture (the one a subtask
 started from reset uses), not from wherever the previous subtask left the arm; joint-space
@@ -176,6 +178,7 @@ class ScriptedKitchenController:
         self._failed: list[str] = []
         self._grip = OPEN if self.data.qpos[7] > 0.02 else CLOSE
         self._q_cmd = self.data.qpos[:N_ARM].copy()  # last commanded joint position
+        self.clean_action: np.ndarray | None = None  # the last action without action_noise
         self._jacp = np.zeros((3, self.model.nv))
         self._site = self.model.site("end_effector").id
         self._program: Program | None = None
@@ -310,9 +313,10 @@ class ScriptedKitchenController:
         target = q_now + step + tau / ARM_KP
         self._q_cmd = q_now + step
         arm = (target - q_obs) / ACTION_TO_TARGET
+        self._grip = grip
+        self.clean_action = np.clip(np.concatenate([arm, [grip, grip]]), -1.0, 1.0).astype(np.float32)
         if noise and self.action_noise > 0:
             arm = arm + self.rng.normal(0.0, self.action_noise, N_ARM)
-        self._grip = grip
         action = np.concatenate([arm, [grip, grip]])
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
