@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from skillgym.skills.evaluate import data_ceiling, posterior_replay
+from skillgym.skills.evaluate import data_ceiling, posterior_replay, window_errors
 from skillgym.skills.library import SkillLibrary
 
 
@@ -30,6 +30,11 @@ def test_run_kitchen_tiny(tmp_path):
     assert replay["episodes"] == 2 and len(replay["replay_subtasks"]) == 2
     completed = json.loads((out / "data" / "recording.json").read_text())["episodes"][0]["completed"]
     assert set(completed) <= set(replay["data_subtasks"][0])  # the recorded final state has them done
+    # ... and decode each window from the data's own state, measuring where it ends.
+    errors = window_errors(library, episodes=1)
+    assert errors["windows"] == sum(errors["windows_by_subtask"].values()) > 0
+    assert set(errors["windows_by_subtask"]) <= set(completed) | {"unknown"}
+    assert 0.0 <= errors["median_cm"] < 100.0
     # A second run finds every artifact and redoes nothing.
     again = subprocess.run(cmd, capture_output=True, text=True)
     assert again.returncode == 0 and "recording demos" not in again.stderr

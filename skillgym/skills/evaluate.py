@@ -149,6 +149,46 @@ def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
     }
 
 
+def _replay_inputs(library: SkillLibrary, labels_path, dataset_path):
+    """Checks shared by the replay diagnostics; returns the labels and the dataset they replay."""
+    from skillgym.data.dataset import open_dataset
+    from skillgym.extract.labels import SkillLabels
+
+    cfg = library.config
+    if library.encoder is None:
+        raise ValueError("replaying the data needs the encoder q(z|a,d); this library was saved without it")
+    if cfg.decoder == "closed_loop" and cfg.decoder_obs_kind != "state":
+        raise ValueError("replaying the data supports decoders that see the state vector (decoder_obs='state')")
+    labels = SkillLabels.load(labels_path or cfg.trained_on.get("labels_path", ""))
+    dataset = open_dataset(dataset_path or cfg.trained_on.get("dataset_path", ""))
+    if not dataset.has_sim_states:
+        raise ValueError(f"{dataset.path} stores no simulator states; replaying it needs them")
+    return labels, dataset
+
+
+def _windows(library: SkillLibrary, labels, episode: int) -> dict[int, tuple[int, int]]:
+    """Start step -> (length, skill) of every labelled window of ``episode``: segments cut into
+    pieces of at most ``max_skill_steps``, as the env caps a skill."""
+    cap = library.config.max_skill_steps
+    windows = {}
+    for _, start, end, skill in labels.segments[labels.segments[:, 0] == episode]:
+        for a in range(int(start), int(end), cap):
+            windows[a] = (min(cap, int(end) - a), int(skill))
+    return windows
+
+
+def _run_window(library: SkillLibrary, env, obs, actions: np.ndarray, skill: int):
+    """Decode one window in ``env`` from ``obs`` with z = the encoder mean of its ``actions``."""
+    with torch.no_grad():
+        z, _ = library.encoder(torch.from_numpy(actions[None].astype(np.float32)), torch.tensor([skill]),
+                               torch.tensor([len(actions)]))
+    state = library.decoder_start(np.array([skill]), z.numpy())
+    for _ in range(len(actions)):
+        action, _, state = library.decoder_step(state, np.asarray(obs, np.float32)[None])
+        obs, *_ = env.step(action[0])
+    return obs
+
+
 def posterior_replay(library: SkillLibrary, episodes: int = 10, labels_path: str | os.PathLike | None = None,
                      dataset_path: str | os.PathLike | None = None) -> dict[str, Any]:
     """Decode the first ``episodes`` episodes of the library's labelled data (most of them training
@@ -161,31 +201,18 @@ def posterior_replay(library: SkillLibrary, episodes: int = 10, labels_path: str
     of 7) completed by the data and by the replay. Needs the library's encoder weights and its
     training data (paths default to ``config.trained_on``).
     """
-    from skillgym.data.dataset import open_dataset
     from skillgym.envs.kitchen import ALL_TASKS, KitchenTaskEnv
-    from skillgym.extract.labels import SkillLabels
 
-    cfg = library.config
-    if library.encoder is None:
-        raise ValueError("posterior replay needs the encoder q(z|a,d); this library was saved without it")
-    if cfg.decoder == "closed_loop" and cfg.decoder_obs_kind != "state":
-        raise ValueError("posterior replay supports decoders that see the state vector (decoder_obs='state')")
-    labels = SkillLabels.load(labels_path or cfg.trained_on.get("labels_path", ""))
-    dataset = open_dataset(dataset_path or cfg.trained_on.get("dataset_path", ""))
+    labels, dataset = _replay_inputs(library, labels_path, dataset_path)
     env = KitchenTaskEnv(max_episode_steps=10**6)
     data_done, replay_done = [], []
     try:
         for e in range(min(episodes, len(dataset))):
             ep = dataset.episode(e, frames=False)
-            if ep.sim_states is None:
-                raise ValueError(f"{dataset.path} stores no simulator states; posterior replay needs them")
             env.reset(seed=e)
             env.set_sim_state(ep.sim_states[0])
             obs = ep.states[0]
-            windows = {}  # start step -> (length, skill)
-            for _, start, end, skill in labels.segments[labels.segments[:, 0] == e]:
-                for a in range(int(start), int(end), cfg.max_skill_steps):
-                    windows[a] = (min(cfg.max_skill_steps, int(end) - a), int(skill))
+            windows = _windows(library, labels, e)
             t = 0
             while t < len(ep.actions):
                 if t not in windows:
@@ -193,13 +220,7 @@ def posterior_replay(library: SkillLibrary, episodes: int = 10, labels_path: str
                     t += 1
                     continue
                 n, skill = windows[t]
-                with torch.no_grad():
-                    z, _ = library.encoder(torch.from_numpy(ep.actions[None, t:t + n].astype(np.float32)),
-                                           torch.tensor([skill]), torch.tensor([n]))
-                state = library.decoder_start(np.array([skill]), z.numpy())
-                for _ in range(n):
-                    action, _, state = library.decoder_step(state, np.asarray(obs, np.float32)[None])
-                    obs, *_ = env.step(action[0])
+                obs = _run_window(library, env, obs, ep.actions[t:t + n], skill)
                 t += n
             replay_done.append([task for task in ALL_TASKS if env.task_done(task)])
             env.set_sim_state(ep.sim_states[-1])
@@ -214,6 +235,44 @@ def posterior_replay(library: SkillLibrary, episodes: int = 10, labels_path: str
         "data_mean": n_data / max(len(data_done), 1),
         "replay_mean": n_replay / max(len(data_done), 1),
         "replay_fraction": n_replay / n_data if n_data else None,
+    }
+
+
+def window_errors(library: SkillLibrary, episodes: int = 10, labels_path: str | os.PathLike | None = None,
+                  dataset_path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """How far each decoded window ends from where the data's window ended, in cm of end-effector
+    position, by the subtask the data was performing.
+
+    Unlike :func:`posterior_replay`, every window starts from the data's own simulator state at
+    its first step, so errors do not carry over: this measures one skill execution at a time.
+    """
+    from skillgym.envs.kitchen import ALL_TASKS, KitchenTaskEnv
+
+    labels, dataset = _replay_inputs(library, labels_path, dataset_path)
+    env = KitchenTaskEnv(max_episode_steps=10**6)
+    site = env.model.site("end_effector").id
+    errors: dict[str, list[float]] = {}
+    try:
+        env.reset(seed=0)
+        for e in range(min(episodes, len(dataset))):
+            ep = dataset.episode(e, frames=False)
+            for t, (n, skill) in sorted(_windows(library, labels, e).items()):
+                env.set_sim_state(ep.sim_states[t + n])
+                target = env.data.site_xpos[site].copy()
+                env.set_sim_state(ep.sim_states[t])
+                _run_window(library, env, ep.states[t], ep.actions[t:t + n], skill)
+                task = "unknown" if ep.subtasks is None or ep.subtasks[t] < 0 else ALL_TASKS[ep.subtasks[t]]
+                errors.setdefault(task, []).append(100 * float(np.linalg.norm(env.data.site_xpos[site] - target)))
+    finally:
+        env.close()
+    every = [x for v in errors.values() for x in v]
+    return {
+        "episodes": min(episodes, len(dataset)),
+        "windows": len(every),
+        "median_cm": float(np.median(every)) if every else None,
+        "mean_cm": float(np.mean(every)) if every else None,
+        "median_cm_by_subtask": {k: float(np.median(v)) for k, v in sorted(errors.items())},
+        "windows_by_subtask": {k: len(v) for k, v in sorted(errors.items())},
     }
 
 
@@ -284,12 +343,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replay", type=int, default=0, metavar="N",
                    help="also replay the first N episodes of the library's data with the decoder alone "
                         "(z from the encoder), see posterior_replay")
+    p.add_argument("--window-errors", type=int, default=0, metavar="N",
+                   help="also decode every window of the first N episodes from the data's own state and "
+                        "report how far from the data's end point it ends (see window_errors)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     library = SkillLibrary.load(args.library)
     if args.replay:
         replay = posterior_replay(library, episodes=args.replay)
         print(json.dumps({"posterior_replay": replay}, indent=2))
+    if args.window_errors:
+        print(json.dumps({"window_errors": window_errors(library, episodes=args.window_errors)}, indent=2))
     if args.episodes > 0:
         r = prior_rollouts(library, episodes=args.episodes, seed=args.seed,
                            progress_threshold=args.threshold, greedy=args.greedy, z_scale=args.z_scale)
