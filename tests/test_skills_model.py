@@ -175,8 +175,10 @@ def test_loss_matches_independent_formulas():
         mean, log_std = model.encoder(b.actions, b.skill, b.lengths)
         pa, pl = model.decoder(b.prev_actions, b.prev_progress, mean, b.skill)
         m = b.mask.numpy()
-        action = (((pa - b.actions) ** 2).sum(-1).numpy() * m).sum() / m.sum()
-        progress = (((pl - b.progress) ** 2).numpy() * m).sum() / m.sum()
+        # Eq. 2: summed over each window's real steps, averaged over the 3 windows.
+        action = np.mean([(((pa - b.actions)[i] ** 2).sum(-1).numpy() * m[i]).sum() for i in range(3)])
+        progress = np.mean([(((pl - b.progress)[i] ** 2).numpy() * m[i]).sum() for i in range(3)])
+        assert m.sum() > 3 * 2  # windows longer than one step, so sum and mean over steps differ
         var = (2 * log_std).exp()
         kl = (0.5 * (mean**2 + var - 1 - 2 * log_std)).sum(-1).mean()
         logits, zm, zl = model.priors(b.prior_obs)

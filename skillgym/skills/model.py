@@ -304,9 +304,10 @@ class SkillVAE(nn.Module):
     def loss_terms(self, batch: SkillBatch, sample: bool = True, prior_z_target: str = "sample") -> dict[str, Tensor]:
         """The five terms of Eq. 2 as losses to minimise (with their graphs), plus metrics.
 
-        - ``action``: squared error summed over action dims, averaged over real (unpadded) steps;
-          i.e. the Gaussian NLL of the actions with unit variance, up to constants.
-        - ``progress``: squared error of l_t against t/N, averaged over real steps.
+        - ``action``: squared error summed over action dims and over the real (unpadded) steps of
+          each window, averaged over windows; i.e. the Gaussian NLL of the window's actions with
+          unit variance, up to constants (Eq. 2 sums over t).
+        - ``progress``: squared error of l_t against t/N, summed over real steps, averaged over windows.
         - ``kl``: KL(q || N(0, I)) summed over z dims (not averaged: SPEC §7 bug 7), averaged
           over windows; weighted by ``beta`` in :meth:`loss`.
         - ``prior_d``: cross-entropy of p(d | s_1) against the segment's label.
@@ -318,6 +319,7 @@ class SkillVAE(nn.Module):
             raise ValueError(f"prior_z_target must be one of {PRIOR_Z_TARGETS}, got {prior_z_target!r}")
         mask = batch.mask.to(torch.float32)
         n_steps = mask.sum().clamp_min(1.0)
+        n_windows = len(batch.skill)
         mean, log_std = self.encoder(batch.actions, batch.skill, batch.lengths)
         z = mean + log_std.exp() * torch.randn_like(mean) if sample else mean
         pred_a, pred_l = self.decoder(batch.prev_actions, batch.prev_progress, z, batch.skill, batch.step_obs)
@@ -329,8 +331,10 @@ class SkillVAE(nn.Module):
         # sg(z): the prior must not pull the encoder (Eq. 2)
         z_target = (mean if prior_z_target == "mean" else z).detach()
         terms = {
-            "action": (sq * mask).sum() / n_steps,
-            "progress": (progress_err**2 * mask).sum() / n_steps,
+            # Eq. 2 sums log p(a_t, l_t | z, d) over the window's steps: summed per window, then
+            # averaged over windows. (A per-step mean weighs beta·KL ~20x more; see docs/skills.md.)
+            "action": (sq * mask).sum() / n_windows,
+            "progress": (progress_err**2 * mask).sum() / n_windows,
             "kl": 0.5 * (mean**2 + (2 * log_std).exp() - 1.0 - 2 * log_std).sum(-1).mean(),
             "prior_d": F.cross_entropy(logits, batch.skill),
             "prior_z": (0.5 * ((z_target - mu) / ls.exp()) ** 2 + ls + 0.5 * LOG_2PI).sum(-1).mean(),
