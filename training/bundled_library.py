@@ -53,7 +53,8 @@ def main() -> None:
     parser.add_argument("--prior-z-target", choices=("sample", "mean"), default=PipelineArgs.prior_z_target)
     parser.add_argument("--action-noise", type=float, default=PipelineArgs.action_noise)
     parser.add_argument("--clean-labels", action="store_true", help="DART labels (see `skillgym data kitchen -h`)")
-    parser.add_argument("--state-skip", action="store_true", help="linear state -> action path in the decoder")
+    parser.add_argument("--state-skip", action=argparse.BooleanOptionalAction, default=PipelineArgs.state_skip,
+                        help="linear state -> action path in the decoder (--no-state-skip: the shipped libraries)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--observation", choices=("state", "pixels"), default="state")
