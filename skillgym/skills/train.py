@@ -285,7 +285,8 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
         results["rollouts"] = prior_rollouts(library, episodes=args.eval_episodes, seed=args.seed)
         results["rollouts_greedy"] = prior_rollouts(library, episodes=args.eval_episodes, seed=args.seed,
                                                     greedy=True)
-        if library.config.decoder == "open_loop" or library.config.decoder_obs_kind == "state":
+        replayable = library.config.decoder == "open_loop" or library.config.decoder_obs_kind == "state"
+        if replayable and dataset.has_sim_states:
             from skillgym.skills.evaluate import posterior_replay
 
             # The decoder alone on its own data: tells a decoder that cannot reproduce the
