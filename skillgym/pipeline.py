@@ -29,6 +29,7 @@ class PipelineArgs:
     prior_obs_noise: float = 0.1  # noise on the priors' state input in skill training (state stds)
     window_starts: str = "inside"  # where skill-training windows start in a segment (see make_batch)
     prior_z_target: str = "sample"  # what p(z|s,d) is fitted to: the encoder's z sample or its mean
+    reconstruction: str = "sum"  # skill loss over a window's steps: "sum" (Eq. 2) or "mean" (pre-session 5)
     state_skip: bool = True  # closed-loop decoder: linear path from the state to the action (docs/skills.md)
     threads: int | None = None  # torch threads for skill training (None: torch's default)
     eval_episodes: int = 10
@@ -69,7 +70,7 @@ def run_pipeline(args: PipelineArgs) -> dict:
         train_skills(TrainSkillsArgs(labels=str(labels_dir), out=str(library_dir), steps=args.skill_steps,
                                      seed=args.seed, decoder=args.decoder, threads=args.threads,
                                      prior_obs_noise=args.prior_obs_noise, window_starts=args.window_starts,
-                                     prior_z_target=args.prior_z_target,
+                                     prior_z_target=args.prior_z_target, reconstruction=args.reconstruction,
                                      state_skip=args.state_skip and args.decoder == "closed_loop",
                                      eval_episodes=args.eval_episodes))
     eval_path = library_dir / "eval.json"
@@ -113,6 +114,8 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
                    help="where skill-training windows start in a segment (see `skillgym train-skills -h`)")
     p.add_argument("--prior-z-target", choices=["sample", "mean"], default=d.prior_z_target,
                    help="fit p(z|s,d) to the encoder's z sample or its mean (see `skillgym train-skills -h`)")
+    p.add_argument("--reconstruction", choices=["sum", "mean"], default=d.reconstruction,
+                   help="skill loss summed (Eq. 2) or averaged over a window's steps (see `skillgym train-skills -h`)")
     p.add_argument("--state-skip", action=argparse.BooleanOptionalAction, default=d.state_skip,
                    help="closed-loop decoder: linear path from the state to the action (see `skillgym train-skills -h`)")
     p.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
@@ -129,7 +132,7 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
                                   eval_episodes=ns.eval_episodes, rl_steps=ns.rl_steps, seed=ns.seed,
                                   decoder=ns.decoder, prior_obs_noise=ns.prior_obs_noise,
                                   window_starts=ns.window_starts, prior_z_target=ns.prior_z_target,
-                                  state_skip=ns.state_skip))
+                                  reconstruction=ns.reconstruction, state_skip=ns.state_skip))
         return 0
 
     p.set_defaults(func=run)

@@ -198,6 +198,12 @@ def test_loss_matches_independent_formulas():
         assert torch.allclose(model.loss_terms(b, prior_z_target="mean")["prior_z"], nll, rtol=1e-5)
     with pytest.raises(ValueError, match="prior_z_target"):
         model.loss_terms(b, prior_z_target="mode")
+    # reconstruction="mean": the same errors averaged over the real steps instead.
+    per_step = model.loss_terms(b, sample=False, reconstruction="mean")
+    assert np.isclose(float(per_step["action"]), action * 3 / m.sum(), rtol=1e-5)
+    assert np.isclose(float(per_step["progress"]), progress * 3 / m.sum(), rtol=1e-5)
+    with pytest.raises(ValueError, match="reconstruction"):
+        model.loss_terms(b, reconstruction="median")
 
 
 def test_bounded_outputs():

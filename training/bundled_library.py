@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--prior-z-target", choices=("sample", "mean"), default=PipelineArgs.prior_z_target)
     parser.add_argument("--action-noise", type=float, default=PipelineArgs.action_noise)
     parser.add_argument("--clean-labels", action="store_true", help="DART labels (see `skillgym data kitchen -h`)")
+    parser.add_argument("--reconstruction", choices=("sum", "mean"), default=PipelineArgs.reconstruction)
     parser.add_argument("--state-skip", action=argparse.BooleanOptionalAction, default=PipelineArgs.state_skip,
                         help="linear state -> action path in the decoder (--no-state-skip: the shipped libraries)")
     parser.add_argument("--threads", type=int, default=1)
@@ -66,6 +67,7 @@ def main() -> None:
                               skill_steps=args.skill_steps, threads=args.threads,
                               prior_obs_noise=args.prior_obs_noise, window_starts=args.window_starts,
                               prior_z_target=args.prior_z_target, state_skip=args.state_skip,
+                              reconstruction=args.reconstruction,
                               eval_episodes=args.eval_episodes))
     library = args.work / "library"
     if args.observation == "pixels":
@@ -75,7 +77,8 @@ def main() -> None:
                                          seed=args.seed, obs="pixels", image_size=64, frame_stack=4,
                                          decoder="closed_loop", decoder_obs="state", threads=args.threads,
                                          window_starts=args.window_starts, prior_z_target=args.prior_z_target,
-                                         state_skip=args.state_skip, eval_episodes=args.eval_episodes))
+                                         state_skip=args.state_skip, reconstruction=args.reconstruction,
+                                         eval_episodes=args.eval_episodes))
     if not args.no_install:
         install(library, BUNDLED_LIBRARIES[args.observation])
 

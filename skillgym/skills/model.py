@@ -283,6 +283,7 @@ class SkillBatch:
 
 
 PRIOR_Z_TARGETS = ("sample", "mean")
+RECONSTRUCTIONS = ("sum", "mean")  # over a window's steps; "sum" is Eq. 2
 
 
 class SkillVAE(nn.Module):
@@ -301,13 +302,17 @@ class SkillVAE(nn.Module):
             if isinstance(module, StateEncoder):
                 module.set_normalisation(mean, std)
 
-    def loss_terms(self, batch: SkillBatch, sample: bool = True, prior_z_target: str = "sample") -> dict[str, Tensor]:
+    def loss_terms(self, batch: SkillBatch, sample: bool = True, prior_z_target: str = "sample",
+                   reconstruction: str = "sum") -> dict[str, Tensor]:
         """The five terms of Eq. 2 as losses to minimise (with their graphs), plus metrics.
 
         - ``action``: squared error summed over action dims and over the real (unpadded) steps of
           each window, averaged over windows; i.e. the Gaussian NLL of the window's actions with
           unit variance, up to constants (Eq. 2 sums over t).
         - ``progress``: squared error of l_t against t/N, summed over real steps, averaged over windows.
+        - ``reconstruction="mean"`` averages both over real steps instead (skillgym < session 5):
+          β·KL then weighs ≈ one mean window length more, z carries less, and sampled prior
+          rollouts were better in the kitchen (docs/skills.md "Status").
         - ``kl``: KL(q || N(0, I)) summed over z dims (not averaged: SPEC §7 bug 7), averaged
           over windows; weighted by ``beta`` in :meth:`loss`.
         - ``prior_d``: cross-entropy of p(d | s_1) against the segment's label.
@@ -315,11 +320,13 @@ class SkillVAE(nn.Module):
           encoder's sample (``prior_z_target="sample"``) or its mean (``"mean"``: the prior's
           variance is then the spread of the argument given the state, without the encoder's noise).
         """
+        if reconstruction not in RECONSTRUCTIONS:
+            raise ValueError(f"reconstruction must be one of {RECONSTRUCTIONS}, got {reconstruction!r}")
         if prior_z_target not in PRIOR_Z_TARGETS:
             raise ValueError(f"prior_z_target must be one of {PRIOR_Z_TARGETS}, got {prior_z_target!r}")
         mask = batch.mask.to(torch.float32)
         n_steps = mask.sum().clamp_min(1.0)
-        n_windows = len(batch.skill)
+        n_windows = len(batch.skill) if reconstruction == "sum" else n_steps
         mean, log_std = self.encoder(batch.actions, batch.skill, batch.lengths)
         z = mean + log_std.exp() * torch.randn_like(mean) if sample else mean
         pred_a, pred_l = self.decoder(batch.prev_actions, batch.prev_progress, z, batch.skill, batch.step_obs)
@@ -346,9 +353,9 @@ class SkillVAE(nn.Module):
         return terms
 
     def loss(self, batch: SkillBatch, beta: float = 1e-3, sample: bool = True,
-             prior_z_target: str = "sample") -> tuple[Tensor, dict[str, Tensor]]:
+             prior_z_target: str = "sample", reconstruction: str = "sum") -> tuple[Tensor, dict[str, Tensor]]:
         """Eq. 2 as a loss to minimise; returns the total and every term (detached) for logging."""
-        terms = self.loss_terms(batch, sample, prior_z_target)
+        terms = self.loss_terms(batch, sample, prior_z_target, reconstruction)
         total = terms["action"] + terms["progress"] + beta * terms["kl"] + terms["prior_d"] + terms["prior_z"]
         logged = {"loss": total.detach(), **{k: v.detach() for k, v in terms.items()}}
         return total, logged

@@ -62,6 +62,8 @@ class TrainSkillsArgs:
     """std (in units of each state dim's std) of Gaussian noise added to the priors' state input in
     training: the priors then tolerate the small drift of executed skills off the demonstrations"""
     prior_z_target: str = "sample"
+    reconstruction: str = "sum"
+    """action/progress errors summed over a window's steps ("sum", Eq. 2) or averaged ("mean"); see SkillVAE.loss_terms"""
     """what p(z|s,d) is fitted to: the encoder's z sample ("sample") or its mean ("mean"); see SkillVAE.loss_terms"""
     obs: str = "state"  # "state" | "pixels"
     decoder: str = "open_loop"  # "open_loop" | "closed_loop"
@@ -245,7 +247,8 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
         if args.prior_obs_noise > 0 and args.obs == "state":
             noise = rng.standard_normal(batch.prior_obs.shape).astype(np.float32) * args.prior_obs_noise
             batch.prior_obs = batch.prior_obs + torch.from_numpy(noise) * model.priors.encoder.obs_std
-        loss, terms = model.loss(batch, beta=args.beta, prior_z_target=args.prior_z_target)
+        loss, terms = model.loss(batch, beta=args.beta, prior_z_target=args.prior_z_target,
+                                 reconstruction=args.reconstruction)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -312,7 +315,7 @@ def validation_terms(model: SkillVAE, val, args: TrainSkillsArgs, max_segments: 
         idx = np.arange(lo, min(lo + 256, n))
         batch = make_batch(val, idx, args.window, obs_kind=args.obs, frame_stack=args.frame_stack,
                            closed_loop=args.decoder == "closed_loop", step_obs_kind=model.config.decoder_obs_kind)
-        _, terms = model.loss(batch, beta=args.beta, sample=False)
+        _, terms = model.loss(batch, beta=args.beta, sample=False, reconstruction=args.reconstruction)
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
     return {k: v / n for k, v in sums.items()}
