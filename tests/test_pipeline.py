@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from skillgym.skills.evaluate import data_ceiling, posterior_replay, window_errors
+from skillgym.skills.evaluate import data_ceiling, posterior_replay, window_errors, z_statistics
 from skillgym.skills.library import SkillLibrary
 
 
@@ -35,6 +35,14 @@ def test_run_kitchen_tiny(tmp_path):
     assert errors["windows"] == sum(errors["windows_by_subtask"].values()) > 0
     assert set(errors["windows_by_subtask"]) <= set(completed) | {"unknown"}
     assert 0.0 <= errors["median_cm"] < 100.0
+    # ... and compare q(z|a,d) with p(z|s,d) dim by dim on the same windows (also from the CLI).
+    stats = z_statistics(library, episodes=1)
+    assert stats["windows"] == errors["windows"]
+    for key in ("posterior_mean_spread", "posterior_std", "prior_std", "prior_mean_error"):
+        assert len(stats[key]) == library.config.z_dim and min(stats[key]) >= 0.0
+    cli = subprocess.run([sys.executable, "-m", "skillgym.skills.evaluate", str(out / "library"), "--episodes", "0",
+                          "--z-stats", "1"], capture_output=True, text=True)
+    assert cli.returncode == 0 and json.loads(cli.stdout)["z_statistics"] == stats, cli.stderr[-2000:]
     # A second run finds every artifact and redoes nothing.
     again = subprocess.run(cmd, capture_output=True, text=True)
     assert again.returncode == 0 and "recording demos" not in again.stderr

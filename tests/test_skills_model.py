@@ -156,6 +156,15 @@ def test_each_loss_term_reaches_only_its_modules(obs_kind, decoder, autoregressi
         for name in ("encoder", "decoder", "priors"):
             got = any(p.grad is not None and p.grad.abs().sum() > 0 for p in getattr(model, name).parameters())
             assert got == (name in expected[term]), f"{term} -> {name}: gradient {'present' if got else 'missing'}"
+    # detach_progress: the progress term trains the decoder only; the action term is unchanged.
+    model.zero_grad(set_to_none=True)
+    model.loss_terms(batch, detach_progress=True)["progress"].backward()
+    for name in ("encoder", "decoder", "priors"):
+        got = any(p.grad is not None and p.grad.abs().sum() > 0 for p in getattr(model, name).parameters())
+        assert got == (name == "decoder"), f"detached progress -> {name}"
+    with torch.no_grad():
+        plain, detached = model.loss_terms(batch, sample=False), model.loss_terms(batch, sample=False, detach_progress=True)
+    assert torch.allclose(plain["action"], detached["action"]) and torch.allclose(plain["progress"], detached["progress"])
     # Within the priors: p(d|s) learns only from the skill CE, p(z|s,d) only from the z NLL.
     model.zero_grad(set_to_none=True)
     model.loss_terms(batch)["prior_d"].backward()

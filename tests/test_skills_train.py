@@ -128,3 +128,9 @@ def test_prior_rollouts_in_kitchen(tmp_path):
     assert r["episodes"] == 1 and len(r["ordered_subtasks"]) == 1 and sum(r["skill_histogram"]) >= 2
     r0 = prior_rollouts(lib, episodes=1, max_steps=40, z_scale=0.0)  # d sampled, z = the prior's mean
     assert r0["z_scale"] == 0.0 and sum(r0["skill_histogram"]) >= 2
+    # One scale per z dim: all zeros is the same rollout as the scalar 0; a wrong length is refused.
+    per_dim = prior_rollouts(lib, episodes=1, max_steps=40, z_scale=[0.0] * lib.config.z_dim)
+    assert per_dim["z_scale"] == [0.0] * lib.config.z_dim
+    assert per_dim["skill_histogram"] == r0["skill_histogram"]
+    with pytest.raises(ValueError, match="one per z dim"):
+        prior_rollouts(lib, episodes=1, max_steps=40, z_scale=[1.0, 0.0])

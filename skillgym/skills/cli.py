@@ -35,6 +35,9 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "pre-session-5 loss: beta*KL weighs ~20x more)")
     p.add_argument("--prior-z-target", choices=("sample", "mean"), default=d.prior_z_target,
                    help="fit p(z|s,d) to the encoder's z sample or to its mean (a prior without the encoder's noise)")
+    p.add_argument("--detach-progress", action="store_true",
+                   help="the progress loss trains the decoder only, so z need not encode where a skill ends "
+                        "(not in Eq. 2; docs/skills.md)")
     p.add_argument("--obs", choices=("state", "pixels"), default=d.obs, help="what the priors observe")
     p.add_argument("--decoder", choices=("open_loop", "closed_loop"), default=d.decoder)
     p.add_argument("--decoder-obs", choices=("prior", "state"), default=d.decoder_obs,
@@ -70,7 +73,7 @@ def add_train_skills_parser(subparsers) -> argparse.ArgumentParser:
 def args_from_namespace(ns: argparse.Namespace) -> TrainSkillsArgs:
     return TrainSkillsArgs(
         labels=ns.labels, out=ns.out, steps=ns.steps, seed=ns.seed, batch_size=ns.batch_size, lr=ns.lr,
-        window=ns.window, window_starts=ns.window_starts, z_dim=ns.z_dim, beta=ns.beta, prior_obs_noise=ns.prior_obs_noise, prior_z_target=ns.prior_z_target, reconstruction=ns.reconstruction, obs=ns.obs, decoder=ns.decoder, decoder_obs=ns.decoder_obs,
+        window=ns.window, window_starts=ns.window_starts, z_dim=ns.z_dim, beta=ns.beta, prior_obs_noise=ns.prior_obs_noise, prior_z_target=ns.prior_z_target, reconstruction=ns.reconstruction, detach_progress=ns.detach_progress, obs=ns.obs, decoder=ns.decoder, decoder_obs=ns.decoder_obs,
         autoregressive=ns.autoregressive, state_skip=ns.state_skip,
         image_size=ns.image_size, frame_stack=ns.frame_stack, dataset=ns.dataset, resume=ns.resume,
         init_from=ns.init_from, eval_episodes=ns.eval_episodes, checkpoint_every=ns.checkpoint_every,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,19 +89,25 @@ def evaluate_heldout(model: SkillVAE, library: SkillLibrary, data: SegmentData, 
 
 def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
                    progress_threshold: float | None = None, max_steps: int = 280,
-                   greedy: bool = False, z_scale: float = 1.0) -> dict[str, Any]:
+                   greedy: bool = False, z_scale: float | Sequence[float] = 1.0) -> dict[str, Any]:
     """Run the priors alone (no RL) in the kitchen evaluation task; count subtasks completed.
 
     Skills execute through :class:`~skillgym.envs.skill_space.SkillSpaceEnv`, exactly as an
     agent's would. ``greedy`` picks argmax d and the prior mean z instead of sampling;
     ``z_scale`` multiplies the prior's std when z is sampled (1: the prior; 0: its mean, with d
-    still sampled) -- a diagnostic of how much the sampled arguments cost. Seeded:
+    still sampled), or one scale per z dim -- a diagnostic of how much the sampled arguments cost
+    and in which dims (see :func:`z_statistics`). Seeded:
     episode ``i`` resets the env with ``seed + i`` and samples from ``default_rng(seed + i)``.
     """
     from skillgym.envs.kitchen import ALL_TASKS, DEFAULT_TASKS, KitchenTaskEnv
     from skillgym.envs.skill_space import DEFAULT_PROGRESS_THRESHOLD, SkillSpaceEnv
 
     cfg = library.config
+    scale = np.asarray(z_scale, dtype=np.float64)
+    if scale.ndim == 0:
+        scale = np.full(cfg.z_dim, float(scale))
+    if scale.shape != (cfg.z_dim,):
+        raise ValueError(f"z_scale: one number or one per z dim ({cfg.z_dim} of them), got {z_scale!r}")
     pixels = cfg.obs_kind == "pixels"
     low = KitchenTaskEnv(tasks=DEFAULT_TASKS, ordered=True, max_episode_steps=max_steps, pixels=pixels,
                          image_size=cfg.image_size, frame_stack=cfg.frame_stack if pixels else 1)
@@ -121,7 +128,7 @@ def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
                 else:
                     p = np.exp(logits[0] - logits[0].max())
                     d = int(rng.choice(cfg.num_skills, p=p / p.sum()))
-                    z = mean[0, d] + z_scale * np.exp(log_std[0, d]) * rng.standard_normal(cfg.z_dim)
+                    z = mean[0, d] + scale * np.exp(log_std[0, d]) * rng.standard_normal(cfg.z_dim)
                 obs, _, terminated, truncated, info = env.step({"skill": d, "arg": z.astype(np.float32)})
                 skills_used.append(d)
                 skill_lengths.append(info["skill_steps"])
@@ -134,7 +141,7 @@ def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
     return {
         "episodes": episodes,
         "greedy": greedy,
-        "z_scale": z_scale,
+        "z_scale": float(z_scale) if np.ndim(z_scale) == 0 else scale.tolist(),
         "progress_threshold": threshold,
         "tasks": list(DEFAULT_TASKS),
         "ordered_subtasks": ordered,
@@ -276,6 +283,53 @@ def window_errors(library: SkillLibrary, episodes: int = 10, labels_path: str | 
     }
 
 
+@torch.no_grad()
+def z_statistics(library: SkillLibrary, episodes: int = 10, labels_path: str | os.PathLike | None = None,
+                 dataset_path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Per z dim, over every window of the first ``episodes`` episodes of the library's data: how
+    much the encoder's z varies between windows, how wide q(z|a,d) and p(z|s,d) are, and how far
+    the prior's mean is from the encoder's.
+
+    A dim whose posterior means barely vary (``posterior_mean_spread`` ≈ 0, ``posterior_std`` ≈ 1)
+    carries no information and the decoder ignores it. In an informative dim, a prior std well
+    above the posterior's is the part of the argument the state does not determine: sampled prior
+    rollouts draw it at random (compare ``--z-scale`` with 1 in those dims only).
+    ``length_correlation_by_skill``: per skill with ≥ 10 windows, the correlation of each dim of
+    the encoder's mean with the window's length (how much z encodes where the skill stops).
+    """
+    labels, dataset = _replay_inputs(library, labels_path, dataset_path)
+    if library.config.obs_kind != "state":
+        raise ValueError("z_statistics evaluates the priors on the data's state vectors: state libraries only")
+    rows = []
+    for e in range(min(episodes, len(dataset))):
+        ep = dataset.episode(e, frames=False)
+        for t, (n, skill) in sorted(_windows(library, labels, e).items()):
+            q_mean, q_log_std = library.encoder(torch.from_numpy(ep.actions[None, t:t + n].astype(np.float32)),
+                                                torch.tensor([skill]), torch.tensor([n]))
+            _, p_mean, p_log_std = library.prior(ep.states[t][None])
+            rows.append((q_mean[0].numpy(), np.exp(q_log_std[0].numpy()), p_mean[0, skill], np.exp(p_log_std[0, skill]),
+                         skill, n))
+    if not rows:
+        return {"episodes": min(episodes, len(dataset)), "windows": 0}
+    q_mean, q_std, p_mean, p_std, skills, lengths = (np.stack(x) for x in zip(*rows, strict=True))
+    # Does z encode how long the skill runs? Correlation with the window's length, within each skill.
+    length_corr = {}
+    for k in np.unique(skills):
+        m = skills == k
+        if m.sum() >= 10 and lengths[m].std() > 0:
+            length_corr[str(int(k))] = [round(float(np.corrcoef(q_mean[m, i], lengths[m])[0, 1]), 2)
+                                   for i in range(q_mean.shape[1])]
+    return {
+        "episodes": min(episodes, len(dataset)),
+        "windows": len(rows),
+        "posterior_mean_spread": np.round(q_mean.std(0).astype(np.float64), 3).tolist(),
+        "posterior_std": np.round(q_std.mean(0).astype(np.float64), 3).tolist(),
+        "prior_std": np.round(p_std.mean(0).astype(np.float64), 3).tolist(),
+        "prior_mean_error": np.round(np.abs(p_mean - q_mean).mean(0).astype(np.float64), 3).tolist(),
+        "length_correlation_by_skill": length_corr,
+    }
+
+
 def write_eval(out: str | os.PathLike, results: dict[str, Any]) -> Path:
     """``eval.json`` and a small bar plot ``eval.png`` in the library folder."""
     out = Path(out)
@@ -327,6 +381,11 @@ def data_ceiling(library: SkillLibrary) -> float | None:
     return eval_task_ceiling(json.loads(path.read_text())["episodes"])
 
 
+def _z_scale(text: str) -> float | list[float]:
+    values = [float(x) for x in text.split(",")]
+    return values[0] if len(values) == 1 else values
+
+
 def main(argv: list[str] | None = None) -> int:
     """Re-run the prior rollouts of an existing library: ``python -m skillgym.skills.evaluate LIB``."""
     import argparse
@@ -338,14 +397,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=None,
                    help="progress threshold that ends a skill (default: SkillSpaceEnv's)")
     p.add_argument("--greedy", action="store_true", help="argmax skill and mean z instead of sampling")
-    p.add_argument("--z-scale", type=float, default=1.0,
-                   help="scale of the prior's std when sampling z (1: the prior, 0: its mean; d is still sampled)")
+    p.add_argument("--z-scale", type=_z_scale, default=1.0, metavar="S or S1,S2,...",
+                   help="scale of the prior's std when sampling z (1: the prior, 0: its mean; d is still "
+                        "sampled), or one per z dim, e.g. 0,1,0,1,0")
     p.add_argument("--replay", type=int, default=0, metavar="N",
                    help="also replay the first N episodes of the library's data with the decoder alone "
                         "(z from the encoder), see posterior_replay")
     p.add_argument("--window-errors", type=int, default=0, metavar="N",
                    help="also decode every window of the first N episodes from the data's own state and "
                         "report how far from the data's end point it ends (see window_errors)")
+    p.add_argument("--z-stats", type=int, default=0, metavar="N",
+                   help="also report, per z dim, the spread and width of q(z|a,d) and p(z|s,d) over every "
+                        "window of the first N episodes of the library's data (see z_statistics)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     library = SkillLibrary.load(args.library)
@@ -354,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"posterior_replay": replay}, indent=2))
     if args.window_errors:
         print(json.dumps({"window_errors": window_errors(library, episodes=args.window_errors)}, indent=2))
+    if args.z_stats:
+        print(json.dumps({"z_statistics": z_statistics(library, episodes=args.z_stats)}, indent=2))
     if args.episodes > 0:
         r = prior_rollouts(library, episodes=args.episodes, seed=args.seed,
                            progress_threshold=args.threshold, greedy=args.greedy, z_scale=args.z_scale)

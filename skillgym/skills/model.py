@@ -303,7 +303,7 @@ class SkillVAE(nn.Module):
                 module.set_normalisation(mean, std)
 
     def loss_terms(self, batch: SkillBatch, sample: bool = True, prior_z_target: str = "sample",
-                   reconstruction: str = "sum") -> dict[str, Tensor]:
+                   reconstruction: str = "sum", detach_progress: bool = False) -> dict[str, Tensor]:
         """The five terms of Eq. 2 as losses to minimise (with their graphs), plus metrics.
 
         - ``action``: squared error summed over action dims and over the real (unpadded) steps of
@@ -319,6 +319,9 @@ class SkillVAE(nn.Module):
         - ``prior_z``: NLL of stop-gradient(z) under p(z | s_1, d), summed over z dims; z is the
           encoder's sample (``prior_z_target="sample"``) or its mean (``"mean"``: the prior's
           variance is then the spread of the argument given the state, without the encoder's noise).
+        - ``detach_progress`` (not in Eq. 2): the progress term trains the decoder only, through a
+          second decoder pass on sg(z). Segment lengths come from clustering noise that the first
+          state cannot predict; with this, z is not asked to encode them (docs/skills.md).
         """
         if reconstruction not in RECONSTRUCTIONS:
             raise ValueError(f"reconstruction must be one of {RECONSTRUCTIONS}, got {reconstruction!r}")
@@ -330,6 +333,8 @@ class SkillVAE(nn.Module):
         mean, log_std = self.encoder(batch.actions, batch.skill, batch.lengths)
         z = mean + log_std.exp() * torch.randn_like(mean) if sample else mean
         pred_a, pred_l = self.decoder(batch.prev_actions, batch.prev_progress, z, batch.skill, batch.step_obs)
+        if detach_progress:
+            _, pred_l = self.decoder(batch.prev_actions, batch.prev_progress, z.detach(), batch.skill, batch.step_obs)
         sq = ((pred_a - batch.actions) ** 2).sum(-1)
         progress_err = pred_l - batch.progress
         logits, z_mean, z_log_std = self.priors(batch.prior_obs)
@@ -353,9 +358,10 @@ class SkillVAE(nn.Module):
         return terms
 
     def loss(self, batch: SkillBatch, beta: float = 1e-3, sample: bool = True,
-             prior_z_target: str = "sample", reconstruction: str = "sum") -> tuple[Tensor, dict[str, Tensor]]:
+             prior_z_target: str = "sample", reconstruction: str = "sum",
+             detach_progress: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
         """Eq. 2 as a loss to minimise; returns the total and every term (detached) for logging."""
-        terms = self.loss_terms(batch, sample, prior_z_target, reconstruction)
+        terms = self.loss_terms(batch, sample, prior_z_target, reconstruction, detach_progress)
         total = terms["action"] + terms["progress"] + beta * terms["kl"] + terms["prior_d"] + terms["prior_z"]
         logged = {"loss": total.detach(), **{k: v.detach() for k, v in terms.items()}}
         return total, logged

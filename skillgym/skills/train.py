@@ -62,9 +62,11 @@ class TrainSkillsArgs:
     """std (in units of each state dim's std) of Gaussian noise added to the priors' state input in
     training: the priors then tolerate the small drift of executed skills off the demonstrations"""
     prior_z_target: str = "sample"
+    """what p(z|s,d) is fitted to: the encoder's z sample ("sample") or its mean ("mean"); see SkillVAE.loss_terms"""
     reconstruction: str = "sum"
     """action/progress errors summed over a window's steps ("sum", Eq. 2) or averaged ("mean"); see SkillVAE.loss_terms"""
-    """what p(z|s,d) is fitted to: the encoder's z sample ("sample") or its mean ("mean"); see SkillVAE.loss_terms"""
+    detach_progress: bool = False
+    """the progress loss trains the decoder but not the encoder; see SkillVAE.loss_terms"""
     obs: str = "state"  # "state" | "pixels"
     decoder: str = "open_loop"  # "open_loop" | "closed_loop"
     decoder_obs: str = "prior"
@@ -248,7 +250,7 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
             noise = rng.standard_normal(batch.prior_obs.shape).astype(np.float32) * args.prior_obs_noise
             batch.prior_obs = batch.prior_obs + torch.from_numpy(noise) * model.priors.encoder.obs_std
         loss, terms = model.loss(batch, beta=args.beta, prior_z_target=args.prior_z_target,
-                                 reconstruction=args.reconstruction)
+                                 reconstruction=args.reconstruction, detach_progress=args.detach_progress)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
