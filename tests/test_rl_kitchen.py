@@ -62,3 +62,24 @@ def test_kl_coefficient_accepts_numbers_and_auto(text, expected):
 def test_kl_coefficient_rejects_bad_values(text):
     with pytest.raises(argparse.ArgumentTypeError, match=text):
         kl_coefficient(text)
+
+
+def test_kitchen_extract_diagnosis_runs_the_library_the_seed_was_trained_with(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from skillgym.skills.config import LibraryConfig
+    from skillgym.skills.library import SkillLibrary
+
+    library = tmp_path / "short-skills"  # 5-step skills: the bundled library's run up to 30
+    SkillLibrary.build(LibraryConfig(num_skills=3, max_skill_steps=5)).save(library)
+    train_rl(TrainRLArgs(library=str(library), steps=60, seed=0, out=str(tmp_path / "seed0"), learning_starts=5,
+                         eval_every=10_000, eval_episodes=1))
+    script = Path(__file__).parents[1] / "training" / "kitchen_extract.py"
+    spec = importlib.util.spec_from_file_location("kitchen_extract", script)
+    kitchen_extract = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kitchen_extract)
+    report = kitchen_extract.diagnose(tmp_path, [0], episodes=1, progress_threshold=None)
+    assert report["seeds"][0]["library"] == str(library)
+    assert report["seeds"][0]["mean_skill_length"] <= 5
+    assert set(report["seeds"][0]["skill_histogram"]) <= {0, 1, 2}

@@ -35,6 +35,11 @@ def run_seed(seed: int, steps: int, out: str, library: str | None, eval_every: i
                                 target_kl_z=target_kl_z))
 
 
+def _trained_library(out: Path, seed: int) -> str | None:
+    """The skill library a seed was trained with (None: the bundled one), from its result.json."""
+    return json.loads((out / f"seed{seed}" / "result.json").read_text())["args"]["library"]
+
+
 def summarize(out: Path, seeds: list[int]) -> dict:
     """Mean ± std over seeds of the evaluation return, on a common low-level-step grid."""
     import matplotlib
@@ -60,7 +65,8 @@ def summarize(out: Path, seeds: list[int]) -> dict:
     ax.set_xlabel("low-level env steps")
     ax.set_ylabel("subtasks completed (of 4)")
     ax.set_ylim(-0.1, 4.1)
-    ax.set_title("SkillSAC on SkillKitchen-v0 (bundled library)")
+    library = _trained_library(out, next(iter(curves)))
+    ax.set_title(f"SkillSAC on SkillKitchen-v0 ({'bundled library' if library is None else Path(library).name})")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=120)
@@ -74,7 +80,8 @@ def summarize(out: Path, seeds: list[int]) -> dict:
 
 
 def diagnose(out: Path, seeds: list[int], episodes: int, progress_threshold: float | None) -> dict:
-    """Where the final policies stop: deterministic episodes of each seed's saved model."""
+    """Where the final policies stop: deterministic episodes of each seed's saved model, in the env
+    with the skill library that seed was trained with (its result.json)."""
     from collections import Counter
 
     import gymnasium as gym
@@ -87,8 +94,9 @@ def diagnose(out: Path, seeds: list[int], episodes: int, progress_threshold: flo
     report: dict = {"episodes_per_seed": episodes, "tasks": list(DEFAULT_TASKS), "seeds": {}}
     for seed in seeds:
         model = SkillSAC.load(out / f"seed{seed}" / "skillsac")
-        env = gym.make("SkillKitchen-v0", **kwargs)
-        counts, stalled, skills = [], Counter(), Counter()
+        library = _trained_library(out, seed)
+        env = gym.make("SkillKitchen-v0", **kwargs, **({"library": library} if library else {}))
+        counts, stalled, skills, lengths = [], Counter(), Counter(), []
         for i in range(episodes):
             obs, _ = env.reset(seed=20_000 + 100 * seed + i)
             done = False
@@ -96,12 +104,14 @@ def diagnose(out: Path, seeds: list[int], episodes: int, progress_threshold: flo
                 action, _ = model.predict(obs, deterministic=True)
                 skills[int(action["skill"])] += 1
                 obs, _, terminated, truncated, info = env.step(action)
+                lengths.append(info["skill_steps"])
                 done = terminated or truncated
             counts.append(info["num_completed"])
             stalled[DEFAULT_TASKS[info["num_completed"]] if info["num_completed"] < 4 else "none"] += 1
         env.close()
         report["seeds"][seed] = {"mean": float(np.mean(counts)), "counts": counts,
-                                 "stalled_at": dict(stalled), "skill_histogram": dict(sorted(skills.items()))}
+                                 "stalled_at": dict(stalled), "skill_histogram": dict(sorted(skills.items())),
+                                 "mean_skill_length": float(np.mean(lengths)), "library": library or "bundled"}
     (out / "diagnosis.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
