@@ -318,7 +318,7 @@ def z_statistics(library: SkillLibrary, episodes: int = 10, labels_path: str | o
         m = skills == k
         if m.sum() >= 10 and lengths[m].std() > 0:
             length_corr[str(int(k))] = [round(float(np.corrcoef(q_mean[m, i], lengths[m])[0, 1]), 2)
-                                   for i in range(q_mean.shape[1])]
+                                        for i in range(q_mean.shape[1])]
     return {
         "episodes": min(episodes, len(dataset)),
         "windows": len(rows),
