@@ -40,8 +40,10 @@ def _trained_library(out: Path, seed: int) -> str | None:
     return json.loads((out / f"seed{seed}" / "result.json").read_text())["args"]["library"]
 
 
-def summarize(out: Path, seeds: list[int]) -> dict:
-    """Mean ± std over seeds of the evaluation return, on a common low-level-step grid."""
+def summarize(out: Path, seeds: list[int], library: str | None = None) -> dict:
+    """Mean ± std over seeds of the evaluation return, on a common low-level-step grid.
+
+    Works on interrupted runs too (only each seed's curve.json is read); ``library`` names the plot."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,7 +67,6 @@ def summarize(out: Path, seeds: list[int]) -> dict:
     ax.set_xlabel("low-level env steps")
     ax.set_ylabel("subtasks completed (of 4)")
     ax.set_ylim(-0.1, 4.1)
-    library = _trained_library(out, next(iter(curves)))
     ax.set_title(f"SkillSAC on SkillKitchen-v0 ({'bundled library' if library is None else Path(library).name})")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -143,7 +144,7 @@ def main() -> None:
         else:
             for job in jobs:
                 run_seed(*job)
-    print(json.dumps(summarize(args.out, args.seeds), indent=2))
+    print(json.dumps(summarize(args.out, args.seeds, args.library), indent=2))
     if args.diagnose:
         print(json.dumps(diagnose(args.out, args.seeds, args.diagnose, args.progress_threshold), indent=2))
     write_results(args.out, args.seeds, vars(args))
