@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 
@@ -30,6 +30,7 @@ class PipelineArgs:
     window_starts: str = "inside"  # where skill-training windows start in a segment (see make_batch)
     prior_z_target: str = "sample"  # what p(z|s,d) is fitted to: the encoder's z sample or its mean
     reconstruction: str = "sum"  # skill loss over a window's steps: "sum" (Eq. 2) or "mean" (pre-session 5)
+    beta: float = 1e-3  # weight of the skill argument's KL to N(0, I) (Eq. 2)
     state_skip: bool = True  # closed-loop decoder: linear path from the state to the action (docs/skills.md)
     threads: int | None = None  # torch threads for skill training (None: torch's default)
     eval_episodes: int = 10
@@ -71,7 +72,7 @@ def run_pipeline(args: PipelineArgs) -> dict:
                                      seed=args.seed, decoder=args.decoder, threads=args.threads,
                                      prior_obs_noise=args.prior_obs_noise, window_starts=args.window_starts,
                                      prior_z_target=args.prior_z_target, reconstruction=args.reconstruction,
-                                     state_skip=args.state_skip and args.decoder == "closed_loop",
+                                     beta=args.beta, state_skip=args.state_skip and args.decoder == "closed_loop",
                                      eval_episodes=args.eval_episodes))
     eval_path = library_dir / "eval.json"
     if eval_path.is_file():
@@ -116,6 +117,8 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
                    help="fit p(z|s,d) to the encoder's z sample or its mean (see `skillgym train-skills -h`)")
     p.add_argument("--reconstruction", choices=["sum", "mean"], default=d.reconstruction,
                    help="skill loss summed (Eq. 2) or averaged over a window's steps (see `skillgym train-skills -h`)")
+    p.add_argument("--beta", type=float, default=d.beta,
+                   help="KL weight of the skill argument (see `skillgym train-skills -h`)")
     p.add_argument("--state-skip", action=argparse.BooleanOptionalAction, default=d.state_skip,
                    help="closed-loop decoder: linear path from the state to the action (see `skillgym train-skills -h`)")
     p.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
@@ -126,13 +129,7 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
         for name in ("episodes", "image_size", "workers", "k", "skill_steps"):
             if getattr(ns, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(ns, name)}")
-        run_pipeline(PipelineArgs(out=ns.out, episodes=ns.episodes, image_size=ns.image_size,
-                                  workers=ns.workers, eval_prefix_fraction=ns.eval_prefix_fraction,
-                                  action_noise=ns.action_noise, clean_labels=ns.clean_labels, encoder=ns.encoder, k=ns.k, skill_steps=ns.skill_steps,
-                                  eval_episodes=ns.eval_episodes, rl_steps=ns.rl_steps, seed=ns.seed,
-                                  decoder=ns.decoder, prior_obs_noise=ns.prior_obs_noise,
-                                  window_starts=ns.window_starts, prior_z_target=ns.prior_z_target,
-                                  reconstruction=ns.reconstruction, state_skip=ns.state_skip))
+        run_pipeline(PipelineArgs(**{f.name: getattr(ns, f.name) for f in fields(PipelineArgs) if hasattr(ns, f.name)}))
         return 0
 
     p.set_defaults(func=run)

@@ -12,7 +12,7 @@ def test_run_kitchen_tiny(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "skillgym.cli", "run", "kitchen", "--out", str(out), "--episodes", "2",
            "--image-size", "32", "--workers", "1", "--encoder", "state", "--k", "3", "--skill-steps", "20",
-           "--eval-episodes", "1"]
+           "--eval-episodes", "1", "--beta", "0.02"]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -20,6 +20,8 @@ def test_run_kitchen_tiny(tmp_path):
     assert summary["extraction"]["k"] == 3
     library = SkillLibrary.load(out / "library")
     assert library.num_skills == 3
+    # The CLI's skill-training options reach the training run.
+    assert json.loads((out / "library" / "checkpoint" / "state.json").read_text())["args"]["beta"] == 0.02
     # The built-in evaluation: prior rollouts and a posterior replay of the first episode.
     evaluation = json.loads((out / "library" / "eval.json").read_text())
     assert evaluation["rollouts"]["episodes"] == 1 and evaluation["replay"]["episodes"] == 1

@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--action-noise", type=float, default=PipelineArgs.action_noise)
     parser.add_argument("--clean-labels", action="store_true", help="DART labels (see `skillgym data kitchen -h`)")
     parser.add_argument("--reconstruction", choices=("sum", "mean"), default=PipelineArgs.reconstruction)
+    parser.add_argument("--beta", type=float, default=PipelineArgs.beta, help="KL weight of the skill argument")
     parser.add_argument("--state-skip", action=argparse.BooleanOptionalAction, default=PipelineArgs.state_skip,
                         help="linear state -> action path in the decoder (--no-state-skip: the shipped libraries)")
     parser.add_argument("--threads", type=int, default=1)
@@ -67,7 +68,7 @@ def main() -> None:
                               skill_steps=args.skill_steps, threads=args.threads,
                               prior_obs_noise=args.prior_obs_noise, window_starts=args.window_starts,
                               prior_z_target=args.prior_z_target, state_skip=args.state_skip,
-                              reconstruction=args.reconstruction,
+                              reconstruction=args.reconstruction, beta=args.beta,
                               eval_episodes=args.eval_episodes))
     library = args.work / "library"
     if args.observation == "pixels":
@@ -78,7 +79,7 @@ def main() -> None:
                                          decoder="closed_loop", decoder_obs="state", threads=args.threads,
                                          window_starts=args.window_starts, prior_z_target=args.prior_z_target,
                                          state_skip=args.state_skip, reconstruction=args.reconstruction,
-                                         eval_episodes=args.eval_episodes))
+                                         beta=args.beta, eval_episodes=args.eval_episodes))
     if not args.no_install:
         install(library, BUNDLED_LIBRARIES[args.observation])
 
