@@ -6,7 +6,11 @@ with EfficientNet-Lite0 image embeddings, K=8, median filter 7 -> closed-loop sk
 priors, 20k steps -> prior rollouts), then only what the env needs (config.json,
 model.safetensors, eval.json/png) is copied into the package.
 
-    python training/bundled_library.py --episodes 100 --seed 0 --skill-steps 20000 --prior-obs-noise 0.1
+    python training/bundled_library.py --work runs/dart3-prefix1 --seed 3 --threads 1 --eval-episodes 20 \
+        --clean-labels --action-noise 0.1 --state-skip --reconstruction mean --eval-prefix-fraction 1.0
+
+is the command of the bundled state library (session 7; skillgym/assets/README.md has its data and
+scores). The defaults reproduce the pipeline's recipe instead.
 
 `--observation pixels` then trains the SkillKitchenPixels-v0 library on the same dataset and
 labels: priors on 64x64 frames (framestack 4, re-rendered from the stored sim states exactly as
