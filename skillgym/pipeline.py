@@ -91,17 +91,16 @@ def run_pipeline(args: PipelineArgs) -> dict:
     return summary
 
 
-def add_run_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("run", help="the whole pipeline at a small default scale")
-    p.add_argument("benchmark", choices=["kitchen"], help="which pipeline to run")
+def add_pipeline_options(p: argparse.ArgumentParser, out_flag: str = "--out") -> None:
+    """Add one option per PipelineArgs field (shared by `skillgym run` and training/bundled_library.py)."""
     d = PipelineArgs()
-    p.add_argument("--out", type=Path, default=d.out)
+    p.add_argument(out_flag, dest="out", type=Path, default=d.out, metavar="DIR", help="folder of every stage's artifact")
     p.add_argument("--episodes", type=int, default=d.episodes)
     p.add_argument("--image-size", type=int, default=d.image_size)
     p.add_argument("--workers", type=int, default=d.workers)
     p.add_argument("--action-noise", type=float, default=d.action_noise,
                    help="std of the noise on the scripted arm actions")
-    p.add_argument("--clean-labels", action="store_true",
+    p.add_argument("--clean-labels", action=argparse.BooleanOptionalAction, default=d.clean_labels,
                    help="DART: execute the noisy scripted action, record it without the noise")
     p.add_argument("--eval-prefix-fraction", type=float, default=d.eval_prefix_fraction,
                    help="fraction of episodes that start with 1-3 subtasks of the evaluation order")
@@ -121,15 +120,27 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
                    help="KL weight of the skill argument (see `skillgym train-skills -h`)")
     p.add_argument("--state-skip", action=argparse.BooleanOptionalAction, default=d.state_skip,
                    help="closed-loop decoder: linear path from the state to the action (see `skillgym train-skills -h`)")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch threads for skill training")
     p.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
     p.add_argument("--rl-steps", type=int, default=d.rl_steps)
     p.add_argument("--seed", type=int, default=d.seed)
 
+
+def pipeline_args(ns: argparse.Namespace) -> PipelineArgs:
+    """PipelineArgs from options added by add_pipeline_options, with the sizes checked."""
+    for name in ("episodes", "image_size", "workers", "k", "skill_steps"):
+        if getattr(ns, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(ns, name)}")
+    return PipelineArgs(**{f.name: getattr(ns, f.name) for f in fields(PipelineArgs)})
+
+
+def add_run_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("run", help="the whole pipeline at a small default scale")
+    p.add_argument("benchmark", choices=["kitchen"], help="which pipeline to run")
+    add_pipeline_options(p)
+
     def run(ns: argparse.Namespace) -> int:
-        for name in ("episodes", "image_size", "workers", "k", "skill_steps"):
-            if getattr(ns, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(ns, name)}")
-        run_pipeline(PipelineArgs(**{f.name: getattr(ns, f.name) for f in fields(PipelineArgs) if hasattr(ns, f.name)}))
+        run_pipeline(pipeline_args(ns))
         return 0
 
     p.set_defaults(func=run)

@@ -1,9 +1,15 @@
 """`skillgym run kitchen` end to end at a tiny scale: real demos, real extraction, real training."""
 
+import argparse
 import json
 import subprocess
 import sys
+from dataclasses import replace
+from pathlib import Path
 
+import pytest
+
+from skillgym.pipeline import PipelineArgs, add_pipeline_options, pipeline_args
 from skillgym.skills.evaluate import data_ceiling, posterior_replay, window_errors, z_statistics
 from skillgym.skills.library import SkillLibrary
 
@@ -48,3 +54,15 @@ def test_run_kitchen_tiny(tmp_path):
     # A second run finds every artifact and redoes nothing.
     again = subprocess.run(cmd, capture_output=True, text=True)
     assert again.returncode == 0 and "recording demos" not in again.stderr
+
+
+def test_pipeline_options_cover_every_field():
+    """`skillgym run` and training/bundled_library.py share one option per PipelineArgs field."""
+    parser = argparse.ArgumentParser()
+    add_pipeline_options(parser, out_flag="--work")
+    assert pipeline_args(parser.parse_args([])) == PipelineArgs()
+    flipped = not PipelineArgs().clean_labels
+    ns = parser.parse_args(["--work", "w", "--threads", "1", "--clean-labels" if flipped else "--no-clean-labels"])
+    assert pipeline_args(ns) == replace(PipelineArgs(), out=Path("w"), threads=1, clean_labels=flipped)
+    with pytest.raises(ValueError, match="--skill-steps must be >= 1"):
+        pipeline_args(parser.parse_args(["--skill-steps", "0"]))

@@ -29,7 +29,7 @@ import shutil
 from pathlib import Path
 
 from skillgym.envs.registration import BUNDLED_LIBRARIES
-from skillgym.pipeline import PipelineArgs, run_pipeline
+from skillgym.pipeline import add_pipeline_options, pipeline_args, run_pipeline
 from skillgym.skills.train import TrainSkillsArgs, train_skills
 
 
@@ -46,39 +46,17 @@ def install(library: Path, target: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--work", type=Path, default=Path("runs/bundled"))
-    parser.add_argument("--episodes", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--encoder", default="efficientnet-lite0")
-    parser.add_argument("--eval-prefix-fraction", type=float, default=0.5)
-    parser.add_argument("--skill-steps", type=int, default=20_000)
-    parser.add_argument("--prior-obs-noise", type=float, default=0.1)
-    parser.add_argument("--window-starts", choices=("inside", "anywhere"), default=PipelineArgs.window_starts)
-    parser.add_argument("--prior-z-target", choices=("sample", "mean"), default=PipelineArgs.prior_z_target)
-    parser.add_argument("--action-noise", type=float, default=PipelineArgs.action_noise)
-    parser.add_argument("--clean-labels", action="store_true", help="DART labels (see `skillgym data kitchen -h`)")
-    parser.add_argument("--reconstruction", choices=("sum", "mean"), default=PipelineArgs.reconstruction)
-    parser.add_argument("--beta", type=float, default=PipelineArgs.beta, help="KL weight of the skill argument")
-    parser.add_argument("--state-skip", action=argparse.BooleanOptionalAction, default=PipelineArgs.state_skip,
-                        help="linear state -> action path in the decoder (--no-state-skip: the shipped libraries)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--eval-episodes", type=int, default=20)
+    add_pipeline_options(parser, out_flag="--work")
     parser.add_argument("--observation", choices=("state", "pixels"), default="state")
     parser.add_argument("--no-install", action="store_true", help="do not copy into skillgym/assets")
+    parser.set_defaults(out=Path("runs/bundled"), encoder="efficientnet-lite0", threads=1, eval_episodes=20)
     args = parser.parse_args()
-    run_pipeline(PipelineArgs(out=args.work, episodes=args.episodes, seed=args.seed, encoder=args.encoder,
-                              eval_prefix_fraction=args.eval_prefix_fraction, action_noise=args.action_noise,
-                              clean_labels=args.clean_labels,
-                              skill_steps=args.skill_steps, threads=args.threads,
-                              prior_obs_noise=args.prior_obs_noise, window_starts=args.window_starts,
-                              prior_z_target=args.prior_z_target, state_skip=args.state_skip,
-                              reconstruction=args.reconstruction, beta=args.beta,
-                              eval_episodes=args.eval_episodes))
-    library = args.work / "library"
+    run_pipeline(pipeline_args(args))
+    library = args.out / "library"
     if args.observation == "pixels":
-        library = args.work / "library-pixels"
+        library = args.out / "library-pixels"
         if not (library / "model.safetensors").is_file():
-            train_skills(TrainSkillsArgs(labels=str(args.work / "labels"), out=str(library), steps=args.skill_steps,
+            train_skills(TrainSkillsArgs(labels=str(args.out / "labels"), out=str(library), steps=args.skill_steps,
                                          seed=args.seed, obs="pixels", image_size=64, frame_stack=4,
                                          decoder="closed_loop", decoder_obs="state", threads=args.threads,
                                          window_starts=args.window_starts, prior_z_target=args.prior_z_target,
