@@ -19,9 +19,10 @@ class PipelineArgs:
     episodes: int = 100
     image_size: int = 128
     workers: int = 2
-    eval_prefix_fraction: float = 0.5  # episodes that start with 1-3 evaluation subtasks (kitchen-mixed-like)
-    action_noise: float = 0.05  # std of the noise on the scripted arm actions
-    clean_labels: bool = False  # DART: record the scripted actions without that noise
+    # Data recipe of the bundled state library (session 7, made the default in session 8; docs/skills.md):
+    eval_prefix_fraction: float = 1.0  # episodes that start with 1-3 evaluation subtasks (0.5: kitchen-mixed-like)
+    action_noise: float = 0.1  # std of the noise on the scripted arm actions
+    clean_labels: bool = True  # DART: record the scripted actions without that noise
     encoder: str = "auto"  # r3m-50 if its checkpoint is on disk, else efficientnet-lite0
     k: int = 8
     skill_steps: int = 20_000
@@ -29,7 +30,7 @@ class PipelineArgs:
     prior_obs_noise: float = 0.1  # noise on the priors' state input in skill training (state stds)
     window_starts: str = "inside"  # where skill-training windows start in a segment (see make_batch)
     prior_z_target: str = "sample"  # what p(z|s,d) is fitted to: the encoder's z sample or its mean
-    reconstruction: str = "sum"  # skill loss over a window's steps: "sum" (Eq. 2) or "mean" (pre-session 5)
+    reconstruction: str = "mean"  # skill loss over a window's steps: "mean" (sampled priors steadier) or "sum" (Eq. 2)
     beta: float = 1e-3  # weight of the skill argument's KL to N(0, I) (Eq. 2)
     state_skip: bool = True  # closed-loop decoder: linear path from the state to the action (docs/skills.md)
     threads: int | None = None  # torch threads for skill training (None: torch's default)

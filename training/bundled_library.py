@@ -1,22 +1,25 @@
 """Produce the skill library bundled as skillgym/assets/kitchen-state (SkillKitchen-v0).
 
-The whole pipeline (`skillgym run kitchen`: 100 scripted demonstrations, half of them starting
-with 1-3 subtasks of the evaluation order as in D4RL kitchen-mixed -> EXTRACT skill extraction
-with EfficientNet-Lite0 image embeddings, K=8, median filter 7 -> closed-loop skill VAE + state
+The whole pipeline (`skillgym run kitchen`: 100 scripted DART-style demonstrations, each
+starting with 1-3 subtasks of the evaluation order -> EXTRACT skill extraction with
+EfficientNet-Lite0 image embeddings, K=8, median filter 7 -> closed-loop skill VAE + state
 priors, 20k steps -> prior rollouts), then only what the env needs (config.json,
-model.safetensors, eval.json/png) is copied into the package.
+model.safetensors, eval.json/png) is copied into the package. The options are those of
+`skillgym run kitchen`, with the same defaults except --encoder, --threads and --eval-episodes.
 
-    python training/bundled_library.py --work runs/dart3-prefix1 --seed 3 --threads 1 --eval-episodes 20 \
-        --clean-labels --action-noise 0.1 --state-skip --reconstruction mean --eval-prefix-fraction 1.0
+    python training/bundled_library.py --work runs/kitchen-state --seed 4
 
-is the command of the bundled state library (session 7; skillgym/assets/README.md has its data and
-scores). The defaults reproduce the pipeline's recipe instead.
+is the command of the bundled state library (session 8; skillgym/assets/README.md has its data
+and scores).
 
 `--observation pixels` then trains the SkillKitchenPixels-v0 library on the same dataset and
 labels: priors on 64x64 frames (framestack 4, re-rendered from the stored sim states exactly as
 the env renders them), closed-loop decoder on the state vector (``decoder_obs="state"``).
 
-    python training/bundled_library.py --observation pixels --skill-steps 8000   # the bundled one
+    python training/bundled_library.py --work runs/bundled --observation pixels --skill-steps 8000 \
+        --eval-prefix-fraction 0.5 --action-noise 0.05 --no-clean-labels --reconstruction mean --no-state-skip
+
+is the bundled pixel library (the data and loss flags restore the defaults of session 3).
 
 Stages whose artifact exists under --work are skipped, so the script resumes.
 """
@@ -49,7 +52,7 @@ def main() -> None:
     add_pipeline_options(parser, out_flag="--work")
     parser.add_argument("--observation", choices=("state", "pixels"), default="state")
     parser.add_argument("--no-install", action="store_true", help="do not copy into skillgym/assets")
-    parser.set_defaults(out=Path("runs/bundled"), encoder="efficientnet-lite0", threads=1, eval_episodes=20)
+    parser.set_defaults(out=Path("runs/kitchen-state"), encoder="efficientnet-lite0", threads=1, eval_episodes=20)
     args = parser.parse_args()
     run_pipeline(pipeline_args(args))
     library = args.out / "library"
