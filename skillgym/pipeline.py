@@ -2,7 +2,8 @@
 
 scripted dataset -> skill extraction -> skill library (+ prior rollouts) [-> SkillSAC].
 Each stage writes its artifact under ``--out`` and is skipped when that artifact already exists,
-so an interrupted run picks up where it stopped.
+so an interrupted run picks up where it stopped. An existing artifact made with other options
+(another seed, data recipe, encoder or skill-training setting) is refused, never silently reused.
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ def run_pipeline(args: PipelineArgs) -> dict:
     summary: dict = {}
 
     print(f"[1/4] dataset: {args.episodes} scripted episodes -> {data_dir}")
-    if not (data_dir / "recording.json").is_file():
+    if (data_dir / "recording.json").is_file():
+        _refuse_other_options("dataset", data_dir, json.loads((data_dir / "recording.json").read_text())["args"],
+                              {name: getattr(args, name) for name in DATA_OPTIONS})
+    else:
         report = record_dataset(RecordArgs(out=data_dir, episodes=args.episodes, seed=args.seed,
                                            image_size=args.image_size, workers=args.workers,
                                            eval_prefix_fraction=args.eval_prefix_fraction,
@@ -61,20 +65,29 @@ def run_pipeline(args: PipelineArgs) -> dict:
 
     encoder = default_image_encoder() if args.encoder == "auto" else args.encoder
     print(f"[2/4] skill extraction: {encoder}, K={args.k} -> {labels_dir}")
-    if not (labels_dir / "labels.json").is_file():
+    if (labels_dir / "labels.json").is_file():
+        _refuse_other_options("labels folder", labels_dir,
+                              json.loads((labels_dir / "labels.json").read_text())["metadata"],
+                              {"encoder": encoder, "k": args.k, "seed": args.seed})
+    else:
         extract_skills(open_dataset(data_dir), labels_dir, encoder=encoder, k=args.k, seed=args.seed)
     summary_path = labels_dir / "report" / "summary.json"
     if summary_path.is_file():
         summary["extraction"] = json.loads(summary_path.read_text())
 
     print(f"[3/4] skill learning: {args.skill_steps} steps -> {library_dir}")
-    if not (library_dir / "model.safetensors").is_file():
-        train_skills(TrainSkillsArgs(labels=str(labels_dir), out=str(library_dir), steps=args.skill_steps,
-                                     seed=args.seed, decoder=args.decoder, threads=args.threads,
-                                     prior_obs_noise=args.prior_obs_noise, window_starts=args.window_starts,
-                                     prior_z_target=args.prior_z_target, reconstruction=args.reconstruction,
-                                     beta=args.beta, state_skip=args.state_skip and args.decoder == "closed_loop",
-                                     eval_episodes=args.eval_episodes))
+    skill_options = dict(steps=args.skill_steps, seed=args.seed, decoder=args.decoder,
+                         prior_obs_noise=args.prior_obs_noise, window_starts=args.window_starts,
+                         prior_z_target=args.prior_z_target, reconstruction=args.reconstruction, beta=args.beta,
+                         state_skip=args.state_skip and args.decoder == "closed_loop")
+    checkpoint = library_dir / "checkpoint" / "state.json"
+    if (library_dir / "model.safetensors").is_file():
+        if checkpoint.is_file():
+            _refuse_other_options("skill library", library_dir, json.loads(checkpoint.read_text())["args"],
+                                  skill_options)
+    else:
+        train_skills(TrainSkillsArgs(labels=str(labels_dir), out=str(library_dir), threads=args.threads,
+                                     eval_episodes=args.eval_episodes, **skill_options))
     eval_path = library_dir / "eval.json"
     if eval_path.is_file():
         summary["library"] = json.loads(eval_path.read_text())
@@ -90,6 +103,21 @@ def run_pipeline(args: PipelineArgs) -> dict:
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(f"done: {out / 'summary.json'}")
     return summary
+
+
+# PipelineArgs fields that make the dataset (recorded in its recording.json).
+DATA_OPTIONS = ("episodes", "seed", "image_size", "eval_prefix_fraction", "action_noise", "clean_labels")
+
+
+def _refuse_other_options(stage: str, folder: Path, recorded: dict, wanted: dict) -> None:
+    """Reuse an existing artifact only if it was made with the options asked for now."""
+    differ = [f"{name}={recorded[name]!r} there, {value!r} now" for name, value in wanted.items()
+              if name in recorded and recorded[name] != value]
+    if differ:
+        raise ValueError(
+            f"{folder} holds a {stage} made with other options ({'; '.join(differ)}). Pass another --out, "
+            f"or delete {folder} (and the stages after it) to redo it with these options."
+        )
 
 
 def add_pipeline_options(p: argparse.ArgumentParser, out_flag: str = "--out") -> None:

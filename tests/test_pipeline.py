@@ -54,6 +54,11 @@ def test_run_kitchen_tiny(tmp_path):
     # A second run finds every artifact and redoes nothing.
     again = subprocess.run(cmd, capture_output=True, text=True)
     assert again.returncode == 0 and "recording demos" not in again.stderr
+    # An artifact made with other options is refused, not silently reused.
+    for flag, value, message in (("--action-noise", "0.3", "dataset made with other options (action_noise=0.1"),
+                                 ("--beta", "0.5", "skill library made with other options (beta=0.02")):
+        other = subprocess.run(cmd + [flag, value], capture_output=True, text=True)
+        assert other.returncode != 0 and message in other.stderr, other.stderr[-2000:]
 
 
 def test_pipeline_options_cover_every_field():

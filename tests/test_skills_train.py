@@ -101,10 +101,12 @@ def test_cli_parser(labelled, tmp_path):
     ns = parser.parse_args(["train-skills", str(labels), "--out", str(tmp_path / "cli"), "--steps", "3",
                             "--seed", "1", "--batch-size", "8", "--lr", "1e-3", "--window", "20", "--z-dim", "4",
                             "--obs", "state", "--decoder", "closed_loop", "--eval-episodes", "0", "--no-progress",
-                            "--threads", "1"])
+                            "--threads", "1", "--hidden-dim", "24", "--decoder-obs-dim", "12"])
     assert ns.func(ns) == 0
     lib = SkillLibrary.load(tmp_path / "cli")
     assert (lib.z_dim, lib.max_skill_steps, lib.config.decoder) == (4, 20, "closed_loop")
+    assert (lib.config.hidden_dim, lib.config.decoder_obs_dim) == (24, 12)
+    assert lib.decoder.lstm.hidden_size == 24 and lib.decoder.obs_encoder[1].out_features == 12
 
 
 @pytest.mark.parametrize("decoder", [{}, {"decoder": "closed_loop", "decoder_obs": "state"}])

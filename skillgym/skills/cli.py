@@ -48,6 +48,10 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--state-skip", action="store_true",
                    help="closed-loop decoders on the state vector: add a linear path from the state to "
                         "the action (kitchen actions are linear in the observed joints)")
+    p.add_argument("--hidden-dim", type=int, default=d.hidden_dim,
+                   help=f"LSTM width of the skill encoder and decoder (default {d.hidden_dim})")
+    p.add_argument("--decoder-obs-dim", type=int, default=d.decoder_obs_dim,
+                   help=f"closed-loop decoder: width of its observation features (default {d.decoder_obs_dim})")
     p.add_argument("--image-size", type=int, default=d.image_size)
     p.add_argument("--frame-stack", type=int, default=d.frame_stack)
     p.add_argument("--dataset", default=None, help="dataset path, if it moved since labelling")
@@ -74,7 +78,8 @@ def args_from_namespace(ns: argparse.Namespace) -> TrainSkillsArgs:
     return TrainSkillsArgs(
         labels=ns.labels, out=ns.out, steps=ns.steps, seed=ns.seed, batch_size=ns.batch_size, lr=ns.lr,
         window=ns.window, window_starts=ns.window_starts, z_dim=ns.z_dim, beta=ns.beta, prior_obs_noise=ns.prior_obs_noise, prior_z_target=ns.prior_z_target, reconstruction=ns.reconstruction, detach_progress=ns.detach_progress, obs=ns.obs, decoder=ns.decoder, decoder_obs=ns.decoder_obs,
-        autoregressive=ns.autoregressive, state_skip=ns.state_skip,
+        autoregressive=ns.autoregressive, state_skip=ns.state_skip, hidden_dim=ns.hidden_dim,
+        decoder_obs_dim=ns.decoder_obs_dim,
         image_size=ns.image_size, frame_stack=ns.frame_stack, dataset=ns.dataset, resume=ns.resume,
         init_from=ns.init_from, eval_episodes=ns.eval_episodes, checkpoint_every=ns.checkpoint_every,
         threads=ns.threads, progress_bar=not ns.no_progress,

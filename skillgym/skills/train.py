@@ -78,6 +78,9 @@ class TrainSkillsArgs:
     image_size: int = 64
     frame_stack: int = 4
     hidden_dim: int = 128
+    """LSTM width of the skill encoder and decoder"""
+    decoder_obs_dim: int = 64
+    """width of the closed-loop decoder's observation features (one ReLU layer into the LSTM)"""
     arg_bound: float = 3.0
     val_fraction: float = 0.1
     dataset: str | None = None
@@ -217,7 +220,7 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
             state_dim=train.states.shape[1], action_dim=train.actions.shape[1], image_size=args.image_size,
             frame_stack=args.frame_stack, decoder=args.decoder, decoder_obs=args.decoder_obs,
             autoregressive=args.autoregressive, state_skip=args.state_skip, arg_bound=args.arg_bound,
-            hidden_dim=args.hidden_dim, labeler=labels.metadata, trained_on=trained_on,
+            hidden_dim=args.hidden_dim, decoder_obs_dim=args.decoder_obs_dim, labeler=labels.metadata, trained_on=trained_on,
             versions=current_versions(),
         )
         model = SkillVAE(config)
