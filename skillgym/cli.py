@@ -53,6 +53,9 @@ def _add_data_parser(subparsers) -> None:
     kitchen = data_sub.add_parser("kitchen", help="record scripted Franka Kitchen demonstrations")
     kitchen.add_argument("--episodes", type=_positive_int, default=600)
     kitchen.add_argument("--seed", type=int, default=0)
+    kitchen.add_argument("--first-episode", type=int, default=0, metavar="I",
+                         help="index of the first episode (episode i depends only on --seed and i; "
+                              "recordings of consecutive ranges can be joined with `skillgym data merge`)")
     kitchen.add_argument("--out", type=Path, required=True)
     kitchen.add_argument("--image-size", type=_image_size, default=128)
     kitchen.add_argument("--workers", type=_positive_int, default=2)
@@ -70,6 +73,11 @@ def _add_data_parser(subparsers) -> None:
                               "without the noise")
     kitchen.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     kitchen.set_defaults(func=_run_data_kitchen)
+
+    merge = data_sub.add_parser("merge", help="join recordings of one recipe (consecutive --first-episode ranges)")
+    merge.add_argument("parts", type=Path, nargs="+", help="recordings from `skillgym data kitchen`, in episode order")
+    merge.add_argument("--out", type=Path, required=True)
+    merge.set_defaults(func=_run_data_merge)
 
     show = data_sub.add_parser("show", help="contact sheet of one episode's frames")
     show.add_argument("dataset", type=Path)
@@ -92,7 +100,10 @@ def _run_data_kitchen(args: argparse.Namespace) -> int:
         raise UsageError(f"--subtasks needs at least 4 distinct subtasks, got {args.subtasks}")
     if args.out.exists() and not args.overwrite:
         raise UsageError(f"{args.out} exists; pass --overwrite to replace it")
+    if args.first_episode < 0:
+        raise UsageError(f"--first-episode must be >= 0, got {args.first_episode}")
     report = record_dataset(RecordArgs(out=args.out, episodes=args.episodes, seed=args.seed,
+                                       first_episode=args.first_episode,
                                        image_size=args.image_size, workers=args.workers,
                                        subtasks=tuple(args.subtasks) if args.subtasks else None,
                                        include_hinge=args.include_hinge,
@@ -100,6 +111,15 @@ def _run_data_kitchen(args: argparse.Namespace) -> int:
                                        action_noise=args.action_noise, clean_labels=args.clean_labels))
     print(report.summary())
     print(f"dataset written to {args.out} (open with minari.MinariDataset('{args.out}/data'))")
+    return 0
+
+
+def _run_data_merge(args: argparse.Namespace) -> int:
+    from skillgym.data.merge import merge_recordings
+
+    report = merge_recordings(args.parts, args.out)
+    print(report.summary())
+    print(f"dataset written to {args.out}")
     return 0
 
 

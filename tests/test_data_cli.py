@@ -65,6 +65,36 @@ def test_same_seed_same_demonstrations(recorded, tmp_path):
     np.testing.assert_array_equal(open_dataset(again).episode(0).actions, open_dataset(out).episode(0).actions)
 
 
+def test_recordings_of_consecutive_ranges_merge_into_the_long_recording(recorded, tmp_path):
+    """Episode i depends only on (seed, i): episodes 0 and 1 recorded apart, then merged, are the
+    2-episode recording (same episodes, fingerprint and report)."""
+    out, report = recorded
+    parts = [tmp_path / "part0", tmp_path / "part1"]
+    for first, part in enumerate(parts):
+        result = run_cli("data", "kitchen", "--out", str(part), "--episodes", "1", "--seed", "3",
+                         "--first-episode", str(first), "--image-size", "32", "--workers", "1")
+        assert result.returncode == 0, result.stderr[-2000:]
+    wrong_order = run_cli("data", "merge", str(parts[1]), str(parts[0]), "--out", str(tmp_path / "bad"))
+    assert wrong_order.returncode == 2 and "starts at episode 0, expected 2" in wrong_order.stderr
+    result = run_cli("data", "merge", *map(str, parts), "--out", str(tmp_path / "merged"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    merged, whole = open_dataset(tmp_path / "merged"), open_dataset(out)
+    assert merged.fingerprint == whole.fingerprint and len(merged) == len(whole)
+    for i in range(len(whole)):
+        a, b = merged.episode(i), whole.episode(i)
+        for field in ("states", "actions", "frames", "subtasks", "sim_states"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    recording = json.loads((tmp_path / "merged" / "recording.json").read_text())
+    assert recording["report"] == json.loads((out / "recording.json").read_text())["report"]
+    assert recording["args"]["episodes"] == 2 and recording["args"]["first_episode"] == 0
+    # Parts of different recipes cannot be merged.
+    other = tmp_path / "other"
+    record_dataset(RecordArgs(out=other, episodes=1, seed=3, first_episode=1, image_size=32, workers=1,
+                              action_noise=0.2))
+    mixed = run_cli("data", "merge", str(parts[0]), str(other), "--out", str(tmp_path / "mixed"))
+    assert mixed.returncode == 2 and "different options (action_noise)" in mixed.stderr
+
+
 def test_clean_labels_change_the_labels_not_the_demonstration(recorded, tmp_path):
     out, _ = recorded
     dart = tmp_path / "dart"

@@ -32,6 +32,9 @@ class RecordArgs:
     out: Path
     episodes: int = 600
     seed: int = 0
+    # Index of the first episode. Episode i depends only on (seed, i), so recordings of
+    # consecutive index ranges, merged with `skillgym data merge`, equal one long recording.
+    first_episode: int = 0
     image_size: int = 128
     workers: int = 2
     chunk_size: int = 10  # episodes written per Minari append; bounds memory
@@ -195,19 +198,20 @@ def _episodes_in_order(args: RecordArgs) -> Iterator[tuple[Episode | None, Episo
         from skillgym.envs.kitchen import KitchenTaskEnv
 
         env = KitchenTaskEnv(pixels=True, image_size=args.image_size, max_episode_steps=10**6)
-        for index in range(args.episodes):
+        for index in range(args.first_episode, args.first_episode + args.episodes):
             yield record_episode(env, index, args)
         env.close()
         return
     ctx = mp.get_context("spawn")  # each process owns its own EGL context
     queue = ctx.Queue(maxsize=4 * args.workers)
-    shards = [list(range(w, args.episodes, args.workers)) for w in range(args.workers)]
+    first, end = args.first_episode, args.first_episode + args.episodes
+    shards = [list(range(first + w, end, args.workers)) for w in range(args.workers)]
     procs = [ctx.Process(target=_worker, args=(args, s, queue), daemon=True) for s in shards if s]
     for p in procs:
         p.start()
     pending: dict[int, tuple] = {}
     try:
-        for next_index in range(args.episodes):
+        for next_index in range(first, end):
             while next_index not in pending:
                 item = queue.get(timeout=1800)
                 pending[item[1].index] = item
