@@ -71,6 +71,9 @@ def _add_data_parser(subparsers) -> None:
     kitchen.add_argument("--clean-labels", action="store_true",
                          help="DART-style: execute the noisy action, record the controller's action "
                               "without the noise")
+    kitchen.add_argument("--follow-through", type=float, default=0.0, metavar="D",
+                         help="end each subtask D (joint units) inside the success threshold instead of the "
+                              "moment it counts, so imitations that fall a little short still succeed")
     kitchen.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     kitchen.set_defaults(func=_run_data_kitchen)
 
@@ -108,7 +111,8 @@ def _run_data_kitchen(args: argparse.Namespace) -> int:
                                        subtasks=tuple(args.subtasks) if args.subtasks else None,
                                        include_hinge=args.include_hinge,
                                        eval_prefix_fraction=args.eval_prefix_fraction,
-                                       action_noise=args.action_noise, clean_labels=args.clean_labels))
+                                       action_noise=args.action_noise, clean_labels=args.clean_labels,
+                                       follow_through=args.follow_through))
     print(report.summary())
     print(f"dataset written to {args.out} (open with minari.MinariDataset('{args.out}/data'))")
     return 0

@@ -24,6 +24,7 @@ class PipelineArgs:
     eval_prefix_fraction: float = 1.0  # episodes that start with 1-3 evaluation subtasks (0.5: kitchen-mixed-like)
     action_noise: float = 0.1  # std of the noise on the scripted arm actions
     clean_labels: bool = True  # DART: record the scripted actions without that noise
+    follow_through: float = 0.0  # end each scripted subtask this far inside the success threshold
     encoder: str = "auto"  # r3m-50 if its checkpoint is on disk, else efficientnet-lite0
     k: int = 8
     skill_steps: int = 20_000
@@ -53,13 +54,14 @@ def run_pipeline(args: PipelineArgs) -> dict:
 
     print(f"[1/4] dataset: {args.episodes} scripted episodes -> {data_dir}")
     if (data_dir / "recording.json").is_file():
-        _refuse_other_options("dataset", data_dir, json.loads((data_dir / "recording.json").read_text())["args"],
-                              {name: getattr(args, name) for name in DATA_OPTIONS})
+        recorded = {"follow_through": 0.0, **json.loads((data_dir / "recording.json").read_text())["args"]}
+        _refuse_other_options("dataset", data_dir, recorded, {name: getattr(args, name) for name in DATA_OPTIONS})
     else:
         report = record_dataset(RecordArgs(out=data_dir, episodes=args.episodes, seed=args.seed,
                                            image_size=args.image_size, workers=args.workers,
                                            eval_prefix_fraction=args.eval_prefix_fraction,
-                                           action_noise=args.action_noise, clean_labels=args.clean_labels))
+                                           action_noise=args.action_noise, clean_labels=args.clean_labels,
+                                           follow_through=args.follow_through))
         print("      " + report.summary())
     summary["dataset"] = json.loads((data_dir / "recording.json").read_text())["report"]
 
@@ -106,7 +108,8 @@ def run_pipeline(args: PipelineArgs) -> dict:
 
 
 # PipelineArgs fields that make the dataset (recorded in its recording.json).
-DATA_OPTIONS = ("episodes", "seed", "image_size", "eval_prefix_fraction", "action_noise", "clean_labels")
+DATA_OPTIONS = ("episodes", "seed", "image_size", "eval_prefix_fraction", "action_noise", "clean_labels",
+                "follow_through")
 
 
 def _refuse_other_options(stage: str, folder: Path, recorded: dict, wanted: dict) -> None:
@@ -131,6 +134,8 @@ def add_pipeline_options(p: argparse.ArgumentParser, out_flag: str = "--out") ->
                    help="std of the noise on the scripted arm actions")
     p.add_argument("--clean-labels", action=argparse.BooleanOptionalAction, default=d.clean_labels,
                    help="DART: execute the noisy scripted action, record it without the noise")
+    p.add_argument("--follow-through", type=float, default=d.follow_through,
+                   help="end each scripted subtask this far (joint units) inside the success threshold")
     p.add_argument("--eval-prefix-fraction", type=float, default=d.eval_prefix_fraction,
                    help="fraction of episodes that start with 1-3 subtasks of the evaluation order")
     p.add_argument("--encoder", default=d.encoder)

@@ -109,3 +109,25 @@ def test_give_up_is_reported():
         env.step(controller.act())
     assert controller.finished
     assert controller.failed_subtasks == ["slide cabinet"]
+
+
+def test_follow_through_ends_a_subtask_inside_the_success_threshold():
+    """By default a push stops the moment the subtask counts, just inside the env's threshold;
+    with ``follow_through`` it goes on until the knob is that much further."""
+    from skillgym.envs.kitchen import BONUS_THRESH
+
+    distance = {}
+    for follow in (0.0, 0.2):
+        env = KitchenTaskEnv(tasks=["bottom burner"], max_episode_steps=10**6)
+        env.reset(seed=0)
+        controller = ScriptedKitchenController(env, ["bottom burner"], np.random.default_rng(0),
+                                               follow_through=follow)
+        for _ in range(150):
+            if controller.finished:
+                break
+            env.step(controller.act())
+        assert controller.finished and controller.failed_subtasks == []
+        distance[follow] = env.task_distance("bottom burner")
+        env.close()
+    assert BONUS_THRESH - 0.1 < distance[0.0] < BONUS_THRESH
+    assert distance[0.2] < BONUS_THRESH - 0.2

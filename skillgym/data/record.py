@@ -43,6 +43,9 @@ class RecordArgs:
     # so the data shows how to return to the plan from where the noise pushed the arm.
     clean_labels: bool = False
     waypoint_jitter: float = 0.01
+    # End each subtask this far (joint units) inside the env's success threshold, not the moment
+    # it counts (ScriptedKitchenController.follow_through); 0 keeps the older recordings' behaviour.
+    follow_through: float = 0.0
     subtasks: tuple[str, ...] | None = None  # pool to draw the 4 subtasks from (default: all but hinge)
     include_hinge: bool = False
     # Fraction of episodes that start with 1-3 subtasks of the evaluation order (D4RL
@@ -122,7 +125,8 @@ def record_episode(env, index: int, args: RecordArgs) -> tuple[Episode | None, E
     env.set_tasks(order)
     obs, _ = env.reset(seed=int(rng.integers(2**31)))
     controller = ScriptedKitchenController(
-        env, order, rng, action_noise=args.action_noise, waypoint_jitter=args.waypoint_jitter
+        env, order, rng, action_noise=args.action_noise, waypoint_jitter=args.waypoint_jitter,
+        follow_through=args.follow_through,
     )
     states, frames, sims = [obs["state"]], [obs["pixels"]], [env.get_sim_state()]
     actions, rewards, labels = [], [], []

@@ -162,6 +162,7 @@ class ScriptedKitchenController:
         action_noise: float = 0.05,
         waypoint_jitter: float = 0.01,
         step_budget: int = 150,
+        follow_through: float = 0.0,
     ):
         unknown = [t for t in subtasks if t not in ALL_TASKS]
         if unknown:
@@ -170,6 +171,10 @@ class ScriptedKitchenController:
         self.rng = rng
         self.action_noise, self.waypoint_jitter = action_noise, waypoint_jitter
         self.step_budget = step_budget
+        # A subtask ends when its object is this much closer to the goal than the env's success
+        # threshold (or when its program ends with the subtask done). 0: the moment it counts,
+        # which leaves every object just past the threshold, where a slightly short imitation fails.
+        self.follow_through = follow_through
         self._robot = env.kitchen.robot_env
         self.kin = ArmKinematics(self.model, target_bounds=self._robot.robot_pos_bound)
         self.checker = PathChecker(self.model)
@@ -194,7 +199,7 @@ class ScriptedKitchenController:
         if (
             self._index == len(self._subtasks) - 1
             and not self._retreating
-            and self.env.task_done(self._subtasks[self._index])
+            and self._done_with(self._subtasks[self._index])
         ):
             self._advance()
 
@@ -217,7 +222,7 @@ class ScriptedKitchenController:
         while action is None and not self.finished:
             task = self.current_subtask
             assert task is not None and self._program is not None
-            if not self._retreating and self.env.task_done(task):
+            if not self._retreating and self._done_with(task):
                 self._finish_subtask(failed=False)
                 continue
             if not self._retreating and self._task_steps >= self.step_budget:
@@ -228,6 +233,8 @@ class ScriptedKitchenController:
             except StopIteration:
                 if self._retreating:
                     self._advance()
+                elif self.env.task_done(task):  # done, but the program could not follow through further
+                    self._finish_subtask(failed=False)
                 elif (
                     self._task_steps < self.step_budget - RETRY_MIN_STEPS
                     and self._task_steps > self._attempt_start
@@ -245,6 +252,11 @@ class ScriptedKitchenController:
         return action
 
     # -- subtask bookkeeping ----------------------------------------------------------------
+    def _done_with(self, task: str) -> bool:
+        from skillgym.envs.kitchen import BONUS_THRESH
+
+        return self.env.task_distance(task) < BONUS_THRESH - self.follow_through
+
     def _start_subtask(self) -> None:
         self._retreating = False
         self._task_steps = 0

@@ -181,14 +181,17 @@ class KitchenTaskEnv(gym.Env):
             self._renderer = KitchenRenderer(self.model, self.data, self.image_size)
         return self._renderer.render()
 
-    def task_done(self, task: str) -> bool:
+    def task_distance(self, task: str) -> float:
+        """Distance of the subtask's object from its goal (joint units); done below ``BONUS_THRESH``."""
         from gymnasium_robotics.envs.franka_kitchen.kitchen_env import (
             OBS_ELEMENT_GOALS,
             OBS_ELEMENT_INDICES,
         )
 
-        achieved = self.data.qpos[OBS_ELEMENT_INDICES[task]]
-        return bool(np.linalg.norm(achieved - OBS_ELEMENT_GOALS[task]) < BONUS_THRESH)
+        return float(np.linalg.norm(self.data.qpos[OBS_ELEMENT_INDICES[task]] - OBS_ELEMENT_GOALS[task]))
+
+    def task_done(self, task: str) -> bool:
+        return self.task_distance(task) < BONUS_THRESH
 
     # -- gymnasium API ------------------------------------------------------------------------
     def _observation(self, state: np.ndarray, new_frame: bool):
