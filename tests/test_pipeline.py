@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from skillgym.pipeline import PipelineArgs, add_pipeline_options, pipeline_args
-from skillgym.skills.evaluate import data_ceiling, posterior_replay, window_errors, z_statistics
+from skillgym.skills.evaluate import (
+    data_ceiling,
+    posterior_replay,
+    subtask_replay,
+    window_errors,
+    z_statistics,
+)
 from skillgym.skills.library import SkillLibrary
 
 
@@ -43,6 +49,12 @@ def test_run_kitchen_tiny(tmp_path):
     assert errors["windows"] == sum(errors["windows_by_subtask"].values()) > 0
     assert set(errors["windows_by_subtask"]) <= set(completed) | {"unknown"}
     assert 0.0 <= errors["median_cm"] < 100.0
+    # ... and decode one subtask from the data's state where it starts, next to the demonstration.
+    sub = subtask_replay(library, completed[0], episodes=2)
+    assert 0 <= sub["decoded_done"] <= sub["instances"] == len(sub["data_distance"]) == len(sub["decoded_distance"])
+    assert sub["data_done"] == sub["instances"]  # the demonstrations completed it
+    with pytest.raises(ValueError, match="unknown subtask"):
+        subtask_replay(library, "toaster")
     # ... and compare q(z|a,d) with p(z|s,d) dim by dim on the same windows (also from the CLI).
     stats = z_statistics(library, episodes=1)
     assert stats["windows"] == errors["windows"]

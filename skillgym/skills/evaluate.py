@@ -283,6 +283,65 @@ def window_errors(library: SkillLibrary, episodes: int = 10, labels_path: str | 
     }
 
 
+def subtask_replay(library: SkillLibrary, task: str, episodes: int = 20, labels_path: str | os.PathLike | None = None,
+                   dataset_path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """One subtask at a time: from the data's own simulator state where the windows covering
+    ``task`` begin, decode them (z from the encoder, as in :func:`posterior_replay`) and report
+    whether the subtask gets done and how far its object ends from the goal, next to where the
+    demonstration left it. Tells "the decoder cannot do it" from "it gets close": the demonstrations
+    may themselves stop just inside the success threshold (see ``--follow-through`` of the data).
+    """
+    from skillgym.envs.kitchen import ALL_TASKS, BONUS_THRESH, KitchenTaskEnv
+
+    if task not in ALL_TASKS:
+        raise ValueError(f"unknown subtask {task!r}; choose from {ALL_TASKS}")
+    labels, dataset = _replay_inputs(library, labels_path, dataset_path)
+    if not dataset.has_subtasks:
+        raise ValueError(f"{dataset.path} stores no per-step subtask; subtask_replay needs it")
+    env = KitchenTaskEnv(max_episode_steps=10**6)
+    code = ALL_TASKS.index(task)
+    rows = []
+    try:
+        env.reset(seed=0)
+        for e in range(min(episodes, len(dataset))):
+            ep = dataset.episode(e, frames=False)
+            steps = np.flatnonzero(ep.subtasks == code)
+            windows = _windows(library, labels, e)
+            if len(steps) == 0:
+                continue
+            first, end = int(steps[0]), int(steps[-1]) + 1
+            starts = [t for t in sorted(windows) if first <= t < end]
+            if not starts:
+                continue
+            env.set_sim_state(ep.sim_states[end])
+            data_distance = env.task_distance(task)
+            env.set_sim_state(ep.sim_states[starts[0]])
+            obs, t = ep.states[starts[0]], starts[0]
+            while t < end:
+                if t in windows:
+                    n, skill = windows[t]
+                    obs = _run_window(library, env, obs, ep.actions[t:t + n], skill)
+                    t += n
+                else:
+                    obs, *_ = env.step(ep.actions[t])
+                    t += 1
+            rows.append((data_distance, env.task_distance(task)))
+    finally:
+        env.close()
+    data_d, decoded_d = (np.array([r[i] for r in rows]) for i in (0, 1))
+    return {
+        "task": task,
+        "instances": len(rows),
+        "threshold": BONUS_THRESH,
+        "data_done": int((data_d < BONUS_THRESH).sum()),
+        "decoded_done": int((decoded_d < BONUS_THRESH).sum()),
+        "data_distance_median": float(np.median(data_d)) if rows else None,
+        "decoded_distance_median": float(np.median(decoded_d)) if rows else None,
+        "data_distance": data_d.round(3).tolist(),
+        "decoded_distance": decoded_d.round(3).tolist(),
+    }
+
+
 @torch.no_grad()
 def z_statistics(library: SkillLibrary, episodes: int = 10, labels_path: str | os.PathLike | None = None,
                  dataset_path: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -409,6 +468,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--z-stats", type=int, default=0, metavar="N",
                    help="also report, per z dim, the spread and width of q(z|a,d) and p(z|s,d) over every "
                         "window of the first N episodes of the library's data (see z_statistics)")
+    p.add_argument("--subtask-replay", nargs=2, metavar=("TASK", "N"), default=None,
+                   help="also decode TASK alone from the data's state where it starts, in the first N episodes "
+                        "(see subtask_replay), e.g. --subtask-replay 'bottom burner' 20")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     library = SkillLibrary.load(args.library)
@@ -417,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"posterior_replay": replay}, indent=2))
     if args.window_errors:
         print(json.dumps({"window_errors": window_errors(library, episodes=args.window_errors)}, indent=2))
+    if args.subtask_replay:
+        task, n = args.subtask_replay
+        print(json.dumps({"subtask_replay": subtask_replay(library, task, episodes=int(n))}, indent=2))
     if args.z_stats:
         print(json.dumps({"z_statistics": z_statistics(library, episodes=args.z_stats)}, indent=2))
     if args.episodes > 0:
