@@ -196,6 +196,20 @@ def _run_window(library: SkillLibrary, env, obs, actions: np.ndarray, skill: int
     return obs
 
 
+def _replay_span(library: SkillLibrary, env, ep, windows: dict[int, tuple[int, int]], start: int, end: int) -> None:
+    """Steps ``start..end`` of ``ep`` in ``env`` (already at the state of step ``start``): labelled
+    windows decoded with the encoder's z of their actions, unlabelled steps replaying the data's."""
+    obs, t = ep.states[start], start
+    while t < end:
+        if t in windows:
+            n, skill = windows[t]
+            obs = _run_window(library, env, obs, ep.actions[t:t + n], skill)
+            t += n
+        else:
+            obs, *_ = env.step(ep.actions[t])
+            t += 1
+
+
 def posterior_replay(library: SkillLibrary, episodes: int = 10, labels_path: str | os.PathLike | None = None,
                      dataset_path: str | os.PathLike | None = None) -> dict[str, Any]:
     """Decode the first ``episodes`` episodes of the library's labelled data (most of them training
@@ -218,17 +232,7 @@ def posterior_replay(library: SkillLibrary, episodes: int = 10, labels_path: str
             ep = dataset.episode(e, frames=False)
             env.reset(seed=e)
             env.set_sim_state(ep.sim_states[0])
-            obs = ep.states[0]
-            windows = _windows(library, labels, e)
-            t = 0
-            while t < len(ep.actions):
-                if t not in windows:
-                    obs, *_ = env.step(ep.actions[t])
-                    t += 1
-                    continue
-                n, skill = windows[t]
-                obs = _run_window(library, env, obs, ep.actions[t:t + n], skill)
-                t += n
+            _replay_span(library, env, ep, _windows(library, labels, e), 0, len(ep.actions))
             replay_done.append([task for task in ALL_TASKS if env.task_done(task)])
             env.set_sim_state(ep.sim_states[-1])
             data_done.append([task for task in ALL_TASKS if env.task_done(task)])
@@ -306,9 +310,9 @@ def subtask_replay(library: SkillLibrary, task: str, episodes: int = 20, labels_
         for e in range(min(episodes, len(dataset))):
             ep = dataset.episode(e, frames=False)
             steps = np.flatnonzero(ep.subtasks == code)
-            windows = _windows(library, labels, e)
             if len(steps) == 0:
                 continue
+            windows = _windows(library, labels, e)
             first, end = int(steps[0]), int(steps[-1]) + 1
             starts = [t for t in sorted(windows) if first <= t < end]
             if not starts:
@@ -316,15 +320,7 @@ def subtask_replay(library: SkillLibrary, task: str, episodes: int = 20, labels_
             env.set_sim_state(ep.sim_states[end])
             data_distance = env.task_distance(task)
             env.set_sim_state(ep.sim_states[starts[0]])
-            obs, t = ep.states[starts[0]], starts[0]
-            while t < end:
-                if t in windows:
-                    n, skill = windows[t]
-                    obs = _run_window(library, env, obs, ep.actions[t:t + n], skill)
-                    t += n
-                else:
-                    obs, *_ = env.step(ep.actions[t])
-                    t += 1
+            _replay_span(library, env, ep, windows, starts[0], end)
             rows.append((data_distance, env.task_distance(task)))
     finally:
         env.close()
