@@ -64,22 +64,42 @@ def test_kl_coefficient_rejects_bad_values(text):
         kl_coefficient(text)
 
 
-def test_kitchen_extract_diagnosis_runs_the_library_the_seed_was_trained_with(tmp_path):
+def _kitchen_extract_script():
     import importlib.util
     from pathlib import Path
 
+    script = Path(__file__).parents[1] / "training" / "kitchen_extract.py"
+    spec = importlib.util.spec_from_file_location("kitchen_extract", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _short_skill_library(path) -> str:
     from skillgym.skills.config import LibraryConfig
     from skillgym.skills.library import SkillLibrary
 
-    library = tmp_path / "short-skills"  # 5-step skills: the bundled library's run up to 30
-    SkillLibrary.build(LibraryConfig(num_skills=3, max_skill_steps=5)).save(library)
-    train_rl(TrainRLArgs(library=str(library), steps=60, seed=0, out=str(tmp_path / "seed0"), learning_starts=5,
+    SkillLibrary.build(LibraryConfig(num_skills=3, max_skill_steps=5)).save(path)  # the bundled one runs up to 30
+    return str(path)
+
+
+def test_kitchen_extract_diagnosis_runs_the_library_the_seed_was_trained_with(tmp_path):
+    library = _short_skill_library(tmp_path / "short-skills")
+    train_rl(TrainRLArgs(library=library, steps=60, seed=0, out=str(tmp_path / "seed0"), learning_starts=5,
                          eval_every=10_000, eval_episodes=1))
-    script = Path(__file__).parents[1] / "training" / "kitchen_extract.py"
-    spec = importlib.util.spec_from_file_location("kitchen_extract", script)
-    kitchen_extract = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(kitchen_extract)
-    report = kitchen_extract.diagnose(tmp_path, [0], episodes=1, progress_threshold=None)
-    assert report["seeds"][0]["library"] == str(library)
+    report = _kitchen_extract_script().diagnose(tmp_path, [0], episodes=1, progress_threshold=None)
+    assert report["seeds"][0]["library"] == library
     assert report["seeds"][0]["mean_skill_length"] <= 5
     assert set(report["seeds"][0]["skill_histogram"]) <= {0, 1, 2}
+
+
+def test_kitchen_extract_passes_kl_options_to_the_seed_it_trains(tmp_path):
+    import json
+
+    kitchen_extract = _kitchen_extract_script()
+    options = {"alpha_d": 0.02, "target_kl_d": 1.5, "alpha_z": "auto_0.01", "target_kl_z": 2.5}
+    assert set(options) == set(kitchen_extract.KL_OPTIONS)
+    kitchen_extract.run_seed(3, 40, str(tmp_path), _short_skill_library(tmp_path / "short-skills"),
+                             eval_every=10_000, eval_episodes=1, kl_options=options)
+    args = json.loads((tmp_path / "seed3" / "result.json").read_text())["args"]
+    assert {k: args[k] for k in options} == options

@@ -1,16 +1,17 @@
 """Produce the skill library bundled as skillgym/assets/kitchen-state (SkillKitchen-v0).
 
-The whole pipeline (`skillgym run kitchen`: 100 scripted DART-style demonstrations, each
-starting with 1-3 subtasks of the evaluation order -> EXTRACT skill extraction with
-EfficientNet-Lite0 image embeddings, K=8, median filter 7 -> closed-loop skill VAE + state
-priors, 20k steps -> prior rollouts), then only what the env needs (config.json,
-model.safetensors, eval.json/png) is copied into the package. The options are those of
-`skillgym run kitchen`, with the same defaults except --encoder, --threads and --eval-episodes.
+The whole pipeline (`skillgym run kitchen`: scripted DART-style demonstrations, each starting
+with 1-3 subtasks of the evaluation order -> EXTRACT skill extraction with EfficientNet-Lite0
+image embeddings, K=8, median filter 7 -> closed-loop skill VAE + state priors -> prior
+rollouts), then only what the env needs (config.json, model.safetensors, eval.json/png) is
+copied into the package. The options are those of `skillgym run kitchen`, with the same
+defaults except --encoder, --threads and --eval-episodes.
 
-    python training/bundled_library.py --work runs/kitchen-state --seed 4
+    python training/bundled_library.py --work runs/kitchen-state --seed 5 --episodes 200 --skill-steps 10000 --threads 2
 
-is the command of the bundled state library (session 8; skillgym/assets/README.md has its data
-and scores).
+is the command of the bundled state library (session 10; skillgym/assets/README.md has its data
+and scores). Keep --threads 2: reproduction is promised for the same seed and thread
+count on the same machine.
 
 `--observation pixels` then trains the SkillKitchenPixels-v0 library on the same dataset and
 labels: priors on 64x64 frames (framestack 4, re-rendered from the stored sim states exactly as

@@ -22,17 +22,18 @@ import numpy as np
 
 from skillgym.rl.train import TrainRLArgs, kl_coefficient
 
+KL_OPTIONS = ("alpha_d", "target_kl_d", "alpha_z", "target_kl_z")
+
 
 def run_seed(seed: int, steps: int, out: str, library: str | None, eval_every: int, eval_episodes: int,
-             progress_threshold: float | None = None, alpha_z: float | str = 0.01,
-             target_kl_z: float = 2.0) -> dict:
+             progress_threshold: float | None = None, kl_options: dict | None = None) -> dict:
+    """Train one seed; ``kl_options`` overrides TrainRLArgs' KL weights (keys from KL_OPTIONS)."""
     from skillgym.rl.train import train_rl
 
     env_kwargs = {} if progress_threshold is None else {"progress_threshold": progress_threshold}
     return train_rl(TrainRLArgs(env_id="SkillKitchen-v0", library=library, steps=steps, seed=seed,
                                 out=str(Path(out) / f"seed{seed}"), eval_every=eval_every,
-                                eval_episodes=eval_episodes, env_kwargs=env_kwargs, alpha_z=alpha_z,
-                                target_kl_z=target_kl_z))
+                                eval_episodes=eval_episodes, env_kwargs=env_kwargs, **(kl_options or {})))
 
 
 def _trained_library(out: Path, seed: int) -> str | None:
@@ -128,6 +129,9 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--progress-threshold", type=float, default=None,
                         help="SkillSpaceEnv progress threshold (default: the env's)")
+    parser.add_argument("--alpha-d", type=kl_coefficient, default=TrainRLArgs.alpha_d,
+                        help="weight of KL(pi_d || p_d): a number, or auto / auto_<init> (tuned to --target-kl-d)")
+    parser.add_argument("--target-kl-d", type=float, default=TrainRLArgs.target_kl_d)
     parser.add_argument("--alpha-z", type=kl_coefficient, default=TrainRLArgs.alpha_z,
                         help="weight of KL(pi_z || p_z): a number, or auto / auto_<init> (tuned to --target-kl-z)")
     parser.add_argument("--target-kl-z", type=float, default=TrainRLArgs.target_kl_z)
@@ -137,7 +141,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.summarize_only:
         jobs = [(s, args.steps, str(args.out), args.library, args.eval_every, args.eval_episodes,
-                 args.progress_threshold, args.alpha_z, args.target_kl_z) for s in args.seeds]
+                 args.progress_threshold, {k: getattr(args, k) for k in KL_OPTIONS}) for s in args.seeds]
         if args.parallel > 1:
             with mp.get_context("spawn").Pool(args.parallel) as pool:
                 pool.starmap(run_seed, jobs)
