@@ -91,15 +91,29 @@ def test_kitchen_extract_diagnosis_runs_the_library_the_seed_was_trained_with(tm
     assert report["seeds"][0]["library"] == library
     assert report["seeds"][0]["mean_skill_length"] <= 5
     assert set(report["seeds"][0]["skill_histogram"]) <= {0, 1, 2}
+    done_at = report["seeds"][0]["subtask_done_at_step"]
+    assert [len(e) for e in done_at] == report["seeds"][0]["counts"]
 
 
-def test_kitchen_extract_passes_kl_options_to_the_seed_it_trains(tmp_path):
+def test_kitchen_extract_passes_sac_options_to_the_seed_it_trains(tmp_path):
     import json
 
     kitchen_extract = _kitchen_extract_script()
-    options = {"alpha_d": 0.02, "target_kl_d": 1.5, "alpha_z": "auto_0.01", "target_kl_z": 2.5}
-    assert set(options) == set(kitchen_extract.KL_OPTIONS)
+    options = {"alpha_d": 0.02, "target_kl_d": 1.5, "alpha_z": "auto_0.01", "target_kl_z": 2.5,
+               "gamma": 0.995, "gamma_per_step": True, "prior_uniform_mix": 0.1}
+    assert set(options) == set(kitchen_extract.SAC_OPTIONS)
     kitchen_extract.run_seed(3, 40, str(tmp_path), _short_skill_library(tmp_path / "short-skills"),
-                             eval_every=10_000, eval_episodes=1, kl_options=options)
+                             eval_every=10_000, eval_episodes=1, sac_options=options)
     args = json.loads((tmp_path / "seed3" / "result.json").read_text())["args"]
     assert {k: args[k] for k in options} == options
+    model = SkillSAC.load(tmp_path / "seed3" / "skillsac")
+    assert (model.gamma, model.gamma_per_step, model.policy.prior_uniform_mix) == (0.995, True, 0.1)
+
+
+def test_gamma_per_step_needs_the_envs_gamma():
+    env = gym.make("SkillKitchen-v0", gamma=0.9)
+    with pytest.raises(ValueError, match="gamma=0.9"):
+        SkillSAC("SkillPolicy", env, gamma=0.99, gamma_per_step=True)
+    model = SkillSAC("SkillPolicy", env, gamma=0.9, gamma_per_step=True)
+    assert model.gamma == 0.9
+    env.close()

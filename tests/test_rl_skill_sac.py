@@ -72,6 +72,28 @@ def test_warmup_samples_from_the_prior() -> None:
     assert len(skills) == 50 and np.all(skills == 2)
 
 
+def test_prior_uniform_mix_bounds_the_skill_kl() -> None:
+    p = np.array([0.001, 0.001, 0.997, 0.001])
+    env = toy(prior_skill_probs=p.tolist())
+    obs = th.eye(3)
+    plain = SkillSAC("SkillPolicy", env, seed=0).policy
+    mixed = SkillSAC("SkillPolicy", env, seed=0, policy_kwargs=dict(prior_uniform_mix=0.2)).policy
+    q = 0.8 * p + 0.05
+    np.testing.assert_allclose(mixed.prior_dist(obs).probs.numpy(), [q] * 3, rtol=1e-5)
+    with th.no_grad():
+        pi = mixed.policy_dist(obs)  # starts as the unmixed prior p
+        # closed form: KL(p ‖ 0.8 p + 0.2 / K); to the unmixed prior it is 0
+        np.testing.assert_allclose(pi.kl_d(mixed.prior_dist(obs)).numpy(), np.sum(p * np.log(p / q)), rtol=1e-4)
+        assert pi.kl_d(plain.prior_dist(obs)).max().item() < 1e-6
+        # all mass on a skill the prior all but excludes costs -log q_1 < log(K / ε) nats
+        one_hot = pi._replace(logits=th.tensor([[0.0, 50.0, 0.0, 0.0]]).expand(3, -1))
+        kl = one_hot.kl_d(mixed.prior_dist(obs)).numpy()
+        np.testing.assert_allclose(kl, -np.log(q[1]), rtol=1e-4)
+        assert kl.max() < np.log(4 / 0.2) < one_hot.kl_d(plain.prior_dist(obs)).min().item()
+    with pytest.raises(ValueError, match="prior_uniform_mix"):
+        SkillSAC("SkillPolicy", env, policy_kwargs=dict(prior_uniform_mix=1.0))
+
+
 def test_arg_clipped_for_env_unclipped_in_buffer() -> None:
     seen: list[np.ndarray] = []
 

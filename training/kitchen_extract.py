@@ -22,18 +22,20 @@ import numpy as np
 
 from skillgym.rl.train import TrainRLArgs, kl_coefficient
 
-KL_OPTIONS = ("alpha_d", "target_kl_d", "alpha_z", "target_kl_z")
+# SkillSAC options this script passes through to every seed (flags of the same names).
+SAC_OPTIONS = ("alpha_d", "target_kl_d", "alpha_z", "target_kl_z", "gamma", "gamma_per_step",
+               "prior_uniform_mix")
 
 
 def run_seed(seed: int, steps: int, out: str, library: str | None, eval_every: int, eval_episodes: int,
-             progress_threshold: float | None = None, kl_options: dict | None = None) -> dict:
-    """Train one seed; ``kl_options`` overrides TrainRLArgs' KL weights (keys from KL_OPTIONS)."""
+             progress_threshold: float | None = None, sac_options: dict | None = None) -> dict:
+    """Train one seed; ``sac_options`` overrides TrainRLArgs' KL weights, prior mix and discount (keys from SAC_OPTIONS)."""
     from skillgym.rl.train import train_rl
 
     env_kwargs = {} if progress_threshold is None else {"progress_threshold": progress_threshold}
     return train_rl(TrainRLArgs(env_id="SkillKitchen-v0", library=library, steps=steps, seed=seed,
                                 out=str(Path(out) / f"seed{seed}"), eval_every=eval_every,
-                                eval_episodes=eval_episodes, env_kwargs=env_kwargs, **(kl_options or {})))
+                                eval_episodes=eval_episodes, env_kwargs=env_kwargs, **(sac_options or {})))
 
 
 def _trained_library(out: Path, seed: int) -> str | None:
@@ -83,7 +85,8 @@ def summarize(out: Path, seeds: list[int], library: str | None = None) -> dict:
 
 def diagnose(out: Path, seeds: list[int], episodes: int, progress_threshold: float | None) -> dict:
     """Where the final policies stop: deterministic episodes of each seed's saved model, in the env
-    with the skill library that seed was trained with (its result.json)."""
+    with the skill library that seed was trained with (its result.json). Also when: the low-level
+    step at which each subtask got done (the task truncates at 280)."""
     from collections import Counter
 
     import gymnasium as gym
@@ -98,22 +101,30 @@ def diagnose(out: Path, seeds: list[int], episodes: int, progress_threshold: flo
         model = SkillSAC.load(out / f"seed{seed}" / "skillsac")
         library = _trained_library(out, seed)
         env = gym.make("SkillKitchen-v0", **kwargs, **({"library": library} if library else {}))
-        counts, stalled, skills, lengths = [], Counter(), Counter(), []
+        counts, stalled, skills, lengths, done_at = [], Counter(), Counter(), [], []
         for i in range(episodes):
             obs, _ = env.reset(seed=20_000 + 100 * seed + i)
-            done = False
+            done, steps, done_at_episode = False, 0, []
             while not done:
                 action, _ = model.predict(obs, deterministic=True)
                 skills[int(action["skill"])] += 1
                 obs, _, terminated, truncated, info = env.step(action)
                 lengths.append(info["skill_steps"])
+                steps += info["skill_steps"]
+                # a subtask counts as done at the end of the skill that did it
+                done_at_episode += [steps] * (info["num_completed"] - len(done_at_episode))
                 done = terminated or truncated
             counts.append(info["num_completed"])
+            done_at.append(done_at_episode)
             stalled[DEFAULT_TASKS[info["num_completed"]] if info["num_completed"] < 4 else "none"] += 1
         env.close()
         report["seeds"][seed] = {"mean": float(np.mean(counts)), "counts": counts,
                                  "stalled_at": dict(stalled), "skill_histogram": dict(sorted(skills.items())),
-                                 "mean_skill_length": float(np.mean(lengths)), "library": library or "bundled"}
+                                 "mean_skill_length": float(np.mean(lengths)), "library": library or "bundled",
+                                 "subtask_done_at_step": done_at,
+                                 "median_step_done": {task: float(np.median([e[k] for e in done_at if len(e) > k]))
+                                                      for k, task in enumerate(DEFAULT_TASKS)
+                                                      if any(len(e) > k for e in done_at)}}
     (out / "diagnosis.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
@@ -135,13 +146,19 @@ def main() -> None:
     parser.add_argument("--alpha-z", type=kl_coefficient, default=TrainRLArgs.alpha_z,
                         help="weight of KL(pi_z || p_z): a number, or auto / auto_<init> (tuned to --target-kl-z)")
     parser.add_argument("--target-kl-z", type=float, default=TrainRLArgs.target_kl_z)
+    parser.add_argument("--gamma", type=float, default=TrainRLArgs.gamma,
+                        help="discount per skill decision, or per low-level step with --gamma-per-step")
+    parser.add_argument("--gamma-per-step", action="store_true",
+                        help="discount a skill transition by gamma**(its low-level steps): faster skills pay")
+    parser.add_argument("--prior-uniform-mix", type=float, default=TrainRLArgs.prior_uniform_mix,
+                        help="mix the skill prior with uniform by this weight before the KL (0: the prior as is)")
     parser.add_argument("--summarize-only", action="store_true")
     parser.add_argument("--diagnose", type=int, default=0, metavar="N",
                         help="afterwards, run N deterministic episodes of each final model: where does it stall?")
     args = parser.parse_args()
     if not args.summarize_only:
         jobs = [(s, args.steps, str(args.out), args.library, args.eval_every, args.eval_episodes,
-                 args.progress_threshold, {k: getattr(args, k) for k in KL_OPTIONS}) for s in args.seeds]
+                 args.progress_threshold, {k: getattr(args, k) for k in SAC_OPTIONS}) for s in args.seeds]
         if args.parallel > 1:
             with mp.get_context("spawn").Pool(args.parallel) as pool:
                 pool.starmap(run_seed, jobs)

@@ -23,11 +23,13 @@ def make_skill_kitchen(
     record_frames: bool = False,
     render_mode: str | None = None,
     max_episode_steps: int = 280,
+    gamma: float = 0.99,
 ) -> gym.Env:
     """Kitchen task env (ordered subtasks, 280 low-level steps) in a skill library's space.
 
     ``library`` defaults to the bundled library for ``observation`` ("state" or "pixels"); a
-    pixel library gets frames rendered at its own size and frame stack.
+    pixel library gets frames rendered at its own size and frame stack. ``gamma`` is the per-step
+    discount of ``info["discounted_reward"]`` (SkillSAC's ``gamma_per_step``).
     """
     from skillgym.envs.kitchen import KitchenTaskEnv
     from skillgym.envs.skill_space import DEFAULT_PROGRESS_THRESHOLD, SkillSpaceEnv
@@ -53,7 +55,7 @@ def make_skill_kitchen(
         render_mode=render_mode,
     )
     env = SkillSpaceEnv(low, lib, max_skill_steps=max_skill_steps, record_frames=record_frames,
-                        progress_threshold=progress_threshold or DEFAULT_PROGRESS_THRESHOLD)
+                        progress_threshold=progress_threshold or DEFAULT_PROGRESS_THRESHOLD, gamma=gamma)
     env.library_path = str(path)
     return env
 

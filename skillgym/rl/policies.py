@@ -301,6 +301,9 @@ class SkillPolicy(BasePolicy):
         fast), 0 = input (SAC-style ``[s, z] → MLP``, K times the compute in the K-skill passes)
     :param share_actor: one prior copy provides both π_d and π_z (default), else one full copy each (see
         ``SkillActor``)
+    :param prior_uniform_mix: ε in [0, 1): the skill prior the KL is taken to is (1 − ε)·p_d + ε/K. A
+        prior trained to 90 % accuracy can give the right skill log-probability −11; with ε > 0 no skill
+        costs more than log(K/ε) nats of KL_d. 0 = the library's prior unchanged (the paper)
     :param optimizer_class: optimizer for actor and critic
     :param optimizer_kwargs: its keyword arguments, without the learning rate
     """
@@ -322,6 +325,7 @@ class SkillPolicy(BasePolicy):
         n_critics: int = 2,
         arg_layer: int = -1,
         share_actor: bool = True,
+        prior_uniform_mix: float = 0.0,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
     ):
@@ -329,6 +333,8 @@ class SkillPolicy(BasePolicy):
             raise ValueError(
                 f"SkillPolicy supports Box observations (state or uint8 frames), got {observation_space}"
             )
+        if not 0.0 <= prior_uniform_mix < 1.0:
+            raise ValueError(f"prior_uniform_mix must be in [0, 1), got {prior_uniform_mix}")
         if features_extractor_class is None:
             features_extractor_class = FrameStackCNN if is_frame_space(observation_space) else StateEncoder
         super().__init__(
@@ -349,6 +355,7 @@ class SkillPolicy(BasePolicy):
         self.n_critics = n_critics
         self.arg_layer = arg_layer
         self.share_actor = share_actor
+        self.prior_uniform_mix = float(prior_uniform_mix)
         arg_space = action_space["arg"]
         self.register_buffer("arg_low", th.as_tensor(arg_space.low, dtype=th.float32), persistent=False)
         self.register_buffer("arg_high", th.as_tensor(arg_space.high, dtype=th.float32), persistent=False)
@@ -402,6 +409,7 @@ class SkillPolicy(BasePolicy):
             n_critics=self.n_critics,
             arg_layer=self.arg_layer,
             share_actor=self.share_actor,
+            prior_uniform_mix=self.prior_uniform_mix,
         )
         return data
 
@@ -420,8 +428,13 @@ class SkillPolicy(BasePolicy):
         return self.actor(self.prior_input(obs))
 
     def prior_dist(self, obs: th.Tensor) -> SkillDistribution:
+        """p(d, z | s): the frozen library prior, its p_d mixed with uniform if ``prior_uniform_mix`` > 0."""
         with th.no_grad():
-            return SkillDistribution.from_module_output(self.prior(self.prior_input(obs)))
+            dist = SkillDistribution.from_module_output(self.prior(self.prior_input(obs)))
+            if self.prior_uniform_mix == 0.0:
+                return dist
+            probs = (1.0 - self.prior_uniform_mix) * dist.probs + self.prior_uniform_mix / self.n_skills
+            return dist._replace(logits=probs.log())
 
     def sample_skill(
         self, obs: th.Tensor, deterministic: bool = False, from_prior: bool = False

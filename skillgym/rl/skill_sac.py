@@ -233,8 +233,24 @@ class SkillSAC(OffPolicyAlgorithm):
             raise TypeError(f"env.skill_prior must be an nn.Module, got {type(prior).__name__}")
         return prior
 
+    def _check_env_gamma(self) -> None:
+        """With ``gamma_per_step`` the env discounts within a skill: both must use the same γ."""
+        if not self.gamma_per_step or self.env is None:
+            return
+        try:
+            env_gamma = self.env.get_attr("gamma")[0]
+        except AttributeError:
+            return  # an env without its own γ reports plain rewards as discounted_reward
+        if abs(float(env_gamma) - self.gamma) > 1e-12:
+            raise ValueError(
+                f"gamma_per_step=True with gamma={self.gamma}, but the env discounts within a skill with "
+                f"gamma={env_gamma}; make the env with gamma={self.gamma} (gym.make(..., gamma={self.gamma})) "
+                f"or pass gamma={env_gamma} to SkillSAC."
+            )
+
     def _setup_model(self) -> None:
         check_skill_action_space(self.action_space)
+        self._check_env_gamma()
         if "prior" not in self.policy_kwargs:
             self.policy_kwargs["prior"] = self._prior_from_env()
         if self.replay_buffer_class is None:

@@ -33,6 +33,9 @@ class TrainRLArgs:
     alpha_z: float | str = 0.01  # a float, or "auto"/"auto_<init>": tuned towards target_kl_z
     target_kl_d: float = 0.5
     target_kl_z: float = 2.0
+    gamma: float = 0.99  # per skill decision, or per low-level step with gamma_per_step
+    gamma_per_step: bool = False  # discount a skill by gamma**skill_steps (the env is made with this gamma)
+    prior_uniform_mix: float = 0.0  # KL_d is taken to (1 - mix) * p_d + mix / K (SkillPolicy)
     learning_starts: int = 1000  # skill decisions sampled from the prior first
     eval_every: int = 10_000  # low-level steps between evaluations
     eval_episodes: int = 5
@@ -97,11 +100,15 @@ def train_rl(args: TrainRLArgs) -> dict[str, Any]:
     kwargs = dict(args.env_kwargs)
     if args.library:
         kwargs["library"] = args.library
+    if args.gamma_per_step:
+        kwargs["gamma"] = args.gamma  # the env's within-skill discount must match SkillSAC's
     env = gym.make(args.env_id, **kwargs)
     eval_env = gym.make(args.env_id, **kwargs)
     eval_env.reset(seed=10_000 + args.seed)  # evaluation episodes never share seeds with training
     model = SkillSAC("SkillPolicy", env, alpha_d=args.alpha_d, alpha_z=args.alpha_z,
                      target_kl_d=args.target_kl_d, target_kl_z=args.target_kl_z,
+                     gamma=args.gamma, gamma_per_step=args.gamma_per_step,
+                     policy_kwargs={"prior_uniform_mix": args.prior_uniform_mix},
                      learning_starts=args.learning_starts, seed=args.seed, tensorboard_log=str(out / "tb"),
                      verbose=0)
     budget = LowLevelBudget(args, eval_env, out / "curve.json")
@@ -147,6 +154,12 @@ def add_train_rl_parser(subparsers) -> argparse.ArgumentParser:
                    help="weight of KL(pi_z || p_z): a number, or auto / auto_<init> to tune it to --target-kl-z")
     p.add_argument("--target-kl-d", type=float, default=d.target_kl_d, help="nats, for --alpha-d auto")
     p.add_argument("--target-kl-z", type=float, default=d.target_kl_z, help="nats, for --alpha-z auto")
+    p.add_argument("--gamma", type=float, default=d.gamma,
+                   help="discount per skill decision, or per low-level step with --gamma-per-step")
+    p.add_argument("--gamma-per-step", action="store_true",
+                   help="discount a skill transition by gamma**(its low-level steps)")
+    p.add_argument("--prior-uniform-mix", type=float, default=d.prior_uniform_mix,
+                   help="mix the skill prior with uniform by this weight before the KL (0: the prior as is)")
     p.add_argument("--learning-starts", type=int, default=d.learning_starts)
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
@@ -158,6 +171,8 @@ def add_train_rl_parser(subparsers) -> argparse.ArgumentParser:
         result = train_rl(TrainRLArgs(env_id=ns.env_id, library=ns.library, steps=ns.steps, seed=ns.seed,
                                       out=ns.out, alpha_d=ns.alpha_d, alpha_z=ns.alpha_z,
                                       target_kl_d=ns.target_kl_d, target_kl_z=ns.target_kl_z,
+                                      gamma=ns.gamma, gamma_per_step=ns.gamma_per_step,
+                                      prior_uniform_mix=ns.prior_uniform_mix,
                                       learning_starts=ns.learning_starts, eval_every=ns.eval_every,
                                       eval_episodes=ns.eval_episodes))
         print(json.dumps(result["final"], indent=2))
