@@ -93,6 +93,11 @@ def test_kitchen_extract_diagnosis_runs_the_library_the_seed_was_trained_with(tm
     assert set(report["seeds"][0]["skill_histogram"]) <= {0, 1, 2}
     done_at = report["seeds"][0]["subtask_done_at_step"]
     assert [len(e) for e in done_at] == report["seeds"][0]["counts"]
+    assert report["seeds"][0]["episode_steps"] == [280]  # random skills finish no subtask: truncated
+    longer = _kitchen_extract_script().diagnose(tmp_path, [0], episodes=1, progress_threshold=None,
+                                                max_episode_steps=20)
+    assert longer["seeds"][0]["episode_steps"] == [20]
+    assert (tmp_path / "diagnosis_20_steps.json").is_file() and (tmp_path / "diagnosis.json").is_file()
 
 
 def test_kitchen_extract_passes_sac_options_to_the_seed_it_trains(tmp_path):

@@ -83,10 +83,12 @@ def summarize(out: Path, seeds: list[int], library: str | None = None) -> dict:
     return summary
 
 
-def diagnose(out: Path, seeds: list[int], episodes: int, progress_threshold: float | None) -> dict:
+def diagnose(out: Path, seeds: list[int], episodes: int, progress_threshold: float | None,
+             max_episode_steps: int | None = None) -> dict:
     """Where the final policies stop: deterministic episodes of each seed's saved model, in the env
     with the skill library that seed was trained with (its result.json). Also when: the low-level
-    step at which each subtask got done (the task truncates at 280)."""
+    step at which each subtask got done. ``max_episode_steps`` (default: the task's 280) gives the
+    same policies more time; that report goes to diagnosis_<steps>_steps.json."""
     from collections import Counter
 
     import gymnasium as gym
@@ -96,12 +98,15 @@ def diagnose(out: Path, seeds: list[int], episodes: int, progress_threshold: flo
     from skillgym.rl.skill_sac import SkillSAC
 
     kwargs = {} if progress_threshold is None else {"progress_threshold": progress_threshold}
-    report: dict = {"episodes_per_seed": episodes, "tasks": list(DEFAULT_TASKS), "seeds": {}}
+    if max_episode_steps is not None:
+        kwargs["low_level_steps"] = max_episode_steps
+    report: dict = {"episodes_per_seed": episodes, "tasks": list(DEFAULT_TASKS), "seeds": {},
+                    "max_episode_steps": max_episode_steps or 280}
     for seed in seeds:
         model = SkillSAC.load(out / f"seed{seed}" / "skillsac")
         library = _trained_library(out, seed)
         env = gym.make("SkillKitchen-v0", **kwargs, **({"library": library} if library else {}))
-        counts, stalled, skills, lengths, done_at = [], Counter(), Counter(), [], []
+        counts, stalled, skills, lengths, done_at, episode_steps = [], Counter(), Counter(), [], [], []
         for i in range(episodes):
             obs, _ = env.reset(seed=20_000 + 100 * seed + i)
             done, steps, done_at_episode = False, 0, []
@@ -116,16 +121,18 @@ def diagnose(out: Path, seeds: list[int], episodes: int, progress_threshold: flo
                 done = terminated or truncated
             counts.append(info["num_completed"])
             done_at.append(done_at_episode)
+            episode_steps.append(steps)
             stalled[DEFAULT_TASKS[info["num_completed"]] if info["num_completed"] < 4 else "none"] += 1
         env.close()
         report["seeds"][seed] = {"mean": float(np.mean(counts)), "counts": counts,
                                  "stalled_at": dict(stalled), "skill_histogram": dict(sorted(skills.items())),
                                  "mean_skill_length": float(np.mean(lengths)), "library": library or "bundled",
-                                 "subtask_done_at_step": done_at,
+                                 "subtask_done_at_step": done_at, "episode_steps": episode_steps,
                                  "median_step_done": {task: float(np.median([e[k] for e in done_at if len(e) > k]))
                                                       for k, task in enumerate(DEFAULT_TASKS)
                                                       if any(len(e) > k for e in done_at)}}
-    (out / "diagnosis.json").write_text(json.dumps(report, indent=2) + "\n")
+    name = "diagnosis.json" if max_episode_steps is None else f"diagnosis_{max_episode_steps}_steps.json"
+    (out / name).write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
@@ -155,6 +162,8 @@ def main() -> None:
     parser.add_argument("--summarize-only", action="store_true")
     parser.add_argument("--diagnose", type=int, default=0, metavar="N",
                         help="afterwards, run N deterministic episodes of each final model: where does it stall?")
+    parser.add_argument("--diagnose-max-steps", type=int, default=None, metavar="T",
+                        help="run the diagnosis with a time limit of T low-level steps instead of the task's 280")
     args = parser.parse_args()
     if not args.summarize_only:
         jobs = [(s, args.steps, str(args.out), args.library, args.eval_every, args.eval_episodes,
@@ -167,12 +176,15 @@ def main() -> None:
                 run_seed(*job)
     print(json.dumps(summarize(args.out, args.seeds, args.library), indent=2))
     if args.diagnose:
-        print(json.dumps(diagnose(args.out, args.seeds, args.diagnose, args.progress_threshold), indent=2))
+        print(json.dumps(diagnose(args.out, args.seeds, args.diagnose, args.progress_threshold,
+                                  args.diagnose_max_steps), indent=2))
     write_results(args.out, args.seeds, vars(args))
 
 
 def write_results(out: Path, seeds: list[int], args: dict) -> None:
     """One file with the summary, the diagnosis (if run) and every seed's curve: docs copy it."""
+    if args.get("summarize_only") and (out / "results.json").is_file():
+        args = json.loads((out / "results.json").read_text())["args"]  # keep the training run's flags
     results = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in args.items()},
                "summary": json.loads((out / "summary.json").read_text())}
     if (out / "diagnosis.json").is_file():

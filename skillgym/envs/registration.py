@@ -22,14 +22,16 @@ def make_skill_kitchen(
     progress_threshold: float | None = None,
     record_frames: bool = False,
     render_mode: str | None = None,
-    max_episode_steps: int = 280,
+    low_level_steps: int = 280,
     gamma: float = 0.99,
 ) -> gym.Env:
     """Kitchen task env (ordered subtasks, 280 low-level steps) in a skill library's space.
 
     ``library`` defaults to the bundled library for ``observation`` ("state" or "pixels"); a
     pixel library gets frames rendered at its own size and frame stack. ``gamma`` is the per-step
-    discount of ``info["discounted_reward"]`` (SkillSAC's ``gamma_per_step``).
+    discount of ``info["discounted_reward"]`` (SkillSAC's ``gamma_per_step``). ``low_level_steps`` is the
+    task's time limit; it is not called ``max_episode_steps`` because ``gym.make`` takes that name for
+    its own ``TimeLimit``, which would count skill decisions.
     """
     from skillgym.envs.kitchen import KitchenTaskEnv
     from skillgym.envs.skill_space import DEFAULT_PROGRESS_THRESHOLD, SkillSpaceEnv
@@ -48,7 +50,7 @@ def make_skill_kitchen(
     pixels = lib.config.obs_kind == "pixels"
     low = KitchenTaskEnv(
         tasks=tasks,
-        max_episode_steps=max_episode_steps,
+        max_episode_steps=low_level_steps,
         pixels=pixels,
         image_size=lib.config.image_size or 64,
         frame_stack=lib.config.frame_stack if pixels else 1,
