@@ -66,6 +66,9 @@ def _add_data_parser(subparsers) -> None:
     kitchen.add_argument("--eval-prefix-fraction", type=float, default=0.0, metavar="F",
                          help="fraction of episodes that start with 1-3 subtasks of the evaluation order "
                               "(D4RL kitchen-mixed-like; the full evaluation order is never recorded)")
+    kitchen.add_argument("--eval-windows", action="store_true",
+                         help="those 1-3 subtasks may be any consecutive run of the evaluation order, "
+                              "e.g. bottom burner -> light switch, not only its beginning")
     kitchen.add_argument("--action-noise", type=float, default=0.05, metavar="STD",
                          help="std of the Gaussian noise added to every executed arm action")
     kitchen.add_argument("--clean-labels", action="store_true",
@@ -111,6 +114,7 @@ def _run_data_kitchen(args: argparse.Namespace) -> int:
                                        subtasks=tuple(args.subtasks) if args.subtasks else None,
                                        include_hinge=args.include_hinge,
                                        eval_prefix_fraction=args.eval_prefix_fraction,
+                                       eval_windows=args.eval_windows,
                                        action_noise=args.action_noise, clean_labels=args.clean_labels,
                                        follow_through=args.follow_through))
     print(report.summary())

@@ -22,6 +22,7 @@ class PipelineArgs:
     workers: int = 2
     # Data recipe of the bundled state library (session 7, made the default in session 8; docs/skills.md):
     eval_prefix_fraction: float = 1.0  # episodes that start with 1-3 evaluation subtasks (0.5: kitchen-mixed-like)
+    eval_windows: bool = False  # ... any consecutive 1-3 of them, not only the order's beginning
     action_noise: float = 0.1  # std of the noise on the scripted arm actions
     clean_labels: bool = True  # DART: record the scripted actions without that noise
     follow_through: float = 0.0  # end each scripted subtask this far inside the success threshold
@@ -54,12 +55,13 @@ def run_pipeline(args: PipelineArgs) -> dict:
 
     print(f"[1/4] dataset: {args.episodes} scripted episodes -> {data_dir}")
     if (data_dir / "recording.json").is_file():
-        recorded = {"follow_through": 0.0, **json.loads((data_dir / "recording.json").read_text())["args"]}
+        recorded = {"follow_through": 0.0, "eval_windows": False, **json.loads((data_dir / "recording.json").read_text())["args"]}
         _refuse_other_options("dataset", data_dir, recorded, {name: getattr(args, name) for name in DATA_OPTIONS})
     else:
         report = record_dataset(RecordArgs(out=data_dir, episodes=args.episodes, seed=args.seed,
                                            image_size=args.image_size, workers=args.workers,
                                            eval_prefix_fraction=args.eval_prefix_fraction,
+                                           eval_windows=args.eval_windows,
                                            action_noise=args.action_noise, clean_labels=args.clean_labels,
                                            follow_through=args.follow_through))
         print("      " + report.summary())
@@ -108,8 +110,8 @@ def run_pipeline(args: PipelineArgs) -> dict:
 
 
 # PipelineArgs fields that make the dataset (recorded in its recording.json).
-DATA_OPTIONS = ("episodes", "seed", "image_size", "eval_prefix_fraction", "action_noise", "clean_labels",
-                "follow_through")
+DATA_OPTIONS = ("episodes", "seed", "image_size", "eval_prefix_fraction", "eval_windows", "action_noise",
+                "clean_labels", "follow_through")
 
 
 def _refuse_other_options(stage: str, folder: Path, recorded: dict, wanted: dict) -> None:
@@ -138,6 +140,8 @@ def add_pipeline_options(p: argparse.ArgumentParser, out_flag: str = "--out") ->
                    help="end each scripted subtask this far (joint units) inside the success threshold")
     p.add_argument("--eval-prefix-fraction", type=float, default=d.eval_prefix_fraction,
                    help="fraction of episodes that start with 1-3 subtasks of the evaluation order")
+    p.add_argument("--eval-windows", action="store_true",
+                   help="those subtasks may be any consecutive run of the evaluation order, not only its start")
     p.add_argument("--encoder", default=d.encoder)
     p.add_argument("--k", type=int, default=d.k)
     p.add_argument("--skill-steps", type=int, default=d.skill_steps)

@@ -57,6 +57,22 @@ def test_eval_prefix_orders_start_like_the_evaluation_task_but_never_equal_it():
         sample_subtask_order(rng, prefix=DEFAULT_TASKS)
 
 
+def test_eval_windows_demonstrate_every_transition_of_the_evaluation_order_but_never_all_four():
+    rng = np.random.default_rng(2)
+    windows = [eval_prefix(rng, 1.0, windows=True) for _ in range(2000)]
+    orders = [sample_subtask_order(rng, prefix=w) for w in windows]
+    starts = {DEFAULT_TASKS.index(w[0]) for w in windows}
+    assert starts == {0, 1, 2, 3} and {len(w) for w in windows} == {1, 2, 3}
+    for w, o in zip(windows, orders, strict=True):
+        i = DEFAULT_TASKS.index(w[0])
+        assert w == DEFAULT_TASKS[i : i + len(w)] and tuple(o[: len(w)]) == w
+        assert len(set(o)) == 4 and tuple(o) != DEFAULT_TASKS
+    last = ("bottom burner", "light switch")
+    with_last = np.mean([any(tuple(o[j : j + 2]) == last for j in range(3)) for o in orders])
+    prefixes = [sample_subtask_order(rng, prefix=eval_prefix(rng, 1.0)) for _ in range(2000)]
+    assert with_last > 0.25 > 0.05 > np.mean([any(tuple(o[j : j + 2]) == last for j in range(3)) for o in prefixes])
+
+
 def test_actions_are_valid_and_deterministic():
     a1, labels, _, _ = _rollout(["top burner"], seed=3, max_steps=40)
     a2, _, _, _ = _rollout(["top burner"], seed=3, max_steps=40)

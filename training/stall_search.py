@@ -8,6 +8,10 @@ from the arg box. Each try replays the chain from the same reset, runs the skill
 (skill, z) does it, no policy over this library can, whatever the RL algorithm (docs/results.md).
 
     python training/stall_search.py --library skillgym/assets/kitchen-state --samples 16
+
+``--policy runs/.../skillsac.zip --done 3`` builds the chain (and the follow-up skills) from a trained
+SkillSAC policy's deterministic actions instead, to ask the same question about a later subtask
+(the light switch); ``--episode-steps`` lifts the task's time limit so that a try is not cut short.
 """
 
 from __future__ import annotations
@@ -30,17 +34,31 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--samples", type=int, default=16, help="arguments tried per skill and sampling scheme")
     p.add_argument("--follow", type=int, default=2, help="greedy prior skills run after the tried one")
     p.add_argument("--seed", type=int, default=0, help="seed of the argument sampling")
+    p.add_argument("--policy", default=None, help="a SkillSAC zip whose deterministic actions build the chain")
+    p.add_argument("--episode-steps", type=int, default=280, help="the task's time limit in low-level steps")
     args = p.parse_args(argv)
 
     library = SkillLibrary.load(args.library)
-    low = KitchenTaskEnv(tasks=DEFAULT_TASKS, ordered=True, max_episode_steps=280)
+    low = KitchenTaskEnv(tasks=DEFAULT_TASKS, ordered=True, max_episode_steps=args.episode_steps)
     env = SkillSpaceEnv(low, library, progress_threshold=0.95)
     target = DEFAULT_TASKS[args.done]
 
-    def greedy(obs: np.ndarray) -> tuple[int, np.ndarray]:
+    def prior_greedy(obs: np.ndarray) -> tuple[int, np.ndarray]:
         logits, mean, _ = library.prior(obs[None])
         d = int(logits[0].argmax())
         return d, mean[0, d].astype(np.float32)
+
+    greedy = prior_greedy
+    if args.policy:
+        from skillgym.rl.skill_sac import SkillSAC
+
+        model = SkillSAC.load(args.policy)
+
+        def policy_greedy(obs: np.ndarray) -> tuple[int, np.ndarray]:
+            action, _ = model.predict(obs, deterministic=True)
+            return int(action["skill"]), np.asarray(action["arg"], dtype=np.float32)
+
+        greedy = policy_greedy
 
     obs, info = env.reset(seed=args.reset_seed)
     chain: list[tuple[int, np.ndarray]] = []
@@ -84,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{scheme:9s} skill {d}: {target} {count}/{args.samples}", flush=True)
     env.close()
     result = {
-        "library": args.library, "target": target, "chain_skills": [d for d, _ in chain],
+        "library": args.library, "policy": args.policy, "target": target, "chain_skills": [d for d, _ in chain],
         "prior_d_at_stall": np.round(prior_d / prior_d.sum(), 3).tolist(),
         "samples_per_skill": args.samples, "hits": hits,
     }

@@ -51,6 +51,7 @@ class RecordArgs:
     # Fraction of episodes that start with 1-3 subtasks of the evaluation order (D4RL
     # kitchen-mixed-like structure; the full evaluation order is never recorded). 0 = uniform.
     eval_prefix_fraction: float = 0.0
+    eval_windows: bool = False  # those runs may start anywhere in the evaluation order (eval_prefix)
 
 
 @dataclass
@@ -120,7 +121,7 @@ def record_episode(env, index: int, args: RecordArgs) -> tuple[Episode | None, E
     from skillgym.data.scripted import ScriptedKitchenController, eval_prefix, sample_subtask_order
 
     rng = episode_rng(args.seed, index)
-    prefix = eval_prefix(rng, args.eval_prefix_fraction)
+    prefix = eval_prefix(rng, args.eval_prefix_fraction, windows=args.eval_windows)
     order = sample_subtask_order(rng, include_hinge=args.include_hinge, pool=args.subtasks, prefix=prefix)
     env.set_tasks(order)
     obs, _ = env.reset(seed=int(rng.integers(2**31)))

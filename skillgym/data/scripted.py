@@ -129,19 +129,26 @@ def sample_subtask_order(
             return order
 
 
-def eval_prefix(rng: np.random.Generator, fraction: float) -> tuple[str, ...]:
+def eval_prefix(rng: np.random.Generator, fraction: float, windows: bool = False) -> tuple[str, ...]:
     """With probability ``fraction``, a proper prefix (1-3 subtasks) of the evaluation order.
 
     This gives recorded data the structure of D4RL ``kitchen-mixed``: the evaluation task's
     subtasks, and short runs of them in the evaluation order, are demonstrated, but never all
     four in sequence. With ``fraction=0`` no randomness is drawn (older datasets stay
     reproducible).
+
+    ``windows=True`` draws any run of 1-3 consecutive subtasks of the evaluation order, not only
+    its beginnings: prefixes alone demonstrate the last transition (bottom burner → light switch)
+    almost never (4 of 200 episodes of the bundled library's data), and the light switch is where
+    SkillSAC's policies stop (docs/results.md, session 11).
     """
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"eval-prefix fraction must be in [0, 1], got {fraction}")
     if fraction == 0.0 or rng.random() >= fraction:
         return ()
-    return DEFAULT_TASKS[: int(rng.integers(1, len(DEFAULT_TASKS)))]
+    length = int(rng.integers(1, len(DEFAULT_TASKS)))
+    start = int(rng.integers(0, len(DEFAULT_TASKS) - length + 1)) if windows else 0
+    return DEFAULT_TASKS[start : start + length]
 
 
 class ScriptedKitchenController:
