@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from skillgym.data.dataset import open_dataset
-from skillgym.data.record import RecordArgs, eval_task_ceiling, record_dataset
+from skillgym.data.record import RecordArgs, eval_task_ceiling, eval_transitions, record_dataset
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -56,6 +56,9 @@ def test_eval_task_ceiling_counts_the_evaluation_prefix_of_the_kept_subtasks():
     ]
     assert eval_task_ceiling(outcomes) == pytest.approx(4 / 3)
     assert eval_task_ceiling([]) == 0.0
+    # stored data end at the first failure: the second episode shows microwave -> kettle only
+    assert eval_transitions(outcomes) == {"microwave -> kettle": 1, "kettle -> bottom burner": 1,
+                                          "bottom burner -> light switch": 1}
 
 
 def test_same_seed_same_demonstrations(recorded, tmp_path):

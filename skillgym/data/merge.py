@@ -18,7 +18,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from skillgym.data.dataset import DatasetError, Episode, open_dataset, write_json, write_minari_dataset
-from skillgym.data.record import RecordArgs, RecordReport, eval_task_ceiling
+from skillgym.data.record import RecordArgs, RecordReport, eval_task_ceiling, eval_transitions
 
 # Recipe fields that may differ between the parts (everything else must match).
 PER_PART = {"out", "episodes", "first_episode", "workers", "chunk_size"}
@@ -80,6 +80,7 @@ def merge_recordings(parts: Sequence[str | os.PathLike], out: str | os.PathLike)
     outcomes = [episode for rec in recordings for episode in rec["episodes"]]
     report.subtask_failures = dict(failures)
     report.eval_task_ceiling = eval_task_ceiling(outcomes)
+    report.eval_transitions = eval_transitions(outcomes)
     write_json(out / "recording.json", {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
         "report": asdict(report),

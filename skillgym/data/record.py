@@ -75,6 +75,7 @@ class RecordReport:
     total_steps: int = 0
     subtask_failures: dict[str, int] = field(default_factory=dict)
     eval_task_ceiling: float = 0.0  # see eval_task_ceiling()
+    eval_transitions: dict[str, int] = field(default_factory=dict)  # see eval_transitions()
 
     def summary(self) -> str:
         return (
@@ -82,7 +83,8 @@ class RecordReport:
             f"{self.complete} complete all 4 subtasks ({self.complete_within_280} within 280 steps), "
             f"{self.trimmed} trimmed after a failed subtask, {self.dropped} dropped; "
             f"failures by subtask: {self.subtask_failures or 'none'}; replayed, the kept episodes would "
-            f"score {self.eval_task_ceiling:.2f} subtasks of the evaluation task"
+            f"score {self.eval_task_ceiling:.2f} subtasks of the evaluation task; episodes showing its "
+            f"transitions: {self.eval_transitions or 'none'}"
         )
 
 
@@ -97,11 +99,7 @@ def eval_task_ceiling(outcomes: list[dict]) -> float:
 
     scores = []
     for outcome in outcomes:
-        kept: set[str] = set()
-        for task in outcome["order"]:  # kept data ends after the subtasks completed in order
-            if task not in outcome["completed"]:
-                break
-            kept.add(task)
+        kept = set(_kept_subtasks(outcome))
         if not kept:
             continue  # dropped episode
         score = 0
@@ -109,6 +107,31 @@ def eval_task_ceiling(outcomes: list[dict]) -> float:
             score += 1
         scores.append(score)
     return float(np.mean(scores)) if scores else 0.0
+
+
+def _kept_subtasks(outcome: dict) -> list[str]:
+    """The subtasks an episode's stored data show, in order: recording stops at the first failure."""
+    kept = []
+    for task in outcome["order"]:
+        if task not in outcome["completed"]:
+            break
+        kept.append(task)
+    return kept
+
+
+def eval_transitions(outcomes: list[dict]) -> dict[str, int]:
+    """How many kept episodes show each step of the evaluation order (``"kettle -> bottom burner"``)
+    as consecutive subtasks: a policy over skills learnt from them has seen those hand-overs."""
+    from skillgym.envs.kitchen import DEFAULT_TASKS
+
+    pairs = list(zip(DEFAULT_TASKS[:-1], DEFAULT_TASKS[1:], strict=True))
+    counts = dict.fromkeys((f"{a} -> {b}" for a, b in pairs), 0)
+    for outcome in outcomes:
+        kept = _kept_subtasks(outcome)
+        shown = set(zip(kept[:-1], kept[1:], strict=True))
+        for a, b in pairs:
+            counts[f"{a} -> {b}"] += (a, b) in shown
+    return counts
 
 
 def episode_rng(seed: int, index: int) -> np.random.Generator:
@@ -270,6 +293,7 @@ def record_dataset(args: RecordArgs) -> RecordReport:
     progress.close()
     report.subtask_failures = dict(failures)
     report.eval_task_ceiling = eval_task_ceiling(outcomes)
+    report.eval_transitions = eval_transitions(outcomes)
     write_json(Path(args.out) / "recording.json", {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
         "report": asdict(report),
