@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skillgym.rl.train import TrainRLArgs, kl_coefficient
+from skillgym.rl.train import TrainRLArgs, add_skillsac_arguments
 
 # SkillSAC options this script passes through to every seed (flags of the same names).
 SAC_OPTIONS = ("alpha_d", "target_kl_d", "alpha_z", "target_kl_z", "gamma", "gamma_per_step",
@@ -147,18 +147,7 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--progress-threshold", type=float, default=None,
                         help="SkillSpaceEnv progress threshold (default: the env's)")
-    parser.add_argument("--alpha-d", type=kl_coefficient, default=TrainRLArgs.alpha_d,
-                        help="weight of KL(pi_d || p_d): a number, or auto / auto_<init> (tuned to --target-kl-d)")
-    parser.add_argument("--target-kl-d", type=float, default=TrainRLArgs.target_kl_d)
-    parser.add_argument("--alpha-z", type=kl_coefficient, default=TrainRLArgs.alpha_z,
-                        help="weight of KL(pi_z || p_z): a number, or auto / auto_<init> (tuned to --target-kl-z)")
-    parser.add_argument("--target-kl-z", type=float, default=TrainRLArgs.target_kl_z)
-    parser.add_argument("--gamma", type=float, default=TrainRLArgs.gamma,
-                        help="discount per skill decision, or per low-level step with --gamma-per-step")
-    parser.add_argument("--gamma-per-step", action="store_true",
-                        help="discount a skill transition by gamma**(its low-level steps): faster skills pay")
-    parser.add_argument("--prior-uniform-mix", type=float, default=TrainRLArgs.prior_uniform_mix,
-                        help="mix the skill prior with uniform by this weight before the KL (0: the prior as is)")
+    add_skillsac_arguments(parser)
     parser.add_argument("--summarize-only", action="store_true")
     parser.add_argument("--diagnose", type=int, default=0, metavar="N",
                         help="afterwards, run N deterministic episodes of each final model: where does it stall?")

@@ -140,14 +140,9 @@ def kl_coefficient(text: str) -> float | str:
     return value
 
 
-def add_train_rl_parser(subparsers) -> argparse.ArgumentParser:
+def add_skillsac_arguments(p: argparse.ArgumentParser) -> None:
+    """The SkillSAC flags of TrainRLArgs (KL weights, discount, prior mix), shared by every RL script."""
     d = TrainRLArgs()
-    p = subparsers.add_parser("train-rl", help="stage 3: SkillSAC on a skill-space env")
-    p.add_argument("env_id", nargs="?", default=d.env_id, help=f"gymnasium id (default {d.env_id})")
-    p.add_argument("--library", default=None, help="skill library folder (default: the env's bundled one)")
-    p.add_argument("--steps", type=int, default=d.steps, help="budget in low-level env steps")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--out", default=d.out)
     p.add_argument("--alpha-d", type=kl_coefficient, default=d.alpha_d,
                    help="weight of KL(pi_d || p_d): a number, or auto / auto_<init> to tune it to --target-kl-d")
     p.add_argument("--alpha-z", type=kl_coefficient, default=d.alpha_z,
@@ -157,9 +152,20 @@ def add_train_rl_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--gamma", type=float, default=d.gamma,
                    help="discount per skill decision, or per low-level step with --gamma-per-step")
     p.add_argument("--gamma-per-step", action="store_true",
-                   help="discount a skill transition by gamma**(its low-level steps)")
+                   help="discount a skill transition by gamma**(its low-level steps): faster skills pay")
     p.add_argument("--prior-uniform-mix", type=float, default=d.prior_uniform_mix,
                    help="mix the skill prior with uniform by this weight before the KL (0: the prior as is)")
+
+
+def add_train_rl_parser(subparsers) -> argparse.ArgumentParser:
+    d = TrainRLArgs()
+    p = subparsers.add_parser("train-rl", help="stage 3: SkillSAC on a skill-space env")
+    p.add_argument("env_id", nargs="?", default=d.env_id, help=f"gymnasium id (default {d.env_id})")
+    p.add_argument("--library", default=None, help="skill library folder (default: the env's bundled one)")
+    p.add_argument("--steps", type=int, default=d.steps, help="budget in low-level env steps")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--out", default=d.out)
+    add_skillsac_arguments(p)
     p.add_argument("--learning-starts", type=int, default=d.learning_starts)
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
