@@ -83,6 +83,9 @@ def _add_data_parser(subparsers) -> None:
     merge = data_sub.add_parser("merge", help="join recordings of one recipe (consecutive --first-episode ranges)")
     merge.add_argument("parts", type=Path, nargs="+", help="recordings from `skillgym data kitchen`, in episode order")
     merge.add_argument("--out", type=Path, required=True)
+    merge.add_argument("--mixed-recipes", action="store_true",
+                       help="join recordings of different recipes (e.g. with and without --eval-windows) "
+                            "into one training set; recording.json keeps each part's options")
     merge.set_defaults(func=_run_data_merge)
 
     show = data_sub.add_parser("show", help="contact sheet of one episode's frames")
@@ -125,7 +128,7 @@ def _run_data_kitchen(args: argparse.Namespace) -> int:
 def _run_data_merge(args: argparse.Namespace) -> int:
     from skillgym.data.merge import merge_recordings
 
-    report = merge_recordings(args.parts, args.out)
+    report = merge_recordings(args.parts, args.out, mixed_recipes=args.mixed_recipes)
     print(report.summary())
     print(f"dataset written to {args.out}")
     return 0

@@ -55,8 +55,13 @@ def run_pipeline(args: PipelineArgs) -> dict:
 
     print(f"[1/4] dataset: {args.episodes} scripted episodes -> {data_dir}")
     if (data_dir / "recording.json").is_file():
-        recorded = {"follow_through": 0.0, "eval_windows": False, **json.loads((data_dir / "recording.json").read_text())["args"]}
-        _refuse_other_options("dataset", data_dir, recorded, {name: getattr(args, name) for name in DATA_OPTIONS})
+        recording = json.loads((data_dir / "recording.json").read_text())
+        if recording.get("mixed_recipes"):  # put there by `skillgym data merge --mixed-recipes`
+            print(f"      using the mixed training set at {data_dir} (merged from {', '.join(recording['merged_from'])}); "
+                  "the data options are not used")
+        else:
+            recorded = {"follow_through": 0.0, "eval_windows": False, **recording["args"]}
+            _refuse_other_options("dataset", data_dir, recorded, {name: getattr(args, name) for name in DATA_OPTIONS})
     else:
         report = record_dataset(RecordArgs(out=data_dir, episodes=args.episodes, seed=args.seed,
                                            image_size=args.image_size, workers=args.workers,

@@ -12,8 +12,8 @@ from skillgym.data.dataset import open_dataset
 from skillgym.data.record import RecordArgs, eval_task_ceiling, eval_transitions, record_dataset
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "skillgym.cli", *args], capture_output=True, text=True)
+def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "skillgym.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +96,14 @@ def test_recordings_of_consecutive_ranges_merge_into_the_long_recording(recorded
                               action_noise=0.2))
     mixed = run_cli("data", "merge", str(parts[0]), str(other), "--out", str(tmp_path / "mixed"))
     assert mixed.returncode == 2 and "different options (action_noise)" in mixed.stderr
+    # ... unless asked to: a mixed training set that records each part's recipe (relative --out, as typed).
+    mixed = run_cli("data", "merge", "part0", "other", "--out", "mixed", "--mixed-recipes", cwd=tmp_path)
+    assert mixed.returncode == 0, mixed.stderr[-2000:]
+    recording = json.loads((tmp_path / "mixed" / "recording.json").read_text())
+    noise = [json.loads((part / "recording.json").read_text())["args"]["action_noise"] for part in (parts[0], other)]
+    assert recording["mixed_recipes"] and recording["args"]["action_noise"] == noise and noise[1] == 0.2
+    assert [part["action_noise"] for part in recording["parts"]] == noise
+    np.testing.assert_array_equal(open_dataset(tmp_path / "mixed").episode(1).actions, open_dataset(other).episode(0).actions)
 
 
 def test_clean_labels_change_the_labels_not_the_demonstration(recorded, tmp_path):

@@ -83,3 +83,22 @@ def test_pipeline_options_cover_every_field():
     assert pipeline_args(ns) == replace(PipelineArgs(), out=Path("w"), threads=1, clean_labels=flipped)
     with pytest.raises(ValueError, match="--skill-steps must be >= 1"):
         pipeline_args(parser.parse_args(["--skill-steps", "0"]))
+
+
+def test_run_kitchen_on_a_mixed_training_set(tmp_path):
+    """A set merged with `skillgym data merge --mixed-recipes` placed at --out/data is used as it is."""
+    from skillgym.data.merge import merge_recordings
+    from skillgym.data.record import RecordArgs, record_dataset
+
+    parts = [tmp_path / "prefix", tmp_path / "windows"]
+    record_dataset(RecordArgs(out=parts[0], episodes=1, seed=3, image_size=32, workers=1))
+    record_dataset(RecordArgs(out=parts[1], episodes=1, seed=3, image_size=32, workers=1, eval_windows=True))
+    out = tmp_path / "run"
+    merge_recordings(parts, out / "data", mixed_recipes=True)
+    cmd = [sys.executable, "-m", "skillgym.cli", "run", "kitchen", "--out", str(out), "--encoder", "state",
+           "--k", "2", "--skill-steps", "5", "--eval-episodes", "1", "--episodes", "7"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "using the mixed training set" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dataset"]["attempted"] == 2 and summary["extraction"]["num_episodes"] == summary["dataset"]["kept"]

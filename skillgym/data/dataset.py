@@ -302,7 +302,8 @@ def write_minari_dataset(
             terminations=list(ep.terminations), truncations=list(ep.truncations), infos=infos,
         )
 
-    staging = Path(tempfile.mkdtemp(prefix=".minari-", dir=out.parent if out.parent.exists() else None))
+    # Absolute: Minari joins MINARI_DATASETS_PATH with itself when it is relative (a relative --out failed).
+    staging = Path(tempfile.mkdtemp(prefix=".minari-", dir=out.parent if out.parent.exists() else None)).resolve()
     old_path = os.environ.get("MINARI_DATASETS_PATH")
     os.environ["MINARI_DATASETS_PATH"] = str(staging)
     try:

@@ -1,4 +1,4 @@
-"""``skillgym data merge``: concatenate scripted recordings made with one recipe.
+"""``skillgym data merge``: concatenate scripted recordings.
 
 Episode ``i`` of a recording depends only on ``(seed, i)``, so ``skillgym data kitchen --episodes
 100 --seed 5`` and ``... --episodes 100 --seed 5 --first-episode 100``, merged in that order,
@@ -6,6 +6,14 @@ hold exactly the episodes of ``--episodes 200 --seed 5``. That lets a larger dat
 in pieces, on several machines, or grown from an existing one without re-recording it.
 
     >>> merge_recordings(["data/part0", "data/part1"], "data/kitchen200")  # doctest: +SKIP
+
+``mixed_recipes=True`` (``--mixed-recipes``) joins recordings of *different* recipes into one
+training set, e.g. evaluation-order prefixes and windows (docs/datasets.md). The result is not any
+single recording: its ``recording.json`` keeps every part's options under ``"parts"`` and gives
+each option that differs as the list of the parts' values.
+
+    >>> merge_recordings(["runs/prefix/data", "runs/windows/data"], "runs/mixed/data",
+    ...                  mixed_recipes=True)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -31,11 +39,13 @@ def _recording(path: Path) -> dict:
     return json.loads(file.read_text())
 
 
-def merge_recordings(parts: Sequence[str | os.PathLike], out: str | os.PathLike) -> RecordReport:
+def merge_recordings(parts: Sequence[str | os.PathLike], out: str | os.PathLike,
+                     mixed_recipes: bool = False) -> RecordReport:
     """Write the episodes of ``parts`` (in that order) as one dataset at ``out``; returns its report.
 
     The parts must share every recipe option (seed, image size, noise, subtask pool...) and cover
-    consecutive episode index ranges, so that the result equals one recording of them all.
+    consecutive episode index ranges, so that the result equals one recording of them all. With
+    ``mixed_recipes`` only the image size must match (frames are stored at one size).
     """
     paths, out = [Path(p) for p in parts], Path(out)
     if len(paths) < 2:
@@ -44,18 +54,16 @@ def merge_recordings(parts: Sequence[str | os.PathLike], out: str | os.PathLike)
         raise FileExistsError(f"{out} exists; pick another --out (merging never overwrites)")
     recordings = [_recording(p) for p in paths]
     recipe = [{k: v for k, v in r["args"].items() if k not in PER_PART} for r in recordings]
-    for path, other in zip(paths[1:], recipe[1:], strict=True):
-        differ = sorted(k for k in set(recipe[0]) | set(other) if recipe[0].get(k) != other.get(k))
-        if differ:
-            raise ValueError(f"{paths[0]} and {path} were recorded with different options ({', '.join(differ)}); "
-                             "only parts of one recipe can be merged")
-    expected = recordings[0]["args"].get("first_episode", 0)
-    for path, rec in zip(paths, recordings, strict=True):
-        first = rec["args"].get("first_episode", 0)
-        if first != expected:
-            raise ValueError(f"{path} starts at episode {first}, expected {expected}: give the parts in order, "
-                             "with consecutive --first-episode ranges")
-        expected = first + rec["args"]["episodes"]
+    differ = sorted({k for other in recipe[1:] for k in set(recipe[0]) | set(other) if recipe[0].get(k) != other.get(k)})
+    if "image_size" in differ:
+        raise ValueError(f"the parts store frames of different sizes ({[r.get('image_size') for r in recipe]}); "
+                         "re-record them at one --image-size")
+    if differ and not mixed_recipes:
+        raise ValueError(f"the parts were recorded with different options ({', '.join(differ)}); only parts of one "
+                         "recipe can be merged into one recording (pass --mixed-recipes to join them as a mixed "
+                         "training set)")
+    if not mixed_recipes:
+        _check_consecutive(paths, recordings)
 
     datasets = [open_dataset(p) for p in paths]
     image_size = datasets[0].frame_size if datasets[0].has_frames else None
@@ -68,9 +76,13 @@ def merge_recordings(parts: Sequence[str | os.PathLike], out: str | os.PathLike)
     args = RecordArgs(**{f.name: recordings[0]["args"][f.name] for f in fields(RecordArgs)
                          if f.name in recordings[0]["args"]})
     args.out, args.episodes = out, sum(r["args"]["episodes"] for r in recordings)
-    write_minari_dataset(out, chunks(), image_size, description=(
-        f"skillgym scripted Franka Kitchen demonstrations: episodes {args.first_episode}-"
-        f"{args.first_episode + args.episodes - 1} of seed {args.seed}, merged from {len(paths)} recordings."))
+    if mixed_recipes:
+        description = (f"skillgym scripted Franka Kitchen demonstrations of {len(paths)} recipes (differing in "
+                       f"{', '.join(differ) or 'nothing'}), merged from {', '.join(map(str, paths))}.")
+    else:
+        description = (f"skillgym scripted Franka Kitchen demonstrations: episodes {args.first_episode}-"
+                       f"{args.first_episode + args.episodes - 1} of seed {args.seed}, merged from {len(paths)} recordings.")
+    write_minari_dataset(out, chunks(), image_size, description=description)
 
     report, failures = RecordReport(), Counter()
     for rec in recordings:
@@ -81,11 +93,28 @@ def merge_recordings(parts: Sequence[str | os.PathLike], out: str | os.PathLike)
     report.subtask_failures = dict(failures)
     report.eval_task_ceiling = eval_task_ceiling(outcomes)
     report.eval_transitions = eval_transitions(outcomes)
+    recorded_args = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()}
+    extra = {}
+    if mixed_recipes:
+        for name in differ:  # a mixed set has no single value for these
+            recorded_args[name] = [r.get(name) for r in recipe]
+        extra = {"mixed_recipes": True, "parts": [r["args"] for r in recordings]}
     write_json(out / "recording.json", {
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
+        "args": recorded_args,
         "report": asdict(report),
         "subtask_names": recordings[0]["subtask_names"],
         "episodes": outcomes,
         "merged_from": [str(p) for p in paths],
+        **extra,
     })
     return report
+
+
+def _check_consecutive(paths: list[Path], recordings: list[dict]) -> None:
+    expected = recordings[0]["args"].get("first_episode", 0)
+    for path, rec in zip(paths, recordings, strict=True):
+        first = rec["args"].get("first_episode", 0)
+        if first != expected:
+            raise ValueError(f"{path} starts at episode {first}, expected {expected}: give the parts in order, "
+                             "with consecutive --first-episode ranges")
+        expected = first + rec["args"]["episodes"]
