@@ -77,6 +77,10 @@ def test_recordings_of_consecutive_ranges_merge_into_the_long_recording(recorded
         result = run_cli("data", "kitchen", "--out", str(part), "--episodes", "1", "--seed", "3",
                          "--first-episode", str(first), "--image-size", "32", "--workers", "1")
         assert result.returncode == 0, result.stderr[-2000:]
+    # A part recorded before an option existed lacks it in its args: it had the default, and still merges.
+    old_part = json.loads((parts[1] / "recording.json").read_text())
+    del old_part["args"]["eval_windows"], old_part["args"]["follow_through"]
+    (parts[1] / "recording.json").write_text(json.dumps(old_part))
     wrong_order = run_cli("data", "merge", str(parts[1]), str(parts[0]), "--out", str(tmp_path / "bad"))
     assert wrong_order.returncode == 2 and "starts at episode 0, expected 2" in wrong_order.stderr
     result = run_cli("data", "merge", *map(str, parts), "--out", str(tmp_path / "merged"))
