@@ -53,7 +53,7 @@ def run_pipeline(args: PipelineArgs) -> dict:
     data_dir, labels_dir, library_dir = out / "data", out / "labels", out / "library"
     summary: dict = {}
 
-    print(f"[1/4] dataset: {args.episodes} scripted episodes -> {data_dir}")
+    print(f"[1/4] dataset -> {data_dir}")
     if (data_dir / "recording.json").is_file():
         recording = json.loads((data_dir / "recording.json").read_text())
         if recording.get("mixed_recipes"):  # put there by `skillgym data merge --mixed-recipes`
@@ -63,6 +63,7 @@ def run_pipeline(args: PipelineArgs) -> dict:
             recorded = {"follow_through": 0.0, "eval_windows": False, **recording["args"]}
             _refuse_other_options("dataset", data_dir, recorded, {name: getattr(args, name) for name in DATA_OPTIONS})
     else:
+        print(f"      recording {args.episodes} scripted episodes")
         report = record_dataset(RecordArgs(out=data_dir, episodes=args.episodes, seed=args.seed,
                                            image_size=args.image_size, workers=args.workers,
                                            eval_prefix_fraction=args.eval_prefix_fraction,

@@ -9,9 +9,16 @@ defaults except --encoder, --threads and --eval-episodes.
 
     python training/bundled_library.py --work runs/kitchen-state --seed 5 --episodes 200 --skill-steps 10000 --threads 2
 
-is the command of the bundled state library (session 10; skillgym/assets/README.md has its data
-and scores). Keep --threads 2: reproduction is promised for the same seed and thread
-count on the same machine.
+was the command of the bundled state library of session 10. `--mixed-from RECORDING...` trains on
+several recordings joined with `skillgym data merge --mixed-recipes` (written to --work/data)
+instead of recording one; the bundled state library since session 12 is made by
+(skillgym/assets/README.md has its data and scores):
+
+    skillgym data kitchen --out runs/prefix --episodes 200 --seed 5 --eval-prefix-fraction 1 --action-noise 0.1 --clean-labels
+    skillgym data kitchen --out runs/windows --episodes 200 --seed 5 --eval-prefix-fraction 1 --eval-windows --action-noise 0.1 --clean-labels
+    python training/bundled_library.py --work runs/kitchen-state --mixed-from runs/prefix runs/windows --seed 5 --skill-steps 10000 --threads 2
+
+Keep --threads 2: reproduction is promised for the same seed and thread count on the same machine.
 
 `--observation pixels` then trains the SkillKitchenPixels-v0 library on the same dataset and
 labels: priors on 64x64 frames (framestack 4, re-rendered from the stored sim states exactly as
@@ -32,6 +39,7 @@ import json
 import shutil
 from pathlib import Path
 
+from skillgym.data.merge import merge_recordings
 from skillgym.envs.registration import BUNDLED_LIBRARIES
 from skillgym.pipeline import add_pipeline_options, pipeline_args, run_pipeline
 from skillgym.skills.train import TrainSkillsArgs, train_skills
@@ -53,8 +61,13 @@ def main() -> None:
     add_pipeline_options(parser, out_flag="--work")
     parser.add_argument("--observation", choices=("state", "pixels"), default="state")
     parser.add_argument("--no-install", action="store_true", help="do not copy into skillgym/assets")
+    parser.add_argument("--mixed-from", type=Path, nargs="+", metavar="RECORDING",
+                        help="train on these recordings joined (`skillgym data merge --mixed-recipes`) instead of "
+                             "recording one; the data options are then not used")
     parser.set_defaults(out=Path("runs/kitchen-state"), encoder="efficientnet-lite0", threads=1, eval_episodes=20)
     args = parser.parse_args()
+    if args.mixed_from and not (args.out / "data" / "recording.json").is_file():
+        merge_recordings(args.mixed_from, args.out / "data", mixed_recipes=True)
     run_pipeline(pipeline_args(args))
     library = args.out / "library"
     if args.observation == "pixels":
