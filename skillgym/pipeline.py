@@ -44,7 +44,7 @@ class PipelineArgs:
 
 def run_pipeline(args: PipelineArgs) -> dict:
     from skillgym.data.dataset import open_dataset
-    from skillgym.data.record import RecordArgs, record_dataset
+    from skillgym.data.record import RecordArgs, record_dataset, recorded_args
     from skillgym.extract.encoders import default_image_encoder
     from skillgym.extract.labeler import extract_skills
     from skillgym.skills.train import TrainSkillsArgs, train_skills
@@ -60,8 +60,8 @@ def run_pipeline(args: PipelineArgs) -> dict:
             print(f"      using the mixed training set at {data_dir} (merged from {', '.join(recording['merged_from'])}); "
                   "the data options are not used")
         else:
-            recorded = {"follow_through": 0.0, "eval_windows": False, **recording["args"]}
-            _refuse_other_options("dataset", data_dir, recorded, {name: getattr(args, name) for name in DATA_OPTIONS})
+            _refuse_other_options("dataset", data_dir, recorded_args(recording["args"]),
+                                  {name: getattr(args, name) for name in DATA_OPTIONS})
     else:
         print(f"      recording {args.episodes} scripted episodes")
         report = record_dataset(RecordArgs(out=data_dir, episodes=args.episodes, seed=args.seed,

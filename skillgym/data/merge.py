@@ -22,11 +22,11 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import MISSING, asdict, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from skillgym.data.dataset import DatasetError, Episode, open_dataset, write_json, write_minari_dataset
-from skillgym.data.record import RecordArgs, RecordReport, eval_task_ceiling, eval_transitions
+from skillgym.data.record import RecordArgs, RecordReport, eval_task_ceiling, eval_transitions, recorded_args
 
 # Recipe fields that may differ between the parts (everything else must match).
 PER_PART = {"out", "episodes", "first_episode", "workers", "chunk_size"}
@@ -53,9 +53,7 @@ def merge_recordings(parts: Sequence[str | os.PathLike], out: str | os.PathLike,
     if out.exists():
         raise FileExistsError(f"{out} exists; pick another --out (merging never overwrites)")
     recordings = [_recording(p) for p in paths]
-    # Options added after a part was recorded are missing from its args: they had their default then.
-    defaults = {f.name: f.default for f in fields(RecordArgs) if f.default is not MISSING and f.name not in PER_PART}
-    recipe = [{**defaults, **{k: v for k, v in r["args"].items() if k not in PER_PART}} for r in recordings]
+    recipe = [{k: v for k, v in recorded_args(r["args"]).items() if k not in PER_PART} for r in recordings]
     differ = sorted({k for other in recipe[1:] for k in set(recipe[0]) | set(other) if recipe[0].get(k) != other.get(k)})
     if "image_size" in differ:
         raise ValueError(f"the parts store frames of different sizes ({[r.get('image_size') for r in recipe]}); "

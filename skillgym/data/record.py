@@ -14,7 +14,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from queue import Full
 
@@ -117,6 +117,13 @@ def _kept_subtasks(outcome: dict) -> list[str]:
             break
         kept.append(task)
     return kept
+
+
+def recorded_args(args: dict) -> dict:
+    """A recording.json's ``args`` with the options it predates filled in at their defaults (the
+    behaviour it was recorded with)."""
+    defaults = {f.name: f.default for f in fields(RecordArgs) if f.default is not MISSING}
+    return {**defaults, **args}
 
 
 def eval_transitions(outcomes: list[dict]) -> dict[str, int]:
