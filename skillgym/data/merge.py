@@ -93,14 +93,14 @@ def merge_recordings(parts: Sequence[str | os.PathLike], out: str | os.PathLike,
     report.subtask_failures = dict(failures)
     report.eval_task_ceiling = eval_task_ceiling(outcomes)
     report.eval_transitions = eval_transitions(outcomes)
-    recorded_args = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()}
+    stored_args = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()}
     extra = {}
     if mixed_recipes:
         for name in differ:  # a mixed set has no single value for these
-            recorded_args[name] = [r.get(name) for r in recipe]
+            stored_args[name] = [r.get(name) for r in recipe]
         extra = {"mixed_recipes": True, "parts": [r["args"] for r in recordings]}
     write_json(out / "recording.json", {
-        "args": recorded_args,
+        "args": stored_args,
         "report": asdict(report),
         "subtask_names": recordings[0]["subtask_names"],
         "episodes": outcomes,
