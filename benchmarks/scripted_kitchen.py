@@ -22,7 +22,7 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from skillgym.data.scripted import ScriptedKitchenController, sample_subtask_order  # noqa: E402
-from skillgym.envs.kitchen import ALL_TASKS  # noqa: E402
+from skillgym.tasks.kitchen import ALL_TASKS  # noqa: E402
 
 STEP_LIMIT = 600  # hard cap per episode; the controller's own budgets end episodes far earlier
 PACE = 280  # D4RL's episode length, the bar for four subtasks
@@ -38,7 +38,7 @@ class Rollout:
 
 
 def rollout(tasks: list[str], seed: int) -> Rollout:
-    from skillgym.envs.kitchen import KitchenTaskEnv
+    from skillgym.tasks.kitchen import KitchenTaskEnv
 
     env = KitchenTaskEnv(tasks=tasks, max_episode_steps=STEP_LIMIT)
     env.reset(seed=seed)

@@ -19,9 +19,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from skillgym.envs.kitchen import KitchenTaskEnv
-from skillgym.envs.registration import BUNDLED_LIBRARIES
+from skillgym.envs.skill_kitchen import BUNDLED_LIBRARIES
 from skillgym.envs.skill_space import SkillSpaceEnv
+from skillgym.tasks.kitchen import KitchenTaskEnv
 
 
 class ActionLog(gym.Wrapper):

@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from skillgym.envs.kitchen import ALL_TASKS
+from skillgym.tasks.kitchen import ALL_TASKS
 
 
 def _positive_int(text: str) -> int:

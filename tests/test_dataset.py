@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from skillgym.data.dataset import DatasetError, Episode, open_dataset, write_minari_dataset
-from skillgym.envs.kitchen import KitchenTaskEnv
+from skillgym.tasks.kitchen import KitchenTaskEnv
 
 
 def rollout(steps: int, seed: int, image_size: int = 32, noise: bool = True) -> Episode:

@@ -5,10 +5,10 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from skillgym.envs.flatten import FlattenSkillAction
-from skillgym.envs.kitchen import KitchenTaskEnv
 from skillgym.envs.skill_space import SkillSpaceEnv
 from skillgym.skills.config import LibraryConfig
 from skillgym.skills.library import SkillLibrary
+from skillgym.tasks.kitchen import KitchenTaskEnv
 
 
 def make_flat_env() -> FlattenSkillAction:

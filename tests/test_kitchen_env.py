@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from skillgym.envs.kitchen import DEFAULT_TASKS, KitchenTaskEnv
+from skillgym.tasks.kitchen import DEFAULT_TASKS, KitchenTaskEnv
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import skillgym  # noqa: F401
 from skillgym.envs.flatten import FlattenSkillAction
-from skillgym.envs.registration import BUNDLED_LIBRARIES
+from skillgym.envs.skill_kitchen import BUNDLED_LIBRARIES
 from skillgym.envs.skill_space import SkillSpaceEnv
 from skillgym.skills.library import SkillLibrary
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from skillgym.data.scripted import ScriptedKitchenController, eval_prefix, sample_subtask_order
-from skillgym.envs.kitchen import ALL_TASKS, DEFAULT_TASKS, KitchenTaskEnv
+from skillgym.tasks.kitchen import ALL_TASKS, DEFAULT_TASKS, KitchenTaskEnv
 
 
 def _rollout(tasks, seed, max_steps=200):
@@ -130,7 +130,7 @@ def test_give_up_is_reported():
 def test_follow_through_ends_a_subtask_inside_the_success_threshold():
     """By default a push stops the moment the subtask counts, just inside the env's threshold;
     with ``follow_through`` it goes on until the knob is that much further."""
-    from skillgym.envs.kitchen import BONUS_THRESH
+    from skillgym.tasks.kitchen import BONUS_THRESH
 
     distance = {}
     for follow in (0.0, 0.2):

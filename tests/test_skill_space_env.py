@@ -3,10 +3,10 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from skillgym.envs.kitchen import KitchenTaskEnv
 from skillgym.envs.skill_space import SkillSpaceEnv
 from skillgym.skills.config import LibraryConfig
 from skillgym.skills.library import SkillLibrary
+from skillgym.tasks.kitchen import KitchenTaskEnv
 
 
 def make_library(progress_bias: float | None = None, max_skill_steps: int = 10, **kwargs) -> SkillLibrary:

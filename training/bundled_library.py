@@ -40,7 +40,7 @@ import shutil
 from pathlib import Path
 
 from skillgym.data.merge import merge_recordings
-from skillgym.envs.registration import BUNDLED_LIBRARIES
+from skillgym.envs.skill_kitchen import BUNDLED_LIBRARIES
 from skillgym.pipeline import add_pipeline_options, pipeline_args, run_pipeline
 from skillgym.skills.train import TrainSkillsArgs, train_skills
 

@@ -94,8 +94,8 @@ def diagnose(out: Path, seeds: list[int], episodes: int, progress_threshold: flo
     import gymnasium as gym
 
     import skillgym  # noqa: F401
-    from skillgym.envs.kitchen import DEFAULT_TASKS
     from skillgym.rl.skill_sac import SkillSAC
+    from skillgym.tasks.kitchen import DEFAULT_TASKS
 
     kwargs = {} if progress_threshold is None else {"progress_threshold": progress_threshold}
     if max_episode_steps is not None:

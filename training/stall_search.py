@@ -21,9 +21,9 @@ import json
 
 import numpy as np
 
-from skillgym.envs.kitchen import DEFAULT_TASKS, KitchenTaskEnv
 from skillgym.envs.skill_space import SkillSpaceEnv
 from skillgym.skills.library import SkillLibrary
+from skillgym.tasks.kitchen import DEFAULT_TASKS, KitchenTaskEnv
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -31,7 +31,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from skillgym.envs.kitchen import ACTION_DIM, ALL_TASKS, NQ, NV, STATE_DIM
+from skillgym.tasks.kitchen import ACTION_DIM, ALL_TASKS, NQ, NV, STATE_DIM
 
 DATASET_ID = "skillgym/kitchen-scripted-v0"
 
@@ -228,7 +228,7 @@ class OfflineDataset:
                 f"{self.path} stores no frames; open it with image_size=64 or 128 to re-render them"
             )
         if self._renderer_env is None:
-            from skillgym.envs.kitchen import KitchenTaskEnv
+            from skillgym.tasks.kitchen import KitchenTaskEnv
 
             self._renderer_env = KitchenTaskEnv(pixels=False, image_size=self.frame_size)
             self._renderer_env.reset(seed=0)

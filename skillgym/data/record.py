@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from skillgym.data.dataset import Episode, write_json, write_minari_dataset
-from skillgym.envs.kitchen import ALL_TASKS
+from skillgym.tasks.kitchen import ALL_TASKS
 
 MAX_DEMO_STEPS = 600  # safety cap; scripted chains take ~200-350 steps
 
@@ -95,7 +95,7 @@ def eval_task_ceiling(outcomes: list[dict]) -> float:
     done, so an episode scores the longest prefix of the evaluation order inside the subtasks it
     kept. This bounds what priors trained on the data can score without RL.
     """
-    from skillgym.envs.kitchen import DEFAULT_TASKS
+    from skillgym.tasks.kitchen import DEFAULT_TASKS
 
     scores = []
     for outcome in outcomes:
@@ -129,7 +129,7 @@ def recorded_args(args: dict) -> dict:
 def eval_transitions(outcomes: list[dict]) -> dict[str, int]:
     """How many kept episodes show each step of the evaluation order (``"kettle -> bottom burner"``)
     as consecutive subtasks: a policy over skills learnt from them has seen those hand-overs."""
-    from skillgym.envs.kitchen import DEFAULT_TASKS
+    from skillgym.tasks.kitchen import DEFAULT_TASKS
 
     pairs = list(zip(DEFAULT_TASKS[:-1], DEFAULT_TASKS[1:], strict=True))
     counts = dict.fromkeys((f"{a} -> {b}" for a, b in pairs), 0)
@@ -211,7 +211,7 @@ def _worker(args: RecordArgs, indices: list[int], queue) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from skillgym.envs.kitchen import KitchenTaskEnv
+    from skillgym.tasks.kitchen import KitchenTaskEnv
 
     env = KitchenTaskEnv(pixels=True, image_size=args.image_size, max_episode_steps=10**6)
     parent = mp.parent_process()
@@ -230,7 +230,7 @@ def _worker(args: RecordArgs, indices: list[int], queue) -> None:
 def _episodes_in_order(args: RecordArgs) -> Iterator[tuple[Episode | None, EpisodeOutcome]]:
     """Yield episodes in index order, recorded by ``args.workers`` processes."""
     if args.workers <= 1:
-        from skillgym.envs.kitchen import KitchenTaskEnv
+        from skillgym.tasks.kitchen import KitchenTaskEnv
 
         env = KitchenTaskEnv(pixels=True, image_size=args.image_size, max_episode_steps=10**6)
         for index in range(args.first_episode, args.first_episode + args.episodes):

@@ -1,6 +1,6 @@
 """Scripted demonstrations for the Franka Kitchen.
 
-``ScriptedKitchenController`` drives a :class:`~skillgym.envs.kitchen.KitchenTaskEnv` through an
+``ScriptedKitchenController`` drives a :class:`~skillgym.tasks.kitchen.KitchenTaskEnv` through an
 ordered list of subtasks and emits the env's own low-level actions (9 joint "velocities" in
 [-1, 1]). It plans from the true MuJoCo state (``env.data``), never from the noisy observation.
 
@@ -64,10 +64,10 @@ from skillgym.data._ik import (
     rot_about,
     rot_error,
 )
-from skillgym.envs.kitchen import ALL_TASKS, DEFAULT_TASKS
+from skillgym.tasks.kitchen import ALL_TASKS, DEFAULT_TASKS
 
 if TYPE_CHECKING:
-    from skillgym.envs.kitchen import KitchenTaskEnv
+    from skillgym.tasks.kitchen import KitchenTaskEnv
 
 OPEN, CLOSE = 1.0, -1.0
 # Site frame of the reset posture, squared up: approach (site z) = world +y (towards the
@@ -260,7 +260,7 @@ class ScriptedKitchenController:
 
     # -- subtask bookkeeping ----------------------------------------------------------------
     def _done_with(self, task: str) -> bool:
-        from skillgym.envs.kitchen import BONUS_THRESH
+        from skillgym.tasks.kitchen import BONUS_THRESH
 
         return self.env.task_distance(task) < BONUS_THRESH - self.follow_through
 

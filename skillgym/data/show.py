@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from skillgym.data.dataset import open_dataset
-from skillgym.envs.kitchen import ALL_TASKS
+from skillgym.tasks.kitchen import ALL_TASKS
 
 
 def label_runs(labels: np.ndarray) -> list[tuple[int, int, int]]:

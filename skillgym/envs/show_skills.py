@@ -22,9 +22,9 @@ def rollout_skills(library_path: str | Path, start_states: int = 3, warmup_skill
     Start state ``i`` is a reset with seed ``seed + i`` followed by ``i * warmup_skills`` skills
     sampled from the priors, so that skills are also seen away from the initial posture.
     """
-    from skillgym.envs.kitchen import KitchenTaskEnv
     from skillgym.envs.skill_space import SkillSpaceEnv
     from skillgym.skills.library import SkillLibrary
+    from skillgym.tasks.kitchen import KitchenTaskEnv
 
     library = SkillLibrary.load(library_path)
     pixels = library.config.obs_kind == "pixels"

@@ -5,7 +5,7 @@ low-level actions that run until the decoder says the skill is done (progress >=
 skill step cap is reached, or the low-level episode ends.
 
 Example:
-    >>> from skillgym.envs.kitchen import KitchenTaskEnv
+    >>> from skillgym.tasks.kitchen import KitchenTaskEnv
     >>> env = SkillSpaceEnv(KitchenTaskEnv(), "skillgym/assets/kitchen-state")
     >>> obs, info = env.reset(seed=0)
     >>> obs, reward, terminated, truncated, info = env.step({"skill": 3, "arg": np.zeros(5, np.float32)})

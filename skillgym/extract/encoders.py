@@ -37,7 +37,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from skillgym.envs.kitchen import ACTION_DIM, STATE_DIM
+from skillgym.tasks.kitchen import ACTION_DIM, STATE_DIM
 
 EncoderInput = Literal["frames", "states", "actions"]
 INPUT_KINDS: tuple[str, ...] = ("frames", "states", "actions")

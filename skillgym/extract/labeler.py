@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-import skillgym
 from skillgym.extract.clustering import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_FIT_SAMPLES,
@@ -41,6 +40,7 @@ from skillgym.extract.clustering import (
 from skillgym.extract.encoders import Encoder, check_encoder, make_encoder
 from skillgym.extract.labels import SkillLabels
 from skillgym.extract.segments import DEFAULT_KERNEL, DEFAULT_MIN_LENGTH, find_segments, median_filter
+from skillgym.version import __version__
 
 LABELER_NPZ = "labeler.npz"
 LABELER_JSON = "labeler.json"
@@ -198,7 +198,7 @@ class SkillLabeler:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         np.savez(directory / LABELER_NPZ, centroids=self.centroids)
-        payload = {"format_version": LABELER_FORMAT, "skillgym_version": skillgym.__version__, **self.settings()}
+        payload = {"format_version": LABELER_FORMAT, "skillgym_version": __version__, **self.settings()}
         (directory / LABELER_JSON).write_text(json.dumps(payload, indent=2) + "\n")
         return directory
 

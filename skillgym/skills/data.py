@@ -59,7 +59,7 @@ def split_episodes(labels: SkillLabels, val_fraction: float, seed: int) -> tuple
 
 def render_frames(sim_states: np.ndarray, image_size: int, env=None) -> np.ndarray:
     """Frames of exact sim states rendered exactly as ``KitchenTaskEnv(pixels=True)`` renders."""
-    from skillgym.envs.kitchen import KitchenTaskEnv
+    from skillgym.tasks.kitchen import KitchenTaskEnv
 
     own = env is None
     env = env or KitchenTaskEnv(pixels=False, image_size=image_size)
@@ -101,7 +101,7 @@ def load_segments(labels: SkillLabels, dataset: OfflineDataset, episodes: np.nda
                 frames.append(ep.frames)
             else:  # stored at another size (or not at all): re-render at the library's size
                 if render_env is None:
-                    from skillgym.envs.kitchen import KitchenTaskEnv
+                    from skillgym.tasks.kitchen import KitchenTaskEnv
 
                     render_env = KitchenTaskEnv(pixels=False, image_size=image_size)
                 sim = ep.sim_states if ep.sim_states is not None else sim_state_from_observation(ep.states)

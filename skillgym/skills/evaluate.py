@@ -99,8 +99,8 @@ def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
     and in which dims (see :func:`z_statistics`). Seeded:
     episode ``i`` resets the env with ``seed + i`` and samples from ``default_rng(seed + i)``.
     """
-    from skillgym.envs.kitchen import ALL_TASKS, DEFAULT_TASKS, KitchenTaskEnv
     from skillgym.envs.skill_space import DEFAULT_PROGRESS_THRESHOLD, SkillSpaceEnv
+    from skillgym.tasks.kitchen import ALL_TASKS, DEFAULT_TASKS, KitchenTaskEnv
 
     cfg = library.config
     scale = np.asarray(z_scale, dtype=np.float64)
@@ -222,7 +222,7 @@ def posterior_replay(library: SkillLibrary, episodes: int = 10, labels_path: str
     of 7) completed by the data and by the replay. Needs the library's encoder weights and its
     training data (paths default to ``config.trained_on``).
     """
-    from skillgym.envs.kitchen import ALL_TASKS, KitchenTaskEnv
+    from skillgym.tasks.kitchen import ALL_TASKS, KitchenTaskEnv
 
     labels, dataset = _replay_inputs(library, labels_path, dataset_path)
     env = KitchenTaskEnv(max_episode_steps=10**6)
@@ -257,7 +257,7 @@ def window_errors(library: SkillLibrary, episodes: int = 10, labels_path: str | 
     Unlike :func:`posterior_replay`, every window starts from the data's own simulator state at
     its first step, so errors do not carry over: this measures one skill execution at a time.
     """
-    from skillgym.envs.kitchen import ALL_TASKS, KitchenTaskEnv
+    from skillgym.tasks.kitchen import ALL_TASKS, KitchenTaskEnv
 
     labels, dataset = _replay_inputs(library, labels_path, dataset_path)
     env = KitchenTaskEnv(max_episode_steps=10**6)
@@ -295,7 +295,7 @@ def subtask_replay(library: SkillLibrary, task: str, episodes: int = 20, labels_
     demonstration left it. Tells "the decoder cannot do it" from "it gets close": the demonstrations
     may themselves stop just inside the success threshold (see ``--follow-through`` of the data).
     """
-    from skillgym.envs.kitchen import ALL_TASKS, BONUS_THRESH, KitchenTaskEnv
+    from skillgym.tasks.kitchen import ALL_TASKS, BONUS_THRESH, KitchenTaskEnv
 
     if task not in ALL_TASKS:
         raise ValueError(f"unknown subtask {task!r}; choose from {ALL_TASKS}")

@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from skillgym.skills.config import FORMAT_VERSION, LibraryConfig, LibraryError
 from skillgym.skills.model import DecoderState, SkillDecoder, SkillEncoder, SkillPriors
+from skillgym.version import __version__
 
 __all__ = ["SkillLibrary", "LibraryConfig", "LibraryError", "DecoderState", "CONFIG_FILE", "WEIGHTS_FILE"]
 
@@ -46,9 +47,7 @@ WEIGHTS_FILE = "model.safetensors"
 
 
 def current_versions() -> dict[str, str]:
-    import skillgym
-
-    return {"skillgym": skillgym.__version__, "torch": torch.__version__.split("+")[0]}
+    return {"skillgym": __version__, "torch": torch.__version__.split("+")[0]}
 
 
 class SkillLibrary:

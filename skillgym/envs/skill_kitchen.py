@@ -8,7 +8,7 @@ from pathlib import Path
 
 import gymnasium as gym
 
-from skillgym.envs.kitchen import DEFAULT_TASKS
+from skillgym.tasks.kitchen import DEFAULT_TASKS
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 BUNDLED_LIBRARIES = {"state": ASSETS / "kitchen-state", "pixels": ASSETS / "kitchen-pixels"}
@@ -33,9 +33,9 @@ def make_skill_kitchen(
     task's time limit; it is not called ``max_episode_steps`` because ``gym.make`` takes that name for
     its own ``TimeLimit``, which would count skill decisions.
     """
-    from skillgym.envs.kitchen import KitchenTaskEnv
     from skillgym.envs.skill_space import DEFAULT_PROGRESS_THRESHOLD, SkillSpaceEnv
     from skillgym.skills.library import SkillLibrary
+    from skillgym.tasks.kitchen import KitchenTaskEnv
 
     if observation not in BUNDLED_LIBRARIES:
         raise ValueError(f"observation must be 'state' or 'pixels', got {observation!r}")
@@ -60,15 +60,3 @@ def make_skill_kitchen(
                         progress_threshold=progress_threshold or DEFAULT_PROGRESS_THRESHOLD, gamma=gamma)
     env.library_path = str(path)
     return env
-
-
-def register_envs() -> None:
-    # The low-level env enforces its own 280-step limit (as truncation); no extra TimeLimit.
-    specs = {
-        "SkillKitchen-v0": {"observation": "state"},
-        "SkillKitchenPixels-v0": {"observation": "pixels"},
-    }
-    for env_id, kwargs in specs.items():
-        if env_id not in gym.registry:
-            gym.register(env_id, entry_point="skillgym.envs.registration:make_skill_kitchen",
-                         kwargs=kwargs, disable_env_checker=False)
