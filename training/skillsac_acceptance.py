@@ -1,4 +1,4 @@
-"""The issue-6 end-to-end check at full size, with SkillSAC's default hyper-parameters.
+"""End-to-end check of SkillSAC on SkillKitchen-v0 at full size, with SkillSAC's default hyper-parameters.
 
     python training/skillsac_acceptance.py --steps 5000 --seed 0 --out runs/skillsac_acceptance
 
