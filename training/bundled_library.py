@@ -9,13 +9,12 @@ defaults except --encoder, --threads and --eval-episodes.
 
     python training/bundled_library.py --work runs/kitchen-state --seed 5 --episodes 200 --skill-steps 10000 --threads 2
 
-was the command of the bundled state library of session 10. `--mixed-from RECORDING...` trains on
-several recordings joined with `skillgym data merge --mixed-recipes` (written to --work/data)
-instead of recording one; the bundled state library since session 12 is made by
+records its own data. `--mixed-from RECORDING...` instead trains on several recordings joined with
+`skillgym data merge --mixed-recipes` (written to --work/data); the bundled state library is made by
 (skillgym/assets/README.md has its data and scores):
 
-    skillgym data kitchen --out runs/prefix --episodes 200 --seed 5 --eval-prefix-fraction 1 --action-noise 0.1 --clean-labels
-    skillgym data kitchen --out runs/windows --episodes 200 --seed 5 --eval-prefix-fraction 1 --eval-windows --action-noise 0.1 --clean-labels
+    skillgym data kitchen --out runs/prefix --episodes 200 --seed 5 --eval-windows-fraction 0
+    skillgym data kitchen --out runs/windows --episodes 200 --seed 5 --eval-windows-fraction 1
     python training/bundled_library.py --work runs/kitchen-state --mixed-from runs/prefix runs/windows --seed 5 --skill-steps 10000 --threads 2
 
 Keep --threads 2: reproduction is promised for the same seed and thread count on the same machine.
@@ -25,9 +24,10 @@ labels: priors on 64x64 frames (framestack 4, re-rendered from the stored sim st
 the env renders them), closed-loop decoder on the state vector (``decoder_obs="state"``).
 
     python training/bundled_library.py --work runs/bundled --observation pixels --skill-steps 8000 \
-        --eval-prefix-fraction 0.5 --action-noise 0.05 --no-clean-labels --reconstruction mean --no-state-skip
+        --eval-prefix-fraction 0.5 --eval-windows-fraction 0 --action-noise 0.05 --no-clean-labels --no-state-skip
 
-is the bundled pixel library (the data and loss flags restore the defaults of session 3).
+is the bundled pixel library (its data: 100 episodes at seed 0, half starting like the evaluation task,
+labels as executed).
 
 Stages whose artifact exists under --work are skipped, so the script resumes.
 """

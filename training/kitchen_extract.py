@@ -4,11 +4,12 @@ Budget and curves are in low-level env steps (300k by default, as in the paper's
 Each seed logs to TensorBoard under --out/seed<N>/tb and writes curve.json; the script then writes
 the mean ± std curve to --out/curves.png and a summary to --out/summary.json.
 
-    python training/kitchen_extract.py --seeds 0 1 2 --steps 300000 --parallel 3 --diagnose 20
+    python training/kitchen_extract.py --seeds 0 1 2 --steps 300000 --parallel 3 --diagnose 20 --out runs/skillsac_kitchen
 
+Each seed runs SkillSAC with the settings of ``skillgym train-rl`` given no other flag.
 ``--summarize-only --diagnose N`` redoes the summary and the diagnosis of finished runs.
 ``--out/results.json`` (summary, diagnosis, curves) and ``--out/curves.png`` are what
-docs/results_kitchen_extract.{json,png} are copies of.
+docs/results_skillsac_kitchen.{json,png} are copies of (docs/results.md).
 """
 
 from __future__ import annotations
