@@ -1,129 +1,154 @@
-"""``skillgym run kitchen``: the whole pipeline at a small default scale, stage after stage.
+"""``skillgym run kitchen``: the whole method on the kitchen, stage after stage.
 
-scripted dataset -> skill extraction -> skill library (+ prior rollouts) [-> SkillSAC].
-Each stage writes its artifact under ``--out`` and is skipped when that artifact already exists,
-so an interrupted run picks up where it stopped. An existing artifact made with other options
-(another seed, data recipe, encoder or skill-training setting) is refused, never silently reused.
+scripted dataset -> skill extraction -> skill library + prior rollouts [-> SkillSAC].
+Each stage writes its artifact under ``out`` and is reused when that artifact already exists and
+was made with the same options, so an interrupted run picks up where it stopped (an interrupted
+skill training resumes from its checkpoint). An artifact made with other options is refused,
+never silently reused.
+
+Each stage's options are its own config (:class:`RecordArgs`, :class:`ExtractArgs`,
+:class:`TrainSkillsArgs`, :class:`TrainRLArgs`); :class:`PipelineArgs` only chooses the sizes
+(``scale``), the seed and the folder, and Python callers may pass whole stage configs.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Literal
+
+from skillgym.data.dataset import open_dataset
+from skillgym.data.record import RecordArgs, record_dataset, recorded_args
+from skillgym.envs.prior_rollouts import prior_rollouts
+from skillgym.extract.config import ExtractArgs
+from skillgym.extract.labeler import extract_skills
+from skillgym.rl.train import TrainRLArgs, train_rl
+from skillgym.skills.evaluate import write_eval
+from skillgym.skills.library import SkillLibrary
+from skillgym.skills.train import CHECKPOINT_DIR, RESUMABLE_CHANGES, TrainSkillsArgs, train_skills
+
+# Sizes per scale: (scripted episodes, skill-training steps, SkillSAC low-level steps).
+SCALES = {
+    "quick": (100, 20_000, 0),
+    "paper": (400, 10_000, 300_000),
+}
+PRIOR_ROLLOUT_EPISODES = 10
 
 
 @dataclass
 class PipelineArgs:
+    """Options of ``skillgym run kitchen``."""
+
     out: Path = Path("runs/kitchen")
-    episodes: int = 100
-    image_size: int = 128
-    workers: int = 2
-    # Data recipe of the bundled state library (session 7, made the default in session 8; docs/skills.md):
-    eval_prefix_fraction: float = 1.0  # episodes that start with 1-3 evaluation subtasks (0.5: kitchen-mixed-like)
-    eval_windows: bool = False  # ... any consecutive 1-3 of them, not only the order's beginning
-    action_noise: float = 0.1  # std of the noise on the scripted arm actions
-    clean_labels: bool = True  # DART: record the scripted actions without that noise
-    follow_through: float = 0.0  # end each scripted subtask this far inside the success threshold
-    encoder: str = "auto"  # r3m-50 if its checkpoint is on disk, else efficientnet-lite0
-    k: int = 8
-    skill_steps: int = 20_000
-    decoder: str = "closed_loop"  # scripted demos are closed-loop: open-loop replays drift off target
-    prior_obs_noise: float = 0.1  # noise on the priors' state input in skill training (state stds)
-    window_starts: str = "inside"  # where skill-training windows start in a segment (see make_batch)
-    prior_z_target: str = "sample"  # what p(z|s,d) is fitted to: the encoder's z sample or its mean
-    reconstruction: str = "mean"  # skill loss over a window's steps: "mean" (sampled priors steadier) or "sum" (Eq. 2)
-    beta: float = 1e-3  # weight of the skill argument's KL to N(0, I) (Eq. 2)
-    state_skip: bool = True  # closed-loop decoder: linear path from the state to the action (docs/skills.md)
-    threads: int | None = None  # torch threads for skill training (None: torch's default)
-    eval_episodes: int = 10
-    rl_steps: int = 0  # low-level env steps of SkillSAC on SkillKitchen-v0 with the new library
+    """folder of every stage's artifact"""
+    scale: Literal["quick", "paper"] = "quick"
+    """sizes of the run: quick (100 episodes, no RL) or paper (the bundled library's sizes and 300k RL steps)"""
     seed: int = 0
+    """seed of every stage"""
+    rl_steps: int | None = None
+    """SkillSAC budget in low-level steps on SkillKitchen-v0 with the new library (default: the scale's)"""
+    workers: int = 2
+    """recording processes"""
+    threads: int | None = None
+    """torch threads for skill training (default: torch's choice)"""
+    data: RecordArgs | None = None
+    """the data stage's config (Python only; default: RecordArgs at this scale and seed)"""
+    extract: ExtractArgs | None = None
+    """the extraction stage's config (Python only)"""
+    skills: TrainSkillsArgs | None = None
+    """the skill-learning stage's config (Python only)"""
+    rl: TrainRLArgs | None = None
+    """the RL stage's config (Python only)"""
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        if self.rl_steps is not None and self.rl_steps < 0:
+            raise ValueError(f"rl_steps must be >= 0, got {self.rl_steps}")
+
+    def stages(self) -> tuple[RecordArgs, ExtractArgs, TrainSkillsArgs, TrainRLArgs | None]:
+        """Each stage's config, with its paths under ``out``."""
+        episodes, skill_steps, rl_steps = SCALES[self.scale]
+        rl_steps = rl_steps if self.rl_steps is None else self.rl_steps
+        data_dir, labels_dir, library_dir = self.out / "data", self.out / "labels", self.out / "library"
+        data = replace(self.data, out=data_dir) if self.data else RecordArgs(
+            out=data_dir, episodes=episodes, seed=self.seed, workers=self.workers)
+        extract = replace(self.extract, dataset=data_dir, out=labels_dir) if self.extract else ExtractArgs(
+            dataset=data_dir, out=labels_dir, seed=self.seed)
+        skills = replace(self.skills, labels=str(labels_dir), out=str(library_dir)) if self.skills else \
+            TrainSkillsArgs(labels=str(labels_dir), out=str(library_dir), steps=skill_steps, seed=self.seed,
+                            threads=self.threads)
+        rl = None
+        if self.rl or rl_steps:
+            rl = replace(self.rl, library=str(library_dir), out=str(self.out / "rl")) if self.rl else TrainRLArgs(
+                library=str(library_dir), steps=rl_steps, seed=self.seed, out=str(self.out / "rl"))
+        return data, extract, skills, rl
 
 
 def run_pipeline(args: PipelineArgs) -> dict:
-    from skillgym.data.dataset import open_dataset
-    from skillgym.data.record import RecordArgs, record_dataset, recorded_args
-    from skillgym.extract.encoders import default_image_encoder
-    from skillgym.extract.labeler import extract_skills
-    from skillgym.skills.train import TrainSkillsArgs, train_skills
-
-    out = Path(args.out)
-    data_dir, labels_dir, library_dir = out / "data", out / "labels", out / "library"
+    """Run (or reuse) every stage; returns the summary also written to ``out/summary.json``."""
+    data, extract, skills, rl = args.stages()
     summary: dict = {}
 
-    print(f"[1/4] dataset -> {data_dir}")
-    if (data_dir / "recording.json").is_file():
-        recording = json.loads((data_dir / "recording.json").read_text())
+    print(f"[1/4] dataset -> {data.out}")
+    if (data.out / "recording.json").is_file():
+        recording = json.loads((data.out / "recording.json").read_text())
         if recording.get("mixed_recipes"):  # put there by `skillgym data merge --mixed-recipes`
-            print(f"      using the mixed training set at {data_dir} (merged from {', '.join(recording['merged_from'])}); "
-                  "the data options are not used")
+            print(f"      using the mixed training set at {data.out} (merged from "
+                  f"{', '.join(recording['merged_from'])}); the data options are not used")
         else:
-            _refuse_other_options("dataset", data_dir, recorded_args(recording["args"]),
-                                  {name: getattr(args, name) for name in DATA_OPTIONS})
+            wanted = {k: v for k, v in asdict(data).items() if k not in ("out", "workers", "overwrite")}
+            _refuse_other_options("dataset", data.out, recorded_args(recording["args"]), wanted)
     else:
-        print(f"      recording {args.episodes} scripted episodes")
-        report = record_dataset(RecordArgs(out=data_dir, episodes=args.episodes, seed=args.seed,
-                                           image_size=args.image_size, workers=args.workers,
-                                           eval_prefix_fraction=args.eval_prefix_fraction,
-                                           eval_windows=args.eval_windows,
-                                           action_noise=args.action_noise, clean_labels=args.clean_labels,
-                                           follow_through=args.follow_through))
-        print("      " + report.summary())
-    summary["dataset"] = json.loads((data_dir / "recording.json").read_text())["report"]
+        print("      " + record_dataset(data).summary())
+    summary["dataset"] = json.loads((data.out / "recording.json").read_text())["report"]
 
-    encoder = default_image_encoder() if args.encoder == "auto" else args.encoder
-    print(f"[2/4] skill extraction: {encoder}, K={args.k} -> {labels_dir}")
-    if (labels_dir / "labels.json").is_file():
-        _refuse_other_options("labels folder", labels_dir,
-                              json.loads((labels_dir / "labels.json").read_text())["metadata"],
-                              {"encoder": encoder, "k": args.k, "seed": args.seed})
+    encoder = extract.encoder_name()
+    print(f"[2/4] skill extraction: {encoder}, K={extract.k} -> {extract.out}")
+    if (extract.out / "labels.json").is_file():
+        _refuse_other_options("labels folder", extract.out,
+                              json.loads((extract.out / "labels.json").read_text())["metadata"],
+                              {"encoder": encoder, "k": extract.k, "seed": extract.seed})
     else:
-        extract_skills(open_dataset(data_dir), labels_dir, encoder=encoder, k=args.k, seed=args.seed)
-    summary_path = labels_dir / "report" / "summary.json"
+        extract_skills(open_dataset(data.out), extract.out, encoder=encoder, k=extract.k, seed=extract.seed,
+                       kernel=extract.kernel, min_length=extract.min_length, progress=extract.progress)
+    summary_path = extract.out / "report" / "summary.json"
     if summary_path.is_file():
         summary["extraction"] = json.loads(summary_path.read_text())
 
-    print(f"[3/4] skill learning: {args.skill_steps} steps -> {library_dir}")
-    skill_options = dict(steps=args.skill_steps, seed=args.seed, decoder=args.decoder,
-                         prior_obs_noise=args.prior_obs_noise, window_starts=args.window_starts,
-                         prior_z_target=args.prior_z_target, reconstruction=args.reconstruction, beta=args.beta,
-                         state_skip=args.state_skip and args.decoder == "closed_loop")
-    checkpoint = library_dir / "checkpoint" / "state.json"
-    if (library_dir / "model.safetensors").is_file():
-        if checkpoint.is_file():
-            _refuse_other_options("skill library", library_dir, json.loads(checkpoint.read_text())["args"],
-                                  skill_options)
-    else:
-        train_skills(TrainSkillsArgs(labels=str(labels_dir), out=str(library_dir), threads=args.threads,
-                                     eval_episodes=args.eval_episodes, **skill_options))
+    library_dir = Path(skills.out)
+    print(f"[3/4] skill learning: {skills.steps} steps -> {library_dir}")
+    checkpoint = library_dir / CHECKPOINT_DIR / "state.json"
+    if checkpoint.is_file():
+        ignored = (RESUMABLE_CHANGES - {"steps"}) | {"labels", "out", "dataset"}
+        saved = json.loads(checkpoint.read_text())["args"]
+        _refuse_other_options("skill library", library_dir, saved,
+                              {k: v for k, v in asdict(skills).items() if k not in ignored})
     eval_path = library_dir / "eval.json"
-    if eval_path.is_file():
-        summary["library"] = json.loads(eval_path.read_text())
+    if not (library_dir / "model.safetensors").is_file() or not eval_path.is_file():
+        train_skills(replace(skills, resume=checkpoint.is_file()))
+    results = json.loads(eval_path.read_text())
+    if "rollouts" not in results:
+        library = SkillLibrary.load(library_dir)
+        for key, greedy in (("rollouts", False), ("rollouts_greedy", True)):
+            results[key] = prior_rollouts(library, episodes=PRIOR_ROLLOUT_EPISODES, seed=skills.seed, greedy=greedy)
+        write_eval(library_dir, results)
+    summary["library"] = results
 
-    if args.rl_steps > 0:
-        print(f"[4/4] SkillSAC on SkillKitchen-v0 with the new library: {args.rl_steps} low-level steps")
-        from skillgym.rl.train import TrainRLArgs, train_rl
-
-        summary["rl"] = train_rl(TrainRLArgs(env_id="SkillKitchen-v0", library=str(library_dir),
-                                             steps=args.rl_steps, seed=args.seed, out=str(out / "rl")))
+    if rl is not None:
+        print(f"[4/4] SkillSAC on {rl.env_id} with the new library: {rl.steps} low-level steps")
+        summary["rl"] = train_rl(rl)
     else:
         print("[4/4] RL skipped (pass --rl-steps N to train SkillSAC on SkillKitchen-v0 with this library)")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    print(f"done: {out / 'summary.json'}")
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    print(f"done: {args.out / 'summary.json'}")
     return summary
-
-
-# PipelineArgs fields that make the dataset (recorded in its recording.json).
-DATA_OPTIONS = ("episodes", "seed", "image_size", "eval_prefix_fraction", "eval_windows", "action_noise",
-                "clean_labels", "follow_through")
 
 
 def _refuse_other_options(stage: str, folder: Path, recorded: dict, wanted: dict) -> None:
     """Reuse an existing artifact only if it was made with the options asked for now."""
     differ = [f"{name}={recorded[name]!r} there, {value!r} now" for name, value in wanted.items()
-              if name in recorded and recorded[name] != value]
+              if name in recorded and _plain(recorded[name]) != _plain(value)]
     if differ:
         raise ValueError(
             f"{folder} holds a {stage} made with other options ({'; '.join(differ)}). Pass another --out, "
@@ -131,61 +156,6 @@ def _refuse_other_options(stage: str, folder: Path, recorded: dict, wanted: dict
         )
 
 
-def add_pipeline_options(p: argparse.ArgumentParser, out_flag: str = "--out") -> None:
-    """Add one option per PipelineArgs field (shared by `skillgym run` and training/bundled_library.py)."""
-    d = PipelineArgs()
-    p.add_argument(out_flag, dest="out", type=Path, default=d.out, metavar="DIR", help="folder of every stage's artifact")
-    p.add_argument("--episodes", type=int, default=d.episodes)
-    p.add_argument("--image-size", type=int, default=d.image_size)
-    p.add_argument("--workers", type=int, default=d.workers)
-    p.add_argument("--action-noise", type=float, default=d.action_noise,
-                   help="std of the noise on the scripted arm actions")
-    p.add_argument("--clean-labels", action=argparse.BooleanOptionalAction, default=d.clean_labels,
-                   help="DART: execute the noisy scripted action, record it without the noise")
-    p.add_argument("--follow-through", type=float, default=d.follow_through,
-                   help="end each scripted subtask this far (joint units) inside the success threshold")
-    p.add_argument("--eval-prefix-fraction", type=float, default=d.eval_prefix_fraction,
-                   help="fraction of episodes that start with 1-3 subtasks of the evaluation order")
-    p.add_argument("--eval-windows", action="store_true",
-                   help="those subtasks may be any consecutive run of the evaluation order, not only its start")
-    p.add_argument("--encoder", default=d.encoder)
-    p.add_argument("--k", type=int, default=d.k)
-    p.add_argument("--skill-steps", type=int, default=d.skill_steps)
-    p.add_argument("--decoder", choices=["open_loop", "closed_loop"], default=d.decoder)
-    p.add_argument("--prior-obs-noise", type=float, default=d.prior_obs_noise,
-                   help="noise on the priors' state input during skill training (in state stds)")
-    p.add_argument("--window-starts", choices=["inside", "anywhere"], default=d.window_starts,
-                   help="where skill-training windows start in a segment (see `skillgym train-skills -h`)")
-    p.add_argument("--prior-z-target", choices=["sample", "mean"], default=d.prior_z_target,
-                   help="fit p(z|s,d) to the encoder's z sample or its mean (see `skillgym train-skills -h`)")
-    p.add_argument("--reconstruction", choices=["sum", "mean"], default=d.reconstruction,
-                   help="skill loss summed (Eq. 2) or averaged over a window's steps (see `skillgym train-skills -h`)")
-    p.add_argument("--beta", type=float, default=d.beta,
-                   help="KL weight of the skill argument (see `skillgym train-skills -h`)")
-    p.add_argument("--state-skip", action=argparse.BooleanOptionalAction, default=d.state_skip,
-                   help="closed-loop decoder: linear path from the state to the action (see `skillgym train-skills -h`)")
-    p.add_argument("--threads", type=int, default=d.threads, help="torch threads for skill training")
-    p.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
-    p.add_argument("--rl-steps", type=int, default=d.rl_steps)
-    p.add_argument("--seed", type=int, default=d.seed)
-
-
-def pipeline_args(ns: argparse.Namespace) -> PipelineArgs:
-    """PipelineArgs from options added by add_pipeline_options, with the sizes checked."""
-    for name in ("episodes", "image_size", "workers", "k", "skill_steps"):
-        if getattr(ns, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(ns, name)}")
-    return PipelineArgs(**{f.name: getattr(ns, f.name) for f in fields(PipelineArgs)})
-
-
-def add_run_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("run", help="the whole pipeline at a small default scale")
-    p.add_argument("benchmark", choices=["kitchen"], help="which pipeline to run")
-    add_pipeline_options(p)
-
-    def run(ns: argparse.Namespace) -> int:
-        run_pipeline(pipeline_args(ns))
-        return 0
-
-    p.set_defaults(func=run)
-    return p
+def _plain(value):
+    """Options as JSON stores them (tuples as lists, paths as strings)."""
+    return json.loads(json.dumps(value, default=str))

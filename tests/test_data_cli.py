@@ -9,17 +9,24 @@ import numpy as np
 import pytest
 
 from skillgym.data.dataset import open_dataset
-from skillgym.data.record import RecordArgs, eval_task_ceiling, eval_transitions, record_dataset
+from skillgym.data.record import RecordArgs, record_dataset
 
 
 def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "skillgym.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
+# Executed and recorded actions equal, windows off: the recipe the tests below compare against.
+NOISY = dict(episodes=2, seed=3, image_size=32, workers=1, clean_labels=False, action_noise=0.05,
+             eval_windows_fraction=0.0)
+NOISY_FLAGS = ["--seed", "3", "--image-size", "32", "--workers", "1", "--no-clean-labels", "--action-noise", "0.05",
+               "--eval-windows-fraction", "0"]
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     out = tmp_path_factory.mktemp("data") / "kitchen"
-    report = record_dataset(RecordArgs(out=out, episodes=2, seed=3, image_size=32, workers=1))
+    report = record_dataset(RecordArgs(out=out, **NOISY))
     return out, report
 
 
@@ -39,32 +46,10 @@ def test_recording_is_a_minari_dataset_with_labels(recorded):
         assert e["order"] != ["microwave", "kettle", "bottom burner", "light switch"]
 
 
-def test_eval_task_ceiling_counts_the_evaluation_prefix_of_the_kept_subtasks():
-    def outcome(order, completed):
-        return {"order": order, "completed": completed}
-
-    outcomes = [
-        # kettle before microwave still scores 2: an ordered task counts subtasks already done
-        outcome(["kettle", "microwave", "slide cabinet", "light switch"],
-                ["kettle", "microwave", "slide cabinet", "light switch"]),
-        # the bottom burner failed, so the light switch after it was cut from the data: 2
-        outcome(["microwave", "kettle", "bottom burner", "light switch"], ["microwave", "kettle", "light switch"]),
-        # no microwave: 0
-        outcome(["kettle", "bottom burner", "light switch", "top burner"],
-                ["kettle", "bottom burner", "light switch", "top burner"]),
-        outcome(["microwave", "kettle"], []),  # dropped: not counted
-    ]
-    assert eval_task_ceiling(outcomes) == pytest.approx(4 / 3)
-    assert eval_task_ceiling([]) == 0.0
-    # stored data end at the first failure: the second episode shows microwave -> kettle only
-    assert eval_transitions(outcomes) == {"microwave -> kettle": 1, "kettle -> bottom burner": 1,
-                                          "bottom burner -> light switch": 1}
-
-
 def test_same_seed_same_demonstrations(recorded, tmp_path):
     out, _ = recorded
     again = tmp_path / "again"
-    record_dataset(RecordArgs(out=again, episodes=1, seed=3, image_size=32, workers=1))
+    record_dataset(RecordArgs(out=again, **{**NOISY, "episodes": 1}))
     np.testing.assert_array_equal(open_dataset(again).episode(0).actions, open_dataset(out).episode(0).actions)
 
 
@@ -74,12 +59,12 @@ def test_recordings_of_consecutive_ranges_merge_into_the_long_recording(recorded
     out, report = recorded
     parts = [tmp_path / "part0", tmp_path / "part1"]
     for first, part in enumerate(parts):
-        result = run_cli("data", "kitchen", "--out", str(part), "--episodes", "1", "--seed", "3",
-                         "--first-episode", str(first), "--image-size", "32", "--workers", "1")
+        result = run_cli("data", "kitchen", "--out", str(part), "--episodes", "1", "--first-episode", str(first),
+                         *NOISY_FLAGS)
         assert result.returncode == 0, result.stderr[-2000:]
     # A part recorded before an option existed lacks it in its args: it had the default, and still merges.
     old_part = json.loads((parts[1] / "recording.json").read_text())
-    del old_part["args"]["eval_windows"], old_part["args"]["follow_through"]
+    del old_part["args"]["eval_windows_fraction"]
     (parts[1] / "recording.json").write_text(json.dumps(old_part))
     wrong_order = run_cli("data", "merge", str(parts[1]), str(parts[0]), "--out", str(tmp_path / "bad"))
     assert wrong_order.returncode == 2 and "starts at episode 0, expected 2" in wrong_order.stderr
@@ -96,8 +81,7 @@ def test_recordings_of_consecutive_ranges_merge_into_the_long_recording(recorded
     assert recording["args"]["episodes"] == 2 and recording["args"]["first_episode"] == 0
     # Parts of different recipes cannot be merged.
     other = tmp_path / "other"
-    record_dataset(RecordArgs(out=other, episodes=1, seed=3, first_episode=1, image_size=32, workers=1,
-                              action_noise=0.2))
+    record_dataset(RecordArgs(out=other, **{**NOISY, "episodes": 1, "first_episode": 1, "action_noise": 0.2}))
     mixed = run_cli("data", "merge", str(parts[0]), str(other), "--out", str(tmp_path / "mixed"))
     assert mixed.returncode == 2 and "different options (action_noise)" in mixed.stderr
     # ... unless asked to: a mixed training set that records each part's recipe (relative --out, as typed).
@@ -113,7 +97,7 @@ def test_recordings_of_consecutive_ranges_merge_into_the_long_recording(recorded
 def test_clean_labels_change_the_labels_not_the_demonstration(recorded, tmp_path):
     out, _ = recorded
     dart = tmp_path / "dart"
-    record_dataset(RecordArgs(out=dart, episodes=1, seed=3, image_size=32, workers=1, clean_labels=True))
+    record_dataset(RecordArgs(out=dart, **{**NOISY, "episodes": 1, "clean_labels": True}))
     noisy, clean = open_dataset(out).episode(0, frames=False), open_dataset(dart).episode(0, frames=False)
     np.testing.assert_array_equal(clean.states, noisy.states)  # the same noisy actions were executed
     gap = noisy.actions[:, :7] - clean.actions[:, :7]
@@ -133,10 +117,12 @@ def test_contact_sheet(recorded, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["data", "kitchen", "--out", "{tmp}/x", "--image-size", "0"], "image size"),
-        (["data", "kitchen", "--out", "{tmp}/x", "--episodes", "-1"], "positive integer"),
+        (["data", "kitchen", "--out", "{tmp}/x", "--image-size", "0"], "image_size must be in [8, 512]"),
+        (["data", "kitchen", "--out", "{tmp}/x", "--episodes", "-1"], "episodes must be >= 1"),
         (["data", "kitchen", "--out", "{tmp}"], "exists; pass --overwrite"),
-        (["data", "kitchen", "--out", "{tmp}/x", "--subtasks", "microwave", "toaster"], "unknown task 'toaster'"),
+        (["data", "kitchen", "--out", "{tmp}", "--overwrite"], "is not a skillgym recording"),
+        (["data", "kitchen", "--out", "{tmp}/x", "--subtasks", "microwave", "toaster"], "invalid choice: 'toaster'"),
+        (["data", "kitchen", "--out", "{tmp}/x", "--subtasks", "microwave", "kettle"], "at least 4 distinct"),
         (["data", "show", "{tmp}/missing", "--out", "{tmp}/a.png"], "no dataset at"),
     ],
 )

@@ -1,15 +1,14 @@
 """train-skills: exact --resume, fine-tuning, CLI, pixel variant, built-in evaluation (tiny data)."""
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 import torch
+from synthetic import write_synthetic_labels
 
+from skillgym.cli import main
 from skillgym.skills import LibraryConfig, SkillLibrary
-from skillgym.skills.cli import add_train_skills_parser
-from skillgym.skills.synthetic import write_synthetic_labels
 from skillgym.skills.train import TrainSkillsArgs, train_skills
 
 torch.set_num_threads(1)
@@ -22,8 +21,7 @@ def labelled(tmp_path_factory):
 
 
 def tiny_args(labels, out, **kw):
-    defaults = dict(steps=20, batch_size=16, hidden_dim=32, eval_episodes=0, progress_bar=False,
-                    val_every=5, checkpoint_every=7, log_every=5, threads=1)
+    defaults = dict(steps=20, batch_size=16, hidden_dim=32, progress=False, threads=1)
     defaults.update(kw)
     return TrainSkillsArgs(labels=str(labels), out=str(out), **defaults)
 
@@ -61,7 +59,8 @@ def test_resume_refuses_changed_arguments_and_fresh_run_refuses_overwrite(labell
 
 def test_training_learns_and_writes_library_and_eval(labelled, tmp_path):
     _, labels = labelled
-    result = train_skills(tiny_args(labels, tmp_path / "lib", steps=150, batch_size=32, hidden_dim=64))
+    result = train_skills(tiny_args(labels, tmp_path / "lib", steps=150, batch_size=32, hidden_dim=64,
+                                    decoder="open_loop"))
     h = result.history
     assert np.mean(h["action"][-10:]) < 0.5 * np.mean(h["action"][:10])
     assert np.mean(h["progress"][-10:]) < np.mean(h["progress"][:10])
@@ -94,36 +93,31 @@ def test_init_from_fine_tunes(labelled, tmp_path_factory, tmp_path):
         train_skills(tiny_args(labels3, tmp_path / "bad", steps=2, init_from=str(base)))
 
 
-def test_cli_parser(labelled, tmp_path):
+def test_cli(labelled, tmp_path, capsys):
     _, labels = labelled
-    parser = argparse.ArgumentParser(prog="skillgym")
-    add_train_skills_parser(parser.add_subparsers(dest="command"))
-    ns = parser.parse_args(["train-skills", str(labels), "--out", str(tmp_path / "cli"), "--steps", "3",
-                            "--seed", "1", "--batch-size", "8", "--lr", "1e-3", "--window", "20", "--z-dim", "4",
-                            "--obs", "state", "--decoder", "closed_loop", "--eval-episodes", "0", "--no-progress",
-                            "--threads", "1", "--hidden-dim", "24", "--decoder-obs-dim", "12"])
-    assert ns.func(ns) == 0
+    code = main(["train-skills", str(labels), "--out", str(tmp_path / "cli"), "--steps", "3", "--seed", "1",
+                 "--batch-size", "8", "--lr", "1e-3", "--window", "20", "--z-dim", "4", "--obs", "state",
+                 "--decoder", "closed_loop", "--no-progress", "--threads", "1", "--hidden-dim", "24"])
+    assert code == 0 and '"heldout"' in capsys.readouterr().out
     lib = SkillLibrary.load(tmp_path / "cli")
-    assert (lib.z_dim, lib.max_skill_steps, lib.config.decoder) == (4, 20, "closed_loop")
-    assert (lib.config.hidden_dim, lib.config.decoder_obs_dim) == (24, 12)
-    assert lib.decoder.lstm.hidden_size == 24 and lib.decoder.obs_encoder[1].out_features == 12
+    assert (lib.z_dim, lib.max_skill_steps, lib.config.decoder, lib.config.state_skip) == (4, 20, "closed_loop", True)
+    assert lib.config.hidden_dim == 24 and lib.decoder.lstm.hidden_size == 24
 
 
-@pytest.mark.parametrize("decoder", [{}, {"decoder": "closed_loop", "decoder_obs": "state"}])
+@pytest.mark.parametrize("decoder", ["open_loop", "closed_loop"])
 def test_pixel_variant_trains(tmp_path_factory, tmp_path, decoder):
     _, labels = write_synthetic_labels(tmp_path_factory.mktemp("pix"), num_episodes=4, num_skills=3, seed=0,
                                        image_size=64)
-    train_skills(tiny_args(labels, tmp_path / "pix", steps=3, batch_size=4, obs="pixels", frame_stack=2, **decoder))
+    train_skills(tiny_args(labels, tmp_path / "pix", steps=3, batch_size=4, obs="pixels", frame_stack=2, decoder=decoder))
     lib = SkillLibrary.load(tmp_path / "pix")
-    assert lib.config.decoder_obs == decoder.get("decoder_obs", "prior")
+    assert lib.config.decoder_obs == ("state" if decoder == "closed_loop" else "prior")
     assert lib.observation_space.shape == (2, 64, 64, 3)
     logits, _, _ = lib.prior(np.zeros((1, 2, 64, 64, 3), np.uint8))
     assert logits.shape == (1, 3)
 
 
 def test_prior_rollouts_in_kitchen(tmp_path):
-    pytest.importorskip("gymnasium_robotics")
-    from skillgym.skills.evaluate import prior_rollouts
+    from skillgym.envs.prior_rollouts import prior_rollouts
 
     lib = SkillLibrary.build(LibraryConfig(num_skills=3))
     r = prior_rollouts(lib, episodes=1, max_steps=40)

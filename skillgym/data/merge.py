@@ -20,16 +20,28 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from skillgym.data.dataset import DatasetError, Episode, open_dataset, write_json, write_minari_dataset
-from skillgym.data.record import RecordArgs, RecordReport, eval_task_ceiling, eval_transitions, recorded_args
+from skillgym.data.record import RecordArgs, RecordReport, recorded_args
+
+
+@dataclass
+class MergeArgs:
+    """Options of ``skillgym data merge``."""
+
+    parts: tuple[str, ...]
+    """recordings from `skillgym data kitchen`, in episode order"""
+    out: Path
+    """dataset folder to write (must not exist)"""
+    mixed_recipes: bool = False
+    """join recordings of different recipes into one training set; recording.json keeps each part's options"""
+
 
 # Recipe fields that may differ between the parts (everything else must match).
-PER_PART = {"out", "episodes", "first_episode", "workers", "chunk_size"}
+PER_PART = {"out", "episodes", "first_episode", "workers", "overwrite"}
 
 
 def _recording(path: Path) -> dict:
@@ -73,9 +85,9 @@ def merge_recordings(parts: Sequence[str | os.PathLike], out: str | os.PathLike,
             for lo in range(0, len(dataset), size):
                 yield [dataset.episode(i) for i in range(lo, min(lo + size, len(dataset)))]
 
-    args = RecordArgs(**{f.name: recordings[0]["args"][f.name] for f in fields(RecordArgs)
-                         if f.name in recordings[0]["args"]})
-    args.out, args.episodes = out, sum(r["args"]["episodes"] for r in recordings)
+    first = recorded_args(recordings[0]["args"])
+    args = RecordArgs(**{**{f.name: first[f.name] for f in fields(RecordArgs) if f.name in first}, "out": out,
+                         "episodes": sum(r["args"]["episodes"] for r in recordings)})
     if mixed_recipes:
         description = (f"skillgym scripted Franka Kitchen demonstrations of {len(paths)} recipes (differing in "
                        f"{', '.join(differ) or 'nothing'}), merged from {', '.join(map(str, paths))}.")
@@ -84,15 +96,10 @@ def merge_recordings(parts: Sequence[str | os.PathLike], out: str | os.PathLike,
                        f"{args.first_episode + args.episodes - 1} of seed {args.seed}, merged from {len(paths)} recordings.")
     write_minari_dataset(out, chunks(), image_size, description=description)
 
-    report, failures = RecordReport(), Counter()
-    for rec in recordings:
-        for name in ("attempted", "kept", "complete", "complete_within_280", "dropped", "trimmed", "total_steps"):
-            setattr(report, name, getattr(report, name) + rec["report"][name])
-        failures.update(rec["report"]["subtask_failures"])
+    report = RecordReport()
     outcomes = [episode for rec in recordings for episode in rec["episodes"]]
-    report.subtask_failures = dict(failures)
-    report.eval_task_ceiling = eval_task_ceiling(outcomes)
-    report.eval_transitions = eval_transitions(outcomes)
+    for outcome in outcomes:
+        report.count(outcome)
     stored_args = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()}
     extra = {}
     if mixed_recipes:

@@ -12,11 +12,11 @@ last completed subtask, and an episode with none is dropped. The yield is report
 from __future__ import annotations
 
 import multiprocessing as mp
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from queue import Full
+from typing import Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -27,31 +27,70 @@ from skillgym.tasks.kitchen import ALL_TASKS
 MAX_DEMO_STEPS = 600  # safety cap; scripted chains take ~200-350 steps
 
 
+Subtask = Literal["bottom burner", "top burner", "light switch", "slide cabinet", "hinge cabinet", "microwave",
+                  "kettle"]
+CHUNK_SIZE = 10  # episodes written per Minari append; bounds memory
+WAYPOINT_JITTER = 0.01  # per-episode jitter of the scripted waypoints
+
+
 @dataclass
 class RecordArgs:
+    """Options of ``skillgym data kitchen``; the defaults are the recipe of the bundled state library."""
+
     out: Path
-    episodes: int = 600
+    """dataset folder to write (a Minari dataset plus recording.json)"""
+    episodes: int = 200
+    """scripted episodes to record"""
     seed: int = 0
-    # Index of the first episode. Episode i depends only on (seed, i), so recordings of
-    # consecutive index ranges, merged with `skillgym data merge`, equal one long recording.
+    """episode i depends only on (seed, i)"""
     first_episode: int = 0
+    """index of the first episode: recordings of consecutive ranges join with `skillgym data merge`"""
     image_size: int = 128
+    """side of the stored RGB frames"""
     workers: int = 2
-    chunk_size: int = 10  # episodes written per Minari append; bounds memory
-    action_noise: float = 0.05
-    # DART-style labels: execute the noisy action, store the controller's action without the noise,
-    # so the data shows how to return to the plan from where the noise pushed the arm.
-    clean_labels: bool = False
-    waypoint_jitter: float = 0.01
-    # End each subtask this far (joint units) inside the env's success threshold, not the moment
-    # it counts (ScriptedKitchenController.follow_through); 0 keeps the older recordings' behaviour.
-    follow_through: float = 0.0
-    subtasks: tuple[str, ...] | None = None  # pool to draw the 4 subtasks from (default: all but hinge)
-    include_hinge: bool = False
-    # Fraction of episodes that start with 1-3 subtasks of the evaluation order (D4RL
-    # kitchen-mixed-like structure; the full evaluation order is never recorded). 0 = uniform.
-    eval_prefix_fraction: float = 0.0
-    eval_windows: bool = False  # those runs may start anywhere in the evaluation order (eval_prefix)
+    """recording processes"""
+    action_noise: float = 0.1
+    """std of the Gaussian noise added to every executed arm action"""
+    clean_labels: bool = True
+    """DART-style labels: execute the noisy action, store the controller's action without the noise"""
+    eval_prefix_fraction: float = 1.0
+    """fraction of episodes that start with 1-3 subtasks of the evaluation order (never all four)"""
+    eval_windows_fraction: float = 0.5
+    """fraction of those runs that may start anywhere in the evaluation order, not only at its beginning"""
+    subtasks: tuple[Subtask, ...] | None = None
+    """draw each episode's 4 subtasks from these (default: all but the hinge cabinet)"""
+    overwrite: bool = False
+    """replace an existing recording at --out (only a folder skillgym recorded)"""
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        for name in ("episodes", "image_size", "workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 8 <= self.image_size <= 512:
+            raise ValueError(f"image_size must be in [8, 512], got {self.image_size}")
+        if self.first_episode < 0:
+            raise ValueError(f"first_episode must be >= 0, got {self.first_episode}")
+        for name in ("eval_prefix_fraction", "eval_windows_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.action_noise < 0:
+            raise ValueError(f"action_noise must be >= 0, got {self.action_noise}")
+        if self.subtasks is not None:
+            self.subtasks = tuple(self.subtasks)
+            unknown = [t for t in self.subtasks if t not in ALL_TASKS]
+            if unknown or len(set(self.subtasks)) < 4:
+                raise ValueError(f"subtasks must name at least 4 distinct subtasks of {', '.join(ALL_TASKS)}; "
+                                 f"got {list(self.subtasks)}")
+
+
+def is_window_episode(index: int, fraction: float) -> bool:
+    """Whether episode ``index`` draws an evaluation-order window rather than a prefix.
+
+    Deterministic in the index (no randomness drawn), so that a fraction of 0 or 1 records exactly
+    the episodes of a prefix-only or window-only recording, and any fraction spreads evenly.
+    """
+    return int((index + 1) * fraction) > int(index * fraction)
 
 
 @dataclass
@@ -74,71 +113,54 @@ class RecordReport:
     trimmed: int = 0
     total_steps: int = 0
     subtask_failures: dict[str, int] = field(default_factory=dict)
-    eval_task_ceiling: float = 0.0  # see eval_task_ceiling()
-    eval_transitions: dict[str, int] = field(default_factory=dict)  # see eval_transitions()
+    subtask_attempts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def subtask_success(self) -> dict[str, float]:
+        """Fraction of the attempts at each subtask that succeeded."""
+        return {task: 1.0 - self.subtask_failures.get(task, 0) / n for task, n in self.subtask_attempts.items()}
+
+    def count(self, outcome: dict) -> None:
+        """Add one episode's outcome (an ``EpisodeOutcome`` as a dict) to the report."""
+        self.attempted += 1
+        if outcome["kept_steps"] == 0:
+            self.dropped += 1
+        else:
+            self.kept += 1
+            self.total_steps += outcome["kept_steps"]
+            if outcome["failed"]:
+                self.trimmed += 1
+            else:
+                self.complete += 1
+                self.complete_within_280 += int(outcome["raw_steps"] <= 280)
+        for task in outcome["order"]:  # the controller attempts every subtask of the order
+            self.subtask_attempts[task] = self.subtask_attempts.get(task, 0) + 1
+            if task in outcome["failed"]:
+                self.subtask_failures[task] = self.subtask_failures.get(task, 0) + 1
 
     def summary(self) -> str:
+        success = ", ".join(f"{task} {rate:.0%}" for task, rate in sorted(self.subtask_success.items()))
         return (
             f"recorded {self.kept}/{self.attempted} episodes ({self.total_steps} steps): "
             f"{self.complete} complete all 4 subtasks ({self.complete_within_280} within 280 steps), "
             f"{self.trimmed} trimmed after a failed subtask, {self.dropped} dropped; "
-            f"failures by subtask: {self.subtask_failures or 'none'}; replayed, the kept episodes would "
-            f"score {self.eval_task_ceiling:.2f} subtasks of the evaluation task; episodes showing its "
-            f"transitions: {self.eval_transitions or 'none'}"
+            f"success per attempted subtask: {success or 'none'}"
         )
 
 
-def eval_task_ceiling(outcomes: list[dict]) -> float:
-    """Mean evaluation-task score of the kept episodes if they were replayed perfectly.
-
-    An ordered kitchen task counts subtask i once subtasks 0..i are all done, whenever each was
-    done, so an episode scores the longest prefix of the evaluation order inside the subtasks it
-    kept. This bounds what priors trained on the data can score without RL.
-    """
-    from skillgym.tasks.kitchen import DEFAULT_TASKS
-
-    scores = []
-    for outcome in outcomes:
-        kept = set(_kept_subtasks(outcome))
-        if not kept:
-            continue  # dropped episode
-        score = 0
-        while score < len(DEFAULT_TASKS) and DEFAULT_TASKS[score] in kept:
-            score += 1
-        scores.append(score)
-    return float(np.mean(scores)) if scores else 0.0
-
-
-def _kept_subtasks(outcome: dict) -> list[str]:
-    """The subtasks an episode's stored data show, in order: recording stops at the first failure."""
-    kept = []
-    for task in outcome["order"]:
-        if task not in outcome["completed"]:
-            break
-        kept.append(task)
-    return kept
-
-
 def recorded_args(args: dict) -> dict:
-    """A recording.json's ``args`` with the options it predates filled in at their defaults (the
-    behaviour it was recorded with)."""
-    defaults = {f.name: f.default for f in fields(RecordArgs) if f.default is not MISSING}
-    return {**defaults, **args}
+    """A recording.json's ``args`` in today's options: those it predates at the defaults that
+    reproduce it, options that no longer exist left out."""
+    args = {**PREDATED, **args}
+    if "eval_windows" in args:  # windows were all or none of the episodes then
+        args["eval_windows_fraction"] = 1.0 if args.pop("eval_windows") else 0.0
+    known = {f.name for f in fields(RecordArgs)}
+    return {**{f.name: f.default for f in fields(RecordArgs) if f.default is not MISSING},
+            **{k: v for k, v in args.items() if k in known}}
 
 
-def eval_transitions(outcomes: list[dict]) -> dict[str, int]:
-    """How many kept episodes show each step of the evaluation order (``"kettle -> bottom burner"``)
-    as consecutive subtasks: a policy over skills learnt from them has seen those hand-overs."""
-    from skillgym.tasks.kitchen import DEFAULT_TASKS
-
-    pairs = list(zip(DEFAULT_TASKS[:-1], DEFAULT_TASKS[1:], strict=True))
-    counts = dict.fromkeys((f"{a} -> {b}" for a, b in pairs), 0)
-    for outcome in outcomes:
-        kept = _kept_subtasks(outcome)
-        shown = set(zip(kept[:-1], kept[1:], strict=True))
-        for a, b in pairs:
-            counts[f"{a} -> {b}"] += (a, b) in shown
-    return counts
+# What a recording made before an option existed did: the option's value that reproduces it.
+PREDATED = {"first_episode": 0, "clean_labels": False, "eval_prefix_fraction": 0.0, "eval_windows_fraction": 0.0}
 
 
 def episode_rng(seed: int, index: int) -> np.random.Generator:
@@ -151,13 +173,13 @@ def record_episode(env, index: int, args: RecordArgs) -> tuple[Episode | None, E
     from skillgym.data.scripted import ScriptedKitchenController, eval_prefix, sample_subtask_order
 
     rng = episode_rng(args.seed, index)
-    prefix = eval_prefix(rng, args.eval_prefix_fraction, windows=args.eval_windows)
-    order = sample_subtask_order(rng, include_hinge=args.include_hinge, pool=args.subtasks, prefix=prefix)
+    windows = is_window_episode(index, args.eval_windows_fraction)
+    prefix = eval_prefix(rng, args.eval_prefix_fraction, windows=windows)
+    order = sample_subtask_order(rng, pool=args.subtasks, prefix=prefix)
     env.set_tasks(order)
     obs, _ = env.reset(seed=int(rng.integers(2**31)))
     controller = ScriptedKitchenController(
-        env, order, rng, action_noise=args.action_noise, waypoint_jitter=args.waypoint_jitter,
-        follow_through=args.follow_through,
+        env, order, rng, action_noise=args.action_noise, waypoint_jitter=WAYPOINT_JITTER,
     )
     states, frames, sims = [obs["state"]], [obs["pixels"]], [env.get_sim_state()]
     actions, rewards, labels = [], [], []
@@ -260,10 +282,13 @@ def _episodes_in_order(args: RecordArgs) -> Iterator[tuple[Episode | None, Episo
 
 def record_dataset(args: RecordArgs) -> RecordReport:
     """Record ``args.episodes`` demonstrations to ``args.out``; returns the yield report."""
-    if not 0.0 <= args.eval_prefix_fraction <= 1.0:
-        raise ValueError(f"eval_prefix_fraction must be in [0, 1], got {args.eval_prefix_fraction}")
+    if args.out.exists():
+        if not args.overwrite:
+            raise FileExistsError(f"{args.out} exists; pass --overwrite to replace a recording made by skillgym")
+        if not (args.out / "recording.json").is_file():
+            raise FileExistsError(f"{args.out} exists and is not a skillgym recording (no recording.json); "
+                                  "--overwrite only replaces recordings, pick another --out")
     report = RecordReport()
-    failures: Counter[str] = Counter()
     outcomes: list[dict] = []
     progress = tqdm(total=args.episodes, desc="recording demos", unit="ep")
 
@@ -271,22 +296,12 @@ def record_dataset(args: RecordArgs) -> RecordReport:
         chunk: list[Episode] = []
         for episode, outcome in _episodes_in_order(args):
             progress.update(1)
-            report.attempted += 1
             outcomes.append(asdict(outcome))
-            failures.update(outcome.failed)
-            if episode is None:
-                report.dropped += 1
-            else:
-                report.kept += 1
-                report.total_steps += episode.num_steps
-                if outcome.failed:
-                    report.trimmed += 1
-                else:
-                    report.complete += 1
-                    report.complete_within_280 += int(outcome.raw_steps <= 280)
+            report.count(outcomes[-1])
+            if episode is not None:
                 chunk.append(episode)
             progress.set_postfix(kept=report.kept, complete=report.complete)
-            if len(chunk) >= args.chunk_size:
+            if len(chunk) >= CHUNK_SIZE:
                 yield chunk
                 chunk = []
         yield chunk
@@ -298,9 +313,6 @@ def record_dataset(args: RecordArgs) -> RecordReport:
     )
     write_minari_dataset(args.out, chunks(), args.image_size, description=description)
     progress.close()
-    report.subtask_failures = dict(failures)
-    report.eval_task_ceiling = eval_task_ceiling(outcomes)
-    report.eval_transitions = eval_transitions(outcomes)
     write_json(Path(args.out) / "recording.json", {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
         "report": asdict(report),

@@ -8,8 +8,8 @@ start state, titled with the skill's mean executed length.
 
 from __future__ import annotations
 
-import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -86,23 +86,19 @@ def write_skill_sheets(library_path: str | Path, out: str | Path, start_states: 
     return summary
 
 
-def add_skills_show_parser(subparsers) -> argparse.ArgumentParser:
-    skills = subparsers.add_parser("skills", help="inspect a skill library")
-    sub = skills.add_subparsers(dest="skills_command", required=True)
-    show = sub.add_parser("show", help="GIFs and a contact sheet of every skill in the kitchen")
-    show.add_argument("library", type=Path)
-    show.add_argument("--out", type=Path, required=True)
-    show.add_argument("--start-states", type=int, default=3)
-    show.add_argument("--seed", type=int, default=0)
+@dataclass
+class ShowSkillsArgs:
+    """Options of ``skillgym skills show``."""
 
-    def run(ns: argparse.Namespace) -> int:
-        if ns.start_states < 1:
-            raise ValueError(f"--start-states must be >= 1, got {ns.start_states}")
-        summary = write_skill_sheets(ns.library, ns.out, start_states=ns.start_states, seed=ns.seed)
-        print("mean executed length per skill: "
-              + ", ".join(f"{d}: {v:.1f}" for d, v in summary["mean_length"].items()))
-        print(f"wrote {ns.out / 'skills.png'} and {len(summary['mean_length'])} GIFs")
-        return 0
+    library: Path
+    """skill library folder"""
+    out: Path
+    """folder for skills.png, one GIF per skill and skills.json"""
+    start_states: int = 3
+    """start states each skill is run from"""
+    seed: int = 0
+    """seed of the start states"""
 
-    show.set_defaults(func=run)
-    return skills
+    def __post_init__(self) -> None:
+        if self.start_states < 1:
+            raise ValueError(f"start_states must be >= 1, got {self.start_states}")

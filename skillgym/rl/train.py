@@ -10,37 +10,88 @@ completed in order.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
+import torch
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
 from tqdm import tqdm
+
+import skillgym  # noqa: F401  (registers the skill envs with gymnasium)
+from skillgym.rl.skill_sac import SkillSAC
+from skillgym.rl.utils import keep_freed_memory
+
+
+def kl_coefficient(text: str) -> float | str:
+    """A KL weight as SkillSAC takes it: a non-negative number, ``auto`` or ``auto_<init>``."""
+    if text == "auto" or text.startswith("auto_"):
+        try:
+            if text != "auto" and float(text[5:]) <= 0:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{text!r}: the initial value after auto_ must be a number > 0") from None
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a number nor auto / auto_<init>") from None
+    if value < 0:
+        raise ValueError(f"a KL coefficient must be >= 0, got {value}")
+    return value
+
 
 
 @dataclass
 class TrainRLArgs:
+    """Options of ``skillgym train-rl``; the defaults are the documented SkillSAC setting."""
+
     env_id: str = "SkillKitchen-v0"
-    library: str | None = None  # None: the env's bundled library
-    steps: int = 300_000  # low-level env steps
+    """gymnasium id of a skill-space env"""
+    library: str | None = None
+    """skill library folder (default: the env's bundled library)"""
+    steps: int = 300_000
+    """budget in low-level env steps"""
     seed: int = 0
+    """seed of SkillSAC and of the training env (evaluation episodes use other seeds)"""
     out: str = "runs/rl"
-    alpha_d: float | str = 0.1  # a float, or "auto"/"auto_<init>": tuned towards target_kl_d
-    alpha_z: float | str = 0.01  # a float, or "auto"/"auto_<init>": tuned towards target_kl_z
+    """output folder: curve.json, result.json, the model, TensorBoard logs"""
+    alpha_d: float | str = field(default=0.1, metadata={"parse": kl_coefficient})
+    """weight of KL(pi_d || p_d): a number, or auto / auto_<init> to tune it towards target_kl_d"""
+    alpha_z: float | str = field(default="auto_0.01", metadata={"parse": kl_coefficient})
+    """weight of KL(pi_z || p_z): a number, or auto / auto_<init> to tune it towards target_kl_z"""
     target_kl_d: float = 0.5
-    target_kl_z: float = 2.0
-    gamma: float = 0.99  # per skill decision, or per low-level step with gamma_per_step
-    gamma_per_step: bool = False  # discount a skill by gamma**skill_steps (the env is made with this gamma)
-    prior_uniform_mix: float = 0.0  # KL_d is taken to (1 - mix) * p_d + mix / K (SkillPolicy)
-    learning_starts: int = 1000  # skill decisions sampled from the prior first
-    eval_every: int = 10_000  # low-level steps between evaluations
+    """nats of KL_d that an auto alpha_d aims at"""
+    target_kl_z: float = 2.5
+    """nats of KL_z that an auto alpha_z aims at"""
+    gamma: float = 0.995
+    """discount per low-level step (or per skill decision with --no-gamma-per-step)"""
+    gamma_per_step: bool = True
+    """discount a skill by gamma ** (its low-level steps), so faster skills pay"""
+    learning_starts: int = 1000
+    """skill decisions sampled from the priors before the first gradient step"""
+    eval_every: int = 10_000
+    """low-level steps between evaluations"""
     eval_episodes: int = 5
+    """deterministic evaluation episodes per evaluation"""
     threads: int = 1
+    """torch threads"""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """extra keyword arguments of gym.make (Python only)"""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "eval_every", "eval_episodes", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        if self.learning_starts < 0:
+            raise ValueError(f"learning_starts must be >= 0, got {self.learning_starts}")
 
 
 class LowLevelBudget(BaseCallback):
@@ -55,8 +106,6 @@ class LowLevelBudget(BaseCallback):
         self.bar = tqdm(total=args.steps, desc=f"SkillSAC seed {args.seed}", unit="step", unit_scale=True)
 
     def _evaluate(self) -> None:
-        from stable_baselines3.common.evaluation import evaluate_policy
-
         returns, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.args.eval_episodes,
                                      deterministic=True, return_episode_rewards=True)
         low = int(self.model.num_low_level_steps)
@@ -86,13 +135,6 @@ class LowLevelBudget(BaseCallback):
 
 def train_rl(args: TrainRLArgs) -> dict[str, Any]:
     """Train SkillSAC until ``args.steps`` low-level steps; returns the final evaluation."""
-    import gymnasium as gym
-    import torch
-
-    import skillgym  # noqa: F401  (registers the envs)
-    from skillgym.rl.skill_sac import SkillSAC
-    from skillgym.rl.utils import keep_freed_memory
-
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # a training process: trade held memory for ~25 % faster updates
     out = Path(args.out)
@@ -100,15 +142,12 @@ def train_rl(args: TrainRLArgs) -> dict[str, Any]:
     kwargs = dict(args.env_kwargs)
     if args.library:
         kwargs["library"] = args.library
-    if args.gamma_per_step:
-        kwargs["gamma"] = args.gamma  # the env's within-skill discount must match SkillSAC's
     env = gym.make(args.env_id, **kwargs)
     eval_env = gym.make(args.env_id, **kwargs)
     eval_env.reset(seed=10_000 + args.seed)  # evaluation episodes never share seeds with training
     model = SkillSAC("SkillPolicy", env, alpha_d=args.alpha_d, alpha_z=args.alpha_z,
                      target_kl_d=args.target_kl_d, target_kl_z=args.target_kl_z,
                      gamma=args.gamma, gamma_per_step=args.gamma_per_step,
-                     policy_kwargs={"prior_uniform_mix": args.prior_uniform_mix},
                      learning_starts=args.learning_starts, seed=args.seed, tensorboard_log=str(out / "tb"),
                      verbose=0)
     budget = LowLevelBudget(args, eval_env, out / "curve.json")
@@ -122,67 +161,3 @@ def train_rl(args: TrainRLArgs) -> dict[str, Any]:
     return result
 
 
-def kl_coefficient(text: str) -> float | str:
-    """argparse type of --alpha-d/--alpha-z: a non-negative number, ``auto`` or ``auto_<init>``."""
-    if text == "auto" or text.startswith("auto_"):
-        try:
-            if text != "auto" and float(text[5:]) <= 0:
-                raise ValueError
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r}: the initial value after auto_ must be a number > 0") from None
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor auto / auto_<init>") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a KL coefficient must be >= 0, got {value}")
-    return value
-
-
-def add_skillsac_arguments(p: argparse.ArgumentParser) -> None:
-    """The SkillSAC flags of TrainRLArgs (KL weights, discount, prior mix), shared by every RL script."""
-    d = TrainRLArgs()
-    p.add_argument("--alpha-d", type=kl_coefficient, default=d.alpha_d,
-                   help="weight of KL(pi_d || p_d): a number, or auto / auto_<init> to tune it to --target-kl-d")
-    p.add_argument("--alpha-z", type=kl_coefficient, default=d.alpha_z,
-                   help="weight of KL(pi_z || p_z): a number, or auto / auto_<init> to tune it to --target-kl-z")
-    p.add_argument("--target-kl-d", type=float, default=d.target_kl_d, help="nats, for --alpha-d auto")
-    p.add_argument("--target-kl-z", type=float, default=d.target_kl_z, help="nats, for --alpha-z auto")
-    p.add_argument("--gamma", type=float, default=d.gamma,
-                   help="discount per skill decision, or per low-level step with --gamma-per-step")
-    p.add_argument("--gamma-per-step", action="store_true",
-                   help="discount a skill transition by gamma**(its low-level steps): faster skills pay")
-    p.add_argument("--prior-uniform-mix", type=float, default=d.prior_uniform_mix,
-                   help="mix the skill prior with uniform by this weight before the KL (0: the prior as is)")
-
-
-def add_train_rl_parser(subparsers) -> argparse.ArgumentParser:
-    d = TrainRLArgs()
-    p = subparsers.add_parser("train-rl", help="stage 3: SkillSAC on a skill-space env")
-    p.add_argument("env_id", nargs="?", default=d.env_id, help=f"gymnasium id (default {d.env_id})")
-    p.add_argument("--library", default=None, help="skill library folder (default: the env's bundled one)")
-    p.add_argument("--steps", type=int, default=d.steps, help="budget in low-level env steps")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--out", default=d.out)
-    add_skillsac_arguments(p)
-    p.add_argument("--learning-starts", type=int, default=d.learning_starts)
-    p.add_argument("--eval-every", type=int, default=d.eval_every)
-    p.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
-
-    def run(ns: argparse.Namespace) -> int:
-        for name in ("steps", "eval_every", "eval_episodes"):
-            if getattr(ns, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(ns, name)}")
-        result = train_rl(TrainRLArgs(env_id=ns.env_id, library=ns.library, steps=ns.steps, seed=ns.seed,
-                                      out=ns.out, alpha_d=ns.alpha_d, alpha_z=ns.alpha_z,
-                                      target_kl_d=ns.target_kl_d, target_kl_z=ns.target_kl_z,
-                                      gamma=ns.gamma, gamma_per_step=ns.gamma_per_step,
-                                      prior_uniform_mix=ns.prior_uniform_mix,
-                                      learning_starts=ns.learning_starts, eval_every=ns.eval_every,
-                                      eval_episodes=ns.eval_episodes))
-        print(json.dumps(result["final"], indent=2))
-        return 0
-
-    p.set_defaults(func=run)
-    return p

@@ -3,7 +3,7 @@
 CleanRL-style: :func:`train_skills` reads top to bottom. Output folder ``args.out``::
 
     config.json, model.safetensors   the SkillLibrary (decoder + priors + the VAE encoder)
-    eval.json, eval.png              held-out metrics and prior rollouts (evaluate.py)
+    eval.json, eval.png              held-out decoder and prior metrics (evaluate.py)
     checkpoint/                      everything --resume needs (weights, AdamW moments, RNG states)
     tb/                              TensorBoard scalars
 
@@ -20,82 +20,103 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
 
 from skillgym.data.dataset import open_dataset
 from skillgym.extract.labels import SkillLabels
 from skillgym.skills.config import LibraryConfig
 from skillgym.skills.data import load_segments, make_batch, split_episodes, state_statistics
+from skillgym.skills.evaluate import evaluate_heldout, write_eval
 from skillgym.skills.library import SkillLibrary, current_versions
 from skillgym.skills.model import SkillVAE
 
 CHECKPOINT_DIR = "checkpoint"
 # Arguments that may differ between an interrupted run and its --resume.
-RESUMABLE_CHANGES = {"steps", "resume", "eval_episodes", "progress_bar", "threads", "checkpoint_every",
-                     "log_every", "val_every"}
+RESUMABLE_CHANGES = {"steps", "resume", "progress", "threads"}
+WEIGHT_DECAY = 0.01  # AdamW's default
+VAL_FRACTION = 0.1  # episodes held out for validation
+DECODER_OBS_DIM = 64  # width of a closed-loop decoder's observation features
+ARG_BOUND = 3.0  # |z| bound of the skill env's argument box
+LOG_EVERY, VAL_EVERY, CHECKPOINT_EVERY = 50, 1000, 1000
+# Action and progress errors averaged over a window's steps, not summed as in Eq. 2: with the sum,
+# beta * KL weighs ~20x less and sampled prior rollouts are less steady (docs/skills.md).
+RECONSTRUCTION = "mean"
 
 
 @dataclass
 class TrainSkillsArgs:
+    """Options of ``skillgym train-skills``; the defaults are the recipe of the bundled state library."""
+
     labels: str
     """labels folder written by `skillgym extract`"""
     out: str
     """output folder: the SkillLibrary, checkpoints, TensorBoard logs, eval.json"""
     steps: int = 20_000
+    """gradient steps"""
     seed: int = 0
+    """seed of initialisation, window sampling and the train/validation split"""
     batch_size: int = 128
+    """training windows per gradient step"""
     lr: float = 1e-3
-    weight_decay: float = 0.01  # AdamW's default
+    """AdamW learning rate"""
     window: int = 30
-    """maximum actions per training window = max_skill_steps of the library"""
-    window_starts: str = "inside"
-    """where random windows start: "inside" (a full window fits in the segment) or "anywhere" in it
-    (also covers the states the env re-plans from after a capped skill); see make_batch"""
+    """maximum actions per training window = the library's max_skill_steps"""
     z_dim: int = 5
+    """dimension of the skill argument z"""
     beta: float = 1e-3
-    """weight of KL(q || N(0, I)), the KL summed over the z dims"""
-    prior_obs_noise: float = 0.0
-    """std (in units of each state dim's std) of Gaussian noise added to the priors' state input in
-    training: the priors then tolerate the small drift of executed skills off the demonstrations"""
-    prior_z_target: str = "sample"
-    """what p(z|s,d) is fitted to: the encoder's z sample ("sample") or its mean ("mean"); see SkillVAE.loss_terms"""
-    reconstruction: str = "sum"
-    """action/progress errors summed over a window's steps ("sum", Eq. 2) or averaged ("mean"); see SkillVAE.loss_terms"""
-    detach_progress: bool = False
-    """the progress loss trains the decoder but not the encoder; see SkillVAE.loss_terms"""
-    obs: str = "state"  # "state" | "pixels"
-    decoder: str = "open_loop"  # "open_loop" | "closed_loop"
-    decoder_obs: str = "prior"
-    """what a closed-loop decoder observes: the priors' observation ("prior") or the state vector ("state")"""
-    autoregressive: bool = False
-    """feed the previous action and progress into the decoder"""
-    state_skip: bool = False
-    """closed-loop state decoders: a linear path from the state to the action (LibraryConfig.state_skip)"""
-    image_size: int = 64
-    frame_stack: int = 4
+    """weight of KL(q(z|a,d) || N(0, I)), summed over the z dims"""
+    prior_obs_noise: float = 0.1
+    """Gaussian noise (in state stds) on the priors' state input in training, so they tolerate the small
+    drift of executed skills off the demonstrations"""
+    obs: Literal["state", "pixels"] = "state"
+    """what the priors observe: the state vector or frame stacks"""
+    decoder: Literal["closed_loop", "open_loop"] = "closed_loop"
+    """closed-loop decoders see the state at every step (pixel libraries: the state vector); open-loop ones
+    emit a whole skill from (d, z)"""
+    state_skip: bool = True
+    """closed-loop decoders: add a linear path from the state to the action"""
     hidden_dim: int = 128
     """LSTM width of the skill encoder and decoder"""
-    decoder_obs_dim: int = 64
-    """width of the closed-loop decoder's observation features (one ReLU layer into the LSTM)"""
-    arg_bound: float = 3.0
-    val_fraction: float = 0.1
+    image_size: int = 64
+    """frame size the pixel priors see"""
+    frame_stack: int = 4
+    """frames per pixel observation"""
     dataset: str | None = None
     """dataset path if it moved since labelling (default: the path stored in the labels)"""
     init_from: str | None = None
-    """fine-tune a trained library (same labeler / number of skills) instead of starting fresh"""
+    """fine-tune this library (same labeler and number of skills) instead of starting fresh"""
     resume: bool = False
-    eval_episodes: int = 10
-    """prior-rollout episodes in the kitchen after training (0: skip the rollouts)"""
-    log_every: int = 50
-    val_every: int = 1000
-    checkpoint_every: int = 1000
+    """continue an interrupted run in --out exactly"""
     threads: int | None = None
-    """torch threads (None: torch's default)"""
-    progress_bar: bool = True
+    """torch threads (default: torch's choice)"""
+    progress: bool = True
+    """show a progress bar"""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "window", "z_dim", "hidden_dim", "image_size", "frame_stack"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.beta < 0 or self.prior_obs_noise < 0:
+            raise ValueError(f"lr must be > 0 and beta, prior_obs_noise >= 0; got {self.lr}, {self.beta}, "
+                             f"{self.prior_obs_noise}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+
+    @property
+    def decoder_obs(self) -> str:
+        """A closed-loop decoder of a pixel library observes the state vector: a per-step conv would
+        dominate the env's cost, and the low-level env has the state anyway."""
+        return "state" if self.obs == "pixels" and self.decoder == "closed_loop" else "prior"
+
+    @property
+    def uses_state_skip(self) -> bool:
+        return self.state_skip and self.decoder == "closed_loop"
 
 
 @dataclass
@@ -154,7 +175,7 @@ def load_checkpoint(path: Path, model: SkillVAE, optimizer: torch.optim.Optimize
 
 def _check_resume_args(saved: dict[str, Any], args: TrainSkillsArgs) -> None:
     current = asdict(args)
-    defaults = asdict(TrainSkillsArgs(labels=args.labels, out=args.out))  # for arguments added since
+    defaults = asdict(TrainSkillsArgs(labels=args.labels, out=args.out))  # for arguments a checkpoint predates
     changed = {k: (saved.get(k, defaults[k]), v) for k, v in current.items()
                if k not in RESUMABLE_CHANGES and saved.get(k, defaults[k]) != v}
     if changed:
@@ -166,9 +187,6 @@ def _check_resume_args(saved: dict[str, Any], args: TrainSkillsArgs) -> None:
 
 # -- training ---------------------------------------------------------------------------------
 def train_skills(args: TrainSkillsArgs) -> TrainResult:
-    from torch.utils.tensorboard import SummaryWriter
-    from tqdm import tqdm
-
     out = Path(args.out)
     ckpt_dir = out / CHECKPOINT_DIR
     if args.threads:
@@ -187,7 +205,7 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
             f"{dataset.path} (fingerprint {dataset.fingerprint}) is not the dataset these labels were made "
             f"from (fingerprint {labels.dataset_fingerprint}); pass the right one with --dataset"
         )
-    train_eps, val_eps = split_episodes(labels, args.val_fraction, args.seed)
+    train_eps, val_eps = split_episodes(labels, VAL_FRACTION, args.seed)
     train = load_segments(labels, dataset, train_eps, args.obs, args.image_size)
     val = load_segments(labels, dataset, val_eps, args.obs, args.image_size)
     split = {"train": train_eps.tolist(), "val": val_eps.tolist()}
@@ -219,14 +237,14 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
             num_skills=labels.num_skills, z_dim=args.z_dim, max_skill_steps=args.window, obs_kind=args.obs,
             state_dim=train.states.shape[1], action_dim=train.actions.shape[1], image_size=args.image_size,
             frame_stack=args.frame_stack, decoder=args.decoder, decoder_obs=args.decoder_obs,
-            autoregressive=args.autoregressive, state_skip=args.state_skip, arg_bound=args.arg_bound,
-            hidden_dim=args.hidden_dim, decoder_obs_dim=args.decoder_obs_dim, labeler=labels.metadata, trained_on=trained_on,
+            state_skip=args.uses_state_skip, arg_bound=ARG_BOUND, hidden_dim=args.hidden_dim,
+            decoder_obs_dim=DECODER_OBS_DIM, labeler=labels.metadata, trained_on=trained_on,
             versions=current_versions(),
         )
         model = SkillVAE(config)
         mean, std = state_statistics(train)
         model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY)
 
     start_step = 0
     if args.resume:
@@ -242,18 +260,17 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
     closed_loop = args.decoder == "closed_loop"
     history: dict[str, list[float]] = {}
     bar = tqdm(range(start_step, args.steps), initial=start_step, total=args.steps,
-               disable=not args.progress_bar, desc="train-skills")
+               disable=not args.progress, desc="train-skills")
     t0 = time.perf_counter()
     for step in bar:
         seg_index = rng.integers(0, train.num_segments, size=args.batch_size)
         batch = make_batch(train, seg_index, args.window, rng=rng, obs_kind=args.obs,
                            frame_stack=args.frame_stack, closed_loop=closed_loop,
-                           step_obs_kind=model.config.decoder_obs_kind, window_starts=args.window_starts)
+                           step_obs_kind=model.config.decoder_obs_kind)
         if args.prior_obs_noise > 0 and args.obs == "state":
             noise = rng.standard_normal(batch.prior_obs.shape).astype(np.float32) * args.prior_obs_noise
             batch.prior_obs = batch.prior_obs + torch.from_numpy(noise) * model.priors.encoder.obs_std
-        loss, terms = model.loss(batch, beta=args.beta, prior_z_target=args.prior_z_target,
-                                 reconstruction=args.reconstruction, detach_progress=args.detach_progress)
+        loss, terms = model.loss(batch, beta=args.beta, reconstruction=RECONSTRUCTION)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -261,16 +278,16 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
         for k, v in terms.items():
             history.setdefault(k, []).append(float(v))
         done = step + 1
-        if done % args.log_every == 0 or done == args.steps:
+        if done % LOG_EVERY == 0 or done == args.steps:
             for k, v in terms.items():
                 writer.add_scalar(f"train/{k}", float(v), done)
             writer.add_scalar("perf/steps_per_second", (done - start_step) / (time.perf_counter() - t0), done)
             bar.set_postfix(loss=f"{float(terms['loss']):.3f}", act=f"{float(terms['action_mse']):.4f}",
                             prog=f"{float(terms['progress_mae']):.3f}", acc=f"{float(terms['prior_acc']):.2f}")
-        if val.num_segments and (done % args.val_every == 0 or done == args.steps):
+        if val.num_segments and (done % VAL_EVERY == 0 or done == args.steps):
             for k, v in validation_terms(model, val, args).items():
                 writer.add_scalar(f"val/{k}", v, done)
-        if done % args.checkpoint_every == 0 or done == args.steps:
+        if done % CHECKPOINT_EVERY == 0 or done == args.steps:
             save_checkpoint(ckpt_dir, done, model, optimizer, rng, args, split)
     writer.flush()
 
@@ -283,26 +300,8 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
     results: dict[str, Any] = {"steps": args.steps, "seed": args.seed}
     if val.num_segments:
         model.eval()
-        from skillgym.skills.evaluate import evaluate_heldout
-
         results["heldout"] = evaluate_heldout(model, library, val, args.window)
         model.train()
-    if args.eval_episodes > 0:
-        from skillgym.skills.evaluate import prior_rollouts
-
-        results["rollouts"] = prior_rollouts(library, episodes=args.eval_episodes, seed=args.seed)
-        results["rollouts_greedy"] = prior_rollouts(library, episodes=args.eval_episodes, seed=args.seed,
-                                                    greedy=True)
-        replayable = library.config.decoder == "open_loop" or library.config.decoder_obs_kind == "state"
-        if replayable and dataset.has_sim_states:
-            from skillgym.skills.evaluate import posterior_replay
-
-            # The decoder alone on its own data: tells a decoder that cannot reproduce the
-            # demonstrations from priors that choose badly (docs/skills.md, "Evaluation").
-            results["replay"] = posterior_replay(library, episodes=min(10, args.eval_episodes),
-                                                 labels_path=args.labels, dataset_path=dataset.path)
-    from skillgym.skills.evaluate import write_eval
-
     write_eval(out, results)
     for k, v in _flat_numbers(results).items():
         writer.add_scalar(f"eval/{k}", v, args.steps)
@@ -320,7 +319,7 @@ def validation_terms(model: SkillVAE, val, args: TrainSkillsArgs, max_segments: 
         idx = np.arange(lo, min(lo + 256, n))
         batch = make_batch(val, idx, args.window, obs_kind=args.obs, frame_stack=args.frame_stack,
                            closed_loop=args.decoder == "closed_loop", step_obs_kind=model.config.decoder_obs_kind)
-        _, terms = model.loss(batch, beta=args.beta, sample=False, reconstruction=args.reconstruction)
+        _, terms = model.loss(batch, beta=args.beta, sample=False, reconstruction=RECONSTRUCTION)
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
     return {k: v / n for k, v in sums.items()}

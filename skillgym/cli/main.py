@@ -1,0 +1,220 @@
+"""Subcommands of ``skillgym``: each parses its stage's config dataclass and calls the stage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from skillgym.cli.options import add_options, parse_options
+from skillgym.data.merge import MergeArgs
+from skillgym.data.record import RecordArgs
+from skillgym.extract.config import ExtractArgs
+from skillgym.pipeline import PipelineArgs
+from skillgym.rl.train import TrainRLArgs
+from skillgym.skills.train import TrainSkillsArgs
+from skillgym.version import __version__
+
+# Notices of third-party packages that say nothing about the user's run.
+QUIET_WARNINGS = (
+    ".*AdroitHand.*",  # gymnasium-robotics, at import
+    ".*env.task_done to get variables from other wrappers is deprecated.*",
+    ".*is not within the observation space.*",
+)
+
+
+@dataclass
+class ShowEpisodeArgs:
+    """Options of ``skillgym data show``."""
+
+    dataset: Path
+    """dataset folder or D4RL kitchen .hdf5 file"""
+    out: Path
+    """PNG to write"""
+    episode: int = 0
+    """episode index"""
+    image_size: int | None = None
+    """re-render size for datasets that store no frames"""
+
+
+@dataclass
+class DownloadArgs:
+    """Options of ``skillgym download``."""
+
+    name: str
+    """checkpoint name, e.g. r3m-50"""
+    url: str | None = None
+    """download from this URL instead (a mirror)"""
+    dest: Path | None = None
+    """write the file here instead of skillgym's cache"""
+    sha256: str | None = None
+    """expected sha256 of the file"""
+    force: bool = False
+    """download again even if the file exists"""
+
+
+# -- handlers: each takes its config and returns the exit code -----------------------------------
+def record(args: RecordArgs) -> int:
+    from skillgym.data.record import record_dataset
+
+    print(record_dataset(args).summary())
+    print(f"dataset written to {args.out} (open with skillgym.data.dataset.open_dataset('{args.out}'))")
+    return 0
+
+
+def merge(args: MergeArgs) -> int:
+    from skillgym.data.merge import merge_recordings
+
+    print(merge_recordings(args.parts, args.out, mixed_recipes=args.mixed_recipes).summary())
+    print(f"dataset written to {args.out}")
+    return 0
+
+
+def show_episode(args: ShowEpisodeArgs) -> int:
+    from skillgym.data.dataset import open_dataset
+    from skillgym.data.show import contact_sheet
+
+    n = len(open_dataset(args.dataset, image_size=args.image_size))
+    if not 0 <= args.episode < n:
+        raise ValueError(f"--episode must be in [0, {n}), got {args.episode}")
+    print(f"wrote {contact_sheet(args.dataset, args.episode, args.out, image_size=args.image_size)}")
+    return 0
+
+
+def extract(args: ExtractArgs) -> int:
+    from skillgym.data.dataset import open_dataset
+    from skillgym.extract.encoders import available_encoders, make_encoder
+    from skillgym.extract.labeler import extract_skills
+
+    name = args.encoder_name()
+    if name not in available_encoders():
+        raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(available_encoders())}")
+    kwargs = {"weights": args.weights} if name.startswith("r3m-") else {}
+    dataset = open_dataset(args.dataset, image_size=args.image_size)
+    encoder = make_encoder(name, **kwargs)
+    if encoder.input == "frames" and not dataset.has_frames and not dataset.frame_size:
+        raise ValueError(f"{args.dataset} stores no frames; pass --image-size 64 or 128 to re-render them, "
+                         "or use --encoder state or action")
+    if args.k > dataset.total_steps:
+        raise ValueError(f"--k {args.k} is larger than the number of steps in the dataset ({dataset.total_steps})")
+    print(f"extracting skills from {args.dataset}: {len(dataset)} episodes, {dataset.total_steps} steps, "
+          f"encoder {encoder.name} ({encoder.dim}-d), K={args.k}, seed={args.seed}")
+    extract_skills(dataset, args.out, encoder=encoder, k=args.k, seed=args.seed, kernel=args.kernel,
+                   min_length=args.min_length, progress=args.progress)
+    summary = args.out / "report" / "summary.json"
+    if summary.is_file():
+        print(summary.read_text().strip())
+    print(f"wrote {args.out / 'labels.npz'}, {args.out / 'labeler'}, {args.out / 'report'}")
+    return 0
+
+
+def download(args: DownloadArgs) -> int:
+    from skillgym.extract.download import DOWNLOADABLE, download_weights
+
+    if args.name not in DOWNLOADABLE:
+        raise ValueError(f"unknown checkpoint {args.name!r}; choose one of {', '.join(sorted(DOWNLOADABLE))}")
+    path = download_weights(args.name, url=args.url, dest=args.dest, sha256=args.sha256, overwrite=args.force)
+    print(f"{args.name}: {path}")
+    return 0
+
+
+def train_skills(args: TrainSkillsArgs) -> int:
+    from skillgym.skills.train import train_skills as train
+
+    result = train(args)
+    heldout = {k: v for k, v in result.eval.get("heldout", {}).items() if not isinstance(v, list)}
+    print(json.dumps({"library": str(result.library), "heldout": heldout}, indent=2))
+    return 0
+
+
+def show_skills(args) -> int:
+    from skillgym.envs.show_skills import write_skill_sheets
+
+    summary = write_skill_sheets(args.library, args.out, start_states=args.start_states, seed=args.seed)
+    print("mean executed length per skill: "
+          + ", ".join(f"{d}: {v:.1f}" for d, v in summary["mean_length"].items()))
+    print(f"wrote {args.out / 'skills.png'} and {len(summary['mean_length'])} GIFs")
+    return 0
+
+
+def train_rl(args: TrainRLArgs) -> int:
+    from skillgym.rl.train import train_rl as train
+
+    print(json.dumps(train(args)["final"], indent=2))
+    return 0
+
+
+def run(args: PipelineArgs) -> int:
+    from skillgym.pipeline import run_pipeline
+
+    run_pipeline(args)
+    return 0
+
+
+# -- the parser ----------------------------------------------------------------------------------
+def _command(subparsers, name: str, config: type, handler: Callable[..., int], help_text: str,
+             required: tuple[str, ...] = ("out",), positional: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".")
+    add_options(parser, config, required=required, positional=positional)
+    parser.set_defaults(config=config, handler=handler)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``skillgym`` parser with every subcommand."""
+    from skillgym.envs.show_skills import ShowSkillsArgs
+
+    parser = argparse.ArgumentParser(prog="skillgym", description="Offline robot data in, a skill space any "
+                                     "RL agent can act in out (EXTRACT).")
+    parser.add_argument("--version", action="version", version=f"skillgym {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="offline datasets: record, merge and look at them")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    _command(data_commands, "kitchen", RecordArgs, record, "record scripted Franka Kitchen demonstrations")
+    _command(data_commands, "merge", MergeArgs, merge, "join recordings into one dataset")
+    _command(data_commands, "show", ShowEpisodeArgs, show_episode, "contact sheet of one episode's frames")
+
+    _command(commands, "extract", ExtractArgs, extract,
+             "stage 1: label a dataset with skills (encoder, K-means, median filter)")
+    _command(commands, "download", DownloadArgs, download, "fetch pretrained encoder weights (R3M)", required=())
+    _command(commands, "train-skills", TrainSkillsArgs, train_skills,
+             "stage 2: train the skill decoder and priors into a skill library")
+    skills = commands.add_parser("skills", help="look at a skill library")
+    skills_commands = skills.add_subparsers(dest="skills_command", required=True, metavar="COMMAND")
+    _command(skills_commands, "show", ShowSkillsArgs, show_skills, "GIFs and a contact sheet of every skill")
+    _command(commands, "train-rl", TrainRLArgs, train_rl, "stage 3: SkillSAC on a skill-space env, budget in "
+             "low-level steps", required=(), positional=("env_id",))
+    pipeline = commands.add_parser("run", help="the whole method, stage after stage, in one folder",
+                                   description="The whole method, stage after stage, in one folder.")
+    pipeline.add_argument("benchmark", choices=["kitchen"], help="which pipeline to run")
+    add_options(pipeline, PipelineArgs)
+    pipeline.set_defaults(config=PipelineArgs, handler=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``skillgym`` command."""
+    for pattern in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    command = " ".join(x for x in (ns.command, getattr(ns, "data_command", None),
+                                   getattr(ns, "skills_command", None)) if x)
+    try:
+        return int(ns.handler(parse_options(ns.config, ns)) or 0)
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        if os.environ.get("SKILLGYM_DEBUG"):
+            raise
+        parser.exit(2, f"skillgym {command}: error: {e}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, f"skillgym {command}: interrupted; run the same command again to continue\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
