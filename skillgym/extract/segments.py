@@ -1,6 +1,6 @@
 """Per-trajectory label smoothing and segmentation (paper §4.1, App. B.1.1).
 
-Two fixes over the reference code (SPEC §7):
+Two fixes over the reference implementation:
 
 - the median filter replicates the edge labels instead of zero-padding, so the first and last
   ``kernel // 2`` labels are not biased towards cluster 0;
@@ -10,8 +10,8 @@ Two fixes over the reference code (SPEC §7):
 One addition: the unlabelled steps before an episode's first segment join that segment
 (``absorb_lead_in``). Near the start e_t = f(s_t) - f(s_1) is ~0 whatever the robot is doing, so
 the first steps of every episode fall into the same "no change yet" cluster; when that run is
-shorter than ``min_length`` it used to be dropped, and the reset state, where every evaluation
-starts, then only ever preceded the skills of episodes whose first run happened to be long enough.
+shorter than ``min_length``, dropping it would leave the reset state, where every evaluation
+starts, preceding only the skills of episodes whose first run happened to be long enough.
 
 Example:
     >>> median_filter(np.array([2, 2, 5, 2, 2, 2, 2]), kernel=3)
