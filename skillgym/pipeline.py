@@ -48,10 +48,6 @@ class PipelineArgs:
     """seed of every stage"""
     rl_steps: int | None = None
     """SkillSAC budget in low-level steps on SkillKitchen-v0 with the new library (default: the scale's)"""
-    workers: int = 2
-    """recording processes"""
-    threads: int | None = None
-    """torch threads for skill training (default: torch's choice)"""
     data: RecordArgs | None = None
     """the data stage's config (Python only; default: RecordArgs at this scale and seed)"""
     extract: ExtractArgs | None = None
@@ -72,12 +68,11 @@ class PipelineArgs:
         rl_steps = rl_steps if self.rl_steps is None else self.rl_steps
         data_dir, labels_dir, library_dir = self.out / "data", self.out / "labels", self.out / "library"
         data = replace(self.data, out=data_dir) if self.data else RecordArgs(
-            out=data_dir, episodes=episodes, seed=self.seed, workers=self.workers)
+            out=data_dir, episodes=episodes, seed=self.seed)
         extract = replace(self.extract, dataset=data_dir, out=labels_dir) if self.extract else ExtractArgs(
             dataset=data_dir, out=labels_dir, seed=self.seed)
         skills = replace(self.skills, labels=str(labels_dir), out=str(library_dir)) if self.skills else \
-            TrainSkillsArgs(labels=str(labels_dir), out=str(library_dir), steps=skill_steps, seed=self.seed,
-                            threads=self.threads)
+            TrainSkillsArgs(labels=str(labels_dir), out=str(library_dir), steps=skill_steps, seed=self.seed)
         rl = None
         if self.rl or rl_steps:
             rl = replace(self.rl, library=str(library_dir), out=str(self.out / "rl")) if self.rl else TrainRLArgs(

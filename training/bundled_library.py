@@ -37,12 +37,18 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
+from skillgym.cli.options import add_options, parse_options
 from skillgym.data.merge import merge_recordings
+from skillgym.data.record import RecordArgs
 from skillgym.envs.skill_kitchen import BUNDLED_LIBRARIES
-from skillgym.pipeline import add_pipeline_options, pipeline_args, run_pipeline
+from skillgym.extract.config import ExtractArgs
+from skillgym.pipeline import PipelineArgs, run_pipeline
 from skillgym.skills.train import TrainSkillsArgs, train_skills
+
+DATA_OPTIONS = ("episodes", "action_noise", "clean_labels", "eval_prefix_fraction", "eval_windows_fraction")
 
 
 def install(library: Path, target: Path) -> None:
@@ -58,27 +64,33 @@ def install(library: Path, target: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_pipeline_options(parser, out_flag="--work")
+    parser.add_argument("--work", type=Path, default=Path("runs/kitchen-state"), help="folder of every stage")
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--skill-steps", type=int, default=10_000)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of skill training")
+    parser.add_argument("--state-skip", action=argparse.BooleanOptionalAction, default=True)
+    add_options(parser, RecordArgs, only=DATA_OPTIONS)
     parser.add_argument("--observation", choices=("state", "pixels"), default="state")
     parser.add_argument("--no-install", action="store_true", help="do not copy into skillgym/assets")
     parser.add_argument("--mixed-from", type=Path, nargs="+", metavar="RECORDING",
                         help="train on these recordings joined (`skillgym data merge --mixed-recipes`) instead of "
                              "recording one; the data options are then not used")
-    parser.set_defaults(out=Path("runs/kitchen-state"), encoder="efficientnet-lite0", threads=1, eval_episodes=20)
     args = parser.parse_args()
-    if args.mixed_from and not (args.out / "data" / "recording.json").is_file():
-        merge_recordings(args.mixed_from, args.out / "data", mixed_recipes=True)
-    run_pipeline(pipeline_args(args))
-    library = args.out / "library"
+    if args.mixed_from and not (args.work / "data" / "recording.json").is_file():
+        merge_recordings(args.mixed_from, args.work / "data", mixed_recipes=True)
+    skills = TrainSkillsArgs(labels="", out="", steps=args.skill_steps, seed=args.seed, threads=args.threads,
+                             state_skip=args.state_skip)
+    run_pipeline(PipelineArgs(
+        out=args.work, seed=args.seed, rl_steps=0,
+        data=parse_options(RecordArgs, args, out=args.work / "data", seed=args.seed),
+        extract=ExtractArgs(dataset=args.work / "data", out=args.work / "labels", encoder="efficientnet-lite0",
+                            seed=args.seed),
+        skills=skills))
+    library = args.work / "library"
     if args.observation == "pixels":
-        library = args.out / "library-pixels"
+        library = args.work / "library-pixels"
         if not (library / "model.safetensors").is_file():
-            train_skills(TrainSkillsArgs(labels=str(args.out / "labels"), out=str(library), steps=args.skill_steps,
-                                         seed=args.seed, obs="pixels", image_size=64, frame_stack=4,
-                                         decoder="closed_loop", decoder_obs="state", threads=args.threads,
-                                         window_starts=args.window_starts, prior_z_target=args.prior_z_target,
-                                         state_skip=args.state_skip, reconstruction=args.reconstruction,
-                                         beta=args.beta, eval_episodes=args.eval_episodes))
+            train_skills(replace(skills, labels=str(args.work / "labels"), out=str(library), obs="pixels"))
     if not args.no_install:
         install(library, BUNDLED_LIBRARIES[args.observation])
 

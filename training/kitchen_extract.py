@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from skillgym.rl.train import TrainRLArgs, add_skillsac_arguments
+from skillgym.cli.options import add_options
+from skillgym.rl.train import TrainRLArgs
 
 # SkillSAC options this script passes through to every seed (flags of the same names).
-SAC_OPTIONS = ("alpha_d", "target_kl_d", "alpha_z", "target_kl_z", "gamma", "gamma_per_step",
-               "prior_uniform_mix")
+SAC_OPTIONS = ("alpha_d", "target_kl_d", "alpha_z", "target_kl_z", "gamma", "gamma_per_step")
 
 
 def run_seed(seed: int, steps: int, out: str, library: str | None, eval_every: int, eval_episodes: int,
@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--progress-threshold", type=float, default=None,
                         help="SkillSpaceEnv progress threshold (default: the env's)")
-    add_skillsac_arguments(parser)
+    add_options(parser, TrainRLArgs, only=SAC_OPTIONS)
     parser.add_argument("--summarize-only", action="store_true")
     parser.add_argument("--diagnose", type=int, default=0, metavar="N",
                         help="afterwards, run N deterministic episodes of each final model: where does it stall?")

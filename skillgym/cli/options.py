@@ -84,13 +84,16 @@ def _flag(name: str) -> str:
 
 
 def add_options(parser: argparse.ArgumentParser, cls: type, required: tuple[str, ...] = (),
-                positional: tuple[str, ...] = ()) -> None:
+                positional: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> None:
     """Add one argparse option per field of the dataclass ``cls`` (see the module docstring).
 
     Fields named in ``required`` are ``--flags`` the user must give; fields named in
-    ``positional`` that have a default are optional positional arguments."""
+    ``positional`` that have a default are optional positional arguments; ``only`` limits the
+    options to these fields (scripts that pass a few of a stage's options through)."""
     hints, docs = typing.get_type_hints(cls), field_docs(cls)
     for f in cli_fields(cls):
+        if only is not None and f.name not in only:
+            continue
         tp, optional = _unwrap_optional(hints[f.name])
         has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
         default = f.default if f.default is not dataclasses.MISSING else (

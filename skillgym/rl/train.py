@@ -79,13 +79,11 @@ class TrainRLArgs:
     """low-level steps between evaluations"""
     eval_episodes: int = 5
     """deterministic evaluation episodes per evaluation"""
-    threads: int = 1
-    """torch threads"""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """extra keyword arguments of gym.make (Python only)"""
 
     def __post_init__(self) -> None:
-        for name in ("steps", "eval_every", "eval_episodes", "threads"):
+        for name in ("steps", "eval_every", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.gamma <= 1.0:
@@ -135,7 +133,7 @@ class LowLevelBudget(BaseCallback):
 
 def train_rl(args: TrainRLArgs) -> dict[str, Any]:
     """Train SkillSAC until ``args.steps`` low-level steps; returns the final evaluation."""
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(1)  # batch-256 updates of small MLPs: more threads only add overhead
     keep_freed_memory()  # a training process: trade held memory for ~25 % faster updates
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,109 @@
+"""The product surface: every subcommand's --help, a flag budget, one-way layering, no history."""
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from skillgym.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[1]
+# Growing the CLI is a decision: raise this number in the same change that adds a flag.
+FLAG_BUDGET = 70
+REMOVED = ("--autoregressive", "--prior-z-target", "--window-starts", "--detach-progress", "--follow-through",
+           "--include-hinge", "--prior-uniform-mix", "--reconstruction")
+
+
+def subcommands(parser: argparse.ArgumentParser, name: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Every leaf subcommand of ``parser`` by its command line."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return {name: parser}
+    found = {}
+    for sub in subs:
+        for child_name, child in sub.choices.items():
+            found.update(subcommands(child, f"{name} {child_name}".strip()))
+    return found
+
+
+def flags(parser: argparse.ArgumentParser) -> list[str]:
+    return [a.option_strings[0] for a in parser._actions if a.option_strings and a.dest != "help"]
+
+
+def test_public_flags_stay_within_budget():
+    commands = subcommands(build_parser())
+    assert set(commands) == {"data kitchen", "data merge", "data show", "extract", "download", "train-skills",
+                             "skills show", "train-rl", "run"}
+    counts = {name: flags(p) for name, p in commands.items()}
+    total = sum(len(f) for f in counts.values())
+    assert total <= FLAG_BUDGET, counts
+    every = {f for fs in counts.values() for f in fs}
+    assert not every & set(REMOVED)
+
+
+@pytest.mark.parametrize("command", sorted(subcommands(build_parser())))
+def test_every_subcommand_explains_every_option(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command.split(), "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    parser = subcommands(build_parser())[command]
+    for action in parser._actions:
+        if action.dest != "help":
+            assert action.help, f"{command}: {action.dest} has no help"
+    assert "usage: skillgym" in text
+
+
+def test_usage_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["extract", str(tmp_path / "missing"), "--out", str(tmp_path / "labels"), "--k", "1"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("skillgym extract: error: k must be >= 2") and err.count("\n") == 1
+
+
+def test_train_rl_defaults_are_the_documented_setting():
+    ns = build_parser().parse_args(["train-rl", "SkillKitchen-v0", "--steps", "300000", "--seed", "0"])
+    from skillgym.cli.options import parse_options
+    from skillgym.rl.train import TrainRLArgs
+
+    args = parse_options(TrainRLArgs, ns)
+    assert (args.alpha_d, args.alpha_z, args.target_kl_z, args.gamma, args.gamma_per_step) == \
+        (0.1, "auto_0.01", 2.5, 0.995, True)
+
+
+def test_stages_load_without_the_simulator_or_the_envs():
+    code = ("import sys, skillgym.extract, skillgym.skills, skillgym.extract.labeler, skillgym.skills.train; "
+            "assert 'mujoco' not in sys.modules and 'skillgym.envs' not in sys.modules, "
+            "[m for m in sys.modules if m.startswith(('mujoco', 'skillgym.envs'))]")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_layers_import_one_way():
+    """skills/ and extract/ import neither envs/ nor tasks/; tasks/ imports no stage."""
+    rules = {"skills": r"skillgym\.(envs|tasks)", "extract": r"skillgym\.(envs|tasks|skills|data\.record)",
+             "tasks": r"skillgym\.(data|extract|skills|envs|rl)"}
+    offenders = []
+    for package, pattern in rules.items():
+        for path in (ROOT / "skillgym" / package).rglob("*.py"):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if re.search(rf"^\s*(from|import) {pattern}\b", line):
+                    offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not offenders, offenders
+
+
+def test_the_repository_speaks_of_the_product_only():
+    pattern = re.compile(r"(?i:\bsessions? ?[0-9]|\bsession-[0-9]|\bissue[ -]?#?[0-9]+)|\bSPEC( §|\b)")
+    hits = []
+    for folder in ("skillgym", "training", "benchmarks", "tests", "docs"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.suffix in (".py", ".md") and path.name != Path(__file__).name:
+                hits += [f"{path.relative_to(ROOT)}:{i}" for i, line in enumerate(path.read_text().splitlines(), 1)
+                         if pattern.search(line)]
+    hits += [f"README.md:{i}" for i, line in enumerate((ROOT / "README.md").read_text().splitlines(), 1)
+             if pattern.search(line)]
+    assert not hits, hits
