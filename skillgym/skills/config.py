@@ -16,7 +16,7 @@ DECODER_KINDS = ("open_loop", "closed_loop")
 DECODER_OBS = ("prior", "state")
 # How the pixel observations of the training data were produced; the RL env must render the same.
 DEFAULT_FRAME_PREPROCESSING = (
-    "KitchenRenderer (skillgym.tasks.kitchen) rendered directly at image_size x image_size, uint8 RGB, "
+    "the kitchen task env's KitchenRenderer, rendered directly at image_size x image_size, uint8 RGB, "
     "no resize; stack of the last frame_stack frames, oldest first, the first frame repeated at reset"
 )
 
