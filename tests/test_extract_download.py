@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from skillgym.extract.cli import main
+from skillgym.cli import main
 from skillgym.extract.download import DownloadError, download_weights
 from skillgym.extract.encoders import make_encoder, write_random_r3m_checkpoint
 
@@ -100,6 +100,6 @@ def test_download_cli_errors(server, tmp_path, capsys):
         main(["download", "r3m-99", "--dest", str(tmp_path / "x.pt")])
     assert e.value.code == 2 and "unknown checkpoint 'r3m-99'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["download", "r3m-18", "--url", f"{url}/truncated.pt", "--dest", str(tmp_path / "x.pt"), "--quiet"])
+        main(["download", "r3m-18", "--url", f"{url}/truncated.pt", "--dest", str(tmp_path / "x.pt")])
     assert "incomplete" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()

@@ -131,7 +131,9 @@ def test_bad_frames_are_rejected():
     with pytest.raises(EncoderInputError, match=r"\(B, H, W, 3\)"):
         enc.encode(np.zeros((64, 64, 3), np.uint8))
     with pytest.raises(EncoderInputError, match="states must have shape"):
-        make_encoder("state").encode(np.zeros((3, 10)))
+        make_encoder("state", dim=59).encode(np.zeros((3, 10)))
+    with pytest.raises(EncoderInputError, match="states must have shape"):
+        make_encoder("state").encode(np.zeros(10))
 
 
 def test_efficientnet_lite0_features():
@@ -166,11 +168,16 @@ def test_efficientnet_lite0_is_imagenet_pretrained():
 def test_oracle_encoders_and_registry():
     assert {"r3m-18", "r3m-34", "r3m-50", "efficientnet-lite0", "state", "action"} <= set(available_encoders())
     s = make_encoder("state")
-    assert (s.input, s.dim) == ("states", 59)
+    assert (s.input, s.dim) == ("states", None)  # sized by the data it first encodes
+    assert s.encode(np.zeros((2, 11))).shape == (2, 11) and s.dim == 11 and s.config() == {"dim": 11}
+    with pytest.raises(EncoderInputError, match=r"states must have shape \(B, 11\)"):
+        s.encode(np.zeros((2, 12)))
+    assert make_encoder("state", **s.config()).dim == 11  # what a saved labeler rebuilds
     a = make_encoder("action")
-    assert (a.input, a.dim) == ("actions", 9)
+    assert a.input == "actions"
     x = np.arange(18, dtype=np.float64).reshape(2, 9)
     np.testing.assert_array_equal(a.encode(x), x.astype(np.float32))
+    assert a.dim == 9
     with pytest.raises(EncoderError, match="unknown encoder 'nope'"):
         make_encoder("nope")
 

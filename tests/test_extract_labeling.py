@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from scipy.signal import medfilt
 
+from skillgym.cli import main
 from skillgym.data.dataset import Episode, open_dataset, write_minari_dataset
-from skillgym.extract.cli import main
 from skillgym.extract.clustering import (
     ClusteringError,
     assign_labels,
@@ -176,7 +176,7 @@ def test_save_load_labels_a_new_dataset_with_the_same_clusters(tiny_dataset, oth
 
 def test_embedding_cache_is_reused(tiny_dataset, tmp_path):
     calls = []
-    enc = make_encoder("state")
+    enc = make_encoder("state", dim=tiny_dataset.state_dim)  # sized: every call is an episode
     original = enc.encode
     enc.encode = lambda x: calls.append(len(x)) or original(x)
     SkillLabeler.fit(tiny_dataset, enc, k=3, cache_dir=tmp_path, progress=False)
@@ -222,7 +222,7 @@ def test_extract_writes_labels_labeler_and_report(tiny_dataset, tmp_path):
 def test_cli_extract(tiny_dataset, tmp_path, capsys):
     out = tmp_path / "cli"
     assert main(["extract", str(tiny_dataset.path), "--encoder", "action", "--k", "3", "--seed", "1",
-                 "--out", str(out), "--min-length", "4", "--quiet"]) == 0
+                 "--out", str(out), "--min-length", "4", "--no-progress"]) == 0
     labels = SkillLabels.load(out)
     assert labels.metadata["encoder"] == "action" and labels.metadata["min_length"] == 4
     assert np.all(labels.segments[:, 2] - labels.segments[:, 1] >= 4)
@@ -233,15 +233,15 @@ def test_cli_extract(tiny_dataset, tmp_path, capsys):
     [
         (["--encoder", "nope"], "unknown encoder 'nope'"),
         (["--k", "5000"], "larger than the number of steps"),
-        (["--k", "1"], "--k must be >= 2"),
-        (["--kernel", "4"], "--kernel must be odd"),
-        (["--encoder", "state", "--weights", "x.pt"], "--weights is for the r3m"),
+        (["--k", "1"], "k must be >= 2"),
+        (["--kernel", "4"], "kernel must be odd"),
+        (["--encoder", "state", "--weights", "x.pt"], "weights are for the r3m"),
         (["--encoder", "r3m-18", "--weights", "/nonexistent/model.pt"], "does not exist"),
     ],
 )
 def test_cli_bad_arguments(tiny_dataset, tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as e:
-        main(["extract", str(tiny_dataset.path), "--out", str(tmp_path / "x"), "--quiet", *argv])
+        main(["extract", str(tiny_dataset.path), "--out", str(tmp_path / "x"), "--no-progress", *argv])
     assert e.value.code == 2
     assert message in capsys.readouterr().err
 

@@ -1,25 +1,41 @@
-"""Offline kitchen datasets on disk: skillgym/Minari datasets and D4RL v0 HDF5 files.
+"""Offline robot datasets on disk: any Minari dataset, and D4RL v0 Franka Kitchen HDF5 files.
 
 Every stage reads episodes through :func:`open_dataset`, whatever the file came from:
 
 - a Minari dataset folder (``DIR`` or ``DIR/data`` holding ``main_data.hdf5`` + ``metadata.json``),
-  written by :func:`write_minari_dataset` or downloaded elsewhere (``D4RL/kitchen/*-v2``);
+  written by :func:`write_minari_dataset` or by anything else that writes Minari datasets. Its
+  observations are either a flat array ``(T + 1, D)``, or a Dict with a state entry (``state`` or
+  ``observation``, ``(T + 1, D)``) and optional frames (``pixels``, ``(T + 1, H, W, 3) uint8``);
+  its actions are vectors ``(T, A)``;
 - a D4RL v0 kitchen HDF5 file (``observations (N, 60)``, ``actions (N, 9)``, ``terminals``,
   ``timeouts``).
 
-Datasets without frames (the public ones) are re-rendered from their states on request, with the
-same renderer the pixel env uses.
+Shapes come from the data: ``dataset.state_dim``, ``dataset.action_dim``, ``dataset.frame_size``.
+
+Franka Kitchen data (D4RL v0 files and Minari datasets whose id names the kitchen) is the one
+case with more: frames it does not store are re-rendered from its simulator states on request,
+with the renderer of the kitchen pixel env, and its per-step subtasks have names. Only that case
+loads the kitchen simulator.
 
 Example:
-    >>> ds = open_dataset("data/kitchen")
+    >>> import tempfile
+    >>> rng = np.random.default_rng(0)
+    >>> episodes = [Episode(states=rng.normal(size=(21, 4)), actions=rng.uniform(-1, 1, (20, 2)))
+    ...             for _ in range(3)]
+    >>> path = write_minari_dataset(Path(tempfile.mkdtemp()) / "tiny", [episodes])
+    >>> ds = open_dataset(path)
+    >>> len(ds), ds.state_dim, ds.action_dim, ds.has_frames
+    (3, 4, 2, False)
     >>> ep = ds.episode(0)
-    >>> ep.states.shape, ep.actions.shape, ep.frames.shape
-    ((241, 59), (240, 9), (241, 128, 128, 3))
+    >>> ep.states.shape, ep.actions.shape
+    ((21, 4), (20, 2))
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import itertools
 import json
 import os
 import shutil
@@ -27,13 +43,17 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
 
-from skillgym.tasks.kitchen import ACTION_DIM, ALL_TASKS, NQ, NV, STATE_DIM
-
-DATASET_ID = "skillgym/kitchen-scripted-v0"
+DEFAULT_DATASET_ID = "skillgym/offline-v0"
+KITCHEN_DATASET_ID = "skillgym/kitchen-scripted-v0"
+# Observation entries that hold the state vector, in the order they are looked for:
+# skillgym and gymnasium's AddRenderObservation write "state", D4RL's Minari datasets "observation".
+STATE_KEYS = ("state", "observation")
+PIXELS_KEY = "pixels"
 
 
 class DatasetError(ValueError):
@@ -42,65 +62,86 @@ class DatasetError(ValueError):
 
 @dataclass
 class Episode:
-    """One trajectory: ``T`` actions and ``T + 1`` observations."""
+    """One trajectory: ``T`` actions and ``T + 1`` observations.
 
-    states: np.ndarray  # (T+1, 59) float64, as the env observes them (with its noise)
-    actions: np.ndarray  # (T, 9) float32
-    rewards: np.ndarray  # (T,) float32
-    terminations: np.ndarray  # (T,) bool
-    truncations: np.ndarray  # (T,) bool
+    ``rewards``, ``terminations`` and ``truncations`` default to zero rewards and an episode
+    truncated after its last action.
+    """
+
+    states: np.ndarray  # (T+1, D) float64, as the env observed them
+    actions: np.ndarray  # (T, A) float32
+    rewards: np.ndarray | None = None  # (T,) float32
+    terminations: np.ndarray | None = None  # (T,) bool
+    truncations: np.ndarray | None = None  # (T,) bool
     frames: np.ndarray | None = None  # (T+1, H, W, 3) uint8
-    subtasks: np.ndarray | None = None  # (T,) int16 index into ALL_TASKS, -1 = unknown
-    sim_states: np.ndarray | None = None  # (T+1, 59) exact qpos ‖ qvel, for re-rendering
+    subtasks: np.ndarray | None = None  # (T,) int16 index into the dataset's subtask_names(), -1 = unknown
+    sim_states: np.ndarray | None = None  # (T+1, S) exact simulator states, for re-rendering
+
+    def __post_init__(self) -> None:
+        t = len(self.actions)
+        if self.rewards is None:
+            self.rewards = np.zeros(t, np.float32)
+        if self.terminations is None:
+            self.terminations = np.zeros(t, bool)
+        if self.truncations is None:
+            self.truncations = np.arange(t) == t - 1
 
     @property
     def num_steps(self) -> int:
         return len(self.actions)
 
     def validate(self) -> None:
+        """Raise :class:`DatasetError` unless the arrays fit together: ``T >= 1`` actions,
+        ``T + 1`` observations (and frames, simulator states), one reward/flag per action, and
+        finite states and actions."""
         t = self.num_steps
+        states, actions = np.asarray(self.states), np.asarray(self.actions)
         checks = [
-            (self.states.shape == (t + 1, STATE_DIM), f"states {self.states.shape} != ({t + 1}, {STATE_DIM})"),
-            (self.actions.shape == (t, ACTION_DIM), f"actions {self.actions.shape} != ({t}, {ACTION_DIM})"),
-            (self.rewards.shape == (t,), f"rewards {self.rewards.shape} != ({t},)"),
-            (self.terminations.shape == (t,), f"terminations {self.terminations.shape} != ({t},)"),
-            (self.truncations.shape == (t,), f"truncations {self.truncations.shape} != ({t},)"),
+            (states.ndim == 2 and len(states) == t + 1, f"states {states.shape} != ({t + 1}, D)"),
+            (actions.ndim == 2, f"actions {actions.shape} != ({t}, A)"),
+            (np.shape(self.rewards) == (t,), f"rewards {np.shape(self.rewards)} != ({t},)"),
+            (np.shape(self.terminations) == (t,), f"terminations {np.shape(self.terminations)} != ({t},)"),
+            (np.shape(self.truncations) == (t,), f"truncations {np.shape(self.truncations)} != ({t},)"),
         ]
         if self.frames is not None:
             ok = self.frames.ndim == 4 and self.frames.shape[0] == t + 1 and self.frames.shape[-1] == 3
             checks.append((ok and self.frames.dtype == np.uint8,
                            f"frames {self.frames.shape} {self.frames.dtype} != ({t + 1}, H, W, 3) uint8"))
         if self.subtasks is not None:
-            checks.append((self.subtasks.shape == (t,), f"subtasks {self.subtasks.shape} != ({t},)"))
+            checks.append((np.shape(self.subtasks) == (t,), f"subtasks {np.shape(self.subtasks)} != ({t},)"))
         if self.sim_states is not None:
-            checks.append((self.sim_states.shape == (t + 1, NQ + NV),
-                           f"sim_states {self.sim_states.shape} != ({t + 1}, {NQ + NV})"))
+            checks.append((self.sim_states.ndim == 2 and len(self.sim_states) == t + 1,
+                           f"sim_states {self.sim_states.shape} != ({t + 1}, S)"))
         errors = [msg for ok, msg in checks if not ok]
         if t < 1:
             errors.append("an episode needs at least one action")
         if errors:
             raise DatasetError("episode has the wrong shape: " + "; ".join(errors))
-
-
-def sim_state_from_observation(states: np.ndarray) -> np.ndarray:
-    """qpos ‖ qvel from 59-d kitchen observations (exact only for noise-free observations)."""
-    qpos = np.concatenate([states[:, 0:9], states[:, 18:39]], axis=1)
-    qvel = np.concatenate([states[:, 9:18], states[:, 39:59]], axis=1)
-    return np.concatenate([qpos, qvel], axis=1)
+        for name, x in (("states", states), ("actions", actions)):
+            if not np.all(np.isfinite(x)):
+                raise DatasetError(f"episode {name} hold NaN or infinite values")
 
 
 class OfflineDataset:
-    """Read-only access to a kitchen dataset on disk, one episode at a time.
+    """Read-only access to a dataset on disk, one episode at a time (see the module docstring).
 
     Episodes are read lazily, so datasets larger than memory stream through. ``image_size``
-    only matters for datasets without stored frames, which are re-rendered from their states.
+    only matters for kitchen datasets without stored frames, which are re-rendered at that size.
+
+    Attributes:
+        state_dim, action_dim: sizes of the state and action vectors.
+        frame_size: side of the frames :meth:`episode` returns (None: no frames).
+        has_frames: frames are stored (not re-rendered).
+        has_subtasks, has_sim_states: per-step subtask ids / simulator states are stored.
+        is_kitchen: Franka Kitchen data (re-renderable, named subtasks).
+        dataset_id: the Minari dataset id ("" for D4RL v0 files).
     """
 
     def __init__(self, path: str | os.PathLike, image_size: int | None = None):
         self.path = Path(path)
-        self._rerender_size = image_size
-        self._renderer_env = None
+        self._renderers: dict[int, Any] = {}
         self._file = _find_hdf5(self.path)
+        self.dataset_id = _read_dataset_id(self._file)
         try:
             with h5py.File(self._file, "r") as f:
                 self._kind = "d4rl-v0" if "observations" in f and "actions" in f else "minari"
@@ -110,6 +151,11 @@ class OfflineDataset:
                     self._load_d4rl_index(f)
         except OSError as e:
             raise DatasetError(f"cannot read {self._file}: {e}. Is the file complete?") from e
+        self.is_kitchen = self._kind == "d4rl-v0" or "kitchen" in self.dataset_id.lower()
+        if self.has_frames:
+            self.frame_size: int | None = self._stored_frame_size
+        else:
+            self.frame_size = image_size if self.is_kitchen else None
         self.fingerprint = self._compute_fingerprint()
 
     # -- indexing -----------------------------------------------------------------------------
@@ -125,23 +171,34 @@ class OfflineDataset:
                 raise DatasetError(f"{self._file}:{name} lacks 'actions' or 'observations'")
             lengths.append(group["actions"].shape[0])
         self.episode_lengths = np.asarray(lengths, dtype=np.int64)
-        obs = f[names[0]]["observations"]
-        self._state_key = "state" if "state" in obs else "observation" if "observation" in obs else None
-        if isinstance(obs, h5py.Dataset):
-            self._state_key = ""
-        if self._state_key is None:
+        first = f[names[0]]
+        obs = first["observations"]
+        if isinstance(obs, h5py.Dataset):  # a flat observation array
+            self._state_key, states = None, obs
+        else:
+            self._state_key = next((k for k in STATE_KEYS if k in obs), None)
+            if self._state_key is None or not isinstance(obs[self._state_key], h5py.Dataset):
+                raise DatasetError(
+                    f"{self._file}: observations have entries {list(obs.keys())}; expected a flat array "
+                    f"or a Dict with a state vector under one of {STATE_KEYS}"
+                )
+            states = obs[self._state_key]
+        actions = first["actions"]
+        if states.ndim != 2 or not isinstance(actions, h5py.Dataset) or actions.ndim != 2:
             raise DatasetError(
-                f"{self._file}: observations have keys {list(obs.keys())}; expected 'state' "
-                "(skillgym) or 'observation' (D4RL/kitchen Minari datasets)"
+                f"{self._file}: need state vectors (T+1, D) and action vectors (T, A), got observations "
+                f"{states.shape} and actions {getattr(actions, 'shape', type(actions).__name__)}"
             )
-        self.has_frames = isinstance(obs, h5py.Group) and "pixels" in obs
-        self.frame_size = int(obs["pixels"].shape[1]) if self.has_frames else self._rerender_size
-        self.has_subtasks = "infos" in f[names[0]] and "subtask" in f[names[0]]["infos"]
-        self.has_sim_states = "infos" in f[names[0]] and "sim_state" in f[names[0]]["infos"]
+        self.state_dim, self.action_dim = int(states.shape[1]), int(actions.shape[1])
+        self.has_frames = isinstance(obs, h5py.Group) and PIXELS_KEY in obs
+        self._stored_frame_size = int(_read_pixels(obs[PIXELS_KEY], 1).shape[1]) if self.has_frames else None
+        infos = first["infos"] if "infos" in first else {}
+        self.has_subtasks = "subtask" in infos
+        self.has_sim_states = "sim_state" in infos
 
     def _load_d4rl_index(self, f: h5py.File) -> None:
         obs, actions = f["observations"], f["actions"]
-        if obs.ndim != 2 or obs.shape[1] != 60 or actions.shape != (obs.shape[0], ACTION_DIM):
+        if obs.ndim != 2 or obs.shape[1] != 60 or actions.shape != (obs.shape[0], 9):
             raise DatasetError(
                 f"{self._file}: D4RL v0 kitchen needs observations (N, 60) and actions (N, 9), "
                 f"got {obs.shape} and {actions.shape}"
@@ -154,8 +211,8 @@ class OfflineDataset:
         self._d4rl_bounds = np.stack([starts[keep], ends[keep]], axis=1)
         # v0 stores no final observation: the last stored step becomes the final observation.
         self.episode_lengths = self._d4rl_bounds[:, 1] - self._d4rl_bounds[:, 0]
+        self.state_dim, self.action_dim = KITCHEN_STATE_DIM, 9
         self.has_frames, self.has_subtasks, self.has_sim_states = False, False, False
-        self.frame_size = self._rerender_size
 
     def __len__(self) -> int:
         return len(self.episode_lengths)
@@ -172,30 +229,34 @@ class OfflineDataset:
 
     # -- reading ------------------------------------------------------------------------------
     def episode(self, index: int, frames: bool = True) -> Episode:
-        """Episode ``index``; ``frames=False`` skips the (large) images."""
+        """Episode ``index``; ``frames=False`` skips the (large) images.
+
+        Frames are the stored ones; a kitchen dataset without stored frames re-renders them at
+        ``frame_size`` (so it must be opened with ``image_size``), and any other dataset without
+        frames returns ``frames=None``.
+        """
         if not 0 <= index < len(self):
             raise IndexError(f"episode {index} out of range [0, {len(self)})")
         with h5py.File(self._file, "r") as f:
             ep = self._read_minari(f, index, frames) if self._kind == "minari" else self._read_d4rl(f, index)
-        if frames and ep.frames is None:
-            ep.frames = self.render_states(ep.sim_states if ep.sim_states is not None else sim_state_from_observation(ep.states))
+        if frames and ep.frames is None and self.is_kitchen:
+            ep.frames = self.render_frames(ep)
         ep.validate()
         return ep
 
     def _read_minari(self, f: h5py.File, index: int, frames: bool) -> Episode:
         g = f[self._episode_names[index]]
         obs = g["observations"]
-        states = obs[()] if self._state_key == "" else obs[self._state_key][()]
+        states = obs[()] if self._state_key is None else obs[self._state_key][()]
         infos = g["infos"] if "infos" in g else {}
-        subtasks = infos["subtask"][:-1].astype(np.int16) if self.has_subtasks else None
         return Episode(
             states=np.asarray(states, np.float64),
             actions=np.asarray(g["actions"][()], np.float32),
             rewards=np.asarray(g["rewards"][()], np.float32),
             terminations=np.asarray(g["terminations"][()], bool),
             truncations=np.asarray(g["truncations"][()], bool),
-            frames=obs["pixels"][()] if frames and self.has_frames else None,
-            subtasks=subtasks,
+            frames=_read_pixels(obs[PIXELS_KEY]) if frames and self.has_frames else None,
+            subtasks=infos["subtask"][:-1].astype(np.int16) if self.has_subtasks else None,
             sim_states=np.asarray(infos["sim_state"][()], np.float64) if self.has_sim_states else None,
         )
 
@@ -204,7 +265,7 @@ class OfflineDataset:
         obs60 = np.asarray(f["observations"][start : end + 1], np.float64)
         t = end - start
         # D4RL v0: 9 robot qpos + 21 object qpos + 30 goal dims; no velocities were stored.
-        states = np.zeros((t + 1, STATE_DIM))
+        states = np.zeros((t + 1, KITCHEN_STATE_DIM))
         states[:, 0:9], states[:, 18:39] = obs60[:, 0:9], obs60[:, 9:30]
         terminals = np.asarray(f["terminals"][start:end], bool)
         return Episode(
@@ -221,26 +282,73 @@ class OfflineDataset:
     def iter_episodes(self, frames: bool = True) -> Iterator[Episode]:
         return (self.episode(i, frames=frames) for i in range(len(self)))
 
-    def render_states(self, sim_states: np.ndarray) -> np.ndarray:
-        """Render ``(N, 59)`` exact sim states with the pixel env's renderer."""
-        if self.frame_size is None:
+    # -- re-rendering (kitchen) ---------------------------------------------------------------
+    def render_frames(self, episode: Episode, image_size: int | None = None) -> np.ndarray:
+        """Frames of ``episode`` at ``image_size`` (default ``frame_size``), re-rendered from its
+        simulator states: the stored ones, else (kitchen) those recovered from its observations."""
+        if not self.is_kitchen:
+            stored = f"stores {self.frame_size}x{self.frame_size} frames" if self.has_frames else "stores no frames"
             raise DatasetError(
-                f"{self.path} stores no frames; open it with image_size=64 or 128 to re-render them"
+                f"{self.path} {stored}, and only Franka Kitchen datasets can be re-rendered from their "
+                "states: use the stored frame size, or record the dataset with frames (a 'pixels' entry)"
             )
-        if self._renderer_env is None:
+        sim_states = episode.sim_states
+        if sim_states is None:
+            sim_states = sim_state_from_observation(episode.states)
+        return self.render_states(sim_states, image_size)
+
+    def render_states(self, sim_states: np.ndarray, image_size: int | None = None) -> np.ndarray:
+        """Render ``(N, 59)`` exact kitchen simulator states with the kitchen pixel env's renderer,
+        at ``image_size`` (default ``frame_size``)."""
+        size = image_size or self.frame_size
+        if size is None:
+            raise DatasetError(f"{self.path} stores no frames; open it with image_size=64 or 128 to re-render them")
+        if not self.is_kitchen:
+            raise DatasetError(f"{self.path} is not a Franka Kitchen dataset; only kitchen states can be rendered")
+        if size not in self._renderers:
             from skillgym.tasks.kitchen import KitchenTaskEnv
 
-            self._renderer_env = KitchenTaskEnv(pixels=False, image_size=self.frame_size)
-            self._renderer_env.reset(seed=0)
-        env = self._renderer_env
-        out = np.empty((len(sim_states), self.frame_size, self.frame_size, 3), np.uint8)
+            env = KitchenTaskEnv(pixels=False, image_size=size)
+            env.reset(seed=0)
+            self._renderers[size] = env
+        env = self._renderers[size]
+        out = np.empty((len(sim_states), size, size, 3), np.uint8)
         for i, s in enumerate(sim_states):
             env.set_sim_state(s)
             out[i] = env.render_frame()
         return out
 
+    def close(self) -> None:
+        """Release the renderers of re-rendered frames (the file itself is never kept open)."""
+        for env in self._renderers.values():
+            env.close()
+        self._renderers.clear()
+
     def subtask_names(self) -> tuple[str, ...]:
-        return ALL_TASKS
+        """Names of the subtask ids in ``Episode.subtasks``: the kitchen's subtasks, or
+        ``"subtask <i>"`` for other datasets."""
+        if self.is_kitchen:
+            from skillgym.tasks.kitchen import ALL_TASKS
+
+            return ALL_TASKS
+        if not self.has_subtasks:
+            return ()
+        top = max(int(self.episode(i, frames=False).subtasks.max(initial=-1)) for i in range(len(self)))
+        return tuple(f"subtask {i}" for i in range(top + 1))
+
+
+# -- the kitchen case -------------------------------------------------------------------------
+# Kitchen observations: 9 robot qpos, 9 robot qvel, 21 object qpos, 20 object qvel.
+KITCHEN_STATE_DIM = 59
+
+
+def sim_state_from_observation(states: np.ndarray) -> np.ndarray:
+    """qpos ‖ qvel from 59-d kitchen observations (exact only for noise-free observations)."""
+    if states.ndim != 2 or states.shape[1] != KITCHEN_STATE_DIM:
+        raise DatasetError(f"kitchen observations are (T, {KITCHEN_STATE_DIM}), got {states.shape}")
+    qpos = np.concatenate([states[:, 0:9], states[:, 18:39]], axis=1)
+    qvel = np.concatenate([states[:, 9:18], states[:, 39:59]], axis=1)
+    return np.concatenate([qpos, qvel], axis=1)
 
 
 def _find_hdf5(path: Path) -> Path:
@@ -258,40 +366,94 @@ def _find_hdf5(path: Path) -> Path:
     )
 
 
+def _read_pixels(pixels: h5py.Dataset, count: int | None = None) -> np.ndarray:
+    """The first ``count`` (default all) frames as ``(N, H, W, 3) uint8``: stored as arrays, or
+    as one JPEG per frame (Minari's default ``jpeg_encoding=True``)."""
+    if pixels.ndim == 4:
+        return pixels[()] if count is None else pixels[:count]
+    from PIL import Image
+
+    encoded = pixels[()] if count is None else pixels[:count]
+    return np.stack([np.asarray(Image.open(io.BytesIO(bytes(b))).convert("RGB"), np.uint8) for b in encoded])
+
+
+def _read_dataset_id(hdf5: Path) -> str:
+    """The Minari dataset id in ``metadata.json`` next to ``main_data.hdf5`` ("" if there is none)."""
+    meta = hdf5.parent / "metadata.json"
+    try:
+        return str(json.loads(meta.read_text()).get("dataset_id", "")) if meta.is_file() else ""
+    except (ValueError, OSError):
+        return ""
+
+
 def open_dataset(path: str | os.PathLike, image_size: int | None = None) -> OfflineDataset:
-    """Open a skillgym/Minari dataset folder or a D4RL v0 kitchen HDF5 file."""
+    """Open a Minari dataset folder or a D4RL v0 kitchen HDF5 file (see the module docstring)."""
     return OfflineDataset(path, image_size=image_size)
 
 
 def write_minari_dataset(
     out: str | os.PathLike,
     episode_chunks: Iterable[list[Episode]],
-    image_size: int | None,
+    image_size: int | None = None,
     description: str = "",
-    dataset_id: str = DATASET_ID,
+    dataset_id: str = DEFAULT_DATASET_ID,
+    observation_space: Any = None,
+    action_space: Any = None,
+    env: Any = None,
+    algorithm_name: str = "skillgym",
 ) -> Path:
     """Write episodes as a Minari dataset at ``out`` (opened by ``minari.MinariDataset(out/data)``).
 
-    ``episode_chunks`` yields lists of episodes; each chunk is appended and then dropped, so
-    memory stays bounded by one chunk. Frames are stored losslessly (no JPEG), because re-rendered
-    states must match them.
+    Args:
+        episode_chunks: yields lists of episodes; each chunk is appended and then dropped, so
+            memory stays bounded by one chunk.
+        image_size: store the episodes' frames (a ``pixels`` entry) if set; ignored when
+            ``observation_space`` is given.
+        dataset_id: Minari's ``namespace/name``; kitchen recordings use :data:`KITCHEN_DATASET_ID`,
+            which is what marks a dataset as Franka Kitchen data (re-renderable states).
+        observation_space: ``Box`` -> flat state arrays; ``Dict`` with ``state`` (and ``pixels``).
+            Default: ``Dict(state=Box(D,))``, plus ``pixels`` if ``image_size``, D from the episodes.
+        action_space: default ``Box(-1, 1, (A,), float32)``, A from the episodes.
+        env: the env (id, ``EnvSpec`` or env) the data came from, stored in Minari's metadata.
+
+    Frames are stored losslessly (no JPEG), because re-rendered states must match them.
     """
     import gymnasium as gym
     import minari
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
     out = Path(out)
-    obs_spaces = {"state": gym.spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float64)}
-    if image_size:
-        obs_spaces["pixels"] = gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
-    observation_space = gym.spaces.Dict(obs_spaces)
-    action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
+    chunks = iter(episode_chunks)
+    first = next((chunk for chunk in chunks if chunk), None)
+    if first is None:
+        raise DatasetError("no episodes to write")
+    sample = first[0]
+    if observation_space is None:
+        obs_spaces = {"state": gym.spaces.Box(-np.inf, np.inf, (sample.states.shape[1],), np.float64)}
+        if image_size:
+            shape = sample.frames.shape[1:] if sample.frames is not None else (image_size, image_size, 3)
+            obs_spaces[PIXELS_KEY] = gym.spaces.Box(0, 255, shape, np.uint8)
+        observation_space = gym.spaces.Dict(obs_spaces)
+    if isinstance(observation_space, gym.spaces.Dict) and set(observation_space.keys()) - {"state", PIXELS_KEY}:
+        raise DatasetError(f"observation_space entries must be 'state' and optionally '{PIXELS_KEY}', "
+                           f"got {list(observation_space.keys())}")
+    flat = isinstance(observation_space, gym.spaces.Box)
+    with_frames = not flat and PIXELS_KEY in observation_space.spaces
+    if action_space is None:
+        action_space = gym.spaces.Box(-1.0, 1.0, (sample.actions.shape[1],), np.float32)
 
     def to_buffer(i: int, ep: Episode) -> EpisodeBuffer:
         ep.validate()
-        obs = {"state": ep.states}
-        if image_size:
-            obs["pixels"] = ep.frames
+        if isinstance(action_space, gym.spaces.Box) and not (
+            np.all(ep.actions >= action_space.low) and np.all(ep.actions <= action_space.high)
+        ):
+            raise DatasetError(f"episode {i} has actions outside the action space {action_space}; "
+                               "pass action_space=... with the bounds the actions live in")
+        if with_frames and ep.frames is None:
+            raise DatasetError(f"episode {i} has no frames but the dataset stores them")
+        obs: Any = ep.states if flat else {"state": ep.states}
+        if with_frames:
+            obs[PIXELS_KEY] = ep.frames
         infos = {}
         if ep.subtasks is not None:
             infos["subtask"] = np.append(ep.subtasks, ep.subtasks[-1]).astype(np.int16)
@@ -308,24 +470,22 @@ def write_minari_dataset(
     os.environ["MINARI_DATASETS_PATH"] = str(staging)
     try:
         dataset, count = None, 0
-        for chunk in episode_chunks:
+        for chunk in itertools.chain([first], chunks):
             buffers = [to_buffer(count + j, ep) for j, ep in enumerate(chunk)]
             count += len(buffers)
             if not buffers:
                 continue
             if dataset is None:
                 dataset = minari.create_dataset_from_buffers(
-                    dataset_id, buffers, observation_space=observation_space,
-                    action_space=action_space, algorithm_name="skillgym scripted controller",
-                    author="skillgym", description=description or "skillgym kitchen dataset",
+                    dataset_id, buffers, env=env, observation_space=observation_space,
+                    action_space=action_space, algorithm_name=algorithm_name,
+                    author="skillgym", description=description or "skillgym dataset",
                     code_permalink="https://github.com/skillgym/skillgym", jpeg_encoding=False,
                     data_format="hdf5",
                 )
             else:
                 dataset.update_dataset_from_buffer(buffers)
-        if dataset is None:
-            raise DatasetError("no episodes to write")
-        namespace, name = dataset_id.split("/", 1)
+        namespace, name = dataset_id.rsplit("/", 1)
         if out.exists():
             shutil.rmtree(out)
         shutil.move(str(staging / namespace / name), str(out))

@@ -80,7 +80,6 @@ R_FRONT_VERTICAL = rot_about("y", -np.pi / 2) @ R_FRONT
 # meets a knob bar or lever over its whole depth instead of catching the front edge with its
 # base (which pressed the knob into the panel without turning it).
 FINGER_TAPER = 0.24
-R_PUSH_NEG_X = rot_about("z", FINGER_TAPER) @ R_FRONT  # the -x (right) finger pushes towards -x
 R_PUSH_POS_X = rot_about("z", -FINGER_TAPER) @ R_FRONT  # the +x (left) finger pushes towards +x
 R_LIGHT = rot_about("z", 0.1) @ R_FRONT
 # IK weights (about site x, y, z) for a grasped vertical bar: the bar may turn inside the
@@ -134,13 +133,13 @@ def eval_prefix(rng: np.random.Generator, fraction: float, windows: bool = False
 
     This gives recorded data the structure of D4RL ``kitchen-mixed``: the evaluation task's
     subtasks, and short runs of them in the evaluation order, are demonstrated, but never all
-    four in sequence. With ``fraction=0`` no randomness is drawn (older datasets stay
-    reproducible).
+    four in sequence. With ``fraction=0`` no randomness is drawn, so such a recording does not
+    depend on the option.
 
     ``windows=True`` draws any run of 1-3 consecutive subtasks of the evaluation order, not only
     its beginnings: prefixes alone demonstrate the last transition (bottom burner → light switch)
     almost never (4 of 200 episodes of the bundled library's data), and the light switch is where
-    SkillSAC's policies stop (docs/results.md, session 11).
+    SkillSAC's policies stop (docs/results.md).
     """
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"eval-prefix fraction must be in [0, 1], got {fraction}")

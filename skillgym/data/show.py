@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 
 from skillgym.data.dataset import open_dataset
-from skillgym.tasks.kitchen import ALL_TASKS
 
 
 def label_runs(labels: np.ndarray) -> list[tuple[int, int, int]]:
@@ -30,8 +29,12 @@ def contact_sheet(dataset_path: str | Path, episode: int, out: str | Path, frame
 
     ds = open_dataset(dataset_path, image_size=image_size)
     ep = ds.episode(episode)
+    if ep.frames is None:
+        raise ValueError(f"{dataset_path} stores no frames to show; a kitchen dataset re-renders them "
+                         "when given an image size")
     if ep.subtasks is not None:
-        rows = [(s, e, ALL_TASKS[k] if k >= 0 else "transit") for s, e, k in label_runs(ep.subtasks)]
+        names = ds.subtask_names()
+        rows = [(s, e, names[k] if k >= 0 else "transit") for s, e, k in label_runs(ep.subtasks)]
     else:
         bounds = np.linspace(0, ep.num_steps, 5).astype(int)
         rows = [(int(s), int(e), f"steps {s}-{e}") for s, e in zip(bounds[:-1], bounds[1:], strict=False)]

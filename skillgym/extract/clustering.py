@@ -5,9 +5,21 @@ Memory stays bounded whatever the dataset size: embeddings are written episode b
 of at most ``fit_samples`` rows, and labels are assigned ``batch_size`` rows at a time.
 
 Example:
-    >>> emb = compute_embeddings(dataset, make_encoder("state"), "runs/cache/state.npy")
-    >>> centroids = fit_centroids(emb, k=8, seed=0)
-    >>> labels = assign_labels(emb, centroids)
+    >>> import tempfile
+    >>> from skillgym.data.dataset import Episode, open_dataset, write_minari_dataset
+    >>> from skillgym.extract.encoders import make_encoder
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> rng = np.random.default_rng(0)
+    >>> episodes = [Episode(states=rng.normal(size=(31, 3)), actions=rng.uniform(-1, 1, (30, 2)))
+    ...             for _ in range(2)]
+    >>> dataset = open_dataset(write_minari_dataset(tmp / "data", [episodes]))
+    >>> emb = compute_embeddings(dataset, make_encoder("state"), tmp / "cache" / "state.npy", progress=False)
+    >>> emb.shape
+    (60, 3)
+    >>> centroids = fit_centroids(emb, k=4, seed=0)
+    >>> labels = assign_labels(emb, centroids, progress=False)
+    >>> labels.shape, int(labels.max()) < 4
+    ((60,), True)
 """
 
 from __future__ import annotations
@@ -37,9 +49,12 @@ class NpyRows:
     it keeps no pages mapped, so the process's resident memory does not grow with the file.
 
     Example:
-        >>> rows = NpyRows("runs/labels/cache/embeddings-r3m-50.npy")
-        >>> rows[0:1024].shape
-        (1024, 2048)
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "embeddings.npy"
+        >>> np.save(path, np.arange(12, dtype=np.float32).reshape(6, 2))
+        >>> rows = NpyRows(path)
+        >>> rows.shape, rows[1:3].tolist(), rows[np.array([0, 5])].tolist()
+        ((6, 2), [[2.0, 3.0], [4.0, 5.0]], [[0.0, 1.0], [10.0, 11.0]])
     """
 
     BLOCK_ROWS = 4096
@@ -123,6 +138,17 @@ def embedding_differences(features: np.ndarray) -> np.ndarray:
     return diffs
 
 
+def size_encoder(encoder: Encoder, dataset: Any) -> int:
+    """``encoder.dim``, after letting an encoder that sizes itself from the data (``dim`` None)
+    encode the first step of the dataset."""
+    if encoder.dim is None:
+        first = dataset.episode(0, frames=encoder.input == "frames")
+        encoder.encode(episode_inputs(first, encoder.input)[:1])
+        if encoder.dim is None:
+            raise EncoderInputError(f"encoder {encoder.name!r} still has no dim after encoding a step")
+    return int(encoder.dim)
+
+
 def _cache_key(dataset: Any, encoder: Encoder, dtype: str) -> dict[str, Any]:
     config = {k: v for k, v in encoder.config().items() if k != "weights"}  # paths may move
     return {"dataset_fingerprint": dataset.fingerprint, "num_frames": int(dataset.total_steps),
@@ -149,7 +175,9 @@ def compute_embeddings(
         raise ValueError(f"embedding cache dtype must be float32 or float16, got {dtype}")
     if encoder.input == "frames" and not getattr(dataset, "has_frames", True) and not getattr(dataset, "frame_size", None):
         raise EncoderInputError(f"{getattr(dataset, 'path', 'the dataset')} stores no frames and encoder "
-                                f"{encoder.name!r} needs them; open it with image_size=64 or 128 to re-render them")
+                                f"{encoder.name!r} needs them; a kitchen dataset re-renders them when opened "
+                                "with image_size=64 or 128, others need a 'pixels' entry")
+    size_encoder(encoder, dataset)
     path = Path(path)
     key_path = path.with_suffix(".json")
     key = _cache_key(dataset, encoder, dtype)

@@ -3,8 +3,10 @@
 An encoder declares what it reads from an episode with its ``input`` attribute:
 
 - ``"frames"``: ``(B, H, W, 3) uint8`` images, values 0-255 (R3M, EfficientNet-Lite0);
-- ``"states"``: ``(B, 59)`` float state vectors (the paper's "State" oracle ablation);
-- ``"actions"``: ``(B, 9)`` float actions (the paper's "Action" ablation).
+- ``"states"``: ``(B, D)`` float state vectors (the paper's "State" oracle ablation);
+- ``"actions"``: ``(B, A)`` float actions (the paper's "Action" ablation).
+
+The state and action encoders take their size from the data they first encode.
 
 Encoders are built by name from a registry, so the labeler can save ``name`` + ``config()`` and
 rebuild the same encoder later:
@@ -13,17 +15,11 @@ Example:
     >>> enc = make_encoder("efficientnet-lite0")
     >>> enc.encode(np.zeros((4, 128, 128, 3), np.uint8)).shape
     (4, 1280)
-    >>> make_encoder("state").encode(np.zeros((4, 59))).shape
-    (4, 59)
+    >>> make_encoder("state").encode(np.zeros((4, 10))).shape
+    (4, 10)
 
-Adding your own encoder (any object with ``name``, ``input``, ``dim``, ``encode``, ``config``)::
-
-    class Gray:
-        name, input, dim = "gray", "frames", 1
-        def encode(self, x): return x.mean(axis=(1, 2, 3))[:, None].astype(np.float32)
-        def config(self): return {}
-
-    register_encoder("gray", lambda **kw: Gray())
+Add your own encoder (any object with ``name``, ``input``, ``dim``, ``encode``, ``config``) with
+:func:`register_encoder`.
 """
 
 from __future__ import annotations
@@ -36,8 +32,6 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
-
-from skillgym.tasks.kitchen import ACTION_DIM, STATE_DIM
 
 EncoderInput = Literal["frames", "states", "actions"]
 INPUT_KINDS: tuple[str, ...] = ("frames", "states", "actions")
@@ -61,12 +55,13 @@ class Encoder(Protocol):
     Attributes:
         name: registry name, used to rebuild the encoder from a saved labeler.
         input: which episode array it reads: ``"frames"``, ``"states"`` or ``"actions"``.
-        dim: embedding size ``D``.
+        dim: embedding size ``D``; None until the first ``encode`` call for encoders that take
+            their size from the data (the state and action encoders).
     """
 
     name: str
     input: EncoderInput
-    dim: int
+    dim: int | None
 
     def encode(self, inputs: np.ndarray) -> np.ndarray:
         """Embed one batch: ``(B, ...) -> (B, dim) float32``. Must be deterministic."""
@@ -85,7 +80,14 @@ def register_encoder(name: str, factory: Callable[..., Encoder], overwrite: bool
     """Make ``make_encoder(name, **kwargs)`` call ``factory(**kwargs)``.
 
     Example:
-        >>> register_encoder("my-encoder", lambda **kw: MyEncoder(**kw))
+        >>> class Gray:
+        ...     name, input, dim = "gray", "frames", 1
+        ...     def encode(self, x): return x.mean(axis=(1, 2, 3))[:, None].astype(np.float32)
+        ...     def config(self): return {}
+        >>> register_encoder("gray", lambda: Gray(), overwrite=True)
+        >>> make_encoder("gray").encode(np.full((2, 32, 32, 3), 6, np.uint8))
+        array([[6.],
+               [6.]], dtype=float32)
     """
     if not name or not isinstance(name, str):
         raise ValueError(f"encoder name must be a non-empty string, got {name!r}")
@@ -115,8 +117,9 @@ def check_encoder(encoder: Any) -> None:
         raise EncoderError(f"{type(encoder).__name__} is not an Encoder: it lacks {', '.join(missing)}")
     if encoder.input not in INPUT_KINDS:
         raise EncoderError(f"encoder {encoder.name!r} declares input {encoder.input!r}; expected one of {INPUT_KINDS}")
-    if not isinstance(encoder.dim, int) or encoder.dim < 1:
-        raise EncoderError(f"encoder {encoder.name!r} has dim {encoder.dim!r}; expected a positive int")
+    if encoder.dim is not None and (not isinstance(encoder.dim, int) or encoder.dim < 1):
+        raise EncoderError(f"encoder {encoder.name!r} has dim {encoder.dim!r}; expected a positive int "
+                           "(or None until its first encode call)")
 
 
 def check_frames(frames: np.ndarray) -> None:
@@ -134,10 +137,10 @@ def check_frames(frames: np.ndarray) -> None:
         raise EncoderInputError(f"frames must be at least 32x32 pixels, got {frames.shape[1]}x{frames.shape[2]}")
 
 
-def _check_vectors(x: np.ndarray, dim: int, what: str) -> np.ndarray:
+def _check_vectors(x: np.ndarray, dim: int | None, what: str) -> np.ndarray:
     x = np.asarray(x)
-    if x.ndim != 2 or x.shape[1] != dim:
-        raise EncoderInputError(f"{what} must have shape (B, {dim}), got {x.shape}")
+    if x.ndim != 2 or (dim is not None and x.shape[1] != dim):
+        raise EncoderInputError(f"{what} must have shape (B, {dim or 'D'}), got {x.shape}")
     if not np.issubdtype(x.dtype, np.number):
         raise EncoderInputError(f"{what} must be numeric, got dtype {x.dtype}")
     return x.astype(np.float32)
@@ -304,28 +307,39 @@ class EfficientNetLite0Encoder(TorchImageEncoder):
 
 
 # -- oracle ablations -------------------------------------------------------------------------
-class StateEncoder:
-    """Identity on the 59-d kitchen state: the labeler's differences become s_t - s_1."""
+class VectorEncoder:
+    """Identity on a state or action vector: the labeler's differences become x_t - x_1.
 
-    name, input, dim = "state", "states", STATE_DIM
+    Its size comes from the data: ``dim`` is None until the first :meth:`encode` call fixes it
+    (or pass ``dim`` to insist on a size); a saved labeler rebuilds it with the size it saw.
+    """
 
-    def encode(self, states: np.ndarray) -> np.ndarray:
-        return _check_vectors(states, STATE_DIM, "states")
+    name: str
+    input: EncoderInput
+
+    def __init__(self, dim: int | None = None):
+        self.dim = None if dim is None else int(dim)
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if self.dim is None and x.ndim == 2:
+            self.dim = int(x.shape[1])
+        return _check_vectors(x, self.dim, self.input)
 
     def config(self) -> dict[str, Any]:
-        return {}
+        return {"dim": self.dim}
 
 
-class ActionEncoder:
-    """Identity on the 9-d action: the labeler's differences become a_t - a_1."""
+class StateVectorEncoder(VectorEncoder):
+    """Identity on the state vector (the paper's "State" oracle ablation)."""
 
-    name, input, dim = "action", "actions", ACTION_DIM
+    name, input = "state", "states"
 
-    def encode(self, actions: np.ndarray) -> np.ndarray:
-        return _check_vectors(actions, ACTION_DIM, "actions")
 
-    def config(self) -> dict[str, Any]:
-        return {}
+class ActionVectorEncoder(VectorEncoder):
+    """Identity on the action vector (the paper's "Action" ablation)."""
+
+    name, input = "action", "actions"
 
 
 def write_random_r3m_checkpoint(path: str | os.PathLike, size: int = 18, seed: int = 0) -> Path:
@@ -376,5 +390,5 @@ def default_image_encoder() -> str:
 for _size in (18, 34, 50):
     register_encoder(f"r3m-{_size}", _r3m_factory(_size))
 register_encoder("efficientnet-lite0", lambda batch_size=64: EfficientNetLite0Encoder(batch_size=batch_size))
-register_encoder("state", lambda: StateEncoder())
-register_encoder("action", lambda: ActionEncoder())
+register_encoder("state", lambda dim=None: StateVectorEncoder(dim))
+register_encoder("action", lambda dim=None: ActionVectorEncoder(dim))

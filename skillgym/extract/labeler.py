@@ -7,15 +7,25 @@ then label a new (target) dataset with the *same* clusters before fine-tuning.
 On disk (``<labels>/labeler/``): ``labeler.npz`` (centroids) + ``labeler.json`` (everything
 else). No pickles.
 
-Example:
-    >>> ds = open_dataset("data/kitchen")
-    >>> labeler = SkillLabeler.fit(ds, encoder="efficientnet-lite0", k=8, seed=0)
-    >>> labels = labeler.label(ds)                  # SkillLabels
-    >>> labeler.save("runs/labels/labeler")
-    >>> target = SkillLabeler.load("runs/labels/labeler").label(open_dataset("data/target"))
+Example (a tiny dataset whose actions switch between two phases; an image encoder such as
+``"efficientnet-lite0"`` works the same on datasets with frames):
+    >>> import tempfile
+    >>> from skillgym.data.dataset import Episode, open_dataset, write_minari_dataset
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> phases = np.repeat([[0.5, 0.0], [0.0, -0.5]], 20, axis=0)
+    >>> episodes = [Episode(states=np.cumsum(np.r_[np.zeros((1, 2)), phases], 0), actions=phases)] * 3
+    >>> ds = open_dataset(write_minari_dataset(tmp / "data", [episodes]))
+    >>> labeler = SkillLabeler.fit(ds, encoder="action", k=2, seed=0, progress=False)
+    >>> labels = labeler.label(ds, progress=False)          # SkillLabels
+    >>> labels.segments[:2].tolist()                        # (episode, start, end, skill)
+    [[0, 0, 20, 0], [0, 20, 40, 1]]
+    >>> _ = labeler.save(tmp / "labels" / "labeler")
+    >>> again = SkillLabeler.load(tmp / "labels" / "labeler").label(ds, progress=False)
+    >>> bool((again.frame_labels == labels.frame_labels).all())
+    True
 
 Or everything at once (what ``skillgym extract`` runs):
-    >>> labels = extract_skills(ds, "runs/labels", encoder="efficientnet-lite0", k=8, seed=0)
+    >>> labels = extract_skills(ds, tmp / "labels", encoder="action", k=2, seed=0, progress=False)
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from skillgym.extract.clustering import (
     assign_labels,
     compute_embeddings,
     fit_centroids,
+    size_encoder,
 )
 from skillgym.extract.encoders import Encoder, check_encoder, make_encoder
 from skillgym.extract.labels import SkillLabels
@@ -152,7 +163,7 @@ class SkillLabeler:
         shorter than ``min_length``); ``segments`` hold only the runs that were kept.
         """
         encoder = self.encoder
-        if encoder.dim != self.centroids.shape[1]:
+        if size_encoder(encoder, dataset) != self.centroids.shape[1]:
             raise LabelerError(f"encoder {encoder.name!r} gives {encoder.dim}-d embeddings but the centroids "
                                f"are {self.centroids.shape[1]}-d")
         size = getattr(dataset, "frame_size", None)

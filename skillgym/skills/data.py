@@ -1,7 +1,7 @@
 """Labelled segments in memory, and training windows sampled from them.
 
-All episodes that own a segment are read once into flat arrays (a 100-episode kitchen dataset
-is ~25k steps: a few MB of states, ~300 MB of 64x64 frames). A batch is then pure numpy
+All episodes that own a segment are read once into flat arrays (a 100-episode dataset of 250-step
+episodes is ~25k steps: a few MB of states, ~300 MB of 64x64 frames). A batch is then pure numpy
 indexing.
 
 Window convention (paper App. B.1.2): a segment of ``N`` actions longer than ``window`` gives a
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from skillgym.data.dataset import OfflineDataset, sim_state_from_observation
+from skillgym.data.dataset import OfflineDataset
 from skillgym.extract.labels import SkillLabels
 from skillgym.skills.model import SkillBatch
 
@@ -57,30 +57,17 @@ def split_episodes(labels: SkillLabels, val_fraction: float, seed: int) -> tuple
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def render_frames(sim_states: np.ndarray, image_size: int, env=None) -> np.ndarray:
-    """Frames of exact sim states rendered exactly as ``KitchenTaskEnv(pixels=True)`` renders."""
-    from skillgym.tasks.kitchen import KitchenTaskEnv
-
-    own = env is None
-    env = env or KitchenTaskEnv(pixels=False, image_size=image_size)
-    env.reset(seed=0)
-    out = np.empty((len(sim_states), image_size, image_size, 3), np.uint8)
-    for i, s in enumerate(sim_states):
-        env.set_sim_state(s)
-        out[i] = env.render_frame()
-    if own:
-        env.close()
-    return out
-
-
 def load_segments(labels: SkillLabels, dataset: OfflineDataset, episodes: np.ndarray, obs_kind: str = "state",
                   image_size: int = 64) -> SegmentData:
-    """Read ``episodes`` (dataset ids) and their segments into memory."""
+    """Read ``episodes`` (dataset ids) and their segments into memory.
+
+    ``obs_kind="pixels"`` reads the dataset's frames: the stored ones when they are
+    ``image_size`` pixels, else the dataset's re-rendering of its states at that size.
+    """
     episodes = np.asarray(episodes, np.int64)
     actions, states, frames = [], [], []
     act_off, obs_off = [], []
     n_act = n_obs = 0
-    render_env = None
     want_frames = obs_kind == "pixels"
     use_stored = want_frames and dataset.has_frames and dataset.frame_size == image_size
     # Re-rendering takes minutes for a 100-episode dataset: show it.
@@ -97,25 +84,15 @@ def load_segments(labels: SkillLabels, dataset: OfflineDataset, episodes: np.nda
         actions.append(ep.actions.astype(np.float32))
         states.append(ep.states.astype(np.float32))
         if want_frames:
-            if use_stored:
-                frames.append(ep.frames)
-            else:  # stored at another size (or not at all): re-render at the library's size
-                if render_env is None:
-                    from skillgym.tasks.kitchen import KitchenTaskEnv
-
-                    render_env = KitchenTaskEnv(pixels=False, image_size=image_size)
-                sim = ep.sim_states if ep.sim_states is not None else sim_state_from_observation(ep.states)
-                frames.append(render_frames(sim, image_size, render_env))
+            frames.append(ep.frames if use_stored else dataset.render_frames(ep, image_size))
         n_act += len(ep.actions)
         n_obs += len(ep.states)
-    if render_env is not None:
-        render_env.close()
     local = {int(e): i for i, e in enumerate(episodes)}
     seg = labels.segments[np.isin(labels.segments[:, 0], episodes)].copy()
     seg[:, 0] = [local[int(e)] for e in seg[:, 0]]
     return SegmentData(
-        actions=np.concatenate(actions) if actions else np.zeros((0, 9), np.float32),
-        states=np.concatenate(states) if states else np.zeros((0, 59), np.float32),
+        actions=np.concatenate(actions) if actions else np.zeros((0, dataset.action_dim), np.float32),
+        states=np.concatenate(states) if states else np.zeros((0, dataset.state_dim), np.float32),
         frames=np.concatenate(frames) if frames else None,
         act_offset=np.asarray(act_off, np.int64),
         obs_offset=np.asarray(obs_off, np.int64),
