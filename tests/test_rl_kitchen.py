@@ -115,10 +115,23 @@ def test_kitchen_extract_passes_sac_options_to_the_seed_it_trains(tmp_path):
     assert (model.gamma, model.gamma_per_step, model.policy.prior_uniform_mix) == (0.995, True, 0.1)
 
 
-def test_gamma_per_step_needs_the_envs_gamma():
-    env = gym.make("SkillKitchen-v0", gamma=0.9)
-    with pytest.raises(ValueError, match="gamma=0.9"):
-        SkillSAC("SkillPolicy", env, gamma=0.99, gamma_per_step=True)
-    model = SkillSAC("SkillPolicy", env, gamma=0.9, gamma_per_step=True)
-    assert model.gamma == 0.9
+def test_gamma_per_step_discounts_the_kitchen_skill_rewards_with_sacs_gamma():
+    from skillgym.envs import SkillSpaceEnv
+    from skillgym.envs.skill_kitchen import BUNDLED_LIBRARIES
+    from skillgym.tasks.kitchen import KitchenTaskEnv
+
+    class RecordInfos(gym.Wrapper):
+        def step(self, action):
+            out = super().step(action)
+            infos.append(out[-1])
+            return out
+
+    infos = []
+    env = RecordInfos(SkillSpaceEnv(KitchenTaskEnv(), BUNDLED_LIBRARIES["state"]))
+    model = SkillSAC("SkillPolicy", env, gamma=0.9, gamma_per_step=True, learning_starts=100, seed=0)
+    with pytest.warns(UserWarning, match="no gradient step"):
+        model.learn(4)
+    expected = [sum(0.9**t * r for t, r in enumerate(info["skill_rewards"])) for info in infos]
+    np.testing.assert_allclose(model.replay_buffer.rewards[:4, 0], expected, rtol=1e-6)
+    np.testing.assert_array_equal(model.replay_buffer.skill_steps[:4, 0], [i["skill_steps"] for i in infos])
     env.close()

@@ -14,7 +14,7 @@ from skillgym.envs.toy import ToySkillEnv
 from skillgym.rl import SkillSAC
 from skillgym.rl.buffers import SkillReplayBuffer, SkillReplayBufferSamples
 from skillgym.rl.distributions import SkillDistribution, categorical_kl, diag_gaussian_kl
-from skillgym.rl.policies import SkillCritic, StateEncoder
+from skillgym.rl.policies import MlpStateEncoder, SkillCritic
 
 th.set_num_threads(1)
 
@@ -40,7 +40,6 @@ def hand_batch(
         dones=th.tensor(dones or [0.0] * b).view(-1, 1),
         rewards=th.rand(b, 1, generator=g),
         skill_steps=th.tensor(steps or [1] * b, dtype=th.float32).view(-1, 1),
-        discounted_rewards=th.rand(b, 1, generator=g),
     )
 
 
@@ -121,7 +120,7 @@ def test_critic_regressed_at_stored_skill() -> None:
 
 
 def test_critic_loss_ignores_resampling(monkeypatch: pytest.MonkeyPatch) -> None:
-    # If the loss sampled a fresh skill from π_d for s (SPEC §7 bug 2), making π_d deterministic on another
+    # If the loss sampled a fresh skill from π_d for s instead of the stored one, making π_d deterministic on another
     # skill would change it. It must not.
     model = small_model()
     alpha_d, alpha_z = model._coefs()
@@ -175,11 +174,9 @@ def test_terminated_cuts_bootstrap_and_gamma_per_step() -> None:
             nxt, model.policy.prior_dist(data.next_observations), data.next_observations, alpha_d, alpha_z
         )
     assert y[0].item() == pytest.approx(data.rewards[0].item() + model.gamma * v[0].item(), rel=1e-6)
-    y3 = targets(data, per_step=True)
-    assert y3[0].item() == pytest.approx(
-        data.discounted_rewards[0].item() + model.gamma**3 * v[0].item(), rel=1e-6
-    )
-    assert y3[1].item() == pytest.approx(data.discounted_rewards[1].item())
+    y3 = targets(data, per_step=True)  # the stored reward is already discounted within the skill
+    assert y3[0].item() == pytest.approx(data.rewards[0].item() + model.gamma**3 * v[0].item(), rel=1e-6)
+    assert y3[1].item() == pytest.approx(data.rewards[1].item())
 
 
 def test_buffer_truncation_is_not_terminal() -> None:
@@ -187,16 +184,41 @@ def test_buffer_truncation_is_not_terminal() -> None:
     buf = SkillReplayBuffer(10, spaces.Box(0, 1, (3,), np.float32), space, device="cpu", n_envs=2)
     obs = np.zeros((2, 3), np.float32)
     action = np.array([[2, 0.1, -3.0], [1, 0.0, 0.0]], np.float32)
-    infos = [{"TimeLimit.truncated": True, "skill_steps": 4, "discounted_reward": 0.7}, {"skill_steps": 2}]
+    infos = [{"TimeLimit.truncated": True, "skill_steps": 4}, {"skill_steps": 2}]
     buf.add(obs, obs, action, np.array([1.0, 0.5]), np.array([True, True]), infos)
     s = buf._get_samples(np.zeros(64, dtype=np.int64))
     by_skill = {
-        int(k): (float(d), float(n), float(dr), a.tolist())
-        for k, d, n, dr, a in zip(s.skills, s.dones, s.skill_steps, s.discounted_rewards, s.args, strict=True)
+        int(k): (float(d), float(n), float(r), a.tolist())
+        for k, d, n, r, a in zip(s.skills, s.dones, s.skill_steps, s.rewards, s.args, strict=True)
     }
-    assert by_skill[2][:3] == (0.0, 4.0, pytest.approx(0.7))  # truncated: bootstraps
+    assert by_skill[2][:3] == (0.0, 4.0, 1.0)  # truncated: bootstraps
     assert by_skill[2][3] == pytest.approx([0.1, -3.0])  # the unclipped argument is stored as given
-    assert by_skill[1][:3] == (1.0, 2.0, 0.5)  # terminated; no discounted reward in info -> reward
+    assert by_skill[1][:3] == (1.0, 2.0, 0.5)  # terminated
+
+
+@pytest.mark.parametrize("gamma_per_step", [False, True])
+def test_stored_reward_is_discounted_within_the_skill_by_sacs_gamma(gamma_per_step: bool) -> None:
+    model = small_model(gamma=0.9, gamma_per_step=gamma_per_step)
+    model._setup_learn(10)
+    skill_rewards = np.array([0.5, 0.0, 1.0, 0.25])
+    infos = [{"skill_steps": 4, "skill_rewards": skill_rewards}]
+    model._store_transition(
+        model.replay_buffer, np.zeros((1, 3), np.float32), np.zeros((1, 3), np.float32),
+        np.array([skill_rewards.sum()], np.float32), np.array([False]), infos,
+    )
+    expected = 0.5 + 0.9**2 * 1.0 + 0.9**3 * 0.25 if gamma_per_step else 1.75
+    assert model.replay_buffer.rewards[0, 0] == pytest.approx(expected, rel=1e-7)
+    assert model.replay_buffer.skill_steps[0, 0] == 4
+
+
+def test_gamma_per_step_needs_skill_rewards() -> None:
+    model = small_model(gamma_per_step=True)
+    model._setup_learn(10)
+    with pytest.raises(ValueError, match="skill_rewards"):
+        model._store_transition(
+            model.replay_buffer, np.zeros((1, 3), np.float32), np.zeros((1, 3), np.float32),
+            np.array([1.0], np.float32), np.array([False]), [{"skill_steps": 2}],
+        )
 
 
 # --------------------------------------------------------------------------------------- actor loss
@@ -248,7 +270,7 @@ def test_critic_layout_equals_plain_mlp(arg_layer: int) -> None:
     th.manual_seed(0)
     obs_space = spaces.Box(0, 1, (6,), np.float32)
     critic = SkillCritic(
-        StateEncoder(obs_space), n_skills=3, arg_dim=2, net_arch=[8, 8, 8], n_critics=2, arg_layer=arg_layer
+        MlpStateEncoder(obs_space), n_skills=3, arg_dim=2, net_arch=[8, 8, 8], n_critics=2, arg_layer=arg_layer
     )
     obs, z = th.randn(5, 6), th.randn(5, 3, 2)
     layer = arg_layer % 3
@@ -274,7 +296,7 @@ def test_critic_layout_equals_plain_mlp(arg_layer: int) -> None:
 
 
 def test_critic_rejects_bad_net_arch() -> None:
-    enc = StateEncoder(spaces.Box(0, 1, (4,), np.float32))
+    enc = MlpStateEncoder(spaces.Box(0, 1, (4,), np.float32))
     with pytest.raises(ValueError):
         SkillCritic(enc, 3, 2, [])
     with pytest.raises(ValueError):

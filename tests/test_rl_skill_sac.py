@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -281,3 +282,22 @@ def test_library_skill_priors_module(obs_kind: str) -> None:
         assert th.allclose(model.policy.prior_dist(obs).logits, prior(obs)[0])
     action, _ = model.predict(obs.numpy()[0])
     assert env.action_space.contains(action)
+
+
+def test_stop_at_low_level_steps() -> None:
+    from skillgym.rl import StopAtLowLevelSteps
+
+    model = SkillSAC("SkillPolicy", toy(), seed=0, learning_starts=10, batch_size=8)
+    model.learn(total_timesteps=10**9, callback=StopAtLowLevelSteps(150))
+    assert 150 <= model.num_low_level_steps < 150 + model.env.get_attr("n_skills")[0]
+    with pytest.raises(ValueError):
+        StopAtLowLevelSteps(0)
+
+
+def test_learn_warns_when_no_gradient_step_was_made() -> None:
+    model = SkillSAC("SkillPolicy", toy(), seed=0, learning_starts=50, batch_size=8)
+    with pytest.warns(UserWarning, match="learning_starts=50"):
+        model.learn(20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.learn(60, reset_num_timesteps=False)

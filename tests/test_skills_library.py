@@ -35,9 +35,9 @@ def test_decode_matches_stepping_and_torch_decoder(autoregressive):
     lib = SkillLibrary.build(small(autoregressive=autoregressive), seed=2)
     skill, z = np.array([1, 4]), np.random.default_rng(1).normal(size=(2, 5)).astype(np.float32)
     actions, progress = lib.decode(skill, z)  # numpy fast path
-    state = lib.decoder_start(skill, z)
+    state = lib.start(skill, z)
     for t in range(lib.max_skill_steps):
-        a, p, state = lib.decoder_step(state, None)
+        a, p, state = lib.step(state, None)
         np.testing.assert_allclose(a, actions[:, t], atol=1e-5)
         np.testing.assert_allclose(p, progress[:, t], atol=1e-5)
     # Teacher forcing with its own outputs reproduces the free-running decode.
@@ -55,13 +55,13 @@ def test_pixel_closed_loop_library():
     obs = np.random.default_rng(0).integers(0, 255, (2, 4, 64, 64, 3), dtype=np.uint8)
     logits, mean, _ = lib.prior(obs)
     assert logits.shape == (2, 6) and mean.shape == (2, 6, 5)
-    state = lib.decoder_start(np.array([0, 3]), np.zeros((2, 5)))
-    a, p, state = lib.decoder_step(state, obs)
+    state = lib.start(np.array([0, 3]), np.zeros((2, 5)))
+    a, p, state = lib.step(state, obs)
     assert a.shape == (2, 9) and p.shape == (2,)
     with pytest.raises(ValueError, match="closed-loop"):
         lib.decode(np.array([0]), np.zeros((1, 5)))
     with pytest.raises(ValueError, match="closed-loop"):
-        lib.decoder_step(state, None)
+        lib.step(state, None)
     with pytest.raises(ValueError, match="uint8"):
         lib.prior(obs.astype(np.float32))
 
@@ -72,16 +72,16 @@ def test_pixel_priors_with_a_state_observing_decoder():
     assert lib.config.decoder_obs_shape == (59,)
     logits, _, _ = lib.prior(np.zeros((1, 2, 64, 64, 3), np.uint8))
     assert logits.shape == (1, 6)
-    fast = lib.decoder_start(np.array([2]), np.ones((1, 5), np.float32))  # numpy path: state input
+    fast = lib.start(np.array([2]), np.ones((1, 5), np.float32))  # numpy path: state input
     with torch.inference_mode():
         slow = lib.decoder.start(torch.tensor([2]), torch.ones(1, 5))
     obs = np.random.default_rng(0).normal(size=(1, 59)).astype(np.float32)
-    a_fast, p_fast, _ = lib.decoder_step(fast, obs)
+    a_fast, p_fast, _ = lib.step(fast, obs)
     with torch.inference_mode():
         a_slow, p_slow, _ = lib.decoder.step(slow, torch.from_numpy(obs))
     np.testing.assert_allclose(a_fast, a_slow.numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="shape"):
-        lib.decoder_step(lib.decoder_start(np.array([2]), np.ones((1, 5))), np.zeros((1, 2, 64, 64, 3), np.uint8))
+        lib.step(lib.start(np.array([2]), np.ones((1, 5))), np.zeros((1, 2, 64, 64, 3), np.uint8))
     with pytest.raises(LibraryError, match="decoder_obs"):
         small(decoder_obs="pixels")
 
@@ -121,10 +121,10 @@ def test_save_load_round_trip(tmp_path, kw):
     if not kw:
         for x, y in zip(lib.decode(skill, z), loaded.decode(skill, z), strict=True):
             np.testing.assert_array_equal(x, y)
-    s1, s2 = lib.decoder_start(skill, z), loaded.decoder_start(skill, z)
+    s1, s2 = lib.start(skill, z), loaded.start(skill, z)
     for _ in range(3):
-        a1, p1, s1 = lib.decoder_step(s1, obs)
-        a2, p2, s2 = loaded.decoder_step(s2, obs)
+        a1, p1, s1 = lib.step(s1, obs)
+        a2, p2, s2 = loaded.step(s2, obs)
         np.testing.assert_array_equal(a1, a2)
         np.testing.assert_array_equal(p1, p2)
 
@@ -239,14 +239,29 @@ def test_numpy_closed_loop_step_matches_torch(state_skip):
             lib.decoder.state_to_action.bias.normal_(0.0, 0.3)
     rng = np.random.default_rng(0)
     skill, z = np.array([0, 3]), rng.normal(size=(2, 5)).astype(np.float32)
-    fast = lib.decoder_start(skill, z)
+    fast = lib.start(skill, z)
     assert isinstance(fast, NumpyDecoderState)
     with torch.inference_mode():
         slow = lib.decoder.start(torch.from_numpy(skill), torch.from_numpy(z))
     for _ in range(6):
         obs = rng.normal(size=(2, 59)).astype(np.float32)
-        a_fast, p_fast, fast = lib.decoder_step(fast, obs)
+        a_fast, p_fast, fast = lib.step(fast, obs)
         with torch.inference_mode():
             a_slow, p_slow, slow = lib.decoder.step(slow, torch.from_numpy(obs))
         np.testing.assert_allclose(a_fast, a_slow.numpy(), atol=1e-5)
         np.testing.assert_allclose(p_fast, p_slow.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("kw", [{}, {"lstm_layers": 2}])
+def test_open_loop_start_step_ignores_obs(kw):
+    """One stepping API for both decoder kinds: an open-loop decoder takes and ignores obs."""
+    lib = SkillLibrary.build(small(**kw), seed=4)
+    skill, z = np.array([2]), np.random.default_rng(2).normal(size=(1, 5)).astype(np.float32)
+    actions, progress = lib.decode(skill, z)
+    with_obs, without = lib.start(skill, z), lib.start(skill, z)
+    for t in range(4):
+        a1, p1, with_obs = lib.step(with_obs, np.full((1, 59), 7.0))
+        a2, p2, without = lib.step(without)
+        np.testing.assert_array_equal(a1, a2)
+        np.testing.assert_array_equal(a1[0], actions[0, t])
+        np.testing.assert_array_equal(p1[0], progress[0, t])

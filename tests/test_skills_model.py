@@ -6,7 +6,7 @@ import torch
 
 from skillgym.skills.config import LibraryConfig
 from skillgym.skills.data import SegmentData, make_batch
-from skillgym.skills.model import SkillVAE
+from skillgym.skills.model import SkillDecoder, SkillVAE
 
 torch.set_num_threads(1)
 
@@ -246,3 +246,28 @@ def test_state_skip_is_a_linear_path_from_the_state_to_the_action():
     model.loss_terms(batch)["action"].backward()
     assert dec.state_to_action.weight.grad.abs().sum() > 0
 
+
+@pytest.mark.parametrize("kw", [{"lstm_layers": 2, "autoregressive": True},
+                                {"obs_kind": "pixels", "decoder": "closed_loop", "frame_stack": 2, "image_size": 32}])
+def test_step_by_step_decoding_equals_teacher_forcing(kw):
+    """``start``/``step`` run the LSTM that ``forward`` trains, fed its own outputs."""
+    config = LibraryConfig(num_skills=4, **kw)
+    decoder = SkillDecoder(config).eval()
+    torch.manual_seed(0)
+    skill, z, steps = torch.tensor([1, 3]), torch.randn(2, config.z_dim), 5
+    obs = None
+    if decoder.closed_loop:
+        obs = torch.randint(0, 255, (2, steps, *config.decoder_obs_shape), dtype=torch.uint8)
+    actions, progress = [], []
+    with torch.no_grad():
+        state = decoder.start(skill, z)
+        for t in range(steps):
+            a, p, state = decoder.step(state, None if obs is None else obs[:, t])
+            actions.append(a)
+            progress.append(p)
+        actions, progress = torch.stack(actions, 1), torch.stack(progress, 1)
+        prev_a = torch.cat([torch.zeros(2, 1, config.action_dim), actions[:, :-1]], 1)
+        prev_l = torch.cat([torch.zeros(2, 1), progress[:, :-1]], 1)
+        ta, tl = decoder(prev_a, prev_l, z, skill, obs)
+    torch.testing.assert_close(ta, actions, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(tl, progress, atol=1e-5, rtol=1e-5)

@@ -6,6 +6,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from skillgym.spaces import check_skill_action_space
+
 
 class FlattenSkillAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     """Act in ``Dict(skill=Discrete(K), arg=Box(nz))`` with one ``Box(K + nz)``.
@@ -14,26 +16,28 @@ class FlattenSkillAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     (ties go to the lowest index). The remaining ``nz`` entries are the argument, in the
     argument box's own bounds. Stock SAC, TD3, PPO or TQC then run on the skill space unchanged.
 
-    Example:
-        >>> env = FlattenSkillAction(gym.make("SkillKitchen-v0"))
+    Example (a toy skill space with K=4 skills and nz=2 arguments in [-2, 2]):
+        >>> from skillgym.envs.toy import ToySkillEnv
+        >>> env = FlattenSkillAction(ToySkillEnv())
         >>> env.action_space
-        Box(-3.0, 3.0, (13,), float32)
+        Box([-1. -1. -1. -1. -2. -2.], [1. 1. 1. 1. 2. 2.], (6,), float32)
+        >>> env.action(np.array([0.1, 0.9, -1.0, 0.3, 0.5, -0.5], np.float32))
+        {'skill': 1, 'arg': array([ 0.5, -0.5], dtype=float32)}
         >>> from stable_baselines3 import SAC
-        >>> SAC("MlpPolicy", env).learn(1000)
+        >>> model = SAC("MlpPolicy", env, learning_starts=20, batch_size=16, seed=0).learn(40)
+
+    ``gym.make("SkillKitchen-v0")`` in place of the toy env gives ``Box(13)``: 8 skill scores and
+    the 5 argument dimensions of the bundled kitchen library.
     """
 
     def __init__(self, env: gym.Env):
         gym.utils.RecordConstructorArgs.__init__(self)
         gym.ActionWrapper.__init__(self, env)
         space = env.action_space
-        if not (
-            isinstance(space, spaces.Dict)
-            and set(space.spaces) == {"skill", "arg"}
-            and isinstance(space["skill"], spaces.Discrete)
-            and isinstance(space["arg"], spaces.Box)
-        ):
-            raise ValueError(f"FlattenSkillAction needs a Dict(skill=Discrete, arg=Box) action space, got {space}")
-        self.num_skills = int(space["skill"].n)
+        try:
+            self.num_skills, _ = check_skill_action_space(space)
+        except ValueError as e:
+            raise ValueError(f"FlattenSkillAction wraps envs with a skill action space: {e}") from e
         arg = space["arg"]
         low = np.concatenate([-np.ones(self.num_skills), arg.low]).astype(np.float32)
         high = np.concatenate([np.ones(self.num_skills), arg.high]).astype(np.float32)

@@ -2,7 +2,8 @@
 
 One ``step`` picks a skill ``d`` and its argument ``z``; the library's decoder turns them into
 low-level actions that run until the decoder says the skill is done (progress >= threshold), the
-skill step cap is reached, or the low-level episode ends.
+skill step cap is reached, or the low-level episode ends. The reward is the sum of the low-level
+rewards; ``info["skill_rewards"]`` has each of them, for agents that discount within a skill.
 
 Example:
     >>> from skillgym.tasks.kitchen import KitchenTaskEnv
@@ -10,7 +11,9 @@ Example:
     >>> obs, info = env.reset(seed=0)
     >>> obs, reward, terminated, truncated, info = env.step({"skill": 3, "arg": np.zeros(5, np.float32)})
     >>> info["skill_steps"]   # low-level steps the skill ran
-    14
+    28
+    >>> info["skill_rewards"].shape, float(info["skill_rewards"].sum()) == reward
+    ((28,), True)
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
+from skillgym.skills.library import SkillLibrary
+from skillgym.spaces import skill_action_space
 
 # The progress head is a sigmoid trained on t/N: it approaches 1 but never reaches it (held-out
 # error ~0.07). Measured with the bundled kitchen library, prior-only episodes: 0.95 completes
@@ -41,7 +47,6 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         max_skill_steps: cap on low-level steps per skill (default: the library's, 30 in kitchen).
         progress_threshold: a skill stops once its predicted progress reaches this value. The
             progress head is a sigmoid trained on t/N, so it approaches but never hits 1.0.
-        gamma: per-low-level-step discount for ``info["discounted_reward"]``.
         record_frames: put the low-level frames of every skill in ``info["frames"]`` (needs the
             low-level env to render ``rgb_array``).
 
@@ -50,8 +55,9 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
     around 0). Arguments outside the box are clipped; malformed actions raise ``ValueError``
     before the simulator is touched.
 
-    ``info`` after a step: ``skill``, ``arg``, ``skill_steps``, ``discounted_reward``, the
-    low-level info of the last step, and ``frames`` if ``record_frames``.
+    ``info`` after a step: ``skill``, ``arg``, ``skill_steps`` (low-level steps run),
+    ``skill_rewards`` (their rewards, float64 ``(skill_steps,)``), the low-level info of the last
+    step, and ``frames`` if ``record_frames``.
     """
 
     def __init__(
@@ -60,15 +66,11 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         library: Any,
         max_skill_steps: int | None = None,
         progress_threshold: float = DEFAULT_PROGRESS_THRESHOLD,
-        gamma: float = 0.99,
         record_frames: bool = False,
     ):
-        from skillgym.skills.library import SkillLibrary
-
         gym.utils.RecordConstructorArgs.__init__(
             self, library=str(library) if isinstance(library, (str, os.PathLike)) else "<SkillLibrary>",
-            max_skill_steps=max_skill_steps, progress_threshold=progress_threshold, gamma=gamma,
-            record_frames=record_frames,
+            max_skill_steps=max_skill_steps, progress_threshold=progress_threshold, record_frames=record_frames,
         )
         gym.Wrapper.__init__(self, env)
         self.library = library if isinstance(library, SkillLibrary) else SkillLibrary.load(library)
@@ -78,20 +80,17 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise ValueError(f"max_skill_steps must be >= 1, got {max_skill_steps}")
         if not 0.0 < progress_threshold <= 1.0:
             raise ValueError(f"progress_threshold must be in (0, 1], got {progress_threshold}")
-        self.progress_threshold, self.gamma, self.record_frames = progress_threshold, gamma, record_frames
-        self.open_loop = self.library.config.decoder == "open_loop"
+        self.progress_threshold, self.record_frames = progress_threshold, record_frames
 
         self._obs_key = self._find_observation_key(env.observation_space, self.library.observation_space)
         # A closed-loop decoder may observe the state vector while the priors see pixels.
         self._decoder_obs_key = self._obs_key
         cfg = self.library.config
-        if not self.open_loop and cfg.decoder_obs_kind != cfg.obs_kind:
+        if cfg.decoder == "closed_loop" and cfg.decoder_obs_kind != cfg.obs_kind:
             wanted = spaces.Box(-np.inf, np.inf, cfg.decoder_obs_shape, np.float32)
             self._decoder_obs_key = self._find_observation_key(env.observation_space, wanted)
         self.observation_space = self.library.observation_space
-        self.action_space = spaces.Dict(
-            skill=spaces.Discrete(self.library.num_skills), arg=self.library.arg_space
-        )
+        self.action_space = skill_action_space(self.library.num_skills, self.library.z_dim, cfg.arg_bound)
         self._last_obs: Any = None
         self.last_skill_frames: list[np.ndarray] = []
 
@@ -164,37 +163,25 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if self._last_obs is None:
             raise RuntimeError("call reset() before step()")
         skill, arg = self.parse_action(action)
-        if self.open_loop:
-            actions, progress = self.library.decode(np.array([skill]), arg[None])
-            actions, progress = actions[0], progress[0]
-        else:
-            state = self.library.decoder_start(np.array([skill]), arg[None])
-
-        total, discounted, discount = 0.0, 0.0, 1.0
+        state = self.library.start(np.array([skill]), arg[None])
         terminated = truncated = False
         info: dict[str, Any] = {}
+        total, rewards = 0.0, []
         frames: list[np.ndarray] = []
         obs = self._last_obs
-        steps = 0
-        for t in range(self.max_skill_steps):
-            if self.open_loop:
-                low_action, done_fraction = actions[t], float(progress[t])
-            else:
-                a, p, state = self.library.decoder_step(state, self._decoder_observation(obs)[None])
-                low_action, done_fraction = a[0], float(p[0])
-            obs, reward, terminated, truncated, info = self.env.step(low_action)
-            steps += 1
+        for _ in range(self.max_skill_steps):
+            low_action, progress, state = self.library.step(state, self._decoder_observation(obs)[None])
+            obs, reward, terminated, truncated, info = self.env.step(low_action[0])
             total += float(reward)
-            discounted += discount * float(reward)
-            discount *= self.gamma
+            rewards.append(float(reward))
             if self.record_frames:
                 frames.append(self.env.render())
-            if terminated or truncated or done_fraction >= self.progress_threshold:
+            if terminated or truncated or float(progress[0]) >= self.progress_threshold:
                 break
         self._last_obs = obs
         self.last_skill_frames = frames
         info = dict(info)
-        info.update(skill=skill, arg=arg, skill_steps=steps, discounted_reward=discounted)
+        info.update(skill=skill, arg=arg, skill_steps=len(rewards), skill_rewards=np.array(rewards, np.float64))
         if self.record_frames:
             info["frames"] = frames
         return self._observation(obs), total, terminated, truncated, info

@@ -3,11 +3,11 @@
 States cycle 0 → 1 → … → n_states−1 → 0, one per skill decision, whatever the agent does. In state s the
 optimal skill is ``optimal_skill(s) = (s + 1) % K`` with argument ``arg_target`` (default 0.5 in every dim):
 reward = 1[d == d*(s)] · exp(−½‖clip(z) − z*‖²), so the optimal return is ``max_decisions``. Skill d runs
-``d + 1`` low-level steps (``info["skill_steps"]``). The bundled ``skill_prior`` prefers skill 0 (never optimal),
+``d + 1`` low-level steps (``info["skill_steps"]``) and earns its reward at the first
+(``info["skill_rewards"]``). The bundled ``skill_prior`` prefers skill 0 (never optimal),
 so an agent has to move away from its prior to do well.
 
-Example::
-
+Example:
     >>> env = ToySkillEnv()
     >>> obs, info = env.reset(seed=0)
     >>> obs, r, terminated, truncated, info = env.step({"skill": 1, "arg": np.full(2, 0.5, np.float32)})
@@ -180,5 +180,8 @@ class ToySkillEnv(gym.Env[np.ndarray, dict[str, Any]]):
         self._t += 1
         self._state = (self._state + 1) % self.n_states
         truncated = self._t >= self.max_decisions and not terminated
-        info = {"skill_steps": skill + 1, "discounted_reward": reward, "num_completed": self._completed}
+        # The reward is earned at the skill's first low-level step.
+        skill_rewards = np.zeros(skill + 1)
+        skill_rewards[0] = reward
+        info = {"skill_steps": skill + 1, "skill_rewards": skill_rewards, "num_completed": self._completed}
         return self._obs(), reward, terminated, truncated, info

@@ -13,9 +13,21 @@ class RecordSkillVideo(RecordVideo):
     The skill env must be created with ``record_frames=True`` and a low-level
     ``render_mode="rgb_array"``.
 
-    Example:
-        >>> env = gym.make("SkillKitchen-v0", record_frames=True, render_mode="rgb_array")
-        >>> env = RecordSkillVideo(env, "videos/")
+    Example (``RecordVideo`` needs MoviePy, ``pip install "gymnasium[other]"``):
+        >>> import pytest; _ = pytest.importorskip("moviepy")
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from skillgym.envs import SkillSpaceEnv
+        >>> from skillgym.tasks.kitchen import KitchenTaskEnv
+        >>> low = KitchenTaskEnv(render_mode="rgb_array", image_size=64)
+        >>> env = SkillSpaceEnv(low, "skillgym/assets/kitchen-state", record_frames=True)
+        >>> env = RecordSkillVideo(env, tempfile.mkdtemp(), episode_trigger=lambda episode: episode % 10 == 0)
+        >>> obs, info = env.reset(seed=0)
+        >>> obs, reward, terminated, truncated, info = env.step({"skill": 3, "arg": np.zeros(5, np.float32)})
+        >>> len(env.recorded_frames) == 1 + info["skill_steps"]   # the reset frame, then every skill step
+        True
+
+    ``close()`` or the end of a recorded episode writes the mp4.
     """
 
     def _capture_frame(self) -> None:

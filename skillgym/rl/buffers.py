@@ -3,8 +3,9 @@
 SB3's ReplayBuffer only knows flat actions. We reuse it unchanged for observations, rewards, dones and
 time-outs (so truncation keeps bootstrapping through ``handle_timeout_termination``) and store the action
 as the flat float vector ``[skill, arg_0, ..., arg_{nz-1}]`` (skill indices < 2**24 are exact in float32).
-Per transition we also keep ``skill_steps`` (low-level steps the skill ran, for ``gamma_per_step``) and the
-env's discounted reward if it reports one.
+Per transition we also keep ``skill_steps`` (low-level steps the skill ran, for ``gamma_per_step``). The reward
+stored is the one ``SkillSAC`` hands over: the env's reward, or Σ_t γ^t r_t over the skill's low-level rewards
+with ``gamma_per_step``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.vec_env import VecNormalize
 
+from skillgym.spaces import check_skill_action_space
+
 
 class SkillReplayBufferSamples(NamedTuple):
     observations: th.Tensor
@@ -24,29 +27,8 @@ class SkillReplayBufferSamples(NamedTuple):
     args: th.Tensor  # (B, nz) float — the argument sampled by the policy (unclipped, see SkillSAC)
     next_observations: th.Tensor
     dones: th.Tensor  # (B, 1) termination only; 0 where the episode was truncated (time-out)
-    rewards: th.Tensor  # (B, 1)
+    rewards: th.Tensor  # (B, 1) as stored by SkillSAC (Σ_t γ^t r_t with gamma_per_step)
     skill_steps: th.Tensor  # (B, 1) number of low-level steps (>= 1)
-    discounted_rewards: th.Tensor  # (B, 1) Σ_t γ^t r_t from the env, or the reward if the env has none
-
-
-def check_skill_action_space(action_space: spaces.Space) -> tuple[int, int]:
-    """Return (K, nz) for ``Dict(skill=Discrete(K), arg=Box((nz,)))`` or raise a clear error."""
-    ok = (
-        isinstance(action_space, spaces.Dict)
-        and set(action_space.spaces) == {"skill", "arg"}
-        and isinstance(action_space["skill"], spaces.Discrete)
-        and isinstance(action_space["arg"], spaces.Box)
-        and len(action_space["arg"].shape) == 1
-    )
-    if not ok:
-        raise ValueError(
-            f"Expected a skill action space Dict(skill=Discrete(K), arg=Box((nz,))), got {action_space}"
-        )
-    skill_space = action_space["skill"]
-    assert isinstance(skill_space, spaces.Discrete)
-    if int(skill_space.start) != 0:
-        raise ValueError("The skill space must start at 0 (Discrete(K, start=0)).")
-    return int(skill_space.n), int(action_space["arg"].shape[0])
 
 
 class SkillReplayBuffer(ReplayBuffer):
@@ -78,7 +60,6 @@ class SkillReplayBuffer(ReplayBuffer):
             handle_timeout_termination=handle_timeout_termination,
         )
         self.skill_steps = np.ones((self.buffer_size, self.n_envs), dtype=np.float32)
-        self.discounted_rewards = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
 
     def add(
         self,
@@ -91,9 +72,6 @@ class SkillReplayBuffer(ReplayBuffer):
     ) -> None:
         # Written before super().add() because it advances self.pos.
         self.skill_steps[self.pos] = [max(1, int(info.get("skill_steps", 1))) for info in infos]
-        self.discounted_rewards[self.pos] = [
-            float(info.get("discounted_reward", r)) for info, r in zip(infos, np.asarray(reward), strict=True)
-        ]
         super().add(obs, next_obs, action, reward, done, infos)
 
     def _get_samples(
@@ -115,5 +93,4 @@ class SkillReplayBuffer(ReplayBuffer):
             dones=to(dones.reshape(-1, 1)),
             rewards=to(self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)),
             skill_steps=to(self.skill_steps[batch_inds, env_indices].reshape(-1, 1)),
-            discounted_rewards=to(self.discounted_rewards[batch_inds, env_indices].reshape(-1, 1)),
         )

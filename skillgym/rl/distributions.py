@@ -1,7 +1,7 @@
 """Closed-form divergences and the factorised skill distribution π(d, z | s) = π_d(d | s) π_z(z | s, d).
 
 All KLs are *true* KLs: summed over the categorical support and over the dimensions of z, never
-averaged (averaging silently divides α_d by K and α_z by nz, SPEC §7 bug 7).
+averaged (averaging would silently divide α_d by K and α_z by nz).
 """
 
 from __future__ import annotations

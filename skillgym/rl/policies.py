@@ -22,8 +22,8 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from skillgym.rl.buffers import check_skill_action_space
 from skillgym.rl.distributions import SkillDistribution
+from skillgym.spaces import check_skill_action_space
 
 
 class SkillActions:
@@ -65,8 +65,8 @@ def is_frame_space(observation_space: spaces.Space) -> bool:
     )
 
 
-class StateEncoder(BaseFeaturesExtractor):
-    """Critic encoder for state vectors: float32 cast, then an optional MLP (``net_arch=[]`` = identity).
+class MlpStateEncoder(BaseFeaturesExtractor):
+    """Critic features extractor for state vectors: float32 cast, then an optional MLP (``net_arch=[]`` = identity).
 
     With the default identity the whole critic is the MLP ``[s, z] → net_arch → K``, i.e. the same network as
     SB3 SAC's critic on ``[s, a]``.
@@ -293,7 +293,7 @@ class SkillPolicy(BasePolicy):
         a further frozen copy stays as p_d, p_z and is never trained.
     :param net_arch: critic hidden sizes, a list or ``dict(qf=[...])`` (the actor's architecture is the prior's)
     :param activation_fn: critic activation
-    :param features_extractor_class: critic observation encoder; default ``StateEncoder`` for vectors,
+    :param features_extractor_class: critic observation encoder; default ``MlpStateEncoder`` for vectors,
         ``FrameStackCNN`` for uint8 frames
     :param features_extractor_kwargs: its keyword arguments
     :param n_critics: number of critics (2 = clipped double-Q)
@@ -336,7 +336,7 @@ class SkillPolicy(BasePolicy):
         if not 0.0 <= prior_uniform_mix < 1.0:
             raise ValueError(f"prior_uniform_mix must be in [0, 1), got {prior_uniform_mix}")
         if features_extractor_class is None:
-            features_extractor_class = FrameStackCNN if is_frame_space(observation_space) else StateEncoder
+            features_extractor_class = FrameStackCNN if is_frame_space(observation_space) else MlpStateEncoder
         super().__init__(
             observation_space,
             action_space,
@@ -484,5 +484,3 @@ class SkillPolicy(BasePolicy):
     def forward(self, obs: th.Tensor, deterministic: bool = False) -> th.Tensor:
         return self._predict(obs, deterministic)
 
-
-MlpSkillPolicy = SkillPolicy

@@ -13,6 +13,7 @@ Truncation (time-outs) bootstraps: SB3's ``handle_timeout_termination`` zeroes `
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from typing import Any, ClassVar, TypeVar
 
@@ -30,13 +31,13 @@ from stable_baselines3.common.preprocessing import check_for_nested_spaces
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update, safe_mean
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
-from stable_baselines3.common.vec_env.patch_gym import _patch_env
 from torch import nn
 from torch.nn import functional as F
 
-from skillgym.rl.buffers import SkillReplayBuffer, SkillReplayBufferSamples, check_skill_action_space
+from skillgym.rl.buffers import SkillReplayBuffer, SkillReplayBufferSamples
 from skillgym.rl.distributions import SkillDistribution
 from skillgym.rl.policies import SkillActions, SkillActor, SkillCritic, SkillPolicy
+from skillgym.spaces import check_skill_action_space
 
 SelfSkillSAC = TypeVar("SelfSkillSAC", bound="SkillSAC")
 
@@ -69,9 +70,25 @@ class LowLevelStepsWriter(KVWriter):
 class SkillSAC(OffPolicyAlgorithm):
     """Skill-space SAC with prior-KL regularisation (EXTRACT).
 
-    The env's action space must be ``Dict(skill=Discrete(K), arg=Box((nz,)))``; its ``info["skill_steps"]`` (low-level
-    steps the skill ran) feeds ``gamma_per_step`` and the low-level-step logging, ``info["num_completed"]`` (if any)
+    The env's action space must be ``Dict(skill=Discrete(K), arg=Box((nz,)))`` (see :mod:`skillgym.spaces`); its
+    ``info["skill_steps"]`` (low-level steps the skill ran) feeds the low-level-step logging,
+    ``info["skill_rewards"]`` (the skill's low-level rewards) ``gamma_per_step``, ``info["num_completed"]`` (if any)
     the subtask logging.
+
+    ``total_timesteps`` of :meth:`learn` counts skill decisions (SB3's ``num_timesteps``); ``num_low_level_steps``
+    counts env steps. To train for a budget of low-level steps, stop with a callback:
+    ``SkillSAC(...).learn(total_timesteps=10**9, callback=StopAtLowLevelSteps(300_000))``
+    (:class:`~skillgym.rl.callbacks.StopAtLowLevelSteps`). ``learn`` warns if it ends before
+    ``learning_starts`` decisions, i.e. without a single gradient step.
+
+    Example:
+        >>> from skillgym.envs.toy import ToySkillEnv
+        >>> env = ToySkillEnv()
+        >>> model = SkillSAC("SkillPolicy", env, learning_starts=10, batch_size=8, seed=0).learn(20)
+        >>> obs, info = env.reset(seed=0)
+        >>> action, _ = model.predict(obs, deterministic=True)
+        >>> env.action_space.contains(action)
+        True
 
     How the prior reaches the policy: pass ``prior=module`` here, or leave it out and the env attribute
     ``skill_prior`` is used (``env.get_attr("skill_prior")[0]``). Either way it ends up as
@@ -98,8 +115,8 @@ class SkillSAC(OffPolicyAlgorithm):
     :param alpha_z: weight of KL(π_z ‖ p_z), same conventions, target ``target_kl_z`` (expected under π_d)
     :param target_kl_d: target KL_d in nats for ``alpha_d="auto"``
     :param target_kl_z: target E_d[KL_z] in nats for ``alpha_z="auto"``
-    :param gamma_per_step: discount a skill transition by γ^skill_steps and use ``info["discounted_reward"]`` (computed
-        by the env, with its own γ — keep both equal) as its reward
+    :param gamma_per_step: discount within a skill too: a transition's reward is Σ_t γ^t r_t over the low-level
+        rewards ``info["skill_rewards"]`` and its bootstrap discount γ^skill_steps (``SkillSpaceEnv`` reports both)
     :param target_update_interval: update target critics every this many gradient steps
     :param prior: the skill prior module (see above)
     :param stats_window_size: episodes averaged in rollout logs
@@ -209,7 +226,6 @@ class SkillSAC(OffPolicyAlgorithm):
         # Like BaseAlgorithm._wrap_env but never adds VecTransposeImage: the priors take frames in the env's own
         # channels-last layout, and the critic's CNN handles that layout itself.
         if not isinstance(env, VecEnv):
-            env = _patch_env(env)
             if not is_wrapped(env, Monitor) and monitor_wrapper:
                 if verbose >= 1:
                     print("Wrapping the env with a `Monitor` wrapper")
@@ -233,24 +249,11 @@ class SkillSAC(OffPolicyAlgorithm):
             raise TypeError(f"env.skill_prior must be an nn.Module, got {type(prior).__name__}")
         return prior
 
-    def _check_env_gamma(self) -> None:
-        """With ``gamma_per_step`` the env discounts within a skill: both must use the same γ."""
-        if not self.gamma_per_step or self.env is None:
-            return
-        try:
-            env_gamma = self.env.get_attr("gamma")[0]
-        except AttributeError:
-            return  # an env without its own γ reports plain rewards as discounted_reward
-        if abs(float(env_gamma) - self.gamma) > 1e-12:
-            raise ValueError(
-                f"gamma_per_step=True with gamma={self.gamma}, but the env discounts within a skill with "
-                f"gamma={env_gamma}; make the env with gamma={self.gamma} (gym.make(..., gamma={self.gamma})) "
-                f"or pass gamma={env_gamma} to SkillSAC."
-            )
-
     def _setup_model(self) -> None:
         check_skill_action_space(self.action_space)
-        self._check_env_gamma()
+        if self.gamma_per_step and self._vec_normalize_env is not None:
+            # VecNormalize hands the buffer its own copy of the reward, not the discounted skill rewards.
+            raise ValueError("gamma_per_step=True does not support VecNormalize")
         if "prior" not in self.policy_kwargs:
             self.policy_kwargs["prior"] = self._prior_from_env()
         if self.replay_buffer_class is None:
@@ -337,6 +340,8 @@ class SkillSAC(OffPolicyAlgorithm):
         infos: list[dict[str, Any]],
     ) -> None:
         assert self._skill_counts is not None and self._ep_low_level_len is not None
+        if self.gamma_per_step:
+            reward = np.array([self._discounted_skill_reward(info) for info in infos])
         skills = np.rint(buffer_action[:, 0]).astype(np.int64)
         np.add.at(self._skill_counts, skills, 1)
         for i, info in enumerate(infos):
@@ -350,6 +355,19 @@ class SkillSAC(OffPolicyAlgorithm):
                 if "num_completed" in info:
                     self._ep_num_completed_buffer.append(float(info["num_completed"]))
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+
+    def _discounted_skill_reward(self, info: dict[str, Any]) -> float:
+        """Σ_t γ^t r_t over the low-level rewards of one skill (Python floats, summed in step order)."""
+        if "skill_rewards" not in info:
+            raise ValueError(
+                "gamma_per_step=True needs the low-level rewards of every skill in info['skill_rewards'] "
+                "(SkillSpaceEnv reports them); this env does not report them, so use gamma_per_step=False."
+            )
+        discounted, discount = 0.0, 1.0
+        for reward in info["skill_rewards"]:
+            discounted += discount * float(reward)
+            discount *= self.gamma
+        return discounted
 
     def dump_logs(self) -> None:
         self.logger.record("time/low_level_steps", self.num_low_level_steps)
@@ -411,13 +429,10 @@ class SkillSAC(OffPolicyAlgorithm):
             next_v = self._soft_value(
                 next_pi, next_prior, data.next_observations, alpha_d, alpha_z
             ).unsqueeze(1)
-            if self.gamma_per_step:
-                discounts = self.gamma**data.skill_steps
-                rewards = data.discounted_rewards
-            else:
-                discounts, rewards = self.gamma, data.rewards
+            # With gamma_per_step the stored reward is already discounted within the skill.
+            discounts = self.gamma**data.skill_steps if self.gamma_per_step else self.gamma
             # dones are terminations only; truncated transitions keep bootstrapping.
-            target_q = (rewards + (1.0 - data.dones) * discounts * next_v).squeeze(1)
+            target_q = (data.rewards + (1.0 - data.dones) * discounts * next_v).squeeze(1)
         current_q = self.critic.q_taken(self.critic.encode(data.observations), data.args, data.skills)
         loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
         assert isinstance(loss, th.Tensor)
@@ -521,8 +536,11 @@ class SkillSAC(OffPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfSkillSAC:
-        """Train for ``total_timesteps`` skill decisions (``num_low_level_steps`` counts env steps)."""
-        return super().learn(
+        """Train for ``total_timesteps`` skill decisions (``num_low_level_steps`` counts env steps).
+
+        For a budget in low-level steps pass ``callback=StopAtLowLevelSteps(n)`` (:mod:`skillgym.rl.callbacks`).
+        """
+        super().learn(
             total_timesteps=total_timesteps,
             callback=callback,
             log_interval=log_interval,
@@ -530,6 +548,14 @@ class SkillSAC(OffPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+        if self._n_updates == 0:
+            warnings.warn(
+                f"SkillSAC.learn ended after {self.num_timesteps} skill decisions, before "
+                f"learning_starts={self.learning_starts}: no gradient step was made and the policy is still "
+                "the prior. Train for more decisions or lower learning_starts.",
+                stacklevel=2,
+            )
+        return self
 
     # ---------------------------------------------------------------------------------------- save / load
     def _excluded_save_params(self) -> list[str]:

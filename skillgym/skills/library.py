@@ -8,7 +8,11 @@ A library is a folder::
 
 Example:
     >>> lib = SkillLibrary.build(LibraryConfig(num_skills=8))
-    >>> actions, progress = lib.decode(np.array([3]), np.zeros((1, 5), np.float32))
+    >>> state = lib.start(np.array([3]), np.zeros((1, 5), np.float32))
+    >>> action, progress, state = lib.step(state, np.zeros((1, 59)))  # open loop: obs is ignored
+    >>> action.shape, progress.shape
+    ((1, 9), (1,))
+    >>> actions, progress = lib.decode(np.array([3]), np.zeros((1, 5), np.float32))  # whole skills
     >>> actions.shape, progress.shape
     ((1, 30, 9), (1, 30))
 """
@@ -28,9 +32,11 @@ from safetensors.torch import load_file, save_file
 
 from skillgym.skills.config import FORMAT_VERSION, LibraryConfig, LibraryError
 from skillgym.skills.model import DecoderState, SkillDecoder, SkillEncoder, SkillPriors
+from skillgym.spaces import skill_action_space
 from skillgym.version import __version__
 
 __all__ = ["SkillLibrary", "LibraryConfig", "LibraryError", "DecoderState", "CONFIG_FILE", "WEIGHTS_FILE"]
+
 
 @dataclass
 class NumpyDecoderState:
@@ -53,9 +59,13 @@ def current_versions() -> dict[str, str]:
 class SkillLibrary:
     """Frozen skill decoder p(ā, l | z, d) and priors p(d | s), p(z | s, d); CPU, inference only.
 
-    Numpy in, numpy out. ``decode`` runs a whole open-loop skill in one call;
-    ``decoder_start`` / ``decoder_step`` step it (needed for closed-loop decoders, which look at
-    the current observation, and fine for open-loop ones, which ignore it).
+    Numpy in, numpy out. :meth:`start` / :meth:`step` run skills step by step for both decoder
+    kinds (closed-loop decoders look at the current observation, open-loop ones ignore it);
+    :meth:`decode` runs whole open-loop skills in one call.
+
+    Stepping has two implementations on the same weights: the torch decoder (the one trained) and,
+    for 1-layer LSTMs on CPU with state observations, a numpy version of the same computation that
+    is several times faster at batch size 1 (once per low-level step in the RL env).
     """
 
     def __init__(self, config: LibraryConfig, priors: SkillPriors, decoder: SkillDecoder,
@@ -184,8 +194,8 @@ class SkillLibrary:
 
     @property
     def arg_space(self) -> gym.spaces.Box:
-        b = float(self.config.arg_bound)
-        return gym.spaces.Box(-b, b, (self.config.z_dim,), np.float32)
+        """The skill argument space ``Box(-arg_bound, arg_bound, (nz,), float32)``."""
+        return skill_action_space(self.num_skills, self.z_dim, float(self.config.arg_bound))["arg"]
 
     # -- inference ----------------------------------------------------------------------------------
     def _check_skill_z(self, skill, z) -> tuple[torch.Tensor, torch.Tensor]:
@@ -219,43 +229,63 @@ class SkillLibrary:
             return torch.from_numpy(np.ascontiguousarray(obs)).to(self.device)
         return torch.from_numpy(np.asarray(obs, np.float32)).to(self.device)
 
-    def decode(self, skill: np.ndarray, z: np.ndarray, obs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def start(self, skill: np.ndarray, z: np.ndarray) -> DecoderState | NumpyDecoderState:
+        """Start decoding skills ``skill (B,)`` int with arguments ``z (B, nz)``; returns the state."""
+        skill_t, z_t = self._check_skill_z(skill, z)
+        if self._numpy_ok():
+            return self._numpy_start(skill_t.numpy(), z_t.numpy())
+        with torch.inference_mode():
+            return self.decoder.start(skill_t, z_t)
+
+    def step(self, state: DecoderState | NumpyDecoderState, obs: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, DecoderState | NumpyDecoderState]:
+        """One step: ``action (B, A)`` float32, ``progress (B,)`` float32, next state.
+
+        ``obs (B, *decoder_obs_shape)`` is the current observation (the state vector for a
+        library with ``decoder_obs="state"``); required for closed-loop decoders, ignored by
+        open-loop ones.
+        """
+        closed = self.config.decoder == "closed_loop"
+        if closed and obs is None:
+            raise ValueError("a closed-loop decoder needs obs (B, *decoder_obs_shape) at every step")
+        if isinstance(state, NumpyDecoderState):
+            if closed:
+                obs = np.asarray(obs, np.float32)
+                want = (len(state.h), *self.config.decoder_obs_shape)
+                if obs.shape != want:
+                    raise ValueError(f"obs must have shape {want}, got {obs.shape}")
+            action, progress = self._numpy_step(state, obs if closed else None)
+            return action, progress, state
+        obs_t = self._obs_tensor(obs, batch=state.prev_action.shape[0], for_decoder=True) if closed else None
+        with torch.inference_mode():
+            action, progress, state = self.decoder.step(state, obs_t)
+        return action.cpu().numpy(), progress.cpu().numpy(), state
+
+    # Aliases of start/step for callers written against the earlier names.
+    decoder_start = start
+    decoder_step = step
+
+    def decode(self, skill: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Open-loop decode of whole skills: actions ``(B, L, A)`` float32, progress ``(B, L)`` float32.
 
         ``L = max_skill_steps``; the caller stops at the first step with progress >= its threshold.
-        ``obs`` is ignored by open-loop decoders. Closed-loop decoders need the observation at
-        every step: use :meth:`decoder_start` / :meth:`decoder_step`.
+        Closed-loop decoders need the observation at every step: use :meth:`start` / :meth:`step`.
         """
         if self.config.decoder == "closed_loop":
             raise ValueError(
                 "this library's decoder is closed-loop: it needs the observation at every step, "
-                "so use decoder_start(skill, z) and decoder_step(state, obs) instead of decode()"
+                "so use start(skill, z) and step(state, obs) instead of decode()"
             )
-        skill_t, z_t = self._check_skill_z(skill, z)
-        if self._numpy_ok():
-            return self._decode_numpy(skill_t.numpy(), z_t.numpy())
+        state = self.start(skill, z)
         steps = self.max_skill_steps
-        with torch.inference_mode():
-            state = self.decoder.start(skill_t, z_t)
-            actions = torch.empty(len(skill_t), steps, self.config.action_dim)
-            progress = torch.empty(len(skill_t), steps)
-            for t in range(steps):
-                actions[:, t], progress[:, t], state = self.decoder.step(state)
-        return actions.numpy(), progress.numpy()
-
-    def _decode_numpy(self, skill: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The same computation as ``SkillDecoder.step`` in numpy float32, all steps at once."""
-        state = self._numpy_start(skill, z)
-        steps, a_dim = self.max_skill_steps, self.config.action_dim
-        actions = np.empty((len(skill), steps, a_dim), np.float32)
+        actions = np.empty((len(skill), steps, self.config.action_dim), np.float32)
         progress = np.empty((len(skill), steps), np.float32)
         for t in range(steps):
-            actions[:, t], progress[:, t] = self._numpy_step(state, None)
+            actions[:, t], progress[:, t], state = self.step(state)
         return actions, progress
 
-    # The numpy path: called once per low-level step by the RL env. At batch size 1, torch's
-    # per-op overhead (~4 us x 20 ops) dominates a 128-unit LSTM step; numpy's is ~4x smaller.
-    # Tests check it matches the torch path. Used for 1-layer LSTMs (closed loop: state observations).
+    # The numpy path. At batch size 1, torch's per-op overhead (~4 us x 20 ops) dominates a
+    # 128-unit LSTM step; numpy's is ~4x smaller. Tests hold it equal to the torch decoder.
     def _numpy_ok(self) -> bool:
         c = self.config
         return c.lstm_layers == 1 and self.device.type == "cpu" and (
@@ -322,37 +352,6 @@ class SkillLibrary:
                              b_skip=d.state_to_action.bias.detach().cpu().numpy())
             self._np_cache = cache
         return self._np_cache
-
-    def decoder_start(self, skill: np.ndarray, z: np.ndarray) -> DecoderState | NumpyDecoderState:
-        skill_t, z_t = self._check_skill_z(skill, z)
-        if self._numpy_ok():
-            return self._numpy_start(skill_t.numpy(), z_t.numpy())
-        with torch.inference_mode():
-            return self.decoder.start(skill_t, z_t)
-
-    def decoder_step(self, state: DecoderState | NumpyDecoderState, obs: np.ndarray | None = None
-                     ) -> tuple[np.ndarray, np.ndarray, DecoderState | NumpyDecoderState]:
-        """One step: ``action (B, A)`` float32, ``progress (B,)`` float32, next state.
-
-        ``obs (B, *decoder_obs_shape)`` is the current observation (the state vector for a
-        library with ``decoder_obs="state"``); required for closed-loop decoders, ignored by
-        open-loop ones.
-        """
-        closed = self.config.decoder == "closed_loop"
-        if closed and obs is None:
-            raise ValueError("a closed-loop decoder needs obs (B, *decoder_obs_shape) at every step")
-        if isinstance(state, NumpyDecoderState):
-            if closed:
-                obs = np.asarray(obs, np.float32)
-                want = (len(state.h), *self.config.decoder_obs_shape)
-                if obs.shape != want:
-                    raise ValueError(f"obs must have shape {want}, got {obs.shape}")
-            action, progress = self._numpy_step(state, obs)
-            return action, progress, state
-        obs_t = self._obs_tensor(obs, batch=state.prev_action.shape[0], for_decoder=True) if closed else None
-        with torch.inference_mode():
-            action, progress, state = self.decoder.step(state, obs_t)
-        return action.cpu().numpy(), progress.cpu().numpy(), state
 
     def prior(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Priors for a batch of observations: logits ``(B, K)``, z mean and log-std ``(B, K, nz)``."""

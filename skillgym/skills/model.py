@@ -41,7 +41,7 @@ def mlp(in_dim: int, hidden: int, out_dim: int, layers: int) -> nn.Sequential:
 
 
 # -- observation encoders ---------------------------------------------------------------------
-class StateEncoder(nn.Module):
+class StateNormalizer(nn.Module):
     """Standardises a state vector with statistics of the training data (stored as buffers)."""
 
     def __init__(self, state_dim: int):
@@ -84,7 +84,7 @@ class PixelEncoder(nn.Module):
 def make_obs_encoder(config: LibraryConfig, kind: str | None = None) -> nn.Module:
     """Encoder for ``kind`` observations ("state" / "pixels"; default: the priors' ``obs_kind``)."""
     if (kind or config.obs_kind) == "state":
-        return StateEncoder(config.state_dim)
+        return StateNormalizer(config.state_dim)
     return PixelEncoder(config.frame_stack, config.image_size, config.pixel_feature_dim)
 
 
@@ -139,13 +139,11 @@ class SkillEncoder(nn.Module):
 class DecoderState:
     """Recurrent state of a batch of skills being decoded step by step."""
 
-    const_gates: Tensor  # (B, 4H) input-projection of the inputs that stay fixed (z, onehot d)
-    z_skill: Tensor  # (B, nz + K), for layers > 1 / closed loop
-    h: list[Tensor]
-    c: list[Tensor]
+    z_skill: Tensor  # (B, nz + K), the input that stays fixed during a skill
+    h: Tensor  # (layers, B, H)
+    c: Tensor  # (layers, B, H)
     prev_action: Tensor  # (B, A)
     prev_progress: Tensor  # (B, 1)
-    step: int = 0
 
 
 class SkillDecoder(nn.Module):
@@ -223,47 +221,27 @@ class SkillDecoder(nn.Module):
 
     # -- step-by-step inference -----------------------------------------------------------------
     def start(self, skill: Tensor, z: Tensor) -> DecoderState:
-        b = len(skill)
-        z_skill = self._z_skill(z.to(torch.float32), skill)
-        w = self.lstm.weight_ih_l0
-        # The z / skill part of the first layer's input projection is the same at every step:
-        # compute it once (this is what makes a batch-of-1, 30-step decode cheap).
-        const = F.linear(z_skill, w[:, self.n_prev: self.n_prev + self.n_const],
-                         self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0)
-        zeros = [z.new_zeros(b, self.lstm.hidden_size) for _ in range(self.lstm.num_layers)]
-        return DecoderState(const, z_skill, zeros, [x.clone() for x in zeros],
-                            z.new_zeros(b, self.action_dim), z.new_zeros(b, 1))
+        b, layers, hidden = len(skill), self.lstm.num_layers, self.lstm.hidden_size
+        h = z.new_zeros(layers, b, hidden, dtype=torch.float32)
+        # a skill starts from a_0 = 0, l_0 = 0
+        return DecoderState(self._z_skill(z.to(torch.float32), skill), h, h.clone(),
+                            h.new_zeros(b, self.action_dim), h.new_zeros(b, 1))
 
     def step(self, state: DecoderState, obs: Tensor | None = None) -> tuple[Tensor, Tensor, DecoderState]:
-        """One decoding step; ``obs (B, *obs_shape)`` is the current observation (closed loop)."""
-        lstm, hidden = self.lstm, self.lstm.hidden_size
-        w = lstm.weight_ih_l0
-        gates = state.const_gates
+        """One decoding step with the LSTM of :meth:`forward`; ``obs (B, *obs_shape)`` is the current
+        observation (closed loop)."""
+        parts = [state.z_skill]
         if self.autoregressive:
-            gates = torch.addmm(gates, torch.cat([state.prev_action, state.prev_progress], 1),
-                                w[:, : self.n_prev].t())
+            parts = [state.prev_action, state.prev_progress, *parts]
         skip = None
         if self.closed_loop:
             if obs is None:
                 raise ValueError("a closed-loop decoder needs the current observation at every step")
             feats, skip = self._observe(obs)
-            gates = gates + F.linear(feats, w[:, self.n_prev + self.n_const:])
-        h_new, c_new = [], []
-        x = None
-        for layer in range(lstm.num_layers):
-            if layer > 0:
-                gates = F.linear(x, getattr(lstm, f"weight_ih_l{layer}"),
-                                 getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}"))
-            gates = gates + state.h[layer] @ getattr(lstm, f"weight_hh_l{layer}").t()
-            i, f, g, o = gates.split(hidden, dim=1)  # PyTorch's gate order
-            c = torch.sigmoid(f) * state.c[layer] + torch.sigmoid(i) * torch.tanh(g)
-            x = torch.sigmoid(o) * torch.tanh(c)
-            h_new.append(x)
-            c_new.append(c)
-        action, progress = self._outputs(x, skip)
-        new = DecoderState(state.const_gates, state.z_skill, h_new, c_new, action, progress[:, None],
-                           state.step + 1)
-        return action, progress, new
+            parts.append(feats)
+        out, (h, c) = self.lstm(torch.cat(parts, dim=-1)[:, None], (state.h, state.c))
+        action, progress = self._outputs(out[:, 0], skip)
+        return action, progress, DecoderState(state.z_skill, h, c, action, progress[:, None])
 
 
 # -- the whole VAE + priors ---------------------------------------------------------------------
@@ -299,7 +277,7 @@ class SkillVAE(nn.Module):
     def set_normalisation(self, mean: Tensor, std: Tensor) -> None:
         """Store state statistics in every state encoder (no-op for pixels)."""
         for module in self.modules():
-            if isinstance(module, StateEncoder):
+            if isinstance(module, StateNormalizer):
                 module.set_normalisation(mean, std)
 
     def loss_terms(self, batch: SkillBatch, sample: bool = True, prior_z_target: str = "sample",
@@ -310,11 +288,11 @@ class SkillVAE(nn.Module):
           each window, averaged over windows; i.e. the Gaussian NLL of the window's actions with
           unit variance, up to constants (Eq. 2 sums over t).
         - ``progress``: squared error of l_t against t/N, summed over real steps, averaged over windows.
-        - ``reconstruction="mean"`` averages both over real steps instead (skillgym < session 5):
-          β·KL then weighs ≈ one mean window length more, z carries less, and sampled prior
-          rollouts were better in the kitchen (docs/skills.md "Status").
-        - ``kl``: KL(q || N(0, I)) summed over z dims (not averaged: SPEC §7 bug 7), averaged
-          over windows; weighted by ``beta`` in :meth:`loss`.
+        - ``reconstruction="mean"`` averages both over real steps instead: β·KL then weighs
+          ≈ one mean window length more, z carries less, and sampled prior rollouts were better
+          in the kitchen (docs/skills.md "Status").
+        - ``kl``: KL(q || N(0, I)) summed over z dims (not averaged), averaged over windows;
+          weighted by ``beta`` in :meth:`loss`.
         - ``prior_d``: cross-entropy of p(d | s_1) against the segment's label.
         - ``prior_z``: NLL of stop-gradient(z) under p(z | s_1, d), summed over z dims; z is the
           encoder's sample (``prior_z_target="sample"``) or its mean (``"mean"``: the prior's
