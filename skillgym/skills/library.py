@@ -342,11 +342,11 @@ class SkillLibrary:
             if d.autoregressive:
                 cache["w_prev"] = t(w_ih[:, :start])
             if d.closed_loop:
-                state_encoder, linear = d.obs_encoder[0], d.obs_encoder[1]
+                normalizer, linear = d.obs_encoder[0], d.obs_encoder[1]
                 cache.update(w_obs=t(w_ih[:, end:]), w_feat=t(linear.weight),
                              b_feat=linear.bias.detach().cpu().numpy(),
-                             obs_mean=state_encoder.obs_mean.cpu().numpy(),
-                             obs_std=state_encoder.obs_std.cpu().numpy())
+                             obs_mean=normalizer.obs_mean.cpu().numpy(),
+                             obs_std=normalizer.obs_std.cpu().numpy())
             if d.state_to_action is not None:
                 cache.update(w_skip=t(d.state_to_action.weight),
                              b_skip=d.state_to_action.bias.detach().cpu().numpy())
