@@ -90,6 +90,7 @@ def test_flat_minari_dataset_reads_with_shapes_from_the_data(flat_dataset, rollo
     ds = flat_dataset
     assert (len(ds), ds.state_dim, ds.action_dim) == (EPISODES, 10, 2)
     assert not ds.is_kitchen and not ds.has_frames and ds.frame_size is None
+    assert ds.action_low.tolist() == [-1, -1] and ds.action_high.tolist() == [1, 1]  # Reacher's action box
     ep = ds.episode(3)
     np.testing.assert_array_equal(ep.states, rollouts[3].states)
     np.testing.assert_array_equal(ep.actions, rollouts[3].actions)

@@ -169,6 +169,7 @@ def test_flat_observation_minari_dataset_loads(tmp_path, monkeypatch):
     ds = open_dataset(tmp_path / "other" / "flat-v0", image_size=32)
     assert (len(ds), ds.state_dim, ds.action_dim) == (2, 11, 3)
     assert not ds.is_kitchen and not ds.has_frames and ds.frame_size is None  # image_size: kitchen only
+    assert ds.action_low.tolist() == [-1] * 3 and ds.action_high.tolist() == [1] * 3
     ep = ds.episode(1)
     np.testing.assert_array_equal(ep.states, eps[1].states)
     np.testing.assert_array_equal(ep.actions, eps[1].actions)
@@ -208,7 +209,9 @@ def test_writer_derives_spaces_and_writes_flat_layout(tmp_path):
     wide = [Episode(states=np.zeros((3, 5)), actions=np.full((2, 2), 3.0, np.float32))]
     with pytest.raises(DatasetError, match="outside the action space"):
         write_minari_dataset(tmp_path / "wide", [wide])
-    write_minari_dataset(tmp_path / "wide", [wide], action_space=gym.spaces.Box(-5, 5, (2,), np.float32))
+    ds = open_dataset(write_minari_dataset(tmp_path / "wide", [wide],
+                                           action_space=gym.spaces.Box(-5, 5, (2,), np.float32)))
+    assert ds.action_low.tolist() == [-5, -5] and ds.action_high.tolist() == [5, 5]
     with pytest.raises(DatasetError, match="no episodes"):
         write_minari_dataset(tmp_path / "none", [[]])
 

@@ -135,13 +135,16 @@ class OfflineDataset:
         has_subtasks, has_sim_states: per-step subtask ids / simulator states are stored.
         is_kitchen: Franka Kitchen data (re-renderable, named subtasks).
         dataset_id: the Minari dataset id ("" for D4RL v0 files).
+        action_low, action_high: ``(A,)`` bounds of the action space the dataset declares
+            (None if it declares no finite box).
     """
 
     def __init__(self, path: str | os.PathLike, image_size: int | None = None):
         self.path = Path(path)
         self._renderers: dict[int, Any] = {}
         self._file = _find_hdf5(self.path)
-        self.dataset_id = _read_dataset_id(self._file)
+        metadata = _read_metadata(self._file)
+        self.dataset_id = str(metadata.get("dataset_id", ""))
         try:
             with h5py.File(self._file, "r") as f:
                 self._kind = "d4rl-v0" if "observations" in f and "actions" in f else "minari"
@@ -152,6 +155,10 @@ class OfflineDataset:
         except OSError as e:
             raise DatasetError(f"cannot read {self._file}: {e}. Is the file complete?") from e
         self.is_kitchen = self._kind == "d4rl-v0" or "kitchen" in self.dataset_id.lower()
+        if self._kind == "d4rl-v0":
+            self.action_low, self.action_high = -np.ones(self.action_dim), np.ones(self.action_dim)
+        else:
+            self.action_low, self.action_high = _box_bounds(metadata.get("action_space"), self.action_dim)
         if self.has_frames:
             self.frame_size: int | None = self._stored_frame_size
         else:
@@ -377,13 +384,28 @@ def _read_pixels(pixels: h5py.Dataset, count: int | None = None) -> np.ndarray:
     return np.stack([np.asarray(Image.open(io.BytesIO(bytes(b))).convert("RGB"), np.uint8) for b in encoded])
 
 
-def _read_dataset_id(hdf5: Path) -> str:
-    """The Minari dataset id in ``metadata.json`` next to ``main_data.hdf5`` ("" if there is none)."""
+def _read_metadata(hdf5: Path) -> dict[str, Any]:
+    """Minari's ``metadata.json`` next to ``main_data.hdf5`` ({} if there is none)."""
     meta = hdf5.parent / "metadata.json"
     try:
-        return str(json.loads(meta.read_text()).get("dataset_id", "")) if meta.is_file() else ""
+        payload = json.loads(meta.read_text()) if meta.is_file() else {}
     except (ValueError, OSError):
-        return ""
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def _box_bounds(space: Any, dim: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Finite ``(low, high)`` of a serialised Minari ``Box`` of ``dim`` entries, else ``(None, None)``."""
+    try:
+        space = json.loads(space) if isinstance(space, str) else space
+        if space.get("type") != "Box":
+            return None, None
+        low, high = np.asarray(space["low"], np.float64), np.asarray(space["high"], np.float64)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None, None
+    if low.shape != (dim,) or high.shape != (dim,) or not (np.isfinite(low).all() and np.isfinite(high).all()):
+        return None, None
+    return low, high
 
 
 def open_dataset(path: str | os.PathLike, image_size: int | None = None) -> OfflineDataset:
