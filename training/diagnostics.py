@@ -110,9 +110,9 @@ def _run_window(library: SkillLibrary, env, obs, actions: np.ndarray, skill: int
     with torch.no_grad():
         z, _ = library.encoder(torch.from_numpy(actions[None].astype(np.float32)), torch.tensor([skill]),
                                torch.tensor([len(actions)]))
-    state = library.decoder_start(np.array([skill]), z.numpy())
+    state = library.start(np.array([skill]), z.numpy())
     for _ in range(len(actions)):
-        action, _, state = library.decoder_step(state, np.asarray(obs, np.float32)[None])
+        action, _, state = library.step(state, np.asarray(obs, np.float32)[None])
         obs, *_ = env.step(action[0])
     return obs
 

@@ -15,6 +15,7 @@ from skillgym.cli.options import add_options, parse_options
 from skillgym.data.merge import MergeArgs
 from skillgym.data.record import RecordArgs
 from skillgym.extract.config import ExtractArgs
+from skillgym.extract.download import DownloadError
 from skillgym.pipeline import PipelineArgs
 from skillgym.rl.train import TrainRLArgs
 from skillgym.skills.train import TrainSkillsArgs
@@ -88,6 +89,7 @@ def show_episode(args: ShowEpisodeArgs) -> int:
 
 def extract(args: ExtractArgs) -> int:
     from skillgym.data.dataset import open_dataset
+    from skillgym.extract.clustering import size_encoder
     from skillgym.extract.encoders import available_encoders, make_encoder
     from skillgym.extract.labeler import extract_skills
 
@@ -98,12 +100,12 @@ def extract(args: ExtractArgs) -> int:
     dataset = open_dataset(args.dataset, image_size=args.image_size)
     encoder = make_encoder(name, **kwargs)
     if encoder.input == "frames" and not dataset.has_frames and not dataset.frame_size:
-        raise ValueError(f"{args.dataset} stores no frames; pass --image-size 64 or 128 to re-render them, "
-                         "or use --encoder state or action")
+        fix = "pass --image-size 64 or 128 to re-render them, or " if dataset.is_kitchen else ""
+        raise ValueError(f"{args.dataset} stores no frames; {fix}use --encoder state or action")
     if args.k > dataset.total_steps:
         raise ValueError(f"--k {args.k} is larger than the number of steps in the dataset ({dataset.total_steps})")
     print(f"extracting skills from {args.dataset}: {len(dataset)} episodes, {dataset.total_steps} steps, "
-          f"encoder {encoder.name} ({encoder.dim}-d), K={args.k}, seed={args.seed}")
+          f"encoder {encoder.name} ({size_encoder(encoder, dataset)}-d), K={args.k}, seed={args.seed}")
     extract_skills(dataset, args.out, encoder=encoder, k=args.k, seed=args.seed, kernel=args.kernel,
                    min_length=args.min_length, progress=args.progress)
     summary = args.out / "report" / "summary.json"
@@ -208,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                                    getattr(ns, "skills_command", None)) if x)
     try:
         return int(ns.handler(parse_options(ns.config, ns)) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, DownloadError) as e:
         if os.environ.get("SKILLGYM_DEBUG"):
             raise
         parser.exit(2, f"skillgym {command}: error: {e}\n")

@@ -104,7 +104,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type, required: tuple[str,
             kwargs.update(action=argparse.BooleanOptionalAction, default=default)
         else:
             if "parse" in f.metadata:
-                kwargs["type"] = f.metadata["parse"]
+                kwargs["type"] = _argument_type(f.metadata["parse"])
             elif typing.get_origin(tp) is Literal:
                 kwargs["choices"] = list(typing.get_args(tp))
             elif typing.get_origin(tp) is tuple:
@@ -128,6 +128,19 @@ def add_options(parser: argparse.ArgumentParser, cls: type, required: tuple[str,
             parser.add_argument(f.name, **{k: v for k, v in kwargs.items() if k != "metavar"})
         else:
             parser.add_argument(_flag(f.name), dest=f.name, required=not has_default, **kwargs)
+
+
+def _argument_type(parse: Any) -> Any:
+    """``parse`` for argparse: its ValueError's message becomes the usage error."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
 
 
 def parse_options(cls: type, namespace: argparse.Namespace, **extra: Any) -> Any:

@@ -94,7 +94,7 @@ def merge_recordings(parts: Sequence[str | os.PathLike], out: str | os.PathLike,
     else:
         description = (f"skillgym scripted Franka Kitchen demonstrations: episodes {args.first_episode}-"
                        f"{args.first_episode + args.episodes - 1} of seed {args.seed}, merged from {len(paths)} recordings.")
-    write_minari_dataset(out, chunks(), image_size, description=description)
+    write_minari_dataset(out, chunks(), image_size, description=description, dataset_id=datasets[0].dataset_id)
 
     report = RecordReport()
     outcomes = [episode for rec in recordings for episode in rec["episodes"]]

@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
-from skillgym.data.dataset import Episode, write_json, write_minari_dataset
+from skillgym.data.dataset import KITCHEN_DATASET_ID, Episode, write_json, write_minari_dataset
 from skillgym.tasks.kitchen import ALL_TASKS
 
 MAX_DEMO_STEPS = 600  # safety cap; scripted chains take ~200-350 steps
@@ -311,7 +311,7 @@ def record_dataset(args: RecordArgs) -> RecordReport:
         f"in random orders (never microwave-kettle-bottom burner-light switch), seed {args.seed}, "
         f"{args.image_size}x{args.image_size} frames. infos/subtask = index into {list(ALL_TASKS)}."
     )
-    write_minari_dataset(args.out, chunks(), args.image_size, description=description)
+    write_minari_dataset(args.out, chunks(), args.image_size, description=description, dataset_id=KITCHEN_DATASET_ID)
     progress.close()
     write_json(Path(args.out) / "recording.json", {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import gymnasium as gym
 
-from skillgym.tasks.kitchen import DEFAULT_TASKS
+from skillgym.envs.skill_space import DEFAULT_PROGRESS_THRESHOLD, SkillSpaceEnv
+from skillgym.skills.library import SkillLibrary
+from skillgym.tasks.kitchen import DEFAULT_TASKS, KitchenTaskEnv
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 BUNDLED_LIBRARIES = {"state": ASSETS / "kitchen-state", "pixels": ASSETS / "kitchen-pixels"}
@@ -23,20 +25,14 @@ def make_skill_kitchen(
     record_frames: bool = False,
     render_mode: str | None = None,
     low_level_steps: int = 280,
-    gamma: float = 0.99,
 ) -> gym.Env:
     """Kitchen task env (ordered subtasks, 280 low-level steps) in a skill library's space.
 
     ``library`` defaults to the bundled library for ``observation`` ("state" or "pixels"); a
-    pixel library gets frames rendered at its own size and frame stack. ``gamma`` is the per-step
-    discount of ``info["discounted_reward"]`` (SkillSAC's ``gamma_per_step``). ``low_level_steps`` is the
+    pixel library gets frames rendered at its own size and frame stack. ``low_level_steps`` is the
     task's time limit; it is not called ``max_episode_steps`` because ``gym.make`` takes that name for
     its own ``TimeLimit``, which would count skill decisions.
     """
-    from skillgym.envs.skill_space import DEFAULT_PROGRESS_THRESHOLD, SkillSpaceEnv
-    from skillgym.skills.library import SkillLibrary
-    from skillgym.tasks.kitchen import KitchenTaskEnv
-
     if observation not in BUNDLED_LIBRARIES:
         raise ValueError(f"observation must be 'state' or 'pixels', got {observation!r}")
     path = Path(library) if library is not None else BUNDLED_LIBRARIES[observation]
@@ -57,6 +53,6 @@ def make_skill_kitchen(
         render_mode=render_mode,
     )
     env = SkillSpaceEnv(low, lib, max_skill_steps=max_skill_steps, record_frames=record_frames,
-                        progress_threshold=progress_threshold or DEFAULT_PROGRESS_THRESHOLD, gamma=gamma)
+                        progress_threshold=progress_threshold or DEFAULT_PROGRESS_THRESHOLD)
     env.library_path = str(path)
     return env

@@ -261,10 +261,6 @@ class SkillLibrary:
             action, progress, state = self.decoder.step(state, obs_t)
         return action.cpu().numpy(), progress.cpu().numpy(), state
 
-    # Aliases of start/step for callers written against the earlier names.
-    decoder_start = start
-    decoder_step = step
-
     def decode(self, skill: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Open-loop decode of whole skills: actions ``(B, L, A)`` float32, progress ``(B, L)`` float32.
 

@@ -208,6 +208,7 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
     train_eps, val_eps = split_episodes(labels, VAL_FRACTION, args.seed)
     train = load_segments(labels, dataset, train_eps, args.obs, args.image_size)
     val = load_segments(labels, dataset, val_eps, args.obs, args.image_size)
+    dataset.close()  # frees the renderer used for pixel observations
     split = {"train": train_eps.tolist(), "val": val_eps.tolist()}
     trained_on = {"dataset_path": str(dataset.path), "dataset_fingerprint": dataset.fingerprint,
                   "labels_path": str(Path(args.labels)), "num_segments": int(train.num_segments),
@@ -236,6 +237,7 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
         config = LibraryConfig(
             num_skills=labels.num_skills, z_dim=args.z_dim, max_skill_steps=args.window, obs_kind=args.obs,
             state_dim=train.states.shape[1], action_dim=train.actions.shape[1], image_size=args.image_size,
+            action_low=_bounds(dataset.action_low), action_high=_bounds(dataset.action_high),
             frame_stack=args.frame_stack, decoder=args.decoder, decoder_obs=args.decoder_obs,
             state_skip=args.uses_state_skip, arg_bound=ARG_BOUND, hidden_dim=args.hidden_dim,
             decoder_obs_dim=DECODER_OBS_DIM, labeler=labels.metadata, trained_on=trained_on,
@@ -307,6 +309,11 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
         writer.add_scalar(f"eval/{k}", v, args.steps)
     writer.close()
     return TrainResult(library=out, start_step=start_step, steps=args.steps, history=history, eval=results)
+
+
+def _bounds(values) -> list[float] | None:
+    """A dataset's declared action bound as LibraryConfig takes it (None: the default [-1, 1])."""
+    return None if values is None else np.asarray(values, np.float64).tolist()
 
 
 @torch.no_grad()
