@@ -46,7 +46,7 @@ def test_train_rl_budget_is_in_low_level_steps(tmp_path):
                                   eval_every=200, eval_episodes=1, alpha_z="auto_0.01", target_kl_z=1.5))
     assert result["final"]["low_level_steps"] >= 300
     assert [p["low_level_steps"] for p in result["curve"]][0] == 0
-    assert (tmp_path / "skillsac.zip").is_file() and (tmp_path / "curve.json").is_file()
+    assert (tmp_path / "skillsac" / "model.json").is_file() and (tmp_path / "curve.json").is_file()
     model = SkillSAC.load(tmp_path / "skillsac")
     assert model.alpha_z == "auto_0.01" and model.target_kl_z == 1.5 and model.log_alpha_z is not None
 

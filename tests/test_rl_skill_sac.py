@@ -131,8 +131,8 @@ def test_predict_single_and_batch() -> None:
 def test_save_load_reproduces_predict(tmp_path: Path) -> None:
     model = SkillSAC("SkillPolicy", toy(), seed=0, alpha_d="auto", **FAST).learn(150)
     obs = np.eye(3, dtype=np.float32)
-    model.save(tmp_path / "model.zip")
-    loaded = SkillSAC.load(tmp_path / "model.zip")  # no env: the prior travels inside the zip
+    model.save(tmp_path / "model")
+    loaded = SkillSAC.load(tmp_path / "model")  # no env: the prior travels with the model
     for deterministic in (True, False):
         th.manual_seed(3)
         a, _ = model.predict(obs, deterministic=deterministic)

@@ -30,7 +30,6 @@ Or everything at once (what ``skillgym extract`` runs):
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import warnings
@@ -49,7 +48,7 @@ from skillgym.extract.clustering import (
     size_encoder,
 )
 from skillgym.extract.encoders import Encoder, check_encoder, make_encoder
-from skillgym.extract.labels import SkillLabels
+from skillgym.extract.labels import SkillLabels, read_json_object, read_npz, write_npz_json
 from skillgym.extract.segments import DEFAULT_KERNEL, DEFAULT_MIN_LENGTH, find_segments, median_filter
 from skillgym.version import __version__
 
@@ -208,9 +207,8 @@ class SkillLabeler:
     def save(self, directory: str | os.PathLike) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        np.savez(directory / LABELER_NPZ, centroids=self.centroids)
         payload = {"format_version": LABELER_FORMAT, "skillgym_version": __version__, **self.settings()}
-        (directory / LABELER_JSON).write_text(json.dumps(payload, indent=2) + "\n")
+        write_npz_json(directory / LABELER_NPZ, directory / LABELER_JSON, payload, centroids=self.centroids)
         return directory
 
     @classmethod
@@ -224,17 +222,24 @@ class SkillLabeler:
         if not npz.is_file() or not meta.is_file():
             raise LabelerError(f"{directory} is not a labeler folder (needs {LABELER_NPZ} and {LABELER_JSON}); "
                                "make one with `skillgym extract DATASET --out DIR` (it is DIR/labeler)")
-        try:
-            payload = json.loads(meta.read_text())
-            with np.load(npz, allow_pickle=False) as arrays:
-                centroids = arrays["centroids"]
-        except (ValueError, KeyError, OSError) as e:
-            raise LabelerError(f"{directory}: corrupt labeler ({e}); re-run `skillgym extract`") from e
+        fix = "re-run `skillgym extract` to fit the labeler again"
+        payload = read_json_object(meta, LabelerError, fix)
         if payload.get("format_version") != LABELER_FORMAT:
-            raise LabelerError(f"{directory}: labeler format {payload.get('format_version')} != {LABELER_FORMAT}")
+            raise LabelerError(f"{directory}: labeler format {payload.get('format_version')!r} != {LABELER_FORMAT}; "
+                               f"{fix}")
+        keys = ("encoder", "encoder_config", "k", "embedding_dim", "seed", "median_kernel", "min_length",
+                "fit_samples", "fit_dataset_fingerprint", "fit_dataset_path")
+        missing = [k for k in keys if k not in payload]
+        if missing:
+            raise LabelerError(f"{meta} lacks {missing}; {fix}")
+        if not isinstance(payload["encoder_config"], dict) or not isinstance(payload["encoder"], str):
+            raise LabelerError(f"{meta}: encoder must be a name and encoder_config an object; {fix}")
+        centroids = read_npz(npz, ("centroids",), LabelerError, fix)["centroids"]
+        if not np.issubdtype(centroids.dtype, np.floating) or not np.all(np.isfinite(centroids)):
+            raise LabelerError(f"{npz}: centroids must be finite floats; {fix}")
         if centroids.shape != (payload["k"], payload["embedding_dim"]):
             raise LabelerError(f"{directory}: centroids {centroids.shape} do not match "
-                               f"K={payload['k']}, D={payload['embedding_dim']}")
+                               f"K={payload['k']}, D={payload['embedding_dim']}; {fix}")
         return cls(centroids, payload["encoder"], {**payload["encoder_config"], **encoder_overrides},
                    payload["seed"], payload["median_kernel"], payload["min_length"], payload["fit_samples"],
                    payload["fit_dataset_fingerprint"], payload["fit_dataset_path"], payload.get("frame_size"))

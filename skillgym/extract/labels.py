@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 LABELS_NPZ = "labels.npz"
 LABELS_JSON = "labels.json"
 FORMAT_VERSION = 1
+MAX_JSON_BYTES = 16 * 2**20
 
 
 class LabelsError(ValueError):
@@ -66,10 +68,11 @@ class SkillLabels:
                 raise LabelsError(f"a segment's skill is outside [0, {self.num_skills})")
 
     def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``labels.npz`` and ``labels.json``. Each file is written under a temporary name and
+        renamed; the old ``labels.json`` goes first and the new one comes last, so an interrupted save
+        leaves a folder that does not load rather than a mix of two runs."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        np.savez(directory / LABELS_NPZ, frame_labels=self.frame_labels,
-                 episode_offsets=self.episode_offsets, segments=self.segments)
         payload = {
             "format_version": FORMAT_VERSION,
             "num_skills": self.num_skills,
@@ -78,7 +81,8 @@ class SkillLabels:
             "num_segments": int(len(self.segments)),
             "metadata": self.metadata,
         }
-        (directory / LABELS_JSON).write_text(json.dumps(payload, indent=2) + "\n")
+        write_npz_json(directory / LABELS_NPZ, directory / LABELS_JSON, payload, frame_labels=self.frame_labels,
+                       episode_offsets=self.episode_offsets, segments=self.segments)
         return directory
 
     @classmethod
@@ -90,16 +94,78 @@ class SkillLabels:
                 f"{directory} is not a labels folder (needs {LABELS_NPZ} and {LABELS_JSON}); "
                 "make one with `skillgym extract DATASET --out DIR`"
             )
-        try:
-            payload = json.loads(meta.read_text())
-            with np.load(npz, allow_pickle=False) as arrays:
-                data = {k: arrays[k] for k in ("frame_labels", "episode_offsets", "segments")}
-        except (ValueError, KeyError, OSError) as e:
-            raise LabelsError(f"{directory}: corrupt labels ({e}); re-run `skillgym extract`") from e
+        fix = "re-run `skillgym extract` to write the labels again"
+        payload = read_json_object(meta, LabelsError, fix)
         if payload.get("format_version") != FORMAT_VERSION:
             raise LabelsError(
-                f"{directory}: labels format {payload.get('format_version')} != {FORMAT_VERSION}"
+                f"{directory}: labels format {payload.get('format_version')!r} != {FORMAT_VERSION}; {fix}"
             )
-        return cls(num_skills=int(payload["num_skills"]), dataset_path=payload["dataset_path"],
-                   dataset_fingerprint=payload["dataset_fingerprint"],
-                   metadata=payload.get("metadata", {}), **data)
+        missing = [k for k in ("num_skills", "dataset_path", "dataset_fingerprint") if k not in payload]
+        if missing:
+            raise LabelsError(f"{meta} lacks {missing}; {fix}")
+        num_skills = payload["num_skills"]
+        if not isinstance(num_skills, int) or isinstance(num_skills, bool) or not 1 <= num_skills <= 2**15:
+            raise LabelsError(f"{meta}: num_skills must be an int in [1, 32768], got {num_skills!r}; {fix}")
+        if not all(isinstance(payload[k], str) for k in ("dataset_path", "dataset_fingerprint")):
+            raise LabelsError(f"{meta}: dataset_path and dataset_fingerprint must be strings; {fix}")
+        metadata = payload.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise LabelsError(f"{meta}: metadata must be a JSON object; {fix}")
+        data = read_npz(npz, ("frame_labels", "episode_offsets", "segments"), LabelsError, fix)
+        for name, array in data.items():
+            if not np.issubdtype(array.dtype, np.integer):
+                raise LabelsError(f"{npz}: {name} must hold integers, got {array.dtype}; {fix}")
+        if data["frame_labels"].ndim != 1 or data["episode_offsets"].ndim != 1:
+            raise LabelsError(f"{npz}: frame_labels and episode_offsets must be 1-d; {fix}")
+        labels = data["frame_labels"]
+        if labels.size and (labels.min() < -1 or labels.max() >= num_skills):
+            raise LabelsError(f"{npz}: frame labels must lie in [-1, {num_skills}); {fix}")
+        if data["segments"].size % 4:
+            raise LabelsError(f"{npz}: segments must be rows of 4 (episode, start, end, skill); {fix}")
+        try:
+            return cls(num_skills=num_skills, dataset_path=payload["dataset_path"],
+                       dataset_fingerprint=payload["dataset_fingerprint"], metadata=metadata, **data)
+        except LabelsError as e:
+            raise LabelsError(f"{directory}: {e}; {fix}") from e
+
+
+def read_json_object(path: Path, error: type[Exception], fix: str) -> dict[str, Any]:
+    """A JSON object from ``path``, or ``error`` saying what is wrong and ``fix``."""
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise error(f"{path} is larger than {MAX_JSON_BYTES} bytes, not a skillgym settings file; {fix}")
+    try:
+        payload = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise error(f"{path} is not valid JSON ({type(e).__name__}); the file is corrupt, {fix}") from e
+    if not isinstance(payload, dict):
+        raise error(f"{path} must hold a JSON object, got {type(payload).__name__}; {fix}")
+    return payload
+
+
+def read_npz(path: Path, keys: tuple[str, ...], error: type[Exception], fix: str) -> dict[str, np.ndarray]:
+    """Arrays ``keys`` of an ``.npz`` file, never unpickled; ``error`` for anything that is not an intact
+    NPZ with those arrays (an empty, truncated or overwritten file)."""
+    if not zipfile.is_zipfile(path):
+        raise error(f"{path} is not an NPZ archive (empty, truncated or overwritten); {fix}")
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            missing = [k for k in keys if k not in arrays.files]
+            if missing:
+                raise error(f"{path} lacks the arrays {missing}; {fix}")
+            return {k: arrays[k] for k in keys}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
+        if "pickle" in str(e):  # an object array: not something skillgym writes
+            raise error(f"{path} holds Python objects, not plain arrays; {fix}") from e
+        raise error(f"{path} is corrupt ({type(e).__name__}: {str(e)[:200]}); {fix}") from e
+
+
+def write_npz_json(npz: Path, meta: Path, payload: dict[str, Any], **arrays: np.ndarray) -> None:
+    """Write an NPZ + JSON pair atomically enough that a reader never sees a half or mixed pair: the old
+    JSON is removed first, both files are written under temporary names and renamed, the JSON last."""
+    tmp_npz, tmp_json = npz.with_name(npz.name + ".tmp"), meta.with_name(meta.name + ".tmp")
+    with open(tmp_npz, "wb") as f:
+        np.savez(f, **arrays)
+    tmp_json.write_text(json.dumps(payload, indent=2) + "\n")
+    meta.unlink(missing_ok=True)
+    os.replace(tmp_npz, npz)
+    os.replace(tmp_json, meta)

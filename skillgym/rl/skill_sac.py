@@ -13,13 +13,25 @@ Truncation (time-outs) bootstraps: SB3's ``handle_timeout_termination`` zeroes `
 
 from __future__ import annotations
 
+import inspect
+import json
+import math
+import os
+import shutil
+import tempfile
 import warnings
+import zipfile
 from collections import deque
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.logger import KVWriter, TensorBoardOutputFormat
@@ -29,14 +41,24 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import check_for_nested_spaces
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import polyak_update, safe_mean
+from stable_baselines3.common.utils import check_for_correct_spaces, polyak_update, safe_mean
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 from torch.nn import functional as F
 
+from skillgym.envs.toy import ToySkillPrior
 from skillgym.rl.buffers import SkillReplayBuffer, SkillReplayBufferSamples
 from skillgym.rl.distributions import SkillDistribution
-from skillgym.rl.policies import SkillActions, SkillActor, SkillCritic, SkillPolicy
+from skillgym.rl.policies import (
+    FrameStackCNN,
+    MlpStateEncoder,
+    SkillActions,
+    SkillActor,
+    SkillCritic,
+    SkillPolicy,
+)
+from skillgym.skills.config import LibraryConfig
+from skillgym.skills.model import SkillPriors
 from skillgym.spaces import check_skill_action_space
 
 SelfSkillSAC = TypeVar("SelfSkillSAC", bound="SkillSAC")
@@ -92,7 +114,13 @@ class SkillSAC(OffPolicyAlgorithm):
 
     How the prior reaches the policy: pass ``prior=module`` here, or leave it out and the env attribute
     ``skill_prior`` is used (``env.get_attr("skill_prior")[0]``). Either way it ends up as
-    ``policy_kwargs["prior"]`` and is saved inside the model zip, so ``SkillSAC.load(path)`` needs no env.
+    ``policy_kwargs["prior"]`` and is saved with the model, so ``SkillSAC.load(path)`` needs no env.
+
+    Saving: :meth:`save` writes a folder (``model.json`` settings and counters, ``policy.safetensors``
+    weights, ``optimizers.safetensors`` Adam moments); :meth:`load` reads it and never unpickles anything, so
+    a model file cannot run code. The prior is rebuilt from its JSON description (a library prior from its
+    ``LibraryConfig``); other prior classes are saved once registered with :func:`register_prior`. SB3's
+    pickle zips remain available through :meth:`save_sb3_zip` / :meth:`load_sb3_zip`, for trusted files only.
 
     The argument sent to the env is clipped to its Box; the buffer stores the *unclipped* sample, so the critic
     is trained on the same z distribution the actor loss differentiates through (clipping is part of the env).
@@ -558,6 +586,193 @@ class SkillSAC(OffPolicyAlgorithm):
         return self
 
     # ---------------------------------------------------------------------------------------- save / load
+    def save(self, path: str | os.PathLike, exclude: Any = None, include: Any = None) -> None:  # type: ignore[override]
+        """Write the model to the folder ``path`` without pickles (see the class docstring).
+
+        ``model.json`` (settings, spaces, counters, the prior's description), ``policy.safetensors``
+        (prior, actor, critics), ``optimizers.safetensors`` (Adam moments). The folder is written next to
+        ``path`` and renamed into place, so an interrupted save leaves the previous model intact.
+        ``exclude``/``include`` (SB3's pickle options) are not supported.
+        """
+        if exclude is not None or include is not None:
+            raise ValueError("SkillSAC.save takes no exclude/include; use save_sb3_zip for SB3's pickle zip")
+        path = Path(path)
+        if path.is_file():
+            raise FileExistsError(f"{path} is a file; SkillSAC.save writes a folder, pick another path")
+        if path.is_dir() and not (path / MODEL_JSON).is_file():
+            raise FileExistsError(f"{path} exists and is not a saved SkillSAC model (no {MODEL_JSON}); "
+                                  "pick another path")
+        payload = self._save_payload()
+        tensors = {f"policy.{k}": v.detach().cpu().clone().contiguous() for k, v in self.policy.state_dict().items()}
+        optim_tensors, optim_groups = {}, {}
+        for name, opt in self._optimizers().items():
+            flat, groups = _flatten_optimizer(opt)
+            optim_tensors.update({f"{name}.{k}": v for k, v in flat.items()})
+            optim_groups[name] = groups
+        for key in ("d", "z"):
+            log_coef = getattr(self, f"log_alpha_{key}")
+            if log_coef is not None:
+                tensors[f"log_alpha_{key}"] = log_coef.detach().cpu().clone()
+        payload["optimizers"] = optim_groups
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+        try:
+            save_file(tensors, str(staging / POLICY_WEIGHTS), metadata={"format_version": str(MODEL_FORMAT)})
+            save_file(optim_tensors, str(staging / OPTIMIZER_WEIGHTS))
+            (staging / MODEL_JSON).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+            old = None
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                os.replace(path, old)
+            os.replace(staging, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _optimizers(self) -> dict[str, th.optim.Optimizer]:
+        opts = {"actor_optimizer": self.actor.optimizer, "critic_optimizer": self.critic.optimizer}
+        for key in ("d", "z"):
+            opt = getattr(self, f"alpha_{key}_optimizer")
+            if opt is not None:
+                opts[f"alpha_{key}_optimizer"] = opt
+        return opts
+
+    def _save_payload(self) -> dict[str, Any]:
+        kwargs = dict(self.policy_kwargs)
+        prior = kwargs.pop("prior")
+        lr = self.learning_rate
+        if callable(lr):
+            warnings.warn("SkillSAC.save stores a learning-rate schedule as its current value", stacklevel=3)
+            lr = float(self.lr_schedule(self._current_progress_remaining))
+        if self.replay_buffer_class not in (None, SkillReplayBuffer):
+            raise ValueError(f"SkillSAC.save stores the default SkillReplayBuffer only, not "
+                             f"{self.replay_buffer_class.__name__}; use save_sb3_zip for other buffers")
+        settings = {
+            "learning_rate": float(lr), "buffer_size": self.buffer_size, "learning_starts": self.learning_starts,
+            "batch_size": self.batch_size, "tau": self.tau, "gamma": self.gamma,
+            "train_freq": [self.train_freq.frequency, self.train_freq.unit.value],
+            "gradient_steps": self.gradient_steps, "replay_buffer_kwargs": self.replay_buffer_kwargs,
+            "optimize_memory_usage": self.optimize_memory_usage, "alpha_d": self.alpha_d, "alpha_z": self.alpha_z,
+            "target_kl_d": self.target_kl_d, "target_kl_z": self.target_kl_z, "gamma_per_step": self.gamma_per_step,
+            "target_update_interval": self.target_update_interval, "stats_window_size": self._stats_window_size,
+            "tensorboard_log": self.tensorboard_log, "verbose": self.verbose, "seed": self.seed,
+            "policy_kwargs": _policy_kwargs_to_json(kwargs),
+        }
+        try:
+            json.dumps(settings, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"SkillSAC.save needs JSON settings ({e}); use save_sb3_zip for other objects") from e
+        return {
+            "format_version": MODEL_FORMAT,
+            "algorithm": "SkillSAC",
+            "settings": settings,
+            "observation_space": space_to_json(self.observation_space),
+            "action_space": space_to_json(self.action_space),
+            "prior": prior_to_json(prior),
+            "counters": {name: getattr(self, name) for name in SAVED_COUNTERS},
+        }
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfSkillSAC],
+        path: str | os.PathLike,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfSkillSAC:
+        """Load a model folder written by :meth:`save`; reads JSON and safetensors only, never pickles.
+
+        ``env`` (optional) is checked against the saved spaces and attached for further training.
+        ``kwargs`` override saved settings (e.g. ``learning_starts=0``). An SB3 pickle zip is refused:
+        open it with :meth:`load_sb3_zip` if, and only if, you trust where it came from.
+        """
+        path = Path(path)
+        if path.is_file() and zipfile.is_zipfile(path):
+            raise ModelError(
+                f"{path} is an SB3 pickle zip; SkillSAC.load reads only the pickle-free folder SkillSAC.save writes. "
+                "Loading a pickle can run arbitrary code: if you trust the file, use SkillSAC.load_sb3_zip(path) "
+                "and save it again with SkillSAC.save"
+            )
+        if not path.is_dir():
+            hint = " (older skillgym versions saved <path>.zip: see SkillSAC.load_sb3_zip)" if Path(
+                f"{path}.zip").is_file() else ""
+            raise ModelError(f"no SkillSAC model at {path}: expected a folder written by SkillSAC.save{hint}")
+        payload = _read_json(path / MODEL_JSON)
+        if not isinstance(payload, dict) or payload.get("format_version") != MODEL_FORMAT:
+            version = payload.get("format_version") if isinstance(payload, dict) else None
+            raise ModelError(f"{path / MODEL_JSON}: model format {version!r} is not {MODEL_FORMAT}; "
+                             "save the model again with this skillgym")
+        missing = [k for k in ("settings", "observation_space", "action_space", "prior", "counters")
+                   if not isinstance(payload.get(k), dict)]
+        if missing:
+            raise ModelError(f"{path / MODEL_JSON} lacks {missing}; the file is corrupt")
+        try:
+            observation_space = space_from_json(payload["observation_space"])
+            action_space = space_from_json(payload["action_space"])
+            check_skill_action_space(action_space)
+            prior = prior_from_json(payload["prior"])
+            settings = dict(payload["settings"])
+            settings["policy_kwargs"] = {**_policy_kwargs_from_json(settings.get("policy_kwargs", {})),
+                                         "prior": prior}
+            settings["train_freq"] = tuple(settings["train_freq"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelError(f"{path / MODEL_JSON}: invalid model description ({e}); the file is corrupt") from e
+        tensors = _read_safetensors(path / POLICY_WEIGHTS)
+        optim_tensors = _read_safetensors(path / OPTIMIZER_WEIGHTS)
+        bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(th.isfinite(v).all())]
+        if bad:
+            raise ModelError(f"{path / POLICY_WEIGHTS}: non-finite weights in {bad[:3]}; the model diverged or "
+                             "the file is corrupt, load an earlier save")
+        settings.update(kwargs)
+        known = set(inspect.signature(cls.__init__).parameters) - {"self", "policy", "env", "device"}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ModelError(f"{path / MODEL_JSON}: unknown settings {unknown}")
+
+        if env is not None:
+            env = cls._wrap_env(env, settings.get("verbose", 0))
+            check_for_correct_spaces(env, observation_space, action_space)
+        model = cls(policy="SkillPolicy", env=env, device=device, _init_setup_model=False, **settings)
+        if env is None:
+            model.observation_space, model.action_space, model.n_envs = observation_space, action_space, 1
+        model._setup_model()
+        try:
+            model.policy.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("policy.")})
+            for key in ("d", "z"):
+                log_coef = getattr(model, f"log_alpha_{key}")
+                if log_coef is not None:
+                    log_coef.data.copy_(tensors[f"log_alpha_{key}"].to(log_coef.device))
+            groups = payload.get("optimizers", {})
+            for name, opt in model._optimizers().items():
+                prefix = f"{name}."
+                _restore_optimizer(opt, {k[len(prefix):]: v for k, v in optim_tensors.items()
+                                         if k.startswith(prefix)}, groups[name])
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise ModelError(f"{path}: the weights do not match model.json ({e}); the files were written by "
+                             "different saves or edited") from e
+        for name, value in payload["counters"].items():
+            if name in SAVED_COUNTERS:
+                setattr(model, name, value)
+        if force_reset:
+            model._last_obs = None  # type: ignore[assignment]
+        return model
+
+    def save_sb3_zip(self, path: str | os.PathLike, **kwargs: Any) -> None:
+        """SB3's own format: a zip holding pickled Python objects (cloudpickle), as ``SAC.save`` writes."""
+        BaseAlgorithm.save(self, path, **kwargs)
+
+    @classmethod
+    def load_sb3_zip(cls: type[SelfSkillSAC], path: str | os.PathLike, env: GymEnv | None = None,
+                     **kwargs: Any) -> SelfSkillSAC:
+        """Load an SB3 pickle zip (``save_sb3_zip``, or skillgym before the folder format).
+
+        Security risk: the zip holds pickled Python objects, and unpickling runs whatever code the file's
+        author put in it. Only load files you made or fully trust, then save them again with :meth:`save`.
+        """
+        return BaseAlgorithm.load.__func__(cls, path, env=env, **kwargs)  # type: ignore[attr-defined]
+
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "actor", "critic", "critic_target"]
 
@@ -571,3 +786,215 @@ class SkillSAC(OffPolicyAlgorithm):
             else:
                 variables.append(f"alpha_{key}_tensor")
         return state_dicts, variables
+
+
+# -------------------------------------------------------------------------- the pickle-free model folder
+MODEL_FORMAT = 1
+MODEL_JSON = "model.json"
+POLICY_WEIGHTS = "policy.safetensors"
+OPTIMIZER_WEIGHTS = "optimizers.safetensors"
+SAVED_COUNTERS = ("num_timesteps", "_total_timesteps", "_num_timesteps_at_start", "_episode_num", "_n_updates",
+                  "num_low_level_steps", "_current_progress_remaining")
+# Classes a model.json may name, by name: nothing outside these tables is ever imported or built.
+FEATURE_EXTRACTORS: dict[str, type[nn.Module]] = {"MlpStateEncoder": MlpStateEncoder, "FrameStackCNN": FrameStackCNN}
+MAX_JSON_BYTES = 16 * 2**20
+
+
+class ModelError(ValueError):
+    """A saved SkillSAC model is missing, corrupt, or not in the pickle-free format."""
+
+
+def _read_json(file: Path) -> Any:
+    if not file.is_file():
+        raise ModelError(f"{file.parent} has no {file.name}: not a SkillSAC model folder, or an interrupted save")
+    if file.stat().st_size > MAX_JSON_BYTES:
+        raise ModelError(f"{file} is larger than {MAX_JSON_BYTES} bytes; not a model description")
+    try:
+        return json.loads(file.read_text())
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise ModelError(f"{file} is not valid JSON ({type(e).__name__}); the file is corrupt") from e
+
+
+def _read_safetensors(file: Path) -> dict[str, th.Tensor]:
+    if not file.is_file():
+        raise ModelError(f"{file.parent} has no {file.name}: the weights are missing (interrupted save?)")
+    try:
+        return load_file(str(file), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise ModelError(f"{file} cannot be read as safetensors ({e}); the file is corrupt or truncated") from e
+
+
+def _flatten_optimizer(opt: th.optim.Optimizer) -> tuple[dict[str, th.Tensor], list[dict[str, Any]]]:
+    """An optimizer's state as plain tensors ``<param index>.<key>`` and its param groups as JSON."""
+    state = opt.state_dict()
+    tensors = {f"{i}.{key}": th.as_tensor(value).detach().cpu().clone().contiguous()
+               for i, per_param in state["state"].items() for key, value in per_param.items()}
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in state["param_groups"]]
+    return tensors, groups
+
+
+def _restore_optimizer(opt: th.optim.Optimizer, tensors: dict[str, th.Tensor], groups: list[dict[str, Any]]) -> None:
+    state: dict[int, dict[str, th.Tensor]] = {}
+    for key, value in tensors.items():
+        i, name = key.split(".", 1)
+        state.setdefault(int(i), {})[name] = value
+    saved_groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in groups]
+    opt.load_state_dict({"state": state, "param_groups": saved_groups})
+
+
+def _class_name(cls: type, table: dict[str, type], what: str) -> str:
+    for name, known in table.items():
+        if known is cls:
+            return name
+    raise ValueError(f"SkillSAC.save cannot describe {what} {cls.__name__} without pickling it; "
+                     "use one of " + ", ".join(sorted(table)) + " or save_sb3_zip")
+
+
+def _torch_classes(module: Any, base: type) -> dict[str, type]:
+    return {name: obj for name, obj in vars(module).items() if isinstance(obj, type) and issubclass(obj, base)}
+
+
+def _policy_kwargs_to_json(kwargs: dict[str, Any]) -> dict[str, Any]:
+    out = dict(kwargs)
+    if "activation_fn" in out:
+        out["activation_fn"] = _class_name(out["activation_fn"], _torch_classes(nn, nn.Module), "activation")
+    if "optimizer_class" in out:
+        out["optimizer_class"] = _class_name(out["optimizer_class"], _torch_classes(th.optim, th.optim.Optimizer),
+                                             "optimizer")
+    if out.get("features_extractor_class") is not None:
+        out["features_extractor_class"] = _class_name(out["features_extractor_class"], FEATURE_EXTRACTORS,
+                                                      "features extractor")
+    return out
+
+
+def _policy_kwargs_from_json(kwargs: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(kwargs, dict):
+        raise ValueError("policy_kwargs must be an object")
+    out = dict(kwargs)
+    for key, table in (("activation_fn", _torch_classes(nn, nn.Module)),
+                       ("optimizer_class", _torch_classes(th.optim, th.optim.Optimizer)),
+                       ("features_extractor_class", FEATURE_EXTRACTORS)):
+        if out.get(key) is not None:
+            if out[key] not in table:
+                raise ValueError(f"policy_kwargs.{key} = {out[key]!r} is not one of the known classes")
+            out[key] = table[out[key]]
+    return out
+
+
+# -- spaces as JSON -----------------------------------------------------------------------------------
+def _bound_to_json(values: np.ndarray) -> Any:
+    flat = np.asarray(values, np.float64).reshape(-1)
+    if flat.size and np.all(flat == flat[0]):
+        return _float_to_json(float(flat[0]))
+    return [_float_to_json(float(v)) for v in flat]
+
+
+def _float_to_json(x: float) -> float | str:
+    return x if math.isfinite(x) else ("inf" if x > 0 else "-inf")
+
+
+def _bound_from_json(value: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    if isinstance(value, list):
+        array = np.asarray([float(v) for v in value], np.float64)
+        if array.size != math.prod(shape):
+            raise ValueError(f"a Box bound has {array.size} values for shape {shape}")
+        return array.reshape(shape).astype(dtype)
+    return np.full(shape, float(value), np.float64).astype(dtype)
+
+
+def space_to_json(space: spaces.Space) -> dict[str, Any]:
+    """A ``Box``, ``Discrete`` or ``Dict`` space as plain JSON."""
+    if isinstance(space, spaces.Box):
+        return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype),
+                "low": _bound_to_json(space.low), "high": _bound_to_json(space.high)}
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.Dict):
+        return {"type": "Dict", "spaces": {k: space_to_json(v) for k, v in space.spaces.items()}}
+    raise ValueError(f"SkillSAC.save handles Box, Discrete and Dict spaces, got {type(space).__name__}")
+
+
+def space_from_json(payload: Any, depth: int = 0) -> spaces.Space:
+    if not isinstance(payload, dict) or depth > 2:
+        raise ValueError("a space must be a JSON object nested at most two levels")
+    kind = payload.get("type")
+    if kind == "Box":
+        dtype = np.dtype(payload["dtype"])
+        if dtype.kind not in "uif":
+            raise ValueError(f"Box dtype {dtype} is not numeric")
+        shape = tuple(int(n) for n in payload["shape"])
+        if len(shape) > 5 or any(n < 1 for n in shape) or math.prod(shape) > 2**26:
+            raise ValueError(f"implausible Box shape {shape}")
+        return spaces.Box(_bound_from_json(payload["low"], shape, dtype),
+                          _bound_from_json(payload["high"], shape, dtype), shape, dtype)
+    if kind == "Discrete":
+        return spaces.Discrete(int(payload["n"]), start=int(payload.get("start", 0)))
+    if kind == "Dict":
+        return spaces.Dict({str(k): space_from_json(v, depth + 1) for k, v in payload["spaces"].items()})
+    raise ValueError(f"unknown space type {kind!r}")
+
+
+# -- priors as JSON -----------------------------------------------------------------------------------
+PriorCodec = tuple[type[nn.Module], Callable[[nn.Module], dict[str, Any]], Callable[[dict[str, Any]], nn.Module]]
+PRIOR_CODECS: dict[str, PriorCodec] = {}
+
+
+def register_prior(kind: str, cls: type[nn.Module], to_config: Callable[[nn.Module], dict[str, Any]],
+                   from_config: Callable[[dict[str, Any]], nn.Module]) -> None:
+    """Let :meth:`SkillSAC.save` describe priors of class ``cls``: ``to_config(prior)`` returns JSON settings,
+    ``from_config(settings)`` builds an untrained prior of the same shapes (the weights are saved separately).
+
+    Example:
+        >>> class Zero(nn.Module):
+        ...     def __init__(self, k: int):
+        ...         super().__init__()
+        ...         self.k = k
+        >>> register_prior("zero", Zero, lambda p: {"k": p.k}, lambda c: Zero(c["k"]))
+    """
+    PRIOR_CODECS[kind] = (cls, to_config, from_config)
+
+
+def prior_to_json(prior: nn.Module) -> dict[str, Any]:
+    for kind, (cls, to_config, _) in PRIOR_CODECS.items():
+        if type(prior) is cls:
+            return {"kind": kind, "config": to_config(prior)}
+    raise ValueError(f"SkillSAC.save does not know how to describe a {type(prior).__name__} prior without "
+                     "pickling it: register it with skillgym.rl.skill_sac.register_prior, or use save_sb3_zip")
+
+
+def prior_from_json(payload: dict[str, Any]) -> nn.Module:
+    kind = payload.get("kind")
+    if kind not in PRIOR_CODECS:
+        raise ValueError(f"unknown prior kind {kind!r} (known: {sorted(PRIOR_CODECS)}); a custom prior must be "
+                         "registered with register_prior before loading")
+    return PRIOR_CODECS[kind][2](payload["config"])
+
+
+def _library_prior_config(prior: nn.Module) -> dict[str, Any]:
+    config = getattr(prior, "library_config", None)
+    if config is None:
+        raise ValueError("this SkillPriors module carries no LibraryConfig; take the prior from a SkillLibrary "
+                         "(library.priors) so the model can be saved")
+    return config.to_dict()
+
+
+def _library_prior(config: dict[str, Any]) -> nn.Module:
+    library_config = LibraryConfig.from_dict(config)
+    prior = SkillPriors(library_config)
+    prior.library_config = library_config
+    return prior
+
+
+def _toy_prior_config(prior: nn.Module) -> dict[str, Any]:
+    linears = [m for m in prior.modules() if isinstance(m, nn.Linear)]
+    return {"in_dim": linears[0].in_features, "n_skills": prior.n_skills, "arg_dim": prior.arg_dim,
+            "net_arch": [m.out_features for m in linears[:-1]], "frames": prior.frames}
+
+
+def _toy_prior(config: dict[str, Any]) -> nn.Module:
+    return ToySkillPrior((int(config["in_dim"]),), int(config["n_skills"]), int(config["arg_dim"]),
+                         net_arch=[int(h) for h in config["net_arch"]], frames=bool(config["frames"]))
+
+
+register_prior("skill_library", SkillPriors, _library_prior_config, _library_prior)
+register_prior("toy", ToySkillPrior, _toy_prior_config, _toy_prior)

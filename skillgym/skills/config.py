@@ -7,6 +7,7 @@ It lives in its own module so that both ``model.py`` (which builds networks from
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -14,6 +15,11 @@ FORMAT_VERSION = 1
 OBS_KINDS = ("state", "pixels")
 DECODER_KINDS = ("open_loop", "closed_loop")
 DECODER_OBS = ("prior", "state")
+# Upper bounds on the sizes a config may ask for (others: 2**16), so a corrupt or hostile config fails
+# with a message instead of allocating gigabytes of weights.
+MAX_SIZES = {"hidden_dim": 4096, "prior_hidden_dim": 4096, "lstm_layers": 16, "prior_layers": 32,
+             "pixel_feature_dim": 4096, "decoder_obs_dim": 4096, "image_size": 1024, "frame_stack": 64,
+             "num_skills": 4096, "z_dim": 1024}
 # How the pixel observations of the training data were produced; the RL env must render the same.
 DEFAULT_FRAME_PREPROCESSING = (
     "the kitchen task env's KitchenRenderer, rendered directly at image_size x image_size, uint8 RGB, "
@@ -71,8 +77,11 @@ class LibraryConfig:
             self.action_low = [-1.0] * self.action_dim
         if self.action_high is None:
             self.action_high = [1.0] * self.action_dim
-        self.action_low = [float(x) for x in self.action_low]
-        self.action_high = [float(x) for x in self.action_high]
+        try:
+            self.action_low = [float(x) for x in self.action_low]
+            self.action_high = [float(x) for x in self.action_high]
+        except (TypeError, ValueError) as e:
+            raise LibraryError(f"invalid LibraryConfig: action_low/high must be lists of numbers ({e})") from e
         self.validate()
 
     def validate(self) -> None:
@@ -83,6 +92,8 @@ class LibraryConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 errors.append(f"{name} must be a positive int, got {value!r}")
+            elif value > MAX_SIZES.get(name, 2**16):
+                errors.append(f"{name} = {value} exceeds {MAX_SIZES.get(name, 2**16)}; not a plausible library")
         if self.obs_kind not in OBS_KINDS:
             errors.append(f"obs_kind must be one of {OBS_KINDS}, got {self.obs_kind!r}")
         if self.decoder not in DECODER_KINDS:
@@ -92,13 +103,22 @@ class LibraryConfig:
         if self.state_skip and not (self.decoder == "closed_loop" and self.decoder_obs_kind == "state"):
             errors.append("state_skip needs a closed-loop decoder that observes the state vector "
                           "(decoder='closed_loop' with obs_kind='state' or decoder_obs='state')")
-        if not (isinstance(self.arg_bound, (int, float)) and self.arg_bound > 0):
-            errors.append(f"arg_bound must be > 0, got {self.arg_bound!r}")
-        if len(self.action_low) != self.action_dim or len(self.action_high) != self.action_dim:
+        if not (isinstance(self.arg_bound, (int, float)) and not isinstance(self.arg_bound, bool)
+                and math.isfinite(self.arg_bound) and self.arg_bound > 0):
+            errors.append(f"arg_bound must be a finite number > 0, got {self.arg_bound!r}")
+        for name in ("labeler", "trained_on", "versions"):
+            if not isinstance(getattr(self, name), dict):
+                errors.append(f"{name} must be a JSON object, got {type(getattr(self, name)).__name__}")
+        for name in ("obs_kind", "decoder", "decoder_obs", "frame_preprocessing"):
+            if not isinstance(getattr(self, name), str):
+                errors.append(f"{name} must be a string, got {getattr(self, name)!r}")
+        if not all(math.isfinite(x) for x in [*self.action_low, *self.action_high]):
+            errors.append("action_low/high must be finite numbers (the decoder scales its tanh output to them)")
+        elif len(self.action_low) != self.action_dim or len(self.action_high) != self.action_dim:
             errors.append(f"action_low/high must have action_dim={self.action_dim} entries")
         elif any(lo >= hi for lo, hi in zip(self.action_low, self.action_high, strict=True)):
             errors.append("action_low must be < action_high in every dimension")
-        if self.obs_kind == "pixels" and self.image_size % 16:
+        if self.obs_kind == "pixels" and isinstance(self.image_size, int) and self.image_size % 16:
             errors.append(f"image_size must be a multiple of 16 for the conv encoder, got {self.image_size}")
         if errors:
             raise LibraryError("invalid LibraryConfig: " + "; ".join(errors))
@@ -142,5 +162,7 @@ class LibraryConfig:
             raise LibraryError("config lacks 'num_skills'")
         try:
             return cls(**payload)
-        except TypeError as e:
+        except LibraryError:
+            raise
+        except (TypeError, ValueError) as e:
             raise LibraryError(f"invalid config: {e}") from e

@@ -50,6 +50,7 @@ class NumpyDecoderState:
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+MAX_CONFIG_BYTES = 2**20
 
 
 def current_versions() -> dict[str, str]:
@@ -73,6 +74,8 @@ class SkillLibrary:
         self.config = config
         self.device = torch.device(device)
         self.priors = priors.to(self.device).eval().requires_grad_(False)
+        # The priors carry their config, so an agent that copies them can save them without pickling.
+        self.priors.library_config = config
         self.decoder = decoder.to(self.device).eval().requires_grad_(False)
         self.encoder = encoder  # optional, only for fine-tuning
         self._action_low = np.asarray(config.action_low, np.float32)
@@ -121,10 +124,13 @@ class SkillLibrary:
         config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
         if not config_file.is_file():
             raise LibraryError(f"{path} has no {CONFIG_FILE}: not a skill library, or an interrupted save")
+        if config_file.stat().st_size > MAX_CONFIG_BYTES:
+            raise LibraryError(f"{config_file} is larger than {MAX_CONFIG_BYTES} bytes: not a library config")
         try:
             payload = json.loads(config_file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise LibraryError(f"{config_file} is not valid JSON ({e}); the file is corrupt") from e
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            raise LibraryError(f"{config_file} is not valid JSON ({type(e).__name__}: {str(e)[:200]}); "
+                               "the file is corrupt, retrain with `skillgym train-skills`") from e
         try:
             config = LibraryConfig.from_dict(payload)
         except LibraryError as e:
@@ -157,6 +163,12 @@ class SkillLibrary:
                 f"{config.num_skills}, z_dim={config.z_dim}, obs_kind={config.obs_kind}, decoder="
                 f"{config.decoder}, hidden_dim={config.hidden_dim}): " + " | ".join(problems)
                 + ". Were the two files written by different trainings, or was the config edited?"
+            )
+        bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise LibraryError(
+                f"{weights_file} holds NaN or infinite weights ({len(bad)} tensors, e.g. {bad[:3]}): the training "
+                "diverged or the file is corrupt; retrain with `skillgym train-skills` (a lower --lr helps)"
             )
         has_encoder = any(k.startswith("encoder.") for k in tensors)
         lib.priors.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("priors.")})
