@@ -95,6 +95,8 @@ def is_window_episode(index: int, fraction: float) -> bool:
 
 @dataclass
 class EpisodeOutcome:
+    """What became of one scripted episode: its subtask order, what it completed, the steps kept."""
+
     index: int
     order: list[str]
     completed: list[str]
@@ -105,6 +107,8 @@ class EpisodeOutcome:
 
 @dataclass
 class RecordReport:
+    """The yield of a recording (``recording.json``): episodes kept, complete, dropped, trimmed, per-subtask success."""
+
     attempted: int = 0
     kept: int = 0
     complete: int = 0  # all four subtasks done
@@ -139,6 +143,7 @@ class RecordReport:
                 self.subtask_failures[task] = self.subtask_failures.get(task, 0) + 1
 
     def summary(self) -> str:
+        """One line for the terminal: episodes kept, complete and per-subtask success."""
         success = ", ".join(f"{task} {rate:.0%}" for task, rate in sorted(self.subtask_success.items()))
         return (
             f"recorded {self.kept}/{self.attempted} episodes ({self.total_steps} steps): "

@@ -44,6 +44,7 @@ class FlattenSkillAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         self.action_space = spaces.Box(low, high, dtype=np.float32)
 
     def action(self, action: np.ndarray) -> dict:
+        """The skill action of a flat one: ``skill`` = argmax of the K scores, ``arg`` = the rest."""
         action = np.asarray(action, dtype=np.float32)
         if action.shape != self.action_space.shape:
             raise ValueError(

@@ -22,6 +22,8 @@ from skillgym.spaces import check_skill_action_space
 
 
 class SkillReplayBufferSamples(NamedTuple):
+    """A batch of skill transitions sampled from a :class:`SkillReplayBuffer`, as torch tensors."""
+
     observations: th.Tensor
     skills: th.Tensor  # (B,) long — the skill that was actually executed
     args: th.Tensor  # (B, nz) float — the argument sampled by the policy (unclipped, see SkillSAC)

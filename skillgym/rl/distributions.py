@@ -70,6 +70,7 @@ class SkillDistribution(NamedTuple):
 
     @property
     def probs(self) -> th.Tensor:
+        """π_d(d | s) for every skill: ``(B, K)``."""
         return F.softmax(self.logits, dim=-1)
 
     def rsample_args(self) -> th.Tensor:

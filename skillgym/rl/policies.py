@@ -50,6 +50,7 @@ class SkillActions:
         return (self[i] for i in range(len(self)))
 
     def to_dict(self) -> dict[str, np.ndarray]:
+        """The gymnasium-vector layout: ``{"skill": (n,), "arg": (n, nz)}``."""
         return {"skill": self.skill, "arg": self.arg}
 
     def __repr__(self) -> str:

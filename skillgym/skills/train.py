@@ -121,6 +121,8 @@ class TrainSkillsArgs:
 
 @dataclass
 class TrainResult:
+    """What :func:`train_skills` returns: the library folder, the steps, the loss history, the evaluation."""
+
     library: Path
     start_step: int
     steps: int
@@ -187,6 +189,16 @@ def _check_resume_args(saved: dict[str, Any], args: TrainSkillsArgs) -> None:
 
 # -- training ---------------------------------------------------------------------------------
 def train_skills(args: TrainSkillsArgs) -> TrainResult:
+    """Train the skill VAE and priors on labelled segments and write a SkillLibrary to ``args.out``.
+
+    Seeded and deterministic; checkpoints go to ``args.out/checkpoint/`` (``args.resume``
+    continues one exactly, ``args.init_from`` fine-tunes a library). The library is saved,
+    reloaded and evaluated on the held-out segments (``eval.json``, ``eval.png``).
+
+    Returns:
+        The library folder, the steps run, the per-step loss history of this invocation and
+        the held-out evaluation.
+    """
     out = Path(args.out)
     ckpt_dir = out / CHECKPOINT_DIR
     if args.threads:
