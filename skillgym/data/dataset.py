@@ -40,7 +40,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,7 +163,7 @@ class OfflineDataset:
             self.frame_size: int | None = self._stored_frame_size
         else:
             self.frame_size = image_size if self.is_kitchen else None
-        self.fingerprint = self._compute_fingerprint()
+        self._fingerprint: str | None = None
 
     # -- indexing -----------------------------------------------------------------------------
     def _load_minari_index(self, f: h5py.File) -> None:
@@ -174,8 +174,10 @@ class OfflineDataset:
         lengths = []
         for name in names:
             group = f[name]
-            if "actions" not in group or "observations" not in group:
+            if not isinstance(group, h5py.Group) or "actions" not in group or "observations" not in group:
                 raise DatasetError(f"{self._file}:{name} lacks 'actions' or 'observations'")
+            if not isinstance(group["actions"], h5py.Dataset) or group["actions"].ndim != 2:
+                raise DatasetError(f"{self._file}:{name}/actions must be a (T, A) array")
             lengths.append(group["actions"].shape[0])
         self.episode_lengths = np.asarray(lengths, dtype=np.int64)
         first = f[names[0]]
@@ -202,6 +204,38 @@ class OfflineDataset:
         infos = first["infos"] if "infos" in first else {}
         self.has_subtasks = "subtask" in infos
         self.has_sim_states = "sim_state" in infos
+        self._check_episode_layouts(f, names)
+
+    def _check_episode_layouts(self, f: h5py.File, names: list[str]) -> None:
+        """Every episode has the first one's state, action and frame sizes and ``T + 1`` observations
+        (checked on the HDF5 shapes, without reading the data)."""
+        for name in names:
+            g = f[name]
+            obs = g["observations"]
+            if isinstance(obs, h5py.Dataset) != (self._state_key is None):
+                raise DatasetError(f"{self._file}:{name} stores its observations differently from the first episode")
+            states = obs if self._state_key is None else obs.get(self._state_key)
+            t = g["actions"].shape[0]
+            problems = []
+            if not isinstance(states, h5py.Dataset) or states.shape != (t + 1, self.state_dim):
+                problems.append(f"states {getattr(states, 'shape', None)} != ({t + 1}, {self.state_dim})")
+            if g["actions"].shape[1] != self.action_dim:
+                problems.append(f"actions {g['actions'].shape} != ({t}, {self.action_dim})")
+            if self.has_frames:
+                pixels = obs.get(PIXELS_KEY) if isinstance(obs, h5py.Group) else None
+                if not isinstance(pixels, h5py.Dataset) or len(pixels) != t + 1:
+                    problems.append(f"frames {getattr(pixels, 'shape', None)} != {t + 1} frames")
+                elif pixels.ndim == 4 and pixels.shape[1:] != (self._stored_frame_size, self._stored_frame_size, 3):
+                    problems.append(f"frames {pixels.shape[1:]} != the first episode's "
+                                    f"({self._stored_frame_size}, {self._stored_frame_size}, 3)")
+            for key in ("rewards", "terminations", "truncations"):
+                if key not in g or g[key].shape != (t,):
+                    problems.append(f"{key} {getattr(g.get(key), 'shape', 'missing')} != ({t},)")
+            if t < 1:
+                problems.append("no actions (an episode needs at least one)")
+            if problems:
+                raise DatasetError(f"{self._file}:{name} does not fit the dataset: " + "; ".join(problems)
+                                   + ". Re-record or re-export the dataset")
 
     def _load_d4rl_index(self, f: h5py.File) -> None:
         obs, actions = f["observations"], f["actions"]
@@ -210,6 +244,16 @@ class OfflineDataset:
                 f"{self._file}: D4RL v0 kitchen needs observations (N, 60) and actions (N, 9), "
                 f"got {obs.shape} and {actions.shape}"
             )
+        missing = [k for k in ("observations", "actions", "terminals", "timeouts")
+                   if not isinstance(f.get(k), h5py.Dataset)]
+        if missing:
+            raise DatasetError(f"{self._file}: a D4RL v0 kitchen file needs the arrays observations, actions, "
+                               f"terminals and timeouts; {missing} are missing. Download the complete file")
+        if f["terminals"].shape != (obs.shape[0],) or f["timeouts"].shape != (obs.shape[0],):
+            raise DatasetError(f"{self._file}: terminals {f['terminals'].shape} and timeouts {f['timeouts'].shape} "
+                               f"must have one entry per step ({obs.shape[0]},)")
+        if "rewards" in f and f["rewards"].shape != (obs.shape[0],):
+            raise DatasetError(f"{self._file}: rewards {f['rewards'].shape} != ({obs.shape[0]},)")
         ends = np.flatnonzero(np.asarray(f["terminals"][:], bool) | np.asarray(f["timeouts"][:], bool))
         if len(ends) == 0 or ends[-1] != obs.shape[0] - 1:
             ends = np.append(ends, obs.shape[0] - 1)
@@ -228,11 +272,47 @@ class OfflineDataset:
     def total_steps(self) -> int:
         return int(self.episode_lengths.sum())
 
-    def _compute_fingerprint(self) -> str:
-        h = hashlib.sha1(self.episode_lengths.tobytes())
-        for i in {0, len(self) - 1}:
-            h.update(self.episode(i, frames=False).actions.tobytes())
-        return h.hexdigest()[:16]
+    @property
+    def fingerprint(self) -> str:
+        """Content hash of everything an artifact depends on: every episode's observations (states and
+        stored frames), actions, rewards and end flags, streamed from the file on first use (a few
+        seconds per GB, far less than embedding the frames). Caches and labels are keyed by it."""
+        if self._fingerprint is None:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(f"{self._kind}:{self.state_dim}:{self.action_dim}".encode())
+            h.update(self.episode_lengths.tobytes())
+            with h5py.File(self._file, "r") as f:
+                for dataset in self._content(f):
+                    h.update(f"{dataset.name}:{dataset.dtype.str}:{dataset.shape}".encode())
+                    _hash_dataset(h, dataset)
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    def _content(self, f: h5py.File) -> Iterator[h5py.Dataset]:
+        if self._kind == "d4rl-v0":
+            yield from (f[k] for k in ("observations", "actions", "terminals", "timeouts", "rewards") if k in f)
+            return
+        for name in self._episode_names:
+            g = f[name]
+            obs = g["observations"]
+            if isinstance(obs, h5py.Dataset):
+                yield obs
+            else:
+                yield obs[self._state_key]
+                if self.has_frames:
+                    yield obs[PIXELS_KEY]
+            yield from (g[k] for k in ("actions", "rewards", "terminations", "truncations"))
+
+    def matches_fingerprint(self, fingerprint: str) -> bool:
+        """Whether ``fingerprint`` (stored in labels or a library) names this dataset's content. Accepts the
+        16-character fingerprints of earlier skillgym versions, which hashed the episode lengths and the
+        actions of the first and last episode only."""
+        if len(fingerprint) == 16:
+            h = hashlib.sha1(self.episode_lengths.tobytes())
+            for i in {0, len(self) - 1}:
+                h.update(self.episode(i, frames=False).actions.tobytes())
+            return h.hexdigest()[:16] == fingerprint
+        return fingerprint == self.fingerprint
 
     # -- reading ------------------------------------------------------------------------------
     def episode(self, index: int, frames: bool = True) -> Episode:
@@ -358,6 +438,20 @@ def sim_state_from_observation(states: np.ndarray) -> np.ndarray:
     return np.concatenate([qpos, qvel], axis=1)
 
 
+def _hash_dataset(h: Any, dataset: h5py.Dataset, rows_per_read: int = 256) -> None:
+    """Feed an HDF5 array to ``h`` in row blocks, so memory stays bounded for frame arrays."""
+    if dataset.shape == () or len(dataset) == 0:
+        h.update(np.asarray(dataset[()]).tobytes())
+        return
+    for start in range(0, len(dataset), rows_per_read):
+        block = dataset[start : start + rows_per_read]
+        if block.dtype == object:  # JPEG-encoded frames: variable-length byte strings
+            for item in block:
+                h.update(bytes(item))
+        else:
+            h.update(np.ascontiguousarray(block).tobytes())
+
+
 def _find_hdf5(path: Path) -> Path:
     if path.is_file():
         return path
@@ -423,6 +517,8 @@ def write_minari_dataset(
     action_space: Any = None,
     env: Any = None,
     algorithm_name: str = "skillgym",
+    overwrite: bool = False,
+    finalize: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write episodes as a Minari dataset at ``out`` (opened by ``minari.MinariDataset(out/data)``).
 
@@ -437,6 +533,13 @@ def write_minari_dataset(
             Default: ``Dict(state=Box(D,))``, plus ``pixels`` if ``image_size``, D from the episodes.
         action_space: default ``Box(-1, 1, (A,), float32)``, A from the episodes.
         env: the env (id, ``EnvSpec`` or env) the data came from, stored in Minari's metadata.
+        overwrite: replace an existing dataset at ``out``; only a folder skillgym wrote (its Minari
+            metadata names skillgym as author, or it holds a ``recording.json``) is ever replaced.
+        finalize: called with the finished dataset folder before it is moved to ``out`` (to add files
+            such as ``recording.json`` that must exist whenever the dataset does).
+
+    Episodes are written to a ``.minari-*`` folder next to ``out`` and moved into place at the end;
+    an interrupted write leaves ``out`` as it was (and removes the temporary folder).
 
     Frames are stored losslessly (no JPEG), because re-rendered states must match them.
     """
@@ -445,6 +548,7 @@ def write_minari_dataset(
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
     out = Path(out)
+    check_replaceable(out, overwrite)
     chunks = iter(episode_chunks)
     first = next((chunk for chunk in chunks if chunk), None)
     if first is None:
@@ -487,7 +591,9 @@ def write_minari_dataset(
         )
 
     # Absolute: Minari joins MINARI_DATASETS_PATH with itself when it is relative (a relative --out failed).
-    staging = Path(tempfile.mkdtemp(prefix=".minari-", dir=out.parent if out.parent.exists() else None)).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(out.parent)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out.parent)).resolve()
     old_path = os.environ.get("MINARI_DATASETS_PATH")
     os.environ["MINARI_DATASETS_PATH"] = str(staging)
     try:
@@ -508,9 +614,14 @@ def write_minari_dataset(
             else:
                 dataset.update_dataset_from_buffer(buffers)
         namespace, name = dataset_id.rsplit("/", 1)
+        finished = staging / namespace / name
+        if finalize is not None:
+            finalize(finished)
+        check_replaceable(out, overwrite)  # again: something may have appeared at out meanwhile
         if out.exists():
-            shutil.rmtree(out)
-        shutil.move(str(staging / namespace / name), str(out))
+            # Move the old dataset aside inside the staging folder (deleted below), then the new one in.
+            os.replace(out, staging / "replaced")
+        os.replace(finished, out)
     finally:
         if old_path is None:
             os.environ.pop("MINARI_DATASETS_PATH", None)
@@ -518,6 +629,53 @@ def write_minari_dataset(
             os.environ["MINARI_DATASETS_PATH"] = old_path
         shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+STAGING_PREFIX = ".minari-"
+
+
+def _remove_stale_staging(folder: Path) -> None:
+    """Delete staging folders (``.minari-<pid>-*``) left by writers that were killed without cleanup
+    (SIGKILL, power loss): their process no longer exists."""
+    for staging in folder.glob(f"{STAGING_PREFIX}*-*"):
+        pid = staging.name[len(STAGING_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or not staging.is_dir() or staging.is_symlink():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(staging, ignore_errors=True)
+        except (PermissionError, OverflowError):
+            pass
+
+
+def is_skillgym_dataset(path: Path) -> bool:
+    """Whether ``path`` is a dataset folder skillgym wrote (a recording, or Minari metadata with skillgym
+    as author)."""
+    if (path / "recording.json").is_file():
+        return True
+    for meta in (path / "data" / "metadata.json", path / "metadata.json"):
+        try:
+            payload = json.loads(meta.read_text()) if meta.is_file() else None
+        except (ValueError, OSError, RecursionError):
+            payload = None
+        if isinstance(payload, dict):
+            author = payload.get("author")
+            if author == "skillgym" or (isinstance(author, list) and "skillgym" in author):
+                return True
+    return False
+
+
+def check_replaceable(out: Path, overwrite: bool) -> None:
+    """Refuse to write a dataset at ``out`` unless nothing is there, or ``overwrite`` and it is a
+    dataset skillgym wrote."""
+    if not out.exists():
+        return
+    if not overwrite:
+        raise FileExistsError(f"{out} exists; pick another output folder (or overwrite a skillgym dataset)")
+    if out.is_symlink() or not out.is_dir() or not is_skillgym_dataset(out):
+        raise FileExistsError(f"{out} exists and is not a dataset skillgym wrote; it is never replaced, "
+                              "pick another output folder")
 
 
 def write_json(path: str | os.PathLike, payload: dict) -> None:

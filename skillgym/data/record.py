@@ -11,7 +11,12 @@ last completed subtask, and an episode with none is dropped. The yield is report
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
@@ -234,14 +239,24 @@ def record_episode(env, index: int, args: RecordArgs) -> tuple[Episode | None, E
     return episode, outcome
 
 
+def _exit_with_parent(parent, poll_seconds: float = 1.0) -> None:
+    """Watchdog thread of a worker: end the process as soon as the parent is gone (killed, even with
+    SIGKILL, which runs no cleanup in the parent), instead of recording the rest of its shard."""
+    while parent.is_alive():
+        time.sleep(poll_seconds)
+    os._exit(1)
+
+
 def _worker(args: RecordArgs, indices: list[int], queue) -> None:
     import torch
 
     torch.set_num_threads(1)
     from skillgym.tasks.kitchen import KitchenTaskEnv
 
-    env = KitchenTaskEnv(pixels=True, image_size=args.image_size, max_episode_steps=10**6)
     parent = mp.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    env = KitchenTaskEnv(pixels=True, image_size=args.image_size, max_episode_steps=10**6)
     for index in indices:
         item = record_episode(env, index, args)
         while True:  # a killed parent never drains the queue: notice it instead of blocking forever
@@ -272,17 +287,25 @@ def _episodes_in_order(args: RecordArgs) -> Iterator[tuple[Episode | None, Episo
     for p in procs:
         p.start()
     pending: dict[int, tuple] = {}
+    finished = False
     try:
         for next_index in range(first, end):
             while next_index not in pending:
                 item = queue.get(timeout=1800)
                 pending[item[1].index] = item
             yield pending.pop(next_index)
+        finished = True
     finally:
+        for p in procs:
+            if finished:
+                p.join(timeout=5)
+            if p.is_alive():  # interrupted (or a worker hangs): stop the workers now
+                p.terminate()
         for p in procs:
             p.join(timeout=5)
             if p.is_alive():
-                p.terminate()
+                p.kill()
+                p.join()
 
 
 def record_dataset(args: RecordArgs) -> RecordReport:
@@ -316,12 +339,33 @@ def record_dataset(args: RecordArgs) -> RecordReport:
         f"in random orders (never microwave-kettle-bottom burner-light switch), seed {args.seed}, "
         f"{args.image_size}x{args.image_size} frames. infos/subtask = index into {list(ALL_TASKS)}."
     )
-    write_minari_dataset(args.out, chunks(), args.image_size, description=description, dataset_id=KITCHEN_DATASET_ID)
+    def write_recording(folder: Path) -> None:
+        write_json(folder / "recording.json", {
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
+            "report": asdict(report),
+            "subtask_names": list(ALL_TASKS),
+            "episodes": outcomes,
+        })
+
+    # SIGTERM (kill, a job scheduler) runs the same cleanup as Ctrl-C: workers stopped, staging removed.
+    with _sigterm_as_interrupt():
+        write_minari_dataset(args.out, chunks(), args.image_size, description=description,
+                             dataset_id=KITCHEN_DATASET_ID, overwrite=args.overwrite, finalize=write_recording)
     progress.close()
-    write_json(Path(args.out) / "recording.json", {
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
-        "report": asdict(report),
-        "subtask_names": list(ALL_TASKS),
-        "episodes": outcomes,
-    })
     return report
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -92,6 +92,7 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.observation_space = self.library.observation_space
         self.action_space = skill_action_space(self.library.num_skills, self.library.z_dim, cfg.arg_bound)
         self._last_obs: Any = None
+        self._episode_over = False
         self.last_skill_frames: list[np.ndarray] = []
 
     @property
@@ -156,12 +157,15 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
         self._last_obs = obs
+        self._episode_over = False
         self.last_skill_frames = []
         return self._observation(obs), info
 
     def step(self, action: Any):
         if self._last_obs is None:
             raise RuntimeError("call reset() before step()")
+        if self._episode_over:
+            raise RuntimeError("the episode has ended (terminated or truncated); call reset() before step()")
         skill, arg = self.parse_action(action)
         state = self.library.start(np.array([skill]), arg[None])
         terminated = truncated = False
@@ -179,6 +183,7 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
             if terminated or truncated or float(progress[0]) >= self.progress_threshold:
                 break
         self._last_obs = obs
+        self._episode_over = bool(terminated or truncated)
         self.last_skill_frames = frames
         info = dict(info)
         info.update(skill=skill, arg=arg, skill_steps=len(rewards), skill_rewards=np.array(rewards, np.float64))

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,12 +34,12 @@ from skillgym.extract.labels import SkillLabels
 from skillgym.skills.config import LibraryConfig
 from skillgym.skills.data import load_segments, make_batch, split_episodes, state_statistics
 from skillgym.skills.evaluate import evaluate_heldout, write_eval
-from skillgym.skills.library import SkillLibrary, current_versions
+from skillgym.skills.library import CONFIG_FILE, SkillLibrary, current_versions
 from skillgym.skills.model import SkillVAE
 
 CHECKPOINT_DIR = "checkpoint"
 # Arguments that may differ between an interrupted run and its --resume.
-RESUMABLE_CHANGES = {"steps", "resume", "progress", "threads"}
+RESUMABLE_CHANGES = {"steps", "resume", "progress", "threads", "overwrite"}
 WEIGHT_DECAY = 0.01  # AdamW's default
 VAL_FRACTION = 0.1  # episodes held out for validation
 DECODER_OBS_DIM = 64  # width of a closed-loop decoder's observation features
@@ -93,6 +94,8 @@ class TrainSkillsArgs:
     """fine-tune this library (same labeler and number of skills) instead of starting fresh"""
     resume: bool = False
     """continue an interrupted run in --out exactly"""
+    overwrite: bool = False
+    """replace the skill library (and run) already in --out"""
     threads: int | None = None
     """torch threads (default: torch's choice)"""
     progress: bool = True
@@ -188,6 +191,44 @@ def _check_resume_args(saved: dict[str, Any], args: TrainSkillsArgs) -> None:
 
 
 # -- training ---------------------------------------------------------------------------------
+class NonFiniteLossError(ValueError):
+    """Skill training produced a NaN or infinite loss."""
+
+
+def check_output_folder(args: TrainSkillsArgs) -> None:
+    """Refuse to replace what is in ``--out`` unless asked: a finished library needs ``--overwrite``,
+    an interrupted run ``--resume`` (or ``--overwrite``), and a ``config.json`` that is not a skill
+    library's is never replaced."""
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file; pick a folder")
+    config = out / CONFIG_FILE
+    has_run = (out / CHECKPOINT_DIR / "state.json").exists()
+    if config.exists() and not _is_library_config(config):
+        raise FileExistsError(f"{out} holds a {CONFIG_FILE} that is not a skill library's; it is never replaced, "
+                              "pick another --out")
+    if args.resume:
+        return
+    if args.overwrite:
+        for folder in (out / CHECKPOINT_DIR, out / "tb"):  # the replaced run's own files
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    if has_run:
+        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it, --overwrite to start "
+                              "over, or pick another --out")
+    if config.exists():
+        raise FileExistsError(f"{out} already holds a skill library; pass --overwrite to replace it or pick "
+                              "another --out")
+
+
+def _is_library_config(path: Path) -> bool:
+    try:
+        payload = json.loads(path.read_text()) if path.stat().st_size < 2**20 else None
+    except (ValueError, OSError, RecursionError):
+        return False
+    return isinstance(payload, dict) and "num_skills" in payload and "format_version" in payload
+
+
 def train_skills(args: TrainSkillsArgs) -> TrainResult:
     """Train the skill VAE and priors on labelled segments and write a SkillLibrary to ``args.out``.
 
@@ -201,6 +242,7 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
     """
     out = Path(args.out)
     ckpt_dir = out / CHECKPOINT_DIR
+    check_output_folder(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     # Seeding: python, numpy (window sampling, its own Generator), torch (z samples, init).
@@ -212,7 +254,7 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
     # Data: every segment of the labelled dataset in memory; ~10 % of episodes held out.
     labels = SkillLabels.load(args.labels)
     dataset = open_dataset(args.dataset or labels.dataset_path)
-    if labels.dataset_fingerprint and dataset.fingerprint != labels.dataset_fingerprint:
+    if labels.dataset_fingerprint and not dataset.matches_fingerprint(labels.dataset_fingerprint):
         raise ValueError(
             f"{dataset.path} (fingerprint {dataset.fingerprint}) is not the dataset these labels were made "
             f"from (fingerprint {labels.dataset_fingerprint}); pass the right one with --dataset"
@@ -267,8 +309,6 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
         start_step = meta["step"]
         if meta["split"] != split:
             raise ValueError("--resume: the train/validation split differs from the interrupted run")
-    elif (ckpt_dir / "state.json").exists():
-        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or pick another --out")
 
     writer = SummaryWriter(str(out / "tb"), purge_step=start_step if args.resume else None)
     closed_loop = args.decoder == "closed_loop"
@@ -285,6 +325,8 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
             noise = rng.standard_normal(batch.prior_obs.shape).astype(np.float32) * args.prior_obs_noise
             batch.prior_obs = batch.prior_obs + torch.from_numpy(noise) * model.priors.encoder.obs_std
         loss, terms = model.loss(batch, beta=args.beta, reconstruction=RECONSTRUCTION)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(_non_finite_message(step, terms, args, ckpt_dir))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -321,6 +363,16 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
         writer.add_scalar(f"eval/{k}", v, args.steps)
     writer.close()
     return TrainResult(library=out, start_step=start_step, steps=args.steps, history=history, eval=results)
+
+
+def _non_finite_message(step: int, terms: dict[str, Any], args: TrainSkillsArgs, ckpt_dir: Path) -> str:
+    bad = [k for k, v in terms.items() if k != "loss" and not math.isfinite(float(v))]
+    cause = f"the terms {bad} are" if bad else "the total is"
+    saved = (f"; the last good checkpoint in {ckpt_dir} is kept" if (ckpt_dir / "state.json").exists()
+             else "; nothing was saved")
+    return (f"training stopped at step {step + 1}: the loss is not finite ({cause} NaN or infinite). "
+            f"The weights diverged (lower --lr, now {args.lr}) or the data holds extreme values "
+            f"(check the dataset's states and actions){saved}")
 
 
 def _bounds(values) -> list[float] | None:

@@ -58,6 +58,10 @@ def _make_franka_kitchen(robot_noise_ratio: float, object_noise_ratio: float):
     )
 
 
+class SimulationError(RuntimeError):
+    """The MuJoCo simulation became unstable (non-finite state)."""
+
+
 class KitchenRenderer:
     """Offscreen renderer with D4RL's camera and the fast settings (~30 ms instead of ~850 ms).
 
@@ -107,7 +111,10 @@ class KitchenTaskEnv(gym.Env):
         robot_noise_ratio / object_noise_ratio: gymnasium-robotics' observation noise.
 
     The episode terminates when every subtask is done. ``info["completed_tasks"]`` lists the
-    subtasks completed so far (a fresh list each step).
+    subtasks completed so far (a fresh list each step). ``step`` before the first ``reset`` raises;
+    stepping on after the end keeps simulating (the scripted recorder follows through past the last
+    subtask); :class:`~skillgym.envs.skill_space.SkillSpaceEnv` refuses it. A simulation that turns
+    non-finite raises :class:`SimulationError`; call ``reset``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 12}
@@ -153,6 +160,7 @@ class KitchenTaskEnv(gym.Env):
         self._frames: deque[np.ndarray] = deque(maxlen=frame_stack)
         self._completed: list[str] = []
         self._steps = 0
+        self._started = False
 
     def set_tasks(self, tasks: Sequence[str]) -> None:
         """Change the subtask list; takes effect at the next ``reset``."""
@@ -167,9 +175,12 @@ class KitchenTaskEnv(gym.Env):
         return np.concatenate([self.data.qpos, self.data.qvel]).copy()
 
     def set_sim_state(self, sim_state: np.ndarray) -> None:
+        """Set ``qpos ‖ qvel``; a state of the wrong shape or with NaN/inf raises ``ValueError``."""
         sim_state = np.asarray(sim_state, dtype=np.float64)
         if sim_state.shape != (NQ + NV,):
             raise ValueError(f"sim state must have shape ({NQ + NV},), got {sim_state.shape}")
+        if not np.all(np.isfinite(sim_state)):
+            raise ValueError("sim state holds NaN or infinite values; MuJoCo cannot simulate it")
         self.data.qpos[:] = sim_state[:NQ]
         self.data.qvel[:] = sim_state[NQ:]
         mujoco.mj_forward(self.model, self.data)
@@ -220,6 +231,7 @@ class KitchenTaskEnv(gym.Env):
         super().reset(seed=seed)
         obs, _ = self.kitchen.reset(seed=seed)
         self._completed, self._steps = [], 0
+        self._started = True
         self._frames.clear()
         return self._observation(obs["observation"], new_frame=False), self._info()
 
@@ -230,8 +242,15 @@ class KitchenTaskEnv(gym.Env):
                 f"kitchen action must be a finite array of shape ({ACTION_DIM},), "
                 f"got shape {action.shape}"
             )
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
         obs, _, _, _, _ = self.kitchen.step(np.clip(action, -1.0, 1.0))
         self._steps += 1
+        if not np.all(np.isfinite(obs["observation"])) or not np.all(np.isfinite(self.data.qpos)):
+            # MuJoCo diverged (it resets the data after a warning and goes on): end the episode
+            # instead of handing the agent NaNs or a silently reset scene.
+            self._started = False
+            raise SimulationError("the kitchen simulation became unstable (non-finite state); call reset()")
         reward = float(self._count_new_completions())
         terminated = len(self._completed) == len(self.tasks)
         truncated = self._steps >= self.max_episode_steps and not terminated
