@@ -16,11 +16,11 @@ def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "skillgym.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
-# Executed and recorded actions equal, windows off: the recipe the tests below compare against.
+# Executed and recorded actions equal, random subtask orders: the recipe the tests below compare against.
 NOISY = dict(episodes=2, seed=3, image_size=32, workers=1, clean_labels=False, action_noise=0.05,
-             eval_windows_fraction=0.0)
+             eval_prefix_fraction=0.0, eval_windows_fraction=0.0)
 NOISY_FLAGS = ["--seed", "3", "--image-size", "32", "--workers", "1", "--no-clean-labels", "--action-noise", "0.05",
-               "--eval-windows-fraction", "0"]
+               "--eval-prefix-fraction", "0", "--eval-windows-fraction", "0"]
 
 
 @pytest.fixture(scope="module")

@@ -46,12 +46,22 @@ def test_stock_sb3_sac_runs_on_the_skill_space():
 
 @pytest.mark.parametrize("vectorizer", ["sync", "async"])
 def test_gymnasium_vector_envs(vectorizer):
+    """Skills of different lengths in the two envs: the infos still stack."""
     cls = gym.vector.SyncVectorEnv if vectorizer == "sync" else gym.vector.AsyncVectorEnv
-    envs = cls([make_flat_env, make_flat_env])
+    envs = cls([make_bundled_flat_env, make_bundled_flat_env])
     envs.reset(seed=0)
-    _, rewards, _, _, infos = envs.step(envs.action_space.sample())
-    assert rewards.shape == (2,) and np.all(infos["skill_steps"] >= 1)
+    envs.action_space.seed(0)
+    lengths = set()
+    for _ in range(6):
+        _, rewards, _, _, infos = envs.step(envs.action_space.sample())
+        assert rewards.shape == (2,) and np.all(infos["skill_steps"] >= 1)
+        lengths.update(infos["skill_steps"].tolist())
+    assert len(lengths) > 1
     envs.close()
+
+
+def make_bundled_flat_env() -> FlattenSkillAction:
+    return FlattenSkillAction(gym.make("skillgym:SkillKitchen-v0"))
 
 
 def test_sb3_subproc_vec_env():

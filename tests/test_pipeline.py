@@ -8,29 +8,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import tiny_pipeline as tiny
 
 from skillgym.data.merge import merge_recordings
 from skillgym.data.record import RecordArgs, record_dataset
-from skillgym.extract.config import ExtractArgs
-from skillgym.pipeline import PipelineArgs, run_pipeline
+from skillgym.pipeline import run_pipeline
 from skillgym.skills.library import SkillLibrary
-from skillgym.skills.train import TrainSkillsArgs
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny(out: Path, **skills) -> PipelineArgs:
-    return PipelineArgs(
-        out=out, data=RecordArgs(out=out / "data", episodes=2, image_size=32, workers=1),
-        extract=ExtractArgs(dataset=out / "data", out=out / "labels", encoder="state", k=3),
-        skills=TrainSkillsArgs(labels="", out="", steps=20, threads=1, progress=False, **skills),
-    )
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    return out, run_pipeline(tiny(out, beta=0.02))
 
 
 def diagnostics():
@@ -49,7 +34,8 @@ def test_run_kitchen_tiny(tiny_run, capsys):
     # The stage's options reach the training run.
     assert json.loads((out / "library" / "checkpoint" / "state.json").read_text())["args"]["beta"] == 0.02
     evaluation = json.loads((out / "library" / "eval.json").read_text())
-    assert evaluation["rollouts"]["episodes"] == 10 and evaluation["rollouts_greedy"]["greedy"]
+    assert evaluation["rollouts"]["episodes"] == 2 and evaluation["rollouts_greedy"]["greedy"]
+    assert summary["rl"]["final"]["low_level_steps"] >= 300 and (out / "rl" / "skillsac" / "model.json").is_file()
     assert "heldout" in evaluation
     # A second run finds every artifact and redoes nothing.
     capsys.readouterr()
@@ -65,17 +51,17 @@ def test_run_kitchen_tiny(tiny_run, capsys):
             run_pipeline(tiny(out, **{"beta": 0.02, **options}))
 
 
-def test_an_interrupted_skill_training_resumes(tmp_path, tiny_run):
-    """A run stopped after its last checkpoint but before the library was written picks up there."""
-    out = tmp_path / "run"
-    args = tiny(out)
-    args.skills = replace(args.skills, steps=7)
-    run_pipeline(args)
+def test_an_interrupted_skill_training_resumes(tiny_run):
+    """A run stopped after its last checkpoint but before the library was written picks up there
+    and writes the same library."""
+    out, summary = tiny_run
     library = out / "library"
+    weights = (library / "model.safetensors").read_bytes()
     for name in ("model.safetensors", "config.json", "eval.json"):
         (library / name).unlink()
-    run_pipeline(args)
-    assert SkillLibrary.load(library).num_skills == 3 and (library / "eval.json").is_file()
+    again = run_pipeline(tiny(out, beta=0.02))
+    assert (library / "model.safetensors").read_bytes() == weights
+    assert again["library"]["heldout"] == summary["library"]["heldout"]
 
 
 def test_diagnostics_on_the_tiny_library(tiny_run):
@@ -102,20 +88,7 @@ def test_diagnostics_on_the_tiny_library(tiny_run):
     assert cli.returncode == 0 and json.loads(cli.stdout)["z_statistics"] == stats, cli.stderr[-2000:]
 
 
-def test_eval_task_ceiling_counts_the_evaluation_prefix_of_the_kept_subtasks():
-    diag = diagnostics()
-    outcomes = [
-        {"order": ["microwave", "kettle", "light switch", "top burner"], "completed": ["microwave", "kettle"]},
-        {"order": ["kettle", "microwave", "bottom burner", "light switch"],
-         "completed": ["kettle", "microwave", "bottom burner", "light switch"]},
-        {"order": ["top burner", "microwave"], "completed": []},  # dropped: not counted
-        {"order": ["slide cabinet", "microwave"], "completed": ["slide cabinet"]},
-    ]
-    assert diag.eval_task_ceiling(outcomes) == pytest.approx((2 + 4 + 0) / 3)
-    assert diag.eval_task_ceiling([]) == 0.0
-
-
-def test_run_kitchen_on_a_mixed_training_set(tmp_path):
+def test_run_kitchen_on_a_mixed_training_set(tmp_path, few_prior_rollouts):
     """A set merged with `skillgym data merge --mixed-recipes` placed at --out/data is used as it is."""
     parts = [tmp_path / "prefix", tmp_path / "windows"]
     record_dataset(RecordArgs(out=parts[0], episodes=1, seed=3, image_size=32, workers=1, eval_windows_fraction=0))
@@ -124,7 +97,7 @@ def test_run_kitchen_on_a_mixed_training_set(tmp_path):
     merge_recordings(parts, out / "data", mixed_recipes=True)
     args = tiny(out)
     args.extract.k = 2
-    args.skills = replace(args.skills, steps=5)
+    args.skills, args.rl = replace(args.skills, steps=5), None
     summary = run_pipeline(args)
     assert summary["dataset"]["attempted"] == 2 and summary["extraction"]["num_episodes"] == summary["dataset"]["kept"]
 

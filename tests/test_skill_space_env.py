@@ -65,7 +65,8 @@ def test_rewards_are_the_low_level_sums():
     rewards = [raw.step(a)[1] for a in actions[0, : info["skill_steps"]]]
     assert reward == pytest.approx(sum(rewards)) and reward >= 1.0
     assert info["skill_rewards"].dtype == np.float64
-    np.testing.assert_array_equal(info["skill_rewards"], rewards)
+    np.testing.assert_array_equal(info["skill_rewards"][: info["skill_steps"]], rewards)
+    assert info["skill_rewards"].shape == (env.max_skill_steps,) and not info["skill_rewards"][info["skill_steps"]:].any()
     np.testing.assert_allclose(env.unwrapped.get_sim_state(), raw.get_sim_state())
 
 

@@ -21,6 +21,8 @@ from skillgym.rl.train import TrainRLArgs
 from skillgym.skills.train import TrainSkillsArgs
 from skillgym.version import __version__
 
+RERENDER_SIZE = 128  # frames of kitchen datasets that store none are rendered at this size to be shown
+
 # Notices of third-party packages that say nothing about the user's run.
 QUIET_WARNINGS = (
     ".*AdroitHand.*",  # gymnasium-robotics, at import
@@ -39,8 +41,6 @@ class ShowEpisodeArgs:
     """PNG to write"""
     episode: int = 0
     """episode index"""
-    image_size: int | None = None
-    """re-render size for datasets that store no frames"""
 
 
 @dataclass
@@ -53,8 +53,6 @@ class DownloadArgs:
     """download from this URL instead (a mirror)"""
     dest: Path | None = None
     """write the file here instead of skillgym's cache"""
-    sha256: str | None = None
-    """expected sha256 of the file"""
     force: bool = False
     """download again even if the file exists"""
 
@@ -80,10 +78,10 @@ def show_episode(args: ShowEpisodeArgs) -> int:
     from skillgym.data.dataset import open_dataset
     from skillgym.data.show import contact_sheet
 
-    n = len(open_dataset(args.dataset, image_size=args.image_size))
+    n = len(open_dataset(args.dataset, image_size=RERENDER_SIZE))
     if not 0 <= args.episode < n:
         raise ValueError(f"--episode must be in [0, {n}), got {args.episode}")
-    print(f"wrote {contact_sheet(args.dataset, args.episode, args.out, image_size=args.image_size)}")
+    print(f"wrote {contact_sheet(args.dataset, args.episode, args.out, image_size=RERENDER_SIZE)}")
     return 0
 
 
@@ -120,7 +118,7 @@ def download(args: DownloadArgs) -> int:
 
     if args.name not in DOWNLOADABLE:
         raise ValueError(f"unknown checkpoint {args.name!r}; choose one of {', '.join(sorted(DOWNLOADABLE))}")
-    path = download_weights(args.name, url=args.url, dest=args.dest, sha256=args.sha256, overwrite=args.force)
+    path = download_weights(args.name, url=args.url, dest=args.dest, overwrite=args.force)
     print(f"{args.name}: {path}")
     return 0
 

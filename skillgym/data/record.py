@@ -69,7 +69,7 @@ class RecordArgs:
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
-        for name in ("episodes", "image_size", "workers"):
+        for name in ("episodes", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 8 <= self.image_size <= 512:

@@ -3,7 +3,9 @@
 One ``step`` picks a skill ``d`` and its argument ``z``; the library's decoder turns them into
 low-level actions that run until the decoder says the skill is done (progress >= threshold), the
 skill step cap is reached, or the low-level episode ends. The reward is the sum of the low-level
-rewards; ``info["skill_rewards"]`` has each of them, for agents that discount within a skill.
+rewards; ``info["skill_rewards"]`` has each of them, for agents that discount within a skill
+(padded with zeros to ``max_skill_steps``, so that vector envs can stack the infos of skills of
+different lengths; the first ``info["skill_steps"]`` are the skill's).
 
 Example:
     >>> from skillgym.tasks.kitchen import KitchenTaskEnv
@@ -13,7 +15,7 @@ Example:
     >>> info["skill_steps"]   # low-level steps the skill ran
     28
     >>> info["skill_rewards"].shape, float(info["skill_rewards"].sum()) == reward
-    ((28,), True)
+    ((30,), True)
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
     before the simulator is touched.
 
     ``info`` after a step: ``skill``, ``arg``, ``skill_steps`` (low-level steps run),
-    ``skill_rewards`` (their rewards, float64 ``(skill_steps,)``), the low-level info of the last
+    ``skill_rewards`` (their rewards, float64 ``(max_skill_steps,)``, zeros after ``skill_steps``),
+    the low-level info of the last
     step, and ``frames`` if ``record_frames``.
     """
 
@@ -186,7 +189,9 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._episode_over = bool(terminated or truncated)
         self.last_skill_frames = frames
         info = dict(info)
-        info.update(skill=skill, arg=arg, skill_steps=len(rewards), skill_rewards=np.array(rewards, np.float64))
+        skill_rewards = np.zeros(self.max_skill_steps, np.float64)
+        skill_rewards[: len(rewards)] = rewards
+        info.update(skill=skill, arg=arg, skill_steps=len(rewards), skill_rewards=skill_rewards)
         if self.record_frames:
             info["frames"] = frames
         return self._observation(obs), total, terminated, truncated, info

@@ -180,8 +180,9 @@ class ToySkillEnv(gym.Env[np.ndarray, dict[str, Any]]):
         self._t += 1
         self._state = (self._state + 1) % self.n_states
         truncated = self._t >= self.max_decisions and not terminated
-        # The reward is earned at the skill's first low-level step.
-        skill_rewards = np.zeros(skill + 1)
+        # The reward is earned at the skill's first low-level step; padded to the longest skill, as
+        # SkillSpaceEnv pads, so that every step's info has one shape.
+        skill_rewards = np.zeros(self.n_skills)
         skill_rewards[0] = reward
         info = {"skill_steps": skill + 1, "skill_rewards": skill_rewards, "num_completed": self._completed}
         return self._obs(), reward, terminated, truncated, info

@@ -13,6 +13,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "ExtractArgs": "skillgym.extract.config",
     "SkillLabels": "skillgym.extract.labels",
     "LabelsError": "skillgym.extract.labels",
     "SkillLabeler": "skillgym.extract.labeler",

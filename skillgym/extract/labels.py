@@ -31,6 +31,12 @@ class LabelsError(ValueError):
 
 @dataclass
 class SkillLabels:
+    """Stage 1's output: a skill id per step of every episode and the segments cut from them.
+
+    Saved as ``labels.npz`` (arrays) + ``labels.json`` (skill count, dataset path and
+    fingerprint, the labeler's settings); :meth:`load` checks both before anything reads them.
+    """
+
     frame_labels: np.ndarray  # (N,) int16, concatenated over episodes, N = sum(T_i)
     episode_offsets: np.ndarray  # (E+1,) int64, episode i owns frame_labels[off[i]:off[i+1]]
     segments: np.ndarray  # (S, 4) int64 rows (episode, start, end, skill), end exclusive

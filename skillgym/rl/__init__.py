@@ -12,6 +12,7 @@ from skillgym.rl.policies import (
     SkillPolicy,
 )
 from skillgym.rl.skill_sac import SkillSAC
+from skillgym.rl.train import TrainRLArgs, train_rl
 
 __all__ = [
     "FrameStackCNN",
@@ -25,6 +26,8 @@ __all__ = [
     "SkillReplayBufferSamples",
     "SkillSAC",
     "StopAtLowLevelSteps",
+    "TrainRLArgs",
     "categorical_kl",
     "diag_gaussian_kl",
+    "train_rl",
 ]

@@ -392,7 +392,7 @@ class SkillSAC(OffPolicyAlgorithm):
                 "(SkillSpaceEnv reports them); this env does not report them, so use gamma_per_step=False."
             )
         discounted, discount = 0.0, 1.0
-        for reward in info["skill_rewards"]:
+        for reward in info["skill_rewards"][: info["skill_steps"]]:
             discounted += discount * float(reward)
             discount *= self.gamma
         return discounted
