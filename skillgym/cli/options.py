@@ -13,19 +13,13 @@ A field's ``metadata={"parse": fn}`` overrides how its text is parsed.
 
 Example:
     >>> import argparse
-    >>> from dataclasses import dataclass
-    >>> @dataclass
-    ... class Args:
-    ...     data: str
-    ...     '''dataset folder'''
-    ...     k: int = 8
-    ...     '''number of skills'''
-    ...     progress: bool = True
-    ...     '''show progress bars'''
+    >>> from skillgym.extract.config import ExtractArgs
     >>> parser = argparse.ArgumentParser()
-    >>> add_options(parser, Args)
-    >>> parse_options(Args, parser.parse_args(["runs/data", "--k", "5", "--no-progress"]))
-    Args(data='runs/data', k=5, progress=False)
+    >>> add_options(parser, ExtractArgs, required=("out",))
+    >>> args = parse_options(ExtractArgs, parser.parse_args(["data/kitchen", "--out", "runs/labels", "--k", "5",
+    ...                                                       "--no-progress"]))
+    >>> args.k, args.progress, str(args.out)
+    (5, False, 'runs/labels')
 """
 
 from __future__ import annotations
@@ -50,7 +44,10 @@ def field_docs(cls: type) -> dict[str, str]:
     for klass in reversed(cls.__mro__):
         if not dataclasses.is_dataclass(klass):
             continue
-        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        try:
+            body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        except (OSError, TypeError):  # defined where no source file is kept (an interactive session)
+            continue
         for node, after in zip(body, body[1:], strict=False):
             if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
                     and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
