@@ -35,7 +35,7 @@ from skillgym.data.record import RecordArgs, record_dataset, recorded_args
 from skillgym.data.show import contact_sheet
 from skillgym.envs.prior_rollouts import prior_rollouts
 from skillgym.envs.show_skills import write_skill_sheets
-from skillgym.envs.skill_kitchen import make_skill_kitchen
+from skillgym.envs.skill_kitchen import BUNDLED_LIBRARIES, make_skill_kitchen
 from skillgym.extract.config import ExtractArgs
 from skillgym.extract.labeler import extract_skills
 from skillgym.report import verdict, write_report
@@ -54,6 +54,8 @@ SCALES = {
     "quick": (40, 4_000, 50_000, 1),
     "paper": (400, 10_000, 300_000, 2),
 }
+# Whole-job wall time on a 2-core machine (README: the measured quick run).
+ESTIMATES = {"quick": "about half an hour", "paper": "several hours (about 3)"}
 PRIOR_ROLLOUT_EPISODES = 10
 REPORT_FIGURES = ("contact_sheet.png", "policy.gif", "learning_curve.png")  # written into out/report
 
@@ -131,6 +133,8 @@ def run_pipeline(args: PipelineArgs) -> dict:
                              "versions": _versions()}}
     report_dir = args.out / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
+    print(f"skillgym run kitchen, {args.scale} scale: {ESTIMATES[args.scale]} on 2 CPU cores; stages already "
+          f"in {args.out} are reused")
 
     with _stage(summary, 1, f"dataset -> {data.out}"):
         if (data.out / "recording.json").is_file():
@@ -183,7 +187,9 @@ def run_pipeline(args: PipelineArgs) -> dict:
                                               greedy=greedy)
             write_eval(library_dir, results)
         summary["library"] = results
-        print(f"      {verdict(results)}")
+        reference = BUNDLED_LIBRARIES["state"] / "eval.json"
+        summary["reference"] = json.loads(reference.read_text()) if reference.is_file() else None
+        print(f"      {verdict(results, summary['reference'])}")
         if not (library_dir / "show" / "skills.png").is_file():
             write_skill_sheets(library_dir, library_dir / "show", start_states=2, seed=skills.seed)
 

@@ -78,8 +78,9 @@ def plot_learning_curve(curve: list[dict], prior_levels: dict[str, float], path:
     return path
 
 
-def verdict(library_eval: dict[str, Any]) -> str:
-    """One line on the skill library: held-out error, prior accuracy, prior rollouts."""
+def verdict(library_eval: dict[str, Any], reference: dict[str, Any] | None = None) -> str:
+    """One line on the skill library: held-out error, prior accuracy, prior rollouts, and the prior
+    rollouts of a ``reference`` library's eval.json (the bundled one) to compare with."""
     held, parts = library_eval.get("heldout") or {}, []
     if "action_mse" in held:
         parts.append(f"held-out action MSE {held['action_mse']:.4f}, progress MAE {held['progress_mae']:.3f}, "
@@ -87,6 +88,9 @@ def verdict(library_eval: dict[str, Any]) -> str:
     for key, name in (("rollouts", "sampled"), ("rollouts_greedy", "greedy")):
         if key in library_eval:
             parts.append(f"prior-only rollouts ({name}) {library_eval[key]['ordered_mean']:.2f} of 4")
+    if reference and all(key in reference for key in ("rollouts", "rollouts_greedy")):
+        parts.append(f"(bundled library: {reference['rollouts']['ordered_mean']:.2f} sampled, "
+                     f"{reference['rollouts_greedy']['ordered_mean']:.2f} greedy)")
     return "; ".join(parts) or "no evaluation of the library found"
 
 
@@ -101,7 +105,7 @@ def write_report(run: str | os.PathLike) -> Path:
     figures.mkdir(exist_ok=True)
     sections = [f"<h1>skillgym run: {html.escape(str(run))}</h1>"]
     library_eval = summary.get("library", {})
-    sections.append(f'<p class="verdict">{html.escape(verdict(library_eval))}</p>')
+    sections.append(f'<p class="verdict">{html.escape(verdict(library_eval, summary.get("reference")))}</p>')
 
     data = summary.get("dataset", {})
     sections.append("<h2>1. Data</h2>")

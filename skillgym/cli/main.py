@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from farama_notifications import notifications
+
 from skillgym.cli.options import add_options, parse_options
 from skillgym.data.merge import MergeArgs
 from skillgym.data.record import RecordArgs
@@ -25,9 +27,12 @@ RERENDER_SIZE = 128  # frames of kitchen datasets that store none are rendered a
 
 # Notices of third-party packages that say nothing about the user's run.
 QUIET_WARNINGS = (
-    ".*AdroitHand.*",  # gymnasium-robotics, at import
     ".*env.task_done to get variables from other wrappers is deprecated.*",
     ".*is not within the observation space.*",
+    "`eval_env` is set to None.*",  # Minari, when writing a dataset
+    "env_spec is None.*",
+    "`author_email` is set to None.*",
+    "Evaluation environment is not wrapped with a ``Monitor`` wrapper.*",  # SB3's evaluate_policy
 )
 
 
@@ -198,10 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``skillgym`` command."""
+def _quiet_third_party_notices() -> None:
     for pattern in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
+    # gymnasium-robotics prints a notice about its Adroit envs' rewards at import; skillgym uses none.
+    notifications.pop("gymnasium_robotics", None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``skillgym`` command."""
+    _quiet_third_party_notices()
     parser = build_parser()
     ns = parser.parse_args(argv)
     command = " ".join(x for x in (ns.command, getattr(ns, "data_command", None),

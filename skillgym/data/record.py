@@ -63,7 +63,7 @@ class RecordArgs:
     eval_windows_fraction: float = 0.5
     """fraction of those runs that may start anywhere in the evaluation order, not only at its beginning"""
     subtasks: tuple[Subtask, ...] | None = None
-    """draw each episode's 4 subtasks from these (default: all but the hinge cabinet)"""
+    """draw each episode's 4 subtasks from these (default: all seven)"""
     overwrite: bool = False
     """replace an existing recording at --out (only a folder skillgym recorded)"""
 

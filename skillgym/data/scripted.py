@@ -89,6 +89,8 @@ BAR_YAW_FREE = np.array([0.05, 0.5, 0.5])
 RETRY_MIN_STEPS = 25
 # A Cartesian line that moved the hand < 3 mm over this many steps has stalled and ends.
 LINE_STALL_STEPS = 8
+# The hand turns by this fraction of the hinge door's angle while it pulls the door open.
+HINGE_TURN = 0.5
 # The fingertips reach ≈ 5.5 cm past the end-effector site along the approach axis.
 TIP = 0.035
 
@@ -96,34 +98,50 @@ Action = np.ndarray
 Program = Iterator[Action]
 
 
-# Subtasks that random chains are drawn from: all but the slow hinge cabinet (module docstring).
-CHAIN_TASKS = tuple(t for t in ALL_TASKS if t != "hinge cabinet")
+# Subtasks that random chains are drawn from: all seven.
+CHAIN_TASKS = ALL_TASKS
+HINGE = "hinge cabinet"
 
 
 def sample_subtask_order(
-    rng: np.random.Generator, n: int = 4, *, include_hinge: bool = False,
-    pool: Sequence[str] | None = None, prefix: Sequence[str] = (),
+    rng: np.random.Generator, n: int = 4, *, pool: Sequence[str] | None = None,
+    prefix: Sequence[str] = (),
 ) -> list[str]:
     """``n`` distinct subtasks in random order, never exactly the evaluation order.
 
-    The hinge cabinet is left out by default: it only opens through repeated pull / re-grasp
-    attempts (≈ 113 steps in isolation, 3x any other subtask), and chains containing it have not
-    been measured against the 280-step pace yet. ``include_hinge=True`` draws from all seven;
-    ``pool`` draws from the given subtasks only. ``prefix`` fixes the first subtasks (see
-    :func:`eval_prefix`); the rest are drawn at random.
+    Drawn uniformly from ``pool`` (default: all seven subtasks, ``CHAIN_TASKS``); ``prefix``
+    fixes the first subtasks (see :func:`eval_prefix`) and the rest are drawn at random.
+
+    With the default pool, the order is first drawn from the six subtasks other than the hinge
+    cabinet, with the very draws of ``rng`` that ``pool`` = those six makes; then, with its
+    probability in a uniform draw from all seven, the hinge cabinet takes one of the drawn places
+    (decided by a generator spawned from ``rng``, which leaves ``rng``'s own draws untouched). The
+    result is uniform over the orders of all seven, and every order without the hinge cabinet,
+    and everything drawn from ``rng`` after it, is the same as with the six-subtask pool: a
+    recording's episodes without the hinge cabinet do not depend on whether it may appear.
     """
+    default_pool = pool is None
     if pool is None:
-        pool = ALL_TASKS if include_hinge else CHAIN_TASKS
+        pool = CHAIN_TASKS
     unknown = [t for t in pool if t not in ALL_TASKS]
     if unknown or len(set(pool)) != len(pool):
         raise ValueError(f"pool must hold distinct subtasks from {ALL_TASKS}, got {list(pool)}")
     if any(t not in pool for t in prefix) or len(set(prefix)) != len(prefix) or len(prefix) >= n:
         raise ValueError(f"prefix must hold fewer than {n} distinct subtasks of {list(pool)}, got {list(prefix)}")
-    rest = tuple(t for t in pool if t not in prefix)
     if not 1 <= n <= len(pool):
         raise ValueError(f"n must be in [1, {len(pool)}], got {n}")
+    rest = tuple(t for t in pool if t not in prefix)
+    drawn = n - len(prefix)
+    # The hinge cabinet is added to a draw from the others (see above) when the others suffice.
+    insert_hinge = default_pool and HINGE in rest and drawn < len(rest)
+    if insert_hinge:
+        rest = tuple(t for t in rest if t != HINGE)
+        coin = rng.spawn(1)[0]
     while True:
-        order = list(prefix) + [rest[i] for i in rng.permutation(len(rest))[: n - len(prefix)]]
+        picks = [rest[i] for i in rng.permutation(len(rest))[:drawn]]
+        if insert_hinge and coin.random() < drawn / (len(rest) + 1):
+            picks[int(coin.integers(drawn))] = HINGE
+        order = list(prefix) + picks
         if tuple(order) != DEFAULT_TASKS or len(pool) == n == 1:
             return order
 
@@ -492,8 +510,13 @@ class ScriptedKitchenController:
         max_steps: int = 60,
         stall_steps: int = 12,
         rot_weights: np.ndarray | None = None,
+        turn: float = 1.0,
     ) -> Iterator[Action]:
-        """Move the grasp point along the joint's arc (or slide), ``lead`` ahead of the joint."""
+        """Move the grasp point along the joint's arc (or slide), ``lead`` ahead of the joint.
+
+        The hand turns by ``turn`` times the joint's rotation: less than 1 lets a grasped round
+        bar turn inside the fingers, which keeps the arm in reach over a wide arc.
+        """
         self._phase = "articulate"
         theta0 = float(self.data.qpos[qadr])
         axis_vec = {"x": np.eye(3)[0], "y": np.eye(3)[1], "z": np.eye(3)[2]}[axis]
@@ -513,7 +536,7 @@ class ScriptedKitchenController:
             if revolute:
                 rot = rot_about(axis, cmd - theta0)
                 pos = pivot + rot @ (grasp_pos - pivot)
-                rot_des = rot @ grasp_rot
+                rot_des = rot_about(axis, turn * (cmd - theta0)) @ grasp_rot
                 # Tangent of the arc at the command: the direction to press in.
                 tangent = np.cross(axis_vec, pos - pivot) * sign
             else:
@@ -615,21 +638,34 @@ class ScriptedKitchenController:
         z = handle[2] - 0.08
         start = np.array([handle[0] - 0.05, y, z]) + self._jitter(0.3) * [0, 0, 1]
         end = np.array([handle[0] + 0.15, y, z])
-        yield from self._move(start + [0, -0.06, 0] + self._jitter(), R_FRONT, CLOSE, tol=0.03)
-        yield from self._line(start, R_FRONT, CLOSE, step_len=0.03)
-        yield from self._line(end, R_FRONT, CLOSE, step_len=0.03, tol=0.01, force=15.0)
+        # An open hinge door stands 13 cm left of the handle: the hand, ≈ 20 cm wide across its
+        # fingers, then comes in with the fingers one above the other, thin enough to fit.
+        open_door = self.data.qpos[self._joint_adr("right_hinge_cabinet")] > 0.3
+        rot = R_FRONT_VERTICAL if open_door else R_FRONT
+        yield from self._move(start + [0, -0.06, 0] + self._jitter(), rot, CLOSE, tol=0.03)
+        yield from self._line(start, rot, CLOSE, step_len=0.03)
+        yield from self._line(end, rot, CLOSE, step_len=0.03, tol=0.01, force=15.0)
 
     def _hinge(self) -> Program:
+        # Grasp the round handle bar and pull it along the door's arc while the hand turns by
+        # only half the door's angle (HINGE_TURN): the bar turns in the pinch, and the arm stays
+        # in reach up to the success angle in one pull. A retry grasps the bar where the door
+        # is now, with the hand turned as that pull would have left it.
+        adr = self._joint_adr("right_hinge_cabinet")
+        angle = float(self.data.qpos[adr])
+        door = rot_about("z", angle)
+        rot = rot_about("z", HINGE_TURN * angle) @ R_FRONT
         handle = self._site_pos("hinge_site2")
-        grasp = handle + np.array([0.0, -0.015, -0.1]) + self._jitter(0.3) * [1, 0, 1]
-        yield from self._move(grasp + [0, -0.09, 0] + self._jitter(), R_FRONT, OPEN, tol=0.03)
-        yield from self._line(grasp, R_FRONT, OPEN, step_len=0.03, tol=0.02)
+        grasp = handle + door @ [0.0, -0.015, 0.0] + [0.0, 0.0, -0.1] + self._jitter(0.3) * [1, 0, 1]
+        approach = rot[:, 2]
+        yield from self._move(grasp - 0.09 * approach + self._jitter(), rot, OPEN, tol=0.03)
+        yield from self._line(grasp, rot, OPEN, step_len=0.03, tol=0.02)
         yield from self._grip_for(CLOSE, 4)
         self._holding = True
         pivot = self._joint_anchor("right_hinge_cabinet")
         yield from self._articulate(
-            self._joint_adr("right_hinge_cabinet"), pivot, "z", grasp, R_FRONT, sign=1.0,
-            stop=1.3, lead=0.12, grip=CLOSE, force=20.0, rot_weights=None,
+            adr, pivot, "z", grasp, rot, sign=1.0, stop=1.3, lead=0.16, grip=CLOSE, force=40.0,
+            turn=HINGE_TURN,
         )
 
 
