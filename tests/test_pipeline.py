@@ -97,7 +97,7 @@ def test_run_kitchen_on_a_mixed_training_set(tmp_path, few_prior_rollouts):
     merge_recordings(parts, out / "data", mixed_recipes=True)
     args = tiny(out)
     args.extract.k = 2
-    args.skills, args.rl = replace(args.skills, steps=5), None
+    args.skills, args.rl, args.rl_steps = replace(args.skills, steps=5), None, 0
     summary = run_pipeline(args)
     assert summary["dataset"]["attempted"] == 2 and summary["extraction"]["num_episodes"] == summary["dataset"]["kept"]
 

@@ -97,7 +97,9 @@ class TrainSkillsArgs:
     overwrite: bool = False
     """replace the skill library (and run) already in --out"""
     threads: int | None = None
-    """torch threads (default: torch's choice)"""
+    """torch threads (default: torch's choice). A run repeats exactly for the same seed and thread count on
+    the same machine; another thread count sums floats in another order, so the weights differ in their
+    last digits and the runs drift apart"""
     progress: bool = True
     """show a progress bar"""
 
