@@ -4,6 +4,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -108,3 +109,27 @@ def test_run_kitchen_help_explains_every_option():
     assert result.returncode == 0
     for flag in ("--out", "--scale", "--seed", "--rl-steps"):
         assert flag in result.stdout
+
+
+def test_a_killed_run_resumes_to_the_same_artifacts(tiny_run, tmp_path):
+    """`skillgym run kitchen` killed once its labels exist, then run again, ends with the same
+    labels, library and agent as the uninterrupted run."""
+    out, summary = tiny_run
+    again = tmp_path / "run"
+    code = ("import sys; sys.path.insert(0, {!r}); from conftest import tiny_pipeline; from pathlib import Path; "
+            "from skillgym.pipeline import run_pipeline; import skillgym.pipeline as p; p.PRIOR_ROLLOUT_EPISODES = 2; "
+            "run_pipeline(tiny_pipeline(Path({!r}), beta=0.02))").format(str(ROOT / "tests"), str(again))
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (again / "labels" / "labels.json").is_file() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    process.kill()
+    process.wait()
+    assert not (again / "summary.json").is_file(), "the run finished before it could be killed"
+    resumed = run_pipeline(tiny(again, beta=0.02))
+    for artifact in ("labels/labels.npz", "library/model.safetensors"):
+        assert (again / artifact).read_bytes() == (out / artifact).read_bytes(), artifact
+    def points(curve):
+        return [(p["low_level_steps"], p["skill_decisions"], p["return_mean"]) for p in curve]
+
+    assert points(resumed["rl"]["curve"]) == points(summary["rl"]["curve"])
