@@ -435,7 +435,7 @@ def test_killing_data_kitchen_leaves_no_workers_or_staging(tmp_path, sig):
     out = tmp_path / "rec"
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     proc = subprocess.Popen([sys.executable, "-m", "skillgym.cli", "data", "kitchen", "--out", str(out),
-                             "--workers", "2", "--episodes", "6", "--image-size", "16"],
+                             "--workers", "2", "--episodes", "4", "--image-size", "16"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
     workers: list[int] = []
     deadline = time.time() + 90
@@ -455,6 +455,15 @@ def test_killing_data_kitchen_leaves_no_workers_or_staging(tmp_path, sig):
         assert proc.returncode == 130
         assert not list(tmp_path.glob(".minari-*"))
     assert not (out / "recording.json").exists()
+    if sig == signal.SIGKILL:
+        return
+    # Run again to completion: the same episodes as a recording that was never interrupted.
+    args = ["data", "kitchen", "--episodes", "4", "--image-size", "16", "--workers", "2"]
+    for folder in (out, tmp_path / "whole"):
+        done = subprocess.run([sys.executable, "-m", "skillgym.cli", *args, "--out", str(folder)], env=env,
+                              capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert open_dataset(out).fingerprint == open_dataset(tmp_path / "whole").fingerprint
 
 
 # -- skill training -----------------------------------------------------------------------------
