@@ -7,6 +7,7 @@ import ast
 import importlib
 import inspect
 import os
+import pkgutil
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,29 @@ def has_own_docstring(obj: object) -> bool:
 def test_public_classes_and_functions_have_docstrings():
     objects = public_objects()
     assert len(objects) > 40
+    missing = [f"{name} ({inspect.getsourcefile(obj)})" for name, obj in objects if not has_own_docstring(obj)]
+    assert not missing, "public names without a docstring:\n" + "\n".join(missing)
+
+
+def every_module_object() -> list[tuple[str, object]]:
+    """Every public class and function defined at the top level of any skillgym module."""
+    import skillgym
+
+    out = []
+    for info in pkgutil.walk_packages(skillgym.__path__, "skillgym."):
+        if info.name.rsplit(".", 1)[-1] == "__main__":
+            continue
+        module = importlib.import_module(info.name)
+        for attr, obj in vars(module).items():
+            if not attr.startswith("_") and (inspect.isclass(obj) or inspect.isfunction(obj)) \
+                    and obj.__module__ == info.name:
+                out.append((f"{info.name}.{attr}", obj))
+    return out
+
+
+def test_every_module_documents_its_classes_and_functions():
+    objects = every_module_object()
+    assert len(objects) > 150
     missing = [f"{name} ({inspect.getsourcefile(obj)})" for name, obj in objects if not has_own_docstring(obj)]
     assert not missing, "public names without a docstring:\n" + "\n".join(missing)
 

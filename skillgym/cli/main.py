@@ -64,6 +64,7 @@ class DownloadArgs:
 
 # -- handlers: each takes its config and returns the exit code -----------------------------------
 def record(args: RecordArgs) -> int:
+    """``skillgym data kitchen``: record scripted Franka Kitchen demonstrations and print their summary."""
     from skillgym.data.record import record_dataset
 
     print(record_dataset(args).summary())
@@ -72,6 +73,7 @@ def record(args: RecordArgs) -> int:
 
 
 def merge(args: MergeArgs) -> int:
+    """``skillgym data merge``: join recordings into one dataset and print its summary."""
     from skillgym.data.merge import merge_recordings
 
     print(merge_recordings(args.parts, args.out, mixed_recipes=args.mixed_recipes).summary())
@@ -80,6 +82,7 @@ def merge(args: MergeArgs) -> int:
 
 
 def show_episode(args: ShowEpisodeArgs) -> int:
+    """``skillgym data show``: write a contact sheet (PNG) of one episode's frames."""
     from skillgym.data.dataset import open_dataset
     from skillgym.data.show import contact_sheet
 
@@ -91,6 +94,7 @@ def show_episode(args: ShowEpisodeArgs) -> int:
 
 
 def extract(args: ExtractArgs) -> int:
+    """``skillgym extract``: check the options against the dataset, then label it with skills."""
     from skillgym.data.dataset import open_dataset
     from skillgym.extract.clustering import size_encoder
     from skillgym.extract.encoders import available_encoders, make_encoder
@@ -119,6 +123,7 @@ def extract(args: ExtractArgs) -> int:
 
 
 def download(args: DownloadArgs) -> int:
+    """``skillgym download``: fetch a pretrained checkpoint and print where it is."""
     from skillgym.extract.download import DOWNLOADABLE, download_weights
 
     if args.name not in DOWNLOADABLE:
@@ -129,6 +134,7 @@ def download(args: DownloadArgs) -> int:
 
 
 def train_skills(args: TrainSkillsArgs) -> int:
+    """``skillgym train-skills``: train a skill library and print its path and held-out metrics."""
     from skillgym.skills.train import train_skills as train
 
     result = train(args)
@@ -138,6 +144,7 @@ def train_skills(args: TrainSkillsArgs) -> int:
 
 
 def show_skills(args) -> int:
+    """``skillgym skills show``: write a GIF of every skill and a contact sheet of them all."""
     from skillgym.envs.show_skills import write_skill_sheets
 
     summary = write_skill_sheets(args.library, args.out, start_states=args.start_states, seed=args.seed)
@@ -148,6 +155,7 @@ def show_skills(args) -> int:
 
 
 def train_rl(args: TrainRLArgs) -> int:
+    """``skillgym train-rl``: train SkillSAC and print its final evaluation."""
     from skillgym.rl.train import train_rl as train
 
     print(json.dumps(train(args)["final"], indent=2))
@@ -155,6 +163,7 @@ def train_rl(args: TrainRLArgs) -> int:
 
 
 def run(args: PipelineArgs) -> int:
+    """``skillgym run kitchen``: run the whole pipeline, stage after stage, in one folder."""
     from skillgym.pipeline import run_pipeline
 
     run_pipeline(args)

@@ -88,6 +88,7 @@ class Episode:
 
     @property
     def num_steps(self) -> int:
+        """Number of actions ``T`` (the episode has ``T + 1`` observations)."""
         return len(self.actions)
 
     def validate(self) -> None:
@@ -270,6 +271,7 @@ class OfflineDataset:
 
     @property
     def total_steps(self) -> int:
+        """Number of actions over all episodes."""
         return int(self.episode_lengths.sum())
 
     @property
@@ -367,6 +369,7 @@ class OfflineDataset:
         return (self.episode(i) for i in range(len(self)))
 
     def iter_episodes(self, frames: bool = True) -> Iterator[Episode]:
+        """Every episode in order; ``frames=False`` skips the (large) images."""
         return (self.episode(i, frames=frames) for i in range(len(self)))
 
     # -- re-rendering (kitchen) ---------------------------------------------------------------
@@ -679,4 +682,5 @@ def check_replaceable(out: Path, overwrite: bool) -> None:
 
 
 def write_json(path: str | os.PathLike, payload: dict) -> None:
+    """Write ``payload`` to ``path`` as indented JSON with sorted keys."""
     Path(path).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")

@@ -52,6 +52,10 @@ def rollout_skills(library_path: str | Path, start_states: int = 3, warmup_skill
 
 def write_skill_sheets(library_path: str | Path, out: str | Path, start_states: int = 3,
                        frames_per_row: int = 8, seed: int = 0) -> dict:
+    """Run every skill of the library from ``start_states`` start states and write ``out/skills.png``
+    (a contact sheet, ``frames_per_row`` frames a run), one ``skill_<d>.gif`` per skill and
+    ``skills.json``; returns that summary (``mean_length`` per skill in low-level steps, every run's
+    ``lengths``)."""
     import matplotlib
 
     matplotlib.use("Agg")

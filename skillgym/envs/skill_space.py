@@ -165,6 +165,7 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return self._observation(obs), info
 
     def step(self, action: Any):
+        """Run one skill to its end; the reward is the sum of its low-level rewards."""
         if self._last_obs is None:
             raise RuntimeError("call reset() before step()")
         if self._episode_over:

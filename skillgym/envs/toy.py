@@ -143,6 +143,7 @@ class ToySkillEnv(gym.Env[np.ndarray, dict[str, Any]]):
         self._completed = 0
 
     def optimal_skill(self, state: int | None = None) -> int:
+        """The skill that earns reward in ``state`` (default: the current one): ``(state + 1) % n_skills``."""
         return ((self._state if state is None else state) + 1) % self.n_skills
 
     def _obs(self) -> np.ndarray:
@@ -163,6 +164,7 @@ class ToySkillEnv(gym.Env[np.ndarray, dict[str, Any]]):
         return self._obs(), {}
 
     def step(self, action: dict[str, Any]) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Reward ``exp(-|arg - z*|²/2)`` for the optimal skill, else 0; the state advances either way."""
         if not isinstance(action, dict) or set(action) != {"skill", "arg"}:
             raise ValueError(
                 f"Expected an action {{'skill': int, 'arg': array({self.arg_dim},)}}, got {action!r}"

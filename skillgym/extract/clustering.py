@@ -76,6 +76,7 @@ class NpyRows:
 
     @property
     def ndim(self) -> int:
+        """Always 2: the rows are ``(N, D)``."""
         return 2
 
     def _read(self, f, start: int, stop: int) -> np.ndarray:

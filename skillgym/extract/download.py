@@ -36,6 +36,7 @@ def default_cache_dir() -> Path:
 
 
 def default_destination(name: str) -> Path:
+    """Where :func:`download_weights` writes ``name`` by default, e.g. ``r3m-50`` -> ``<cache>/r3m_50.pt``."""
     return default_cache_dir() / f"{name.replace('-', '_')}.pt"
 
 

@@ -100,6 +100,7 @@ class EfficientNetLite0(nn.Module):
 
 
 def efficientnet_lite0() -> EfficientNetLite0:
+    """A randomly initialised EfficientNet-Lite0; load weights with :func:`load_lite0_weights`."""
     return EfficientNetLite0()
 
 

@@ -166,6 +166,7 @@ class TorchImageEncoder:
         self.batch_size = int(batch_size)
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
+        """Embed ``(B, H, W, 3) uint8`` frames: ``(B, dim) float32``, ``batch_size`` frames per pass."""
         check_frames(frames)
         out = np.empty((len(frames), self.dim), np.float32)
         with torch.inference_mode():
@@ -264,6 +265,7 @@ class R3MEncoder(TorchImageEncoder):
         self.weights_sha256 = _sha256(path)
 
     def config(self) -> dict[str, Any]:
+        """The checkpoint path and its sha256, checked when a saved labeler rebuilds the encoder."""
         return {"weights": self.weights, "weights_sha256": self.weights_sha256}
 
 
@@ -303,6 +305,7 @@ class EfficientNetLite0Encoder(TorchImageEncoder):
         super().__init__(net, mean, std, 1.0, batch_size)
 
     def config(self) -> dict[str, Any]:
+        """No settings: the weights come with the installed package."""
         return {}
 
 
@@ -321,12 +324,14 @@ class VectorEncoder:
         self.dim = None if dim is None else int(dim)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
+        """``(B, D)`` vectors as float32, unchanged; the first call fixes ``dim`` if it is None."""
         x = np.asarray(x)
         if self.dim is None and x.ndim == 2:
             self.dim = int(x.shape[1])
         return _check_vectors(x, self.dim, self.input)
 
     def config(self) -> dict[str, Any]:
+        """The vector size, so a saved labeler rebuilds the encoder with the size it saw."""
         return {"dim": self.dim}
 
 

@@ -97,6 +97,7 @@ class SkillLabeler:
 
     @property
     def k(self) -> int:
+        """Number of skills ``K`` (one centroid each)."""
         return len(self.centroids)
 
     @property
@@ -205,6 +206,7 @@ class SkillLabeler:
         }
 
     def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``labeler.npz`` (centroids) and ``labeler.json`` (settings) into ``directory``, returned."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         payload = {"format_version": LABELER_FORMAT, "skillgym_version": __version__, **self.settings()}

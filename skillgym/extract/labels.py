@@ -53,12 +53,16 @@ class SkillLabels:
 
     @property
     def num_episodes(self) -> int:
+        """Number of labelled episodes ``E``."""
         return len(self.episode_offsets) - 1
 
     def episode_labels(self, episode: int) -> np.ndarray:
+        """Skill id of every step of ``episode``: ``(T_i,) int16``."""
         return self.frame_labels[self.episode_offsets[episode] : self.episode_offsets[episode + 1]]
 
     def validate(self) -> None:
+        """Raise :class:`LabelsError` unless the offsets cover ``frame_labels`` exactly and every
+        segment is a non-empty ``[start, end)`` inside its episode with a skill in ``[0, num_skills)``."""
         off, seg = self.episode_offsets, self.segments
         if off.ndim != 1 or len(off) < 2 or off[0] != 0 or np.any(np.diff(off) < 0):
             raise LabelsError("episode_offsets must start at 0 and never decrease")
@@ -93,6 +97,7 @@ class SkillLabels:
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> SkillLabels:
+        """Read a labels folder; :class:`LabelsError` if its format, a field or :meth:`validate` fails."""
         directory = Path(directory)
         npz, meta = directory / LABELS_NPZ, directory / LABELS_JSON
         if not npz.is_file() or not meta.is_file():

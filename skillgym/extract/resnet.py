@@ -26,6 +26,8 @@ def _conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
 
 
 class BasicBlock(nn.Module):
+    """Two 3x3 convolutions plus a shortcut (ResNet-18/34); outputs ``planes`` channels."""
+
     expansion = 1
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
@@ -45,6 +47,8 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
+    """1x1, strided 3x3 and 1x1 convolutions plus a shortcut (ResNet-50); outputs ``4 * planes`` channels."""
+
     expansion = 4
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
@@ -109,14 +113,17 @@ class ResNet(nn.Module):
 
 
 def resnet18() -> ResNet:
+    """A randomly initialised ResNet-18: ``(B, 3, H, W) -> (B, 512)``."""
     return ResNet(BasicBlock, [2, 2, 2, 2])
 
 
 def resnet34() -> ResNet:
+    """A randomly initialised ResNet-34: ``(B, 3, H, W) -> (B, 512)``."""
     return ResNet(BasicBlock, [3, 4, 6, 3])
 
 
 def resnet50() -> ResNet:
+    """A randomly initialised ResNet-50: ``(B, 3, H, W) -> (B, 2048)``."""
     return ResNet(Bottleneck, [3, 4, 6, 3])
 
 

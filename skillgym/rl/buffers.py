@@ -72,6 +72,8 @@ class SkillReplayBuffer(ReplayBuffer):
         done: np.ndarray,
         infos: list[dict[str, Any]],
     ) -> None:
+        """Store a transition per env; ``action`` is the flat ``(n_envs, 1 + nz)`` skill action and each
+        env's ``info["skill_steps"]`` (at least 1, default 1) is kept as its ``skill_steps``."""
         # Written before super().add() because it advances self.pos.
         self.skill_steps[self.pos] = [max(1, int(info.get("skill_steps", 1))) for info in infos]
         super().add(obs, next_obs, action, reward, done, infos)

@@ -89,6 +89,7 @@ class MlpStateEncoder(BaseFeaturesExtractor):
         self.net = nn.Sequential(*layers)
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
+        """``(B, *obs_shape) -> (B, features_dim)`` float32 features."""
         return self.net(observations.float())
 
 
@@ -120,6 +121,7 @@ class FrameStackCNN(BaseFeaturesExtractor):
         self.linear = nn.Sequential(nn.Linear(n_flat, features_dim), nn.ReLU())
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
+        """uint8 ``(B, S, H, W, C)`` or ``(B, H, W, C)`` frames -> ``(B, features_dim)`` features."""
         x = observations
         if x.dim() == 4:  # (B, H, W, C) -> (B, 1, H, W, C)
             x = x.unsqueeze(1)
@@ -147,6 +149,7 @@ class SkillActor(nn.Module):
         self.requires_grad_(True)  # the library ships its priors frozen
 
     def forward(self, obs: th.Tensor) -> SkillDistribution:
+        """π(d, z | s) for a batch of observations, as a ``SkillDistribution``."""
         out_d = SkillDistribution.from_module_output(self.pi_d(obs))
         if self.share:
             return out_d
@@ -154,6 +157,8 @@ class SkillActor(nn.Module):
         return SkillDistribution(out_d.logits, out_z.mean, out_z.log_std)
 
     def train(self, mode: bool = True) -> SkillActor:
+        """Stay in evaluation mode whatever ``mode`` is, so layers copied from the prior (BatchNorm,
+        Dropout) behave as in the prior; their weights are still trained."""
         # Always evaluation mode: BatchNorm/Dropout layers inherited from the prior then behave exactly like
         # the prior's (π == p at initialisation). Their affine weights are still trained.
         return super().train(False)
@@ -218,6 +223,7 @@ class SkillCritic(nn.Module):
                 p.uniform_(-bound, bound)
 
     def encode(self, obs: th.Tensor) -> th.Tensor:
+        """Observation features shared by all critics: ``(B, *obs_shape) -> (B, features_dim)``."""
         return self.features_extractor(obs)
 
     def _all_heads(self, features: th.Tensor, args: th.Tensor, detach: bool = False) -> th.Tensor:
@@ -391,6 +397,7 @@ class SkillPolicy(BasePolicy):
             )
 
     def make_critic(self) -> SkillCritic:
+        """A fresh ``SkillCritic`` with its own features extractor, built from this policy's settings."""
         return SkillCritic(
             self.make_features_extractor(),
             self.n_skills,
@@ -415,6 +422,7 @@ class SkillPolicy(BasePolicy):
         return data
 
     def set_training_mode(self, mode: bool) -> None:
+        """Put the critic in ``mode``; the actor and the prior always stay in evaluation mode."""
         # Only the critic has a training mode; actor and prior stay in eval mode (see SkillActor.train).
         self.critic.train(mode)
         self.actor.train(False)
@@ -426,6 +434,7 @@ class SkillPolicy(BasePolicy):
         return obs if obs.dtype == th.uint8 else obs.float()
 
     def policy_dist(self, obs: th.Tensor) -> SkillDistribution:
+        """π(d, z | s): the trainable actor's distribution."""
         return self.actor(self.prior_input(obs))
 
     def prior_dist(self, obs: th.Tensor) -> SkillDistribution:
@@ -445,9 +454,12 @@ class SkillPolicy(BasePolicy):
         return dist.sample(deterministic)
 
     def clip_arg(self, arg: np.ndarray) -> np.ndarray:
+        """Arguments ``(B, nz)`` clipped to the action space's ``arg`` Box, as float32."""
         return np.clip(arg, self.arg_low.cpu().numpy(), self.arg_high.cpu().numpy()).astype(np.float32)
 
     def obs_to_tensor(self, observation: np.ndarray | dict[str, np.ndarray]) -> tuple[th.Tensor, bool]:  # type: ignore[override]
+        """A ``(B, *obs_shape)`` tensor and whether the input was a batch; frames keep the env's
+        channels-last layout (SB3's version would transpose them)."""
         # SB3's version transposes 3-D uint8 images to channels-first; the prior wants the env's layout.
         obs = np.asarray(observation)
         shape = self.observation_space.shape
@@ -483,5 +495,6 @@ class SkillPolicy(BasePolicy):
         return actions, state
 
     def forward(self, obs: th.Tensor, deterministic: bool = False) -> th.Tensor:
+        """``(B, 1 + nz)``: the skill id (as float) in column 0, then its unclipped argument."""
         return self._predict(obs, deterministic)
 

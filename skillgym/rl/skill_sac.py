@@ -74,6 +74,7 @@ class LowLevelStepsWriter(KVWriter):
     def write(
         self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0
     ) -> None:
+        """Add each numeric scalar as ``low_level_steps/<key>`` at x = ``time/low_level_steps``, if logged."""
         x = key_values.get("time/low_level_steps")
         if x is None:
             return
@@ -86,6 +87,7 @@ class LowLevelStepsWriter(KVWriter):
         self.writer.flush()
 
     def close(self) -> None:
+        """Nothing to close: the writer belongs to the ``TensorBoardOutputFormat``."""
         pass  # the writer belongs to the TensorBoardOutputFormat
 
 
@@ -398,6 +400,7 @@ class SkillSAC(OffPolicyAlgorithm):
         return discounted
 
     def dump_logs(self) -> None:
+        """SB3's logs plus low-level step counts, skill lengths, subtasks completed and skill frequencies."""
         self.logger.record("time/low_level_steps", self.num_low_level_steps)
         self.logger.record("rollout/low_level_steps", self.num_low_level_steps)
         if len(self._skill_len_buffer) > 0:
@@ -492,6 +495,7 @@ class SkillSAC(OffPolicyAlgorithm):
 
     # ------------------------------------------------------------------------------------------------- train
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
+        """``gradient_steps`` updates of critics, actor and (if ``"auto"``) α_d and α_z; logs their means."""
         self.policy.set_training_mode(True)
         optimizers: list[th.optim.Optimizer] = [self.actor.optimizer, self.critic.optimizer]
         optimizers += [o for o in (self.alpha_d_optimizer, self.alpha_z_optimizer) if o is not None]
@@ -915,6 +919,7 @@ def space_to_json(space: spaces.Space) -> dict[str, Any]:
 
 
 def space_from_json(payload: Any, depth: int = 0) -> spaces.Space:
+    """The space :func:`space_to_json` described; raises ``ValueError`` on anything implausible."""
     if not isinstance(payload, dict) or depth > 2:
         raise ValueError("a space must be a JSON object nested at most two levels")
     kind = payload.get("type")
@@ -955,6 +960,7 @@ def register_prior(kind: str, cls: type[nn.Module], to_config: Callable[[nn.Modu
 
 
 def prior_to_json(prior: nn.Module) -> dict[str, Any]:
+    """``{"kind", "config"}`` describing ``prior`` (not its weights) via its :func:`register_prior` codec."""
     for kind, (cls, to_config, _) in PRIOR_CODECS.items():
         if type(prior) is cls:
             return {"kind": kind, "config": to_config(prior)}
@@ -963,6 +969,7 @@ def prior_to_json(prior: nn.Module) -> dict[str, Any]:
 
 
 def prior_from_json(payload: dict[str, Any]) -> nn.Module:
+    """An untrained prior of the shapes :func:`prior_to_json` described; load its weights separately."""
     kind = payload.get("kind")
     if kind not in PRIOR_CODECS:
         raise ValueError(f"unknown prior kind {kind!r} (known: {sorted(PRIOR_CODECS)}); a custom prior must be "

@@ -85,6 +85,7 @@ class LibraryConfig:
         self.validate()
 
     def validate(self) -> None:
+        """Raise :class:`LibraryError` listing every field out of range, of the wrong type or inconsistent."""
         errors = []
         for name in ("num_skills", "z_dim", "max_skill_steps", "action_dim", "state_dim", "image_size",
                      "frame_stack", "hidden_dim", "lstm_layers", "prior_hidden_dim", "prior_layers",
@@ -125,6 +126,7 @@ class LibraryConfig:
 
     @property
     def obs_shape(self) -> tuple[int, ...]:
+        """What the priors observe: ``(state_dim,)`` or ``(frame_stack, image_size, image_size, 3)``."""
         if self.obs_kind == "state":
             return (self.state_dim,)
         return (self.frame_stack, self.image_size, self.image_size, 3)
@@ -136,16 +138,21 @@ class LibraryConfig:
 
     @property
     def decoder_obs_shape(self) -> tuple[int, ...]:
+        """What a closed-loop decoder observes: ``(state_dim,)`` or :attr:`obs_shape`."""
         return (self.state_dim,) if self.decoder_obs_kind == "state" else self.obs_shape
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field as plain JSON-serialisable values."""
         return asdict(self)
 
     def to_json(self) -> str:
+        """:meth:`to_dict` as indented JSON with sorted keys."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> LibraryConfig:
+        """A config from :meth:`to_dict`'s output; :class:`LibraryError` on another format version, unknown
+        keys or invalid values."""
         if not isinstance(payload, dict):
             raise LibraryError(f"config must be a JSON object, got {type(payload).__name__}")
         version = payload.get("format_version")

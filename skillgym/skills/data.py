@@ -43,6 +43,7 @@ class SegmentData:
 
     @property
     def num_segments(self) -> int:
+        """Number of segments ``S``."""
         return len(self.segments)
 
 

@@ -54,6 +54,7 @@ MAX_CONFIG_BYTES = 2**20
 
 
 def current_versions() -> dict[str, str]:
+    """``{"skillgym": ..., "torch": ...}``: the versions a new library records (torch without ``+cpu``)."""
     return {"skillgym": __version__, "torch": torch.__version__.split("+")[0]}
 
 
@@ -94,6 +95,7 @@ class SkillLibrary:
         return cls(config, priors, decoder, encoder)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """Every weight, keyed ``priors.*``, ``decoder.*`` and (if there is one) ``encoder.*``."""
         tensors = {f"priors.{k}": v for k, v in self.priors.state_dict().items()}
         tensors.update({f"decoder.{k}": v for k, v in self.decoder.state_dict().items()})
         if self.encoder is not None:
@@ -101,6 +103,7 @@ class SkillLibrary:
         return tensors
 
     def save(self, path: str | os.PathLike) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into the folder ``path``; returns it."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
@@ -182,18 +185,22 @@ class SkillLibrary:
     # -- spaces -------------------------------------------------------------------------------------
     @property
     def num_skills(self) -> int:
+        """Number of skills ``K``."""
         return self.config.num_skills
 
     @property
     def z_dim(self) -> int:
+        """Size ``nz`` of a skill's continuous argument."""
         return self.config.z_dim
 
     @property
     def max_skill_steps(self) -> int:
+        """Most low-level steps one skill runs."""
         return self.config.max_skill_steps
 
     @property
     def observation_space(self) -> gym.spaces.Box:
+        """What the priors observe: float64 state vectors or uint8 ``(frame_stack, H, W, 3)`` frames."""
         c = self.config
         if c.obs_kind == "state":
             return gym.spaces.Box(-np.inf, np.inf, (c.state_dim,), np.float64)

@@ -51,11 +51,13 @@ class StateNormalizer(nn.Module):
         self.register_buffer("obs_std", torch.ones(state_dim))
 
     def set_normalisation(self, mean: Tensor, std: Tensor) -> None:
+        """Store the data's per-dimension ``mean`` and ``std`` (floored at 1e-3) as the standardisation."""
         self.obs_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         # Constant dims (e.g. a never-touched object) would divide by ~0: floor the scale.
         self.obs_std.copy_(torch.as_tensor(std, dtype=torch.float32).clamp_min(1e-3))
 
     def forward(self, obs: Tensor) -> Tensor:
+        """``(B, D)`` states -> standardised float32 ``(B, D)``, clipped to [-10, 10]."""
         x = (obs.to(torch.float32) - self.obs_mean) / self.obs_std
         return x.clamp(-10.0, 10.0)  # a state far outside the data must not blow up the MLP
 
@@ -75,6 +77,7 @@ class PixelEncoder(nn.Module):
         self.head = nn.Sequential(nn.Linear(128 * side * side, out_dim), nn.LayerNorm(out_dim), nn.ReLU())
 
     def forward(self, obs: Tensor) -> Tensor:
+        """uint8 ``(B, stack, H, W, 3)`` -> ``(B, out_dim)`` features."""
         b, s, h, w, c = obs.shape
         x = obs.to(torch.float32).div(255.0).sub(0.5)  # uint8 0-255 in, centred floats inside
         x = x.permute(0, 1, 4, 2, 3).reshape(b, s * c, h, w)
@@ -107,6 +110,7 @@ class SkillPriors(nn.Module):
                          config.prior_layers)
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(B, *obs_shape)`` -> ``logits (B, K)``, ``z_mean (B, K, nz)``, ``z_log_std (B, K, nz)``."""
         feat = self.encoder(obs)
         logits = self.d_net(feat)
         z = self.z_net(feat).view(-1, self.num_skills, 2, self.z_dim)
@@ -116,6 +120,8 @@ class SkillPriors(nn.Module):
 
 # -- encoder q(z | a, d) ----------------------------------------------------------------------
 class SkillEncoder(nn.Module):
+    """q(z | ā, d): LSTM over ``[a_t, onehot(d)]``, read at the last valid step -> Gaussian over z."""
+
     def __init__(self, config: LibraryConfig):
         super().__init__()
         self.num_skills = config.num_skills
@@ -221,6 +227,7 @@ class SkillDecoder(nn.Module):
 
     # -- step-by-step inference -----------------------------------------------------------------
     def start(self, skill: Tensor, z: Tensor) -> DecoderState:
+        """Start skills ``skill (B,)`` with arguments ``z (B, nz)``: zero LSTM state, a_0 = 0, l_0 = 0."""
         b, layers, hidden = len(skill), self.lstm.num_layers, self.lstm.hidden_size
         h = z.new_zeros(layers, b, hidden, dtype=torch.float32)
         # a skill starts from a_0 = 0, l_0 = 0

@@ -121,6 +121,7 @@ class TrainSkillsArgs:
 
     @property
     def uses_state_skip(self) -> bool:
+        """Whether the decoder gets the state skip: ``state_skip`` only applies to a closed-loop decoder."""
         return self.state_skip and self.decoder == "closed_loop"
 
 
@@ -138,6 +139,8 @@ class TrainResult:
 # -- checkpoints (exact resume, no pickles) ---------------------------------------------------
 def save_checkpoint(path: Path, step: int, model: SkillVAE, optimizer: torch.optim.Optimizer,
                     rng: np.random.Generator, args: TrainSkillsArgs, split: dict[str, list[int]]) -> None:
+    """Write a resumable checkpoint to the folder ``path``: ``state.safetensors`` (model, AdamW state,
+    torch RNG) and ``state.json`` (step, options, numpy and Python RNG states, config, episode split)."""
     path.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     # AdamW state flattened to plain tensors: state.<param index>.<exp_avg|exp_avg_sq|step>.
@@ -161,6 +164,8 @@ def save_checkpoint(path: Path, step: int, model: SkillVAE, optimizer: torch.opt
 
 def load_checkpoint(path: Path, model: SkillVAE, optimizer: torch.optim.Optimizer,
                     rng: np.random.Generator) -> dict[str, Any]:
+    """Restore a :func:`save_checkpoint` folder into ``model``, ``optimizer``, ``rng`` and the global
+    torch and Python RNGs; returns the ``state.json`` contents."""
     if not (path / "state.json").is_file() or not (path / "state.safetensors").is_file():
         raise FileNotFoundError(f"--resume: no checkpoint in {path} (state.json + state.safetensors)")
     meta = json.loads((path / "state.json").read_text())

@@ -88,6 +88,7 @@ class KitchenRenderer:
         self.camera.elevation = CAMERA["elevation"]
 
     def render(self) -> np.ndarray:
+        """The current state as a ``(size, size, 3)`` uint8 image."""
         mujoco.mj_forward(self.model, self.data)
         self._renderer.update_scene(self.data, self.camera)
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
@@ -95,6 +96,7 @@ class KitchenRenderer:
         return self._renderer.render().copy()
 
     def close(self) -> None:
+        """Free the MuJoCo renderer."""
         self._renderer.close()
 
 
@@ -202,6 +204,7 @@ class KitchenTaskEnv(gym.Env):
         return float(np.linalg.norm(self.data.qpos[OBS_ELEMENT_INDICES[task]] - OBS_ELEMENT_GOALS[task]))
 
     def task_done(self, task: str) -> bool:
+        """Whether the subtask's object is within ``BONUS_THRESH`` of its goal."""
         return self.task_distance(task) < BONUS_THRESH
 
     # -- gymnasium API ------------------------------------------------------------------------
@@ -236,6 +239,7 @@ class KitchenTaskEnv(gym.Env):
         return self._observation(obs["observation"], new_frame=False), self._info()
 
     def step(self, action):
+        """The reward is the number of subtasks newly completed (in order if ``ordered``)."""
         action = np.asarray(action, dtype=np.float32)
         if action.shape != (ACTION_DIM,) or not np.all(np.isfinite(action)):
             raise ValueError(
@@ -266,6 +270,7 @@ class KitchenTaskEnv(gym.Env):
         return {"completed_tasks": list(self._completed), "num_completed": len(self._completed)}
 
     def render(self):
+        """The current frame if ``render_mode`` is ``"rgb_array"``, else None."""
         if self.render_mode == "rgb_array":
             return self.render_frame()
         return None
