@@ -27,7 +27,7 @@ class RecordSkillVideo(RecordVideo):
         >>> len(env.recorded_frames) == 1 + info["skill_steps"]   # the reset frame, then every skill step
         True
 
-    ``close()`` or the end of a recorded episode writes the mp4.
+    the next ``reset()`` or ``close()`` after a recorded episode writes its mp4.
     """
 
     def _capture_frame(self) -> None:
