@@ -3,8 +3,28 @@
     python benchmarks/scripted_kitchen.py --seeds 50 --chains 50 [--workers 2] [--json out.json]
 
 Prints per-subtask success in isolation (one subtask from reset, seeded) with mean / median steps
-to completion, then random 4-subtask chains (``sample_subtask_order``): full-chain success, success
-within 280 low-level steps, episode length mean / median / p90 and per-subtask failures in chains.
+to completion, then random 4-subtask chains (``sample_subtask_order``, all seven subtasks):
+full-chain success, success within 280 low-level steps, episode length mean / median / p90 and
+per-subtask success in chains. Action noise is the controller's default (0.05).
+
+Measured on a 2-core CPU, one worker, ``--seeds 30 --chains 50``: every subtask 100 % in
+isolation, mean steps bottom burner 31.9, top burner 30.9, light switch 32.9, slide cabinet
+34.4, hinge cabinet 63.2, microwave 43.7, kettle 38.9; chains 100 % complete, 100 % within 280
+steps, length mean / median / p90 185 / 180 / 236.
+
+Recordings use action noise 0.1; their per-subtask success (attempts that succeeded) is printed
+by the recorder and stored in recording.json:
+
+    skillgym data kitchen --out /tmp/rec50 --episodes 50 --seed 0 --workers 1 --eval-prefix-fraction 0
+
+random orders over all seven: bottom burner 97 %, hinge cabinet 91 %, kettle 100 %, light switch
+100 %, microwave 83 %, slide cabinet 96 %, top burner 94 %; 43/50 episodes complete (40 within
+280 steps). With ``--eval-prefix-fraction 1.0`` (the default recipe): bottom burner 91 %, hinge
+cabinet 72 %, kettle 100 %, light switch 86 %, microwave 92 %, slide cabinet 95 %, top burner
+96 %; 42/50 complete (36 within 280 steps). Every hinge cabinet and microwave failure of both
+recordings comes after the kettle. In the traced ones the kettle counts as placed during its
+carry, the retreat opens the fingers for 2 steps only, and the kettle stays hooked on the hand
+and is dragged into the next subtask.
 """
 
 from __future__ import annotations
@@ -98,8 +118,10 @@ def main() -> None:
         ok = [r for r in chains if r.done_at is not None]
         lengths = np.array([r.done_at if r.done_at is not None else r.steps for r in chains])
         fails: dict[str, int] = {t: 0 for t in ALL_TASKS}
+        attempts: dict[str, int] = {t: 0 for t in ALL_TASKS}
         for r in chains:
             for t in r.tasks:
+                attempts[t] += 1
                 if t not in r.completed:
                     fails[t] += 1
         summary = dict(
@@ -111,6 +133,7 @@ def main() -> None:
             length_p90=float(np.percentile(lengths, 90)),
             successful_length_median=float(np.median([r.done_at for r in ok])) if ok else None,
             failures_per_subtask=fails,
+            attempts_per_subtask=attempts,
         )
         results["chains"] = summary
         results["chain_rollouts"] = [asdict(r) for r in chains]
@@ -119,8 +142,8 @@ def main() -> None:
         print(f"success within {PACE} steps {summary['success_within_280']:.0%}")
         print(f"episode length mean / median / p90: {summary['length_mean']:.0f} / "
               f"{summary['length_median']:.0f} / {summary['length_p90']:.0f}")
-        print("subtask failures in chains: "
-              + ", ".join(f"{t} {n}" for t, n in fails.items()))
+        print("subtask success in chains: " + ", ".join(
+            f"{t} {attempts[t] - fails[t]}/{attempts[t]}" for t in ALL_TASKS if attempts[t]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -31,11 +31,29 @@ def test_sample_subtask_order_never_evaluation_order():
     assert all(len(o) == 4 and len(set(o)) == 4 for o in orders)
     assert all(set(o) <= set(ALL_TASKS) for o in orders)
     assert all(tuple(o) != DEFAULT_TASKS for o in orders)
-    assert len({tuple(o) for o in orders}) > 330  # really random (359 possible orders)
-    assert not any("hinge cabinet" in o for o in orders)  # left out by default (slow)
-    with_hinge = [sample_subtask_order(rng, include_hinge=True) for _ in range(200)]
-    assert any("hinge cabinet" in o for o in with_hinge)
-    assert all(tuple(o) != DEFAULT_TASKS for o in with_hinge)
+    assert len({tuple(o) for o in orders}) > 600  # really random (719 possible orders)
+    # every subtask as frequent as in a uniform draw of 4 of 7 (4/7 of the orders)
+    for task in ALL_TASKS:
+        assert 0.53 < np.mean([task in o for o in orders]) < 0.62, task
+    both = [o for o in orders if "hinge cabinet" in o and "slide cabinet" in o]
+    assert both and all(o.index("slide cabinet") < o.index("hinge cabinet") for o in both)
+
+
+def test_orders_without_the_hinge_cabinet_draw_as_from_the_other_six():
+    """Adding the hinge cabinet to the default pool leaves every other episode as it was."""
+    six = tuple(t for t in ALL_TASKS if t != "hinge cabinet")
+    without = 0
+    for i in range(300):
+        a, b = (np.random.default_rng(np.random.SeedSequence([0, i])) for _ in range(2))
+        prefix = eval_prefix(a, 0.5)
+        assert eval_prefix(b, 0.5) == prefix
+        order = sample_subtask_order(a, prefix=prefix)
+        if "hinge cabinet" in order:
+            continue
+        without += 1
+        assert order == sample_subtask_order(b, pool=six, prefix=prefix)
+        assert a.random() == b.random()  # the rest of the episode draws the same numbers
+    assert 100 < without < 200
 
 
 def test_eval_prefix_orders_start_like_the_evaluation_task_but_never_equal_it():
@@ -112,6 +130,23 @@ def test_subtask_completes_in_isolation(task):
     assert completed == [task]
     assert controller.finished and controller.failed_subtasks == []
     assert controller.current_subtask is None
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_hinge_cabinet_opens_in_one_pull_from_reset(seed):
+    actions, _, completed, controller = _rollout(["hinge cabinet"], seed=seed, max_steps=120)
+    assert completed == ["hinge cabinet"] and controller.failed_subtasks == []
+    assert len(actions) < 90  # one grasp and one pull (a re-grasp takes ≈ 40 steps more)
+
+
+@pytest.mark.parametrize("tasks, seed", [
+    (["hinge cabinet", "microwave", "top burner", "light switch"], 0),
+    (["slide cabinet", "hinge cabinet", "kettle", "bottom burner"], 1),
+])
+def test_chains_with_the_hinge_cabinet_complete(tasks, seed):
+    actions, labels, completed, controller = _rollout(tasks, seed=seed, max_steps=400)
+    assert completed == tasks and controller.failed_subtasks == []
+    assert [t for i, t in enumerate(labels) if i == 0 or labels[i - 1] != t] == tasks
 
 
 def test_give_up_is_reported():

@@ -31,18 +31,19 @@ through pulled-back postures when the straight path would sweep through the kett
 subtask whose program ends without success, or whose Cartesian line stalls, is retried from a
 fresh approach while at least ``RETRY_MIN_STEPS`` of its budget remain.
 
-Subtask orders: ``sample_subtask_order`` draws 4 distinct subtasks in any order except the
-evaluation order ``DEFAULT_TASKS`` (kept unseen so that RL on it tests transfer), and leaves out
-the hinge cabinet unless asked (see below).
+Subtask orders: ``sample_subtask_order`` draws 4 distinct subtasks of all seven in any order
+except the evaluation order ``DEFAULT_TASKS`` (kept unseen so that RL on it tests transfer), with
+the slide cabinet always before the hinge cabinet (see below).
 
-Hinge cabinet (measured with ``benchmarks/scripted_kitchen.py``): a single pull stalls at
-≈ 0.55 rad (going further along the arc needs a large change of arm configuration, joint 1 ≈
-+1.5, joint 5 ≈ -2.8); the retries re-grasp the handle where the door now is and pull again, which
-opens it past 1.15 rad in ≈ 113 steps (50/50 seeds). Too slow for 4-subtask chains in 280 steps,
-so random chains leave it out by default. A branch of IK solutions that follows the handle
-continuously to 1.3 rad exists (e.g. from (-1.62, -0.47, 2.2, -1.22, -1.12, 0.91, 1.48)), but in
-it the pull runs along the approach axis and the handle slips out of the ≈ 8 N pinch at ≈ 0.2
-rad. Kettle carries above ≈ 1.5 cm/step swing the kettle in the pinch and drop it.
+Hinge cabinet: the hand grasps the round handle bar and pulls it along the door's arc while
+turning by only half the door's angle (``HINGE_TURN``): the bar turns in the pinch, and the arm
+stays in reach up to the success angle in one pull. A hand that turns with the door stalls at
+≈ 0.6 rad (joint 6 at its limit) and needs re-grasps; one that keeps its orientation pulls along
+its approach axis and the handle slips out of the ≈ 8 N pinch. The open door stands 13 cm left
+of the slide cabinet's handle with its own handle bar across the way in, where the hand, ≈ 20 cm
+wide across its fingers, does not pass reliably: hence the slide cabinet first. Kettle carries
+above ≈ 1.5 cm/step swing the kettle in the pinch and drop it. Steps and success per subtask:
+``benchmarks/scripted_kitchen.py``.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ Program = Iterator[Action]
 
 # Subtasks that random chains are drawn from: all seven.
 CHAIN_TASKS = ALL_TASKS
-HINGE = "hinge cabinet"
+HINGE, SLIDE = "hinge cabinet", "slide cabinet"
 
 
 def sample_subtask_order(
@@ -110,15 +111,17 @@ def sample_subtask_order(
     """``n`` distinct subtasks in random order, never exactly the evaluation order.
 
     Drawn uniformly from ``pool`` (default: all seven subtasks, ``CHAIN_TASKS``); ``prefix``
-    fixes the first subtasks (see :func:`eval_prefix`) and the rest are drawn at random.
+    fixes the first subtasks (see :func:`eval_prefix`) and the rest are drawn at random. When the
+    hinge cabinet is drawn before the slide cabinet the two swap places (the open hinge door
+    blocks the slide cabinet's handle), so every subtask stays as frequent as in a uniform draw.
 
     With the default pool, the order is first drawn from the six subtasks other than the hinge
     cabinet, with the very draws of ``rng`` that ``pool`` = those six makes; then, with its
     probability in a uniform draw from all seven, the hinge cabinet takes one of the drawn places
-    (decided by a generator spawned from ``rng``, which leaves ``rng``'s own draws untouched). The
-    result is uniform over the orders of all seven, and every order without the hinge cabinet,
-    and everything drawn from ``rng`` after it, is the same as with the six-subtask pool: a
-    recording's episodes without the hinge cabinet do not depend on whether it may appear.
+    (decided by a generator spawned from ``rng``, which leaves ``rng``'s own draws untouched).
+    Every order without the hinge cabinet, and everything drawn from ``rng`` after it, is thus
+    the same as with the six-subtask pool: a recording's episodes without the hinge cabinet do
+    not depend on whether it may appear.
     """
     default_pool = pool is None
     if pool is None:
@@ -141,6 +144,10 @@ def sample_subtask_order(
         picks = [rest[i] for i in rng.permutation(len(rest))[:drawn]]
         if insert_hinge and coin.random() < drawn / (len(rest) + 1):
             picks[int(coin.integers(drawn))] = HINGE
+        if HINGE in picks and SLIDE in picks and picks.index(HINGE) < picks.index(SLIDE):
+            # The open hinge door stands in front of the slide cabinet's handle: slide first.
+            i, j = picks.index(HINGE), picks.index(SLIDE)
+            picks[i], picks[j] = SLIDE, HINGE
         order = list(prefix) + picks
         if tuple(order) != DEFAULT_TASKS or len(pool) == n == 1:
             return order
@@ -638,13 +645,9 @@ class ScriptedKitchenController:
         z = handle[2] - 0.08
         start = np.array([handle[0] - 0.05, y, z]) + self._jitter(0.3) * [0, 0, 1]
         end = np.array([handle[0] + 0.15, y, z])
-        # An open hinge door stands 13 cm left of the handle: the hand, ≈ 20 cm wide across its
-        # fingers, then comes in with the fingers one above the other, thin enough to fit.
-        open_door = self.data.qpos[self._joint_adr("right_hinge_cabinet")] > 0.3
-        rot = R_FRONT_VERTICAL if open_door else R_FRONT
-        yield from self._move(start + [0, -0.06, 0] + self._jitter(), rot, CLOSE, tol=0.03)
-        yield from self._line(start, rot, CLOSE, step_len=0.03)
-        yield from self._line(end, rot, CLOSE, step_len=0.03, tol=0.01, force=15.0)
+        yield from self._move(start + [0, -0.06, 0] + self._jitter(), R_FRONT, CLOSE, tol=0.03)
+        yield from self._line(start, R_FRONT, CLOSE, step_len=0.03)
+        yield from self._line(end, R_FRONT, CLOSE, step_len=0.03, tol=0.01, force=15.0)
 
     def _hinge(self) -> Program:
         # Grasp the round handle bar and pull it along the door's arc while the hand turns by
