@@ -15,11 +15,12 @@ steps, length mean / median / p90 185 / 180 / 236.
 Recordings use action noise 0.1; their per-subtask success (attempts that succeeded) is printed
 by the recorder and stored in recording.json:
 
-    skillgym data kitchen --out /tmp/rec50 --episodes 50 --seed 0 --workers 1 --eval-prefix-fraction 0
+    skillgym data kitchen --out /tmp/rec50 --episodes 50 --seed 0 --workers 1 --eval-prefix-fraction 0 \
+        --subtasks "bottom burner" "top burner" "light switch" "slide cabinet" "hinge cabinet" microwave kettle
 
 random orders over all seven: bottom burner 97 %, hinge cabinet 91 %, kettle 100 %, light switch
 100 %, microwave 83 %, slide cabinet 96 %, top burner 94 %; 43/50 episodes complete (40 within
-280 steps). With ``--eval-prefix-fraction 1.0`` (the default recipe): bottom burner 91 %, hinge
+280 steps). With ``--eval-prefix-fraction 1.0`` (the default evaluation-order prefixes): bottom burner 91 %, hinge
 cabinet 72 %, kettle 100 %, light switch 86 %, microwave 92 %, slide cabinet 95 %, top burner
 96 %; 42/50 complete (36 within 280 steps). Every hinge cabinet and microwave failure of both
 recordings comes after the kettle. In the traced ones the kettle counts as placed during its

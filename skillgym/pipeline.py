@@ -109,14 +109,20 @@ class PipelineArgs:
 
 
 @contextmanager
-def _stage(summary: dict, number: int, title: str):
-    """Print the stage's header, time it, and record the wall time in ``summary["timings"]``."""
+def _stage(summary: dict, number: int, title: str, made_in: dict[str, float]):
+    """Print the stage's header, time it, and record its wall time in ``summary["timings"]``: the
+    time it took to make, also when this run reused it (``made_in``: the timings of earlier runs)."""
     print(f"[{number}/4] {title}", flush=True)
-    start = time.perf_counter()
-    yield
+    start, name = time.perf_counter(), title.split(":")[0].split(" ->")[0]
+    reused: list[bool] = []
+    yield reused
     seconds = time.perf_counter() - start
-    summary.setdefault("timings", {})[title.split(":")[0].split(" ->")[0]] = seconds
-    print(f"      done in {seconds:.0f} s", flush=True)
+    if reused and name in made_in:
+        seconds = made_in[name]
+        print(f"      made in {seconds:.0f} s by an earlier run", flush=True)
+    else:
+        print(f"      done in {seconds:.0f} s", flush=True)
+    summary.setdefault("timings", {})[name] = seconds
 
 
 def run_pipeline(args: PipelineArgs) -> dict:
@@ -131,12 +137,14 @@ def run_pipeline(args: PipelineArgs) -> dict:
     summary: dict = {"run": {"command": shlex.join(["skillgym", *sys.argv[1:]]) if sys.argv[0].endswith("skillgym")
                              else f"run_pipeline({args!r})", "seed": args.seed, "scale": args.scale,
                              "versions": _versions()}}
+    summary_file = args.out / "summary.json"
+    made_in = json.loads(summary_file.read_text()).get("timings", {}) if summary_file.is_file() else {}
     report_dir = args.out / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
     print(f"skillgym run kitchen, {args.scale} scale: {ESTIMATES[args.scale]} on 2 CPU cores; stages already "
           f"in {args.out} are reused")
 
-    with _stage(summary, 1, f"dataset -> {data.out}"):
+    with _stage(summary, 1, f"dataset -> {data.out}", made_in) as reused:
         if (data.out / "recording.json").is_file():
             recording = json.loads((data.out / "recording.json").read_text())
             if recording.get("mixed_recipes"):  # put there by `skillgym data merge --mixed-recipes`
@@ -146,6 +154,7 @@ def run_pipeline(args: PipelineArgs) -> dict:
                 wanted = {k: v for k, v in asdict(data).items() if k not in ("out", "workers", "overwrite")}
                 _refuse_other_options("dataset", data.out, recorded_args(recording["args"]), wanted)
                 print("      reusing the recording there")
+                reused.append(True)
         else:
             print("      " + record_dataset(data).summary())
         summary["dataset"] = json.loads((data.out / "recording.json").read_text())["report"]
@@ -153,12 +162,13 @@ def run_pipeline(args: PipelineArgs) -> dict:
             contact_sheet(data.out, 0, report_dir / "contact_sheet.png")
 
     encoder = extract.encoder_name()
-    with _stage(summary, 2, f"skill extraction: {encoder}, K={extract.k} -> {extract.out}"):
+    with _stage(summary, 2, f"skill extraction: {encoder}, K={extract.k} -> {extract.out}", made_in) as reused:
         if (extract.out / "labels.json").is_file():
             _refuse_other_options("labels folder", extract.out,
                                   json.loads((extract.out / "labels.json").read_text())["metadata"],
                                   {"encoder": encoder, "k": extract.k, "seed": extract.seed})
             print("      reusing the labels there")
+            reused.append(True)
         else:
             extract_skills(open_dataset(data.out), extract.out, encoder=encoder, k=extract.k, seed=extract.seed,
                            kernel=extract.kernel, min_length=extract.min_length, progress=extract.progress)
@@ -167,7 +177,7 @@ def run_pipeline(args: PipelineArgs) -> dict:
             summary["extraction"] = json.loads(summary_path.read_text())
 
     library_dir = Path(skills.out)
-    with _stage(summary, 3, f"skill learning: {skills.steps} steps -> {library_dir}"):
+    with _stage(summary, 3, f"skill learning: {skills.steps} steps -> {library_dir}", made_in) as reused:
         checkpoint = library_dir / CHECKPOINT_DIR / "state.json"
         if checkpoint.is_file():
             ignored = (RESUMABLE_CHANGES - {"steps"}) | {"labels", "out", "dataset"}
@@ -179,6 +189,7 @@ def run_pipeline(args: PipelineArgs) -> dict:
             train_skills(replace(skills, resume=checkpoint.is_file()))
         else:
             print("      reusing the library there")
+            reused.append(True)
         results = json.loads(eval_path.read_text())
         if "rollouts" not in results:
             library = SkillLibrary.load(library_dir)
@@ -194,10 +205,11 @@ def run_pipeline(args: PipelineArgs) -> dict:
             write_skill_sheets(library_dir, library_dir / "show", start_states=2, seed=skills.seed)
 
     if rl is not None:
-        with _stage(summary, 4, f"SkillSAC on {rl.env_id} with the new library: {rl.steps} low-level steps"):
+        with _stage(summary, 4, f"SkillSAC on {rl.env_id} with the new library: {rl.steps} low-level steps", made_in) as reused:
             result_file = Path(rl.out) / "result.json"
             if result_file.is_file() and json.loads(result_file.read_text())["args"]["steps"] == rl.steps:
                 print("      reusing the finished run there")
+                reused.append(True)
                 summary["rl"] = json.loads(result_file.read_text())
             else:
                 summary["rl"] = train_rl(rl)
@@ -205,10 +217,10 @@ def run_pipeline(args: PipelineArgs) -> dict:
                 policy_gif(Path(rl.out) / "skillsac", library_dir, report_dir / "policy.gif", seed=args.seed)
     else:
         print("[4/4] RL skipped (pass --rl-steps N to train SkillSAC on SkillKitchen-v0 with this library)")
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    summary_file.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     report = write_report(args.out)
     total = sum(summary.get("timings", {}).values())
-    print(f"done in {total / 60:.1f} min: open {report}")
+    print(f"the stages took {total / 60:.1f} min in all: open {report}")
     return summary
 
 

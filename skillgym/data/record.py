@@ -36,6 +36,7 @@ Subtask = Literal["bottom burner", "top burner", "light switch", "slide cabinet"
                   "kettle"]
 CHUNK_SIZE = 10  # episodes written per Minari append; bounds memory
 WAYPOINT_JITTER = 0.01  # per-episode jitter of the scripted waypoints
+BUNDLED_SUBTASKS = tuple(task for task in ALL_TASKS if task != "hinge cabinet")
 
 
 @dataclass
@@ -62,8 +63,9 @@ class RecordArgs:
     """fraction of episodes that start with 1-3 subtasks of the evaluation order (never all four)"""
     eval_windows_fraction: float = 0.5
     """fraction of those runs that may start anywhere in the evaluation order, not only at its beginning"""
-    subtasks: tuple[Subtask, ...] | None = None
-    """draw each episode's 4 subtasks from these (default: all seven)"""
+    subtasks: tuple[Subtask, ...] = BUNDLED_SUBTASKS
+    """draw each episode's 4 subtasks from these (default: the six of the bundled library's data, all but
+    the hinge cabinet; name all seven for data that covers every subtask)"""
     overwrite: bool = False
     """replace an existing recording at --out (only a folder skillgym recorded)"""
 
@@ -81,12 +83,11 @@ class RecordArgs:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.action_noise < 0:
             raise ValueError(f"action_noise must be >= 0, got {self.action_noise}")
-        if self.subtasks is not None:
-            self.subtasks = tuple(self.subtasks)
-            unknown = [t for t in self.subtasks if t not in ALL_TASKS]
-            if unknown or len(set(self.subtasks)) < 4:
-                raise ValueError(f"subtasks must name at least 4 distinct subtasks of {', '.join(ALL_TASKS)}; "
-                                 f"got {list(self.subtasks)}")
+        self.subtasks = tuple(self.subtasks)
+        unknown = [t for t in self.subtasks if t not in ALL_TASKS]
+        if unknown or len(set(self.subtasks)) < 4:
+            raise ValueError(f"subtasks must name at least 4 distinct subtasks of {', '.join(ALL_TASKS)}; "
+                             f"got {list(self.subtasks)}")
 
 
 def is_window_episode(index: int, fraction: float) -> bool:
@@ -161,7 +162,7 @@ class RecordReport:
 def recorded_args(args: dict) -> dict:
     """A recording.json's ``args`` in today's options: those it predates at the defaults that
     reproduce it, options that no longer exist left out."""
-    args = {**PREDATED, **args}
+    args = {**PREDATED, **{k: v for k, v in args.items() if v is not None or k != "subtasks"}}
     if "eval_windows" in args:  # windows were all or none of the episodes then
         args["eval_windows_fraction"] = 1.0 if args.pop("eval_windows") else 0.0
     known = {f.name for f in fields(RecordArgs)}
@@ -170,7 +171,8 @@ def recorded_args(args: dict) -> dict:
 
 
 # What a recording made before an option existed did: the option's value that reproduces it.
-PREDATED = {"first_episode": 0, "clean_labels": False, "eval_prefix_fraction": 0.0, "eval_windows_fraction": 0.0}
+PREDATED = {"first_episode": 0, "clean_labels": False, "eval_prefix_fraction": 0.0, "eval_windows_fraction": 0.0,
+            "subtasks": BUNDLED_SUBTASKS}
 
 
 def episode_rng(seed: int, index: int) -> np.random.Generator:
