@@ -146,7 +146,11 @@ def write_report(run: str | os.PathLike) -> Path:
         levels = {f"prior-only, {name}": library_eval[key]["ordered_mean"]
                   for key, name in (("rollouts", "sampled"), ("rollouts_greedy", "greedy")) if key in library_eval}
         plot_learning_curve(rl["curve"], levels, figures / "learning_curve.png")
-        final = rl["final"]
+        final, rl_args = rl["final"], rl.get("args", {})
+        sections.append(f"<p>SkillSAC trained from scratch on {html.escape(str(rl_args.get('env_id')))} with this "
+                        "run's skill library (the bundled library's recipe at this run's scale, not fine-tuned "
+                        f"from the bundled library); deterministic evaluation every {rl_args.get('eval_every')} "
+                        f"low-level steps over {rl_args.get('eval_episodes')} episodes.</p>")
         sections.append(_table([("low-level steps", final["low_level_steps"]),
                                 ("final return", f"{final['return_mean']:.2f} ± {final['return_std']:.2f}")]))
         sections.append('<div class="figs">' + _image(figures / "learning_curve.png", "Evaluation return")
