@@ -48,7 +48,9 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         library: a :class:`~skillgym.skills.library.SkillLibrary` or the path of one.
         max_skill_steps: cap on low-level steps per skill (default: the library's, 30 in kitchen).
         progress_threshold: a skill stops once its predicted progress reaches this value. The
-            progress head is a sigmoid trained on t/N, so it approaches but never hits 1.0.
+            progress head is a sigmoid trained on t/N, so it approaches 1.0 (float32 rounds it to 1.0
+            only from a logit of ~17). None: ignore progress, every skill runs ``max_skill_steps``
+            (fixed-length skills such as SPiRL's).
         record_frames: put the low-level frames of every skill in ``info["frames"]`` (needs the
             low-level env to render ``rgb_array``).
 
@@ -68,7 +70,7 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         env: gym.Env,
         library: Any,
         max_skill_steps: int | None = None,
-        progress_threshold: float = DEFAULT_PROGRESS_THRESHOLD,
+        progress_threshold: float | None = DEFAULT_PROGRESS_THRESHOLD,
         record_frames: bool = False,
     ):
         gym.utils.RecordConstructorArgs.__init__(
@@ -81,8 +83,8 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.max_skill_steps = int(max_skill_steps or self.library.max_skill_steps)
         if self.max_skill_steps < 1:
             raise ValueError(f"max_skill_steps must be >= 1, got {max_skill_steps}")
-        if not 0.0 < progress_threshold <= 1.0:
-            raise ValueError(f"progress_threshold must be in (0, 1], got {progress_threshold}")
+        if progress_threshold is not None and not 0.0 < progress_threshold <= 1.0:
+            raise ValueError(f"progress_threshold must be in (0, 1] or None, got {progress_threshold}")
         self.progress_threshold, self.record_frames = progress_threshold, record_frames
 
         self._obs_key = self._find_observation_key(env.observation_space, self.library.observation_space)
@@ -184,7 +186,8 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
             rewards.append(float(reward))
             if self.record_frames:
                 frames.append(self.env.render())
-            if terminated or truncated or float(progress[0]) >= self.progress_threshold:
+            if terminated or truncated or (self.progress_threshold is not None
+                                           and float(progress[0]) >= self.progress_threshold):
                 break
         self._last_obs = obs
         self._episode_over = bool(terminated or truncated)
