@@ -79,8 +79,7 @@ def pretrain_actor(model: SAC, args: BCArgs) -> dict[str, float]:
         raise ValueError(f"{dataset.path} holds {dataset.state_dim}-d states but the model observes {obs_shape}: "
                          "behaviour cloning needs the dataset's states to be the env's observations")
     order = rng.permutation(len(dataset))
-    n_heldout = int(round(HELDOUT_FRACTION * len(dataset))) if len(dataset) >= 2 else 0
-    n_heldout = min(max(n_heldout, 1), len(dataset) - 1) if len(dataset) >= 2 else 0
+    n_heldout = min(max(round(HELDOUT_FRACTION * len(dataset)), 1), len(dataset) - 1)
     train_obs, train_act = _pairs(model, dataset, np.sort(order[n_heldout:]))
     val_obs, val_act = _pairs(model, dataset, np.sort(order[:n_heldout])) if n_heldout else (train_obs, train_act)
     dataset.close()
@@ -155,8 +154,10 @@ def _mean_nll(actor: Actor, obs: th.Tensor, actions: th.Tensor) -> float:
 
 @th.no_grad()
 def _action_mse(actor: Actor, obs: th.Tensor, actions: th.Tensor) -> float:
-    total = sum(((actor(obs[i:i + EVAL_BATCH], deterministic=True) - actions[i:i + EVAL_BATCH]) ** 2).mean(1).sum().item()
-                for i in range(0, len(obs), EVAL_BATCH))
+    total = 0.0
+    for i in range(0, len(obs), EVAL_BATCH):
+        predicted = actor(obs[i:i + EVAL_BATCH], deterministic=True)
+        total += ((predicted - actions[i:i + EVAL_BATCH]) ** 2).mean(1).sum().item()
     return total / len(obs)
 
 
