@@ -42,3 +42,13 @@ def tiny_run(tmp_path_factory, few_prior_rollouts):
 
     out = tmp_path_factory.mktemp("run")
     return out, run_pipeline(tiny_pipeline(out, beta=0.02))
+
+
+@pytest.fixture(scope="session")
+def kitchen_data(tmp_path_factory):
+    """A real scripted kitchen recording of 2 episodes (32x32 frames) shared by the tests."""
+    from skillgym.data.record import RecordArgs, record_dataset
+
+    out = tmp_path_factory.mktemp("kitchen") / "data"
+    record_dataset(RecordArgs(out=out, episodes=2, image_size=32, workers=1))
+    return out

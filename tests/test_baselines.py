@@ -15,7 +15,6 @@ from skillgym.baselines.spirl import (
     train_spirl,
 )
 from skillgym.data.dataset import open_dataset
-from skillgym.data.record import RecordArgs, record_dataset
 from skillgym.extract.labels import SkillLabels
 from skillgym.rl.callbacks import StopAtLowLevelSteps
 from skillgym.rl.skill_sac import SkillSAC
@@ -29,13 +28,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(saved)
-
-
-@pytest.fixture(scope="session")
-def kitchen_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("baselines") / "data"
-    record_dataset(RecordArgs(out=out, episodes=2, image_size=32, workers=1))
-    return out
 
 
 @pytest.fixture(scope="session")

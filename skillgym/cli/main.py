@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import warnings
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from pathlib import Path
 from farama_notifications import notifications
 
 from skillgym.cli.options import add_options, parse_options
+from skillgym.compare.compare import CompareArgs
 from skillgym.data.merge import MergeArgs
 from skillgym.data.record import RecordArgs
 from skillgym.extract.config import ExtractArgs
@@ -170,6 +172,15 @@ def run(args: PipelineArgs) -> int:
     return 0
 
 
+def compare(args: CompareArgs) -> int:
+    """``skillgym compare``: methods x tasks x seeds, then the results page."""
+    from skillgym.compare import compare as run_comparison
+
+    run_comparison(args, command=" ".join(shlex.quote(word) for word in ["skillgym", *sys.argv[1:]]))
+    print(f"results page: {Path(args.out) / 'results.md'}")
+    return 0
+
+
 # -- the parser ----------------------------------------------------------------------------------
 def _command(subparsers, name: str, config: type, handler: Callable[..., int], help_text: str,
              required: tuple[str, ...] = ("out",), positional: tuple[str, ...] = ()) -> argparse.ArgumentParser:
@@ -204,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     _command(skills_commands, "show", ShowSkillsArgs, show_skills, "GIFs and a contact sheet of every skill")
     _command(commands, "train-rl", TrainRLArgs, train_rl, "stage 3: SkillSAC on a skill-space env, budget in "
              "low-level steps", required=(), positional=("env_id",))
+    _command(commands, "compare", CompareArgs, compare, "evaluate skill libraries and baselines on kitchen tasks "
+             "at equal low-level budgets, then write a results page")
     pipeline = commands.add_parser("run", help="the whole method, stage after stage, in one folder",
                                    description="The whole method, stage after stage, in one folder.")
     pipeline.add_argument("benchmark", choices=["kitchen"], help="which pipeline to run")

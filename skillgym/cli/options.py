@@ -30,6 +30,7 @@ import dataclasses
 import functools
 import inspect
 import operator
+import shlex
 import textwrap
 import types
 import typing
@@ -114,7 +115,8 @@ def add_options(parser: argparse.ArgumentParser, cls: type, required: tuple[str,
                 raise TypeError(f"{cls.__name__}.{f.name}: no command-line form for type {tp}")
             if has_default:
                 kwargs["default"] = default
-                shown = "none" if default is None else " ".join(map(str, default)) if isinstance(default, tuple) \
+                joiner = "," if "parse" in f.metadata else " "
+                shown = "none" if default is None else joiner.join(map(str, default)) if isinstance(default, tuple) \
                     else default
                 if not (optional and default is None and help_text):
                     kwargs["help"] = f"{help_text} (default: {shown})".strip()
@@ -148,3 +150,34 @@ def parse_options(cls: type, namespace: argparse.Namespace, **extra: Any) -> Any
             values[name] = tuple(value)
     return cls(**values, **extra)
 
+
+
+def command_line(prog: str, config: Any) -> str:
+    """The shortest command line that gives ``config``: ``prog`` then the options that differ from their default.
+
+    Example:
+        >>> from skillgym.extract.config import ExtractArgs
+        >>> command_line("skillgym extract", ExtractArgs(dataset="data/kitchen", out="runs/labels", k=5))
+        'skillgym extract data/kitchen --out runs/labels --k 5'
+    """
+    words = [prog]
+    hints = typing.get_type_hints(type(config))
+    for f in cli_fields(type(config)):
+        value = getattr(config, f.name)
+        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        if has_default and value == default:
+            continue
+        if isinstance(value, tuple):
+            shown = [",".join(map(str, value))] if "parse" in f.metadata else [str(v) for v in value]
+        else:
+            shown = [str(value)]
+        tp, _ = _unwrap_optional(hints[f.name])
+        if tp is bool:
+            words.append(_flag(f.name) if value else "--no-" + f.name.replace("_", "-"))
+        elif not has_default and f.name != "out":
+            words += shown
+        else:
+            words += [_flag(f.name), *shown]
+    return " ".join(shlex.quote(w) if w != prog else w for w in words)

@@ -48,6 +48,7 @@ from torch.nn import functional as F
 
 from skillgym.envs.toy import ToySkillPrior
 from skillgym.rl.buffers import SkillReplayBuffer, SkillReplayBufferSamples
+from skillgym.rl.checkpoint import optimizer_state, optimizer_tensors
 from skillgym.rl.distributions import SkillDistribution
 from skillgym.rl.policies import (
     FrameStackCNN,
@@ -610,7 +611,7 @@ class SkillSAC(OffPolicyAlgorithm):
         tensors = {f"policy.{k}": v.detach().cpu().clone().contiguous() for k, v in self.policy.state_dict().items()}
         optim_tensors, optim_groups = {}, {}
         for name, opt in self._optimizers().items():
-            flat, groups = _flatten_optimizer(opt)
+            flat, groups = optimizer_tensors(opt)
             optim_tensors.update({f"{name}.{k}": v for k, v in flat.items()})
             optim_groups[name] = groups
         for key in ("d", "z"):
@@ -751,8 +752,8 @@ class SkillSAC(OffPolicyAlgorithm):
             groups = payload.get("optimizers", {})
             for name, opt in model._optimizers().items():
                 prefix = f"{name}."
-                _restore_optimizer(opt, {k[len(prefix):]: v for k, v in optim_tensors.items()
-                                         if k.startswith(prefix)}, groups[name])
+                opt.load_state_dict(optimizer_state({k[len(prefix):]: v for k, v in optim_tensors.items()
+                                                     if k.startswith(prefix)}, groups[name]))
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             raise ModelError(f"{path}: the weights do not match model.json ({e}); the files were written by "
                              "different saves or edited") from e
@@ -826,24 +827,6 @@ def _read_safetensors(file: Path) -> dict[str, th.Tensor]:
         return load_file(str(file), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise ModelError(f"{file} cannot be read as safetensors ({e}); the file is corrupt or truncated") from e
-
-
-def _flatten_optimizer(opt: th.optim.Optimizer) -> tuple[dict[str, th.Tensor], list[dict[str, Any]]]:
-    """An optimizer's state as plain tensors ``<param index>.<key>`` and its param groups as JSON."""
-    state = opt.state_dict()
-    tensors = {f"{i}.{key}": th.as_tensor(value).detach().cpu().clone().contiguous()
-               for i, per_param in state["state"].items() for key, value in per_param.items()}
-    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in state["param_groups"]]
-    return tensors, groups
-
-
-def _restore_optimizer(opt: th.optim.Optimizer, tensors: dict[str, th.Tensor], groups: list[dict[str, Any]]) -> None:
-    state: dict[int, dict[str, th.Tensor]] = {}
-    for key, value in tensors.items():
-        i, name = key.split(".", 1)
-        state.setdefault(int(i), {})[name] = value
-    saved_groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in groups]
-    opt.load_state_dict({"state": state, "param_groups": saved_groups})
 
 
 def _class_name(cls: type, table: dict[str, type], what: str) -> str:

@@ -91,6 +91,12 @@ class TrainRLArgs:
         if self.learning_starts < 0:
             raise ValueError(f"learning_starts must be >= 0, got {self.learning_starts}")
 
+    def skillsac_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`SkillSAC` that these options set."""
+        return dict(alpha_d=self.alpha_d, alpha_z=self.alpha_z, target_kl_d=self.target_kl_d,
+                    target_kl_z=self.target_kl_z, gamma=self.gamma, gamma_per_step=self.gamma_per_step,
+                    learning_starts=self.learning_starts)
+
 
 class LowLevelBudget(BaseCallback):
     """Stop at a low-level step budget; evaluate every ``eval_every`` low-level steps."""
@@ -143,10 +149,7 @@ def train_rl(args: TrainRLArgs) -> dict[str, Any]:
     env = gym.make(args.env_id, **kwargs)
     eval_env = gym.make(args.env_id, **kwargs)
     eval_env.reset(seed=10_000 + args.seed)  # evaluation episodes never share seeds with training
-    model = SkillSAC("SkillPolicy", env, alpha_d=args.alpha_d, alpha_z=args.alpha_z,
-                     target_kl_d=args.target_kl_d, target_kl_z=args.target_kl_z,
-                     gamma=args.gamma, gamma_per_step=args.gamma_per_step,
-                     learning_starts=args.learning_starts, seed=args.seed, tensorboard_log=str(out / "tb"),
+    model = SkillSAC("SkillPolicy", env, **args.skillsac_kwargs(), seed=args.seed, tensorboard_log=str(out / "tb"),
                      verbose=0)
     budget = LowLevelBudget(args, eval_env, out / "curve.json")
     budget.verbose = 1

@@ -35,6 +35,15 @@ ALL_TASKS = (
 )
 # The SPiRL / EXTRACT evaluation order.
 DEFAULT_TASKS = ("microwave", "kettle", "bottom burner", "light switch")
+# Named orders for comparing skill libraries: the default one, and held-out orders that start
+# elsewhere and use the two cabinets, towards which no bundled recording is shaped.
+TASK_SUITE: dict[str, tuple[str, ...]] = {
+    "default": DEFAULT_TASKS,
+    "kettle-cabinets": ("kettle", "light switch", "slide cabinet", "hinge cabinet"),
+    "burners-cabinets": ("bottom burner", "top burner", "slide cabinet", "hinge cabinet"),
+    "switch-first": ("light switch", "slide cabinet", "microwave", "top burner"),
+}
+HELD_OUT_TASKS = tuple(name for name in TASK_SUITE if name != "default")
 STATE_DIM = 59
 ACTION_DIM = 9
 NQ, NV = 30, 29
@@ -42,6 +51,27 @@ NQ, NV = 30, 29
 BONUS_THRESH = 0.3
 # D4RL's kitchen camera.
 CAMERA = dict(distance=2.2, lookat=(-0.2, 0.5, 2.0), azimuth=70.0, elevation=-35.0)
+
+
+def task_order(spec: str) -> tuple[str, ...]:
+    """The subtasks of a task: a name from ``TASK_SUITE`` or subtasks joined by ``+``.
+
+    Example:
+        >>> task_order("kettle-cabinets")
+        ('kettle', 'light switch', 'slide cabinet', 'hinge cabinet')
+        >>> task_order("kettle+microwave")
+        ('kettle', 'microwave')
+    """
+    if spec in TASK_SUITE:
+        return TASK_SUITE[spec]
+    tasks = tuple(part.strip() for part in spec.split("+"))
+    unknown = [t for t in tasks if t not in ALL_TASKS]
+    if "+" not in spec and unknown:
+        raise ValueError(f"unknown task {spec!r}: name one of {sorted(TASK_SUITE)} or join subtasks with '+' "
+                         f"(e.g. 'kettle+microwave'); subtasks: {', '.join(ALL_TASKS)}")
+    if unknown or len(set(tasks)) != len(tasks):
+        raise ValueError(f"task {spec!r} must list distinct subtasks from {', '.join(ALL_TASKS)} joined by '+'")
+    return tasks
 
 
 def _make_franka_kitchen(robot_noise_ratio: float, object_noise_ratio: float):

@@ -1,0 +1,228 @@
+"""One comparison run: a method on a kitchen task with one seed, trained for a budget of low-level
+env steps, evaluated on fixed episodes, and resumable from its last checkpoint.
+
+Every evaluation happens between two training episodes and is followed by a checkpoint
+(:mod:`skillgym.rl.checkpoint`); training episodes are seeded from their number
+(:class:`~skillgym.envs.SeedEpisodes`). A run killed at any point therefore continues from its
+last evaluation and ends exactly where an uninterrupted run would, and a finished run given a
+larger budget continues the same way. Run folder::
+
+    run.json      what the run is (RunSpec, without the budget)
+    checkpoint/   the training state at the last evaluation
+    result.json   the finished run: its curve and the final policy's executed skill lengths
+    tb/           TensorBoard: SB3's training scalars, and eval/* against low-level steps
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from torch.utils.tensorboard import SummaryWriter
+
+from skillgym.envs.seed_episodes import SeedEpisodes
+from skillgym.rl.checkpoint import checkpoint_folder, load_training_state, save_training_state
+
+# Evaluation episode i is reset with EVAL_SEED + i: every method and seed meets the same episodes,
+# and no training episode (SeedEpisodes: seed * 10**6 + n) has one of these seeds.
+EVAL_SEED = 10**9
+CHECKPOINT, RESULT, RUN_JSON, PROGRESS = "checkpoint", "result.json", "run.json", "progress.txt"
+PROGRESS_EVERY = 2_000  # low-level steps between two progress notes for the parent process
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of ``skillgym compare``."""
+
+    method: str
+    """a name from skillgym.compare.methods.METHODS"""
+    task: str
+    """a task name from TASK_SUITE or subtasks joined by '+'"""
+    seed: int
+    steps: int
+    """budget in low-level env steps"""
+    eval_every: int
+    """low-level steps between evaluations"""
+    eval_episodes: int
+    """deterministic episodes per evaluation"""
+    out: str
+    """the run folder"""
+    library: str | None = None
+    """the skill library of skill-space methods"""
+    dataset: str | None = None
+    """the demonstrations of methods that learn from data"""
+    bc_steps: int = 20_000
+    """behaviour-cloning gradient steps (bc, bc+sac)"""
+    agent_kwargs: dict[str, Any] = field(default_factory=dict)
+    """keyword arguments replacing the method's agent settings, e.g. {"learning_starts": 100}"""
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a run folder to be continued (the budget may grow)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("steps", "out")}
+
+
+def evaluate(model: BaseAlgorithm, env: gym.Env, episodes: int) -> dict[str, Any]:
+    """Deterministic episodes ``EVAL_SEED + i``: mean subtasks completed, success rate, skill lengths."""
+    completed, skill_lengths = [], []
+    num_tasks = len(env.unwrapped.tasks)
+    for i in range(episodes):
+        obs, info = env.reset(seed=EVAL_SEED + i)
+        done = False
+        while not done:
+            action, _ = model.predict(obs, deterministic=True)
+            obs, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+            if "skill_steps" in info:
+                skill_lengths.append(int(info["skill_steps"]))
+        completed.append(int(info["num_completed"]))
+    return {"subtasks_mean": float(np.mean(completed)), "subtasks_std": float(np.std(completed)),
+            "success_rate": float(np.mean([c == num_tasks for c in completed])), "completed": completed,
+            "skill_lengths": skill_lengths}
+
+
+def policy_digest(model: BaseAlgorithm) -> str:
+    """SHA-256 of the policy's weights: equal digests, equal policies (to check that runs repeat)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.policy.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+class EvaluateAndCheckpoint(BaseCallback):
+    """Counts low-level steps, stops at the budget, and between episodes evaluates and checkpoints.
+
+    SB3 calls ``on_rollout_start`` after the previous env step was stored and trained on and
+    before the next one: when that step ended an episode, nothing of the run is in flight.
+    """
+
+    def __init__(self, run: Run, state: dict[str, Any], resumed_obs: np.ndarray | None):
+        super().__init__()
+        self.run, self.state, self.resumed_obs = run, state, resumed_obs
+        self.next_note = 0
+        self.between_episodes = True  # learn() starts with a reset
+
+    def _on_training_start(self) -> None:
+        if self.resumed_obs is not None and not np.array_equal(self.model._last_obs, self.resumed_obs):
+            raise RuntimeError(f"{self.run.folder}: the env does not restart where the checkpoint stopped; "
+                               "did the env or the skill library change since?")
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            self.state["low_level_steps"] += int(info.get("skill_steps", 1))
+        self.between_episodes = bool(self.locals["dones"][0])
+        if self.state["low_level_steps"] >= self.next_note:
+            self.run.note_progress(self.state["low_level_steps"])
+            self.next_note = self.state["low_level_steps"] + PROGRESS_EVERY
+        return self.state["low_level_steps"] < self.run.spec.steps
+
+    def _on_rollout_start(self) -> None:
+        if self.between_episodes and self.state["low_level_steps"] >= self.state["next_eval"]:
+            self.run.evaluate(self.model, self.state)
+            self.state["next_eval"] += self.run.spec.eval_every
+            # The env has already been reset for the coming episode: a resumed run resets it again.
+            self.state["episode"] = self.run.seeded_env.episode - 1
+            self.state["wall_seconds"] = self.run.wall_seconds()
+            save_training_state(self.model, self.run.folder / CHECKPOINT, extra=self.state)
+
+
+class Run:
+    """Trains, evaluates and checkpoints one :class:`RunSpec` (see the module docstring)."""
+
+    def __init__(self, spec: RunSpec):
+        self.spec = spec
+        self.folder = Path(spec.out)
+
+    def wall_seconds(self) -> float:
+        """Seconds of training so far, over all the processes that worked on this run."""
+        return self.wall_before + time.time() - self.started
+
+    def note_progress(self, low_level_steps: int) -> None:
+        (self.folder / PROGRESS).write_text(f"{low_level_steps}\n")
+
+    def evaluate(self, model: BaseAlgorithm, state: dict[str, Any]) -> dict[str, Any]:
+        """Evaluate, add the point to the curve and to TensorBoard; returns the evaluation."""
+        result = evaluate(model, self.eval_env, self.spec.eval_episodes)
+        point = {"low_level_steps": state["low_level_steps"], "subtasks_mean": result["subtasks_mean"],
+                 "subtasks_std": result["subtasks_std"], "success_rate": result["success_rate"],
+                 "wall_seconds": self.wall_seconds()}
+        state["curve"].append(point)
+        for key in ("subtasks_mean", "success_rate"):
+            self.writer.add_scalar(f"eval/{key}", point[key], point["low_level_steps"])
+        self.writer.flush()
+        self.note_progress(state["low_level_steps"])
+        return result
+
+    def _claim_folder(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        spec_file = self.folder / RUN_JSON
+        identity = self.spec.identity()
+        if spec_file.is_file():
+            saved = json.loads(spec_file.read_text())
+            if saved != identity:
+                changed = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
+                raise FileExistsError(f"{self.folder} holds a run with other settings ({', '.join(changed)}); "
+                                      "use another --out")
+        elif any(self.folder.iterdir()):
+            raise FileExistsError(f"{self.folder} is not empty and holds no comparison run; use another --out")
+        spec_file.write_text(json.dumps(identity, indent=1) + "\n")
+
+    def finished(self) -> dict[str, Any] | None:
+        """The result of a run that already reached this budget, if any."""
+        result_file = self.folder / RESULT
+        if result_file.is_file():
+            result = json.loads(result_file.read_text())
+            if result["steps"] >= self.spec.steps:
+                return result
+        return None
+
+    def train(self) -> dict[str, Any]:
+        """Train to the budget (resuming if a checkpoint exists) and write ``result.json``."""
+        from skillgym.compare.methods import METHODS
+
+        self._claim_folder()
+        done = self.finished()
+        if done is not None:
+            return done
+        torch.set_num_threads(1)  # small MLPs at batch 256: one thread per run, runs in parallel
+        method = METHODS[self.spec.method]
+        self.eval_env = method.make_env(self.spec)
+        self.seeded_env = SeedEpisodes(method.make_env(self.spec), self.spec.seed)
+        self.writer = SummaryWriter(str(self.folder / "tb" / "eval"))
+        model = method.make_model(self.spec, self.seeded_env, str(self.folder / "tb"))
+        state: dict[str, Any] = {"low_level_steps": 0, "next_eval": 0, "episode": 0, "curve": [],
+                                 "wall_seconds": 0.0}
+        checkpoint = checkpoint_folder(self.folder / CHECKPOINT)
+        resumed_obs = None
+        if checkpoint is not None:
+            state, resumed_obs = load_training_state(model, checkpoint)
+            self.seeded_env.episode = state["episode"]
+        elif method.pretrain is not None:
+            method.pretrain(self.spec, model)
+        self.wall_before, self.started = state["wall_seconds"], time.time()
+        if method.online:
+            # learn() counts decisions; the callback stops at the low-level budget long before this.
+            model.learn(total_timesteps=10**10, callback=EvaluateAndCheckpoint(self, state, resumed_obs),
+                        reset_num_timesteps=checkpoint is None, tb_log_name="train")
+        result = self.evaluate(model, state)
+        self.writer.close()
+        payload = {"spec": asdict(self.spec), "steps": self.spec.steps, "curve": state["curve"],
+                   "final": state["curve"][-1], "final_completed": result["completed"],
+                   "skill_lengths": result["skill_lengths"], "policy_sha256": policy_digest(model)}
+        (self.folder / RESULT).write_text(json.dumps(payload) + "\n")
+        return payload
+
+
+def train_run(spec: RunSpec) -> dict[str, Any]:
+    """Train one run (a process-pool entry point)."""
+    return Run(spec).train()
+

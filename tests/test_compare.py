@@ -1,0 +1,96 @@
+"""skillgym compare: resumable runs that end where uninterrupted ones do, and a tiny comparison."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from skillgym.compare import CompareArgs, RunSpec, compare, train_run
+from skillgym.compare.page import value_at
+from skillgym.compare.run import CHECKPOINT
+
+LIBRARY = str(Path(__file__).resolve().parent.parent / "skillgym" / "assets" / "kitchen-state")
+
+# Budgets that cross several episode ends (280 low-level steps each) with gradient steps from the start.
+RUNS = {
+    "extract": dict(method="extract", steps=900, library=LIBRARY, agent_kwargs={"learning_starts": 20}),
+    "sac": dict(method="sac", steps=700),
+}
+
+
+def spec_of(method: str, out: Path) -> RunSpec:
+    return RunSpec(task="default", seed=1, eval_every=250, eval_episodes=1, out=str(out), **RUNS[method])
+
+
+def without_wall_time(curve):
+    return [{k: v for k, v in point.items() if k != "wall_seconds"} for point in curve]
+
+
+@pytest.mark.parametrize("method", sorted(RUNS))
+def test_a_killed_run_resumes_to_the_numbers_of_an_uninterrupted_one(method, tmp_path):
+    straight = train_run(spec_of(method, tmp_path / "straight"))
+
+    spec = spec_of(method, tmp_path / "killed")
+    code = ("import json, sys; from skillgym.compare.run import RunSpec, train_run; "
+            "train_run(RunSpec(**json.loads(sys.argv[1])))")
+    child = subprocess.Popen([sys.executable, "-c", code, json.dumps(asdict(spec))],
+                             env={**os.environ, "MUJOCO_GL": "egl"}, stderr=subprocess.DEVNULL)
+    state = Path(spec.out) / CHECKPOINT / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and child.poll() is None:
+        if state.is_file() and json.loads(state.read_text())["extra"]["low_level_steps"] >= 250:
+            break
+        time.sleep(0.05)
+    assert child.poll() is None, "the run ended before it could be killed"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not (Path(spec.out) / "result.json").exists()
+
+    resumed = train_run(spec)
+    assert without_wall_time(resumed["curve"]) == without_wall_time(straight["curve"])
+    assert resumed["policy_sha256"] == straight["policy_sha256"]
+    assert len(resumed["curve"]) >= 3  # evaluated at 0, after the kill and at the end
+
+
+def test_a_run_folder_with_other_settings_is_refused(tmp_path):
+    spec = spec_of("sac", tmp_path / "run")
+    Path(spec.out).mkdir()
+    (Path(spec.out) / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="holds no comparison run"):
+        train_run(spec)
+    assert (Path(spec.out) / "notes.txt").read_text() == "mine"
+
+
+def test_a_tiny_comparison_writes_the_results_page(kitchen_data, tmp_path):
+    args = CompareArgs(out=str(tmp_path / "cmp"), methods=("extract", "spirl", "sac", "bc"), seeds=1, steps=300,
+                       data=str(kitchen_data), eval_episodes=1, workers=2, library=(LIBRARY,),
+                       agent_kwargs={"extract": {"learning_starts": 5}, "spirl": {"learning_starts": 5}},
+                       pretrain_steps={"spirl": 20, "bc": 20})
+    summary = compare(args)
+    out = Path(args.out)
+    page = (out / "results.md").read_text()
+    for name in ("extract", "spirl", "sac", "bc", "curves.png", "skill_lengths.png", "skillgym compare"):
+        assert name in page
+    assert (out / "curves.png").stat().st_size > 0 and (out / "skill_lengths.png").stat().st_size > 0
+    rows = {row["method"]: row for row in summary["results"]}
+    assert set(rows) == {"extract", "spirl", "sac", "bc"} and all(r["finished"] == 1 for r in rows.values())
+    spirl = json.loads((out / "runs" / "spirl" / "default" / "seed0" / "result.json").read_text())
+    assert set(spirl["skill_lengths"][:-1]) == {10}  # fixed-length skills (the last may be cut by the time limit)
+    bc = json.loads((out / "runs" / "bc" / "default" / "seed0" / "result.json").read_text())
+    assert [p["low_level_steps"] for p in bc["curve"]] == [0]  # learns from data only
+
+    # The same command again finds every run finished and rewrites the page from their results.
+    started = time.time()
+    assert compare(args)["results"] == summary["results"]
+    assert time.time() - started < 60
+
+
+def test_value_at_takes_the_first_evaluation_at_or_after_the_budget():
+    curve = [{"low_level_steps": s, "subtasks_mean": v} for s, v in ((0, 0.0), (100_150, 1.5), (200_020, 2.0))]
+    assert value_at(curve, 100_000) == 1.5 and value_at(curve, 200_020) == 2.0 and value_at(curve, 300_000) is None
