@@ -51,7 +51,8 @@ class Method:
 
 
 def skill_kitchen(spec: RunSpec) -> gym.Env:
-    return make_skill_kitchen(library=spec.library, tasks=task_order(spec.task))
+    library = None if spec.library == "default" else spec.library
+    return make_skill_kitchen(library=library, tasks=task_order(spec.task))
 
 
 def flat_skill_kitchen(spec: RunSpec) -> gym.Env:
