@@ -51,43 +51,52 @@ class Method:
 
 
 def skill_kitchen(spec: RunSpec) -> gym.Env:
+    """``SkillKitchen-v0`` on the run's task, in the run's library ("default": the bundled one)."""
     library = None if spec.library == "default" else spec.library
     return make_skill_kitchen(library=library, tasks=task_order(spec.task))
 
 
 def flat_skill_kitchen(spec: RunSpec) -> gym.Env:
+    """The same skill space as one flat ``Box``, for stock agents."""
     return FlattenSkillAction(skill_kitchen(spec))
 
 
 def spirl_kitchen(spec: RunSpec) -> gym.Env:
+    """The task in the SPiRL library's space: every skill runs its 10 steps."""
     assert spec.library is not None
     return make_spirl_env(spec.library, tasks=task_order(spec.task))
 
 
 def low_level_kitchen(spec: RunSpec) -> gym.Env:
+    """The low-level task: 9-d joint actions, 280 steps."""
     return KitchenTaskEnv(tasks=task_order(spec.task))
 
 
 def skillsac(spec: RunSpec, env: gym.Env, tensorboard_log: str) -> BaseAlgorithm:
+    """SkillSAC with ``skillgym train-rl``'s settings."""
     kwargs = {**TrainRLArgs().skillsac_kwargs(), **spec.agent_kwargs}
     return SkillSAC("SkillPolicy", env, **kwargs, seed=spec.seed, tensorboard_log=tensorboard_log)
 
 
 def spirl_skillsac(spec: RunSpec, env: gym.Env, tensorboard_log: str) -> BaseAlgorithm:
+    """SkillSAC with one skill: SAC in z with KL to p(z|s), the target scaled to the size of z."""
     kwargs = {**TrainRLArgs().skillsac_kwargs(), **spirl_skillsac_kwargs(env.action_space["arg"].shape[0]),
               **spec.agent_kwargs}
     return SkillSAC("SkillPolicy", env, **kwargs, seed=spec.seed, tensorboard_log=tensorboard_log)
 
 
 def sac(spec: RunSpec, env: gym.Env, tensorboard_log: str) -> BaseAlgorithm:
+    """Stock SB3 SAC."""
     return SAC("MlpPolicy", env, **spec.agent_kwargs, seed=spec.seed, tensorboard_log=tensorboard_log)
 
 
 def tqc(spec: RunSpec, env: gym.Env, tensorboard_log: str) -> BaseAlgorithm:
+    """Stock sb3-contrib TQC."""
     return TQC("MlpPolicy", env, **spec.agent_kwargs, seed=spec.seed, tensorboard_log=tensorboard_log)
 
 
 def behaviour_cloning(spec: RunSpec, model: BaseAlgorithm) -> dict[str, float]:
+    """Train the SAC actor on the demonstrations; returns the BC metrics."""
     assert spec.dataset is not None and isinstance(model, SAC)
     return pretrain_actor(model, BCArgs(dataset=spec.dataset, steps=spec.bc_steps, seed=spec.seed, progress=False))
 
