@@ -7,12 +7,9 @@ import json
 import os
 import shlex
 import sys
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from farama_notifications import notifications
 
 from skillgym.cli.options import add_options, parse_options
 from skillgym.compare.compare import CompareArgs
@@ -20,23 +17,13 @@ from skillgym.data.merge import MergeArgs
 from skillgym.data.record import RecordArgs
 from skillgym.extract.config import ExtractArgs
 from skillgym.extract.download import DownloadError
+from skillgym.notices import quiet_third_party_notices
 from skillgym.pipeline import PipelineArgs
 from skillgym.rl.train import TrainRLArgs
 from skillgym.skills.train import TrainSkillsArgs
 from skillgym.version import __version__
 
 RERENDER_SIZE = 128  # frames of kitchen datasets that store none are rendered at this size to be shown
-
-# Notices of third-party packages that say nothing about the user's run.
-QUIET_WARNINGS = (
-    ".*env.task_done to get variables from other wrappers is deprecated.*",
-    ".*is not within the observation space.*",
-    "`eval_env` is set to None.*",  # Minari, when writing a dataset
-    "env_spec is None.*",
-    "`author_email` is set to None.*",
-    "Evaluation environment is not wrapped with a ``Monitor`` wrapper.*",  # SB3's evaluate_policy
-)
-
 
 @dataclass
 class ShowEpisodeArgs:
@@ -101,6 +88,7 @@ def extract(args: ExtractArgs) -> int:
     from skillgym.extract.clustering import size_encoder
     from skillgym.extract.encoders import available_encoders, make_encoder
     from skillgym.extract.labeler import extract_skills
+    from skillgym.extract.report import format_summary
 
     name = args.encoder_name()
     if name not in available_encoders():
@@ -118,9 +106,10 @@ def extract(args: ExtractArgs) -> int:
     extract_skills(dataset, args.out, encoder=encoder, k=args.k, seed=args.seed, kernel=args.kernel,
                    min_length=args.min_length, progress=args.progress)
     summary = args.out / "report" / "summary.json"
-    if summary.is_file():
-        print(summary.read_text().strip())
-    print(f"wrote {args.out / 'labels.npz'}, {args.out / 'labeler'}, {args.out / 'report'}")
+    if summary.is_file() and not args.progress:  # with progress on, the report has just printed these lines
+        print(format_summary(json.loads(summary.read_text())))
+    print(f"wrote {args.out / 'labels.npz'}, {args.out / 'labeler'}, {args.out / 'report'} "
+          f"(every number in {summary.name})")
     return 0
 
 
@@ -225,16 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_third_party_notices() -> None:
-    for pattern in QUIET_WARNINGS:
-        warnings.filterwarnings("ignore", message=pattern)
-    # gymnasium-robotics prints a notice about its Adroit envs' rewards at import; skillgym uses none.
-    notifications.pop("gymnasium_robotics", None)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``skillgym`` command."""
-    _quiet_third_party_notices()
+    quiet_third_party_notices()
     parser = build_parser()
     ns = parser.parse_args(argv)
     command = " ".join(x for x in (ns.command, getattr(ns, "data_command", None),

@@ -27,6 +27,7 @@ from skillgym.cli.options import command_line
 from skillgym.compare.methods import METHOD_GROUPS, METHODS
 from skillgym.compare.page import write_results_page
 from skillgym.compare.run import PROGRESS, RunSpec, train_run
+from skillgym.notices import quiet_third_party_notices
 from skillgym.tasks.kitchen import HELD_OUT_TASKS, TASK_SUITE, task_order
 
 # Evaluation points: every 20k low-level steps at the paper's budgets, ten points on short runs.
@@ -176,7 +177,8 @@ def compare(args: CompareArgs, command: str | None = None) -> dict[str, Any]:
     runs = plan_runs(args, spirl_library, dataset)
     failures: dict[str, str] = {}
     context = multiprocessing.get_context("spawn")  # torch and MuJoCo state must not be forked
-    with ProcessPoolExecutor(max_workers=min(args.workers, len(runs)), mp_context=context) as pool, \
+    with ProcessPoolExecutor(max_workers=min(args.workers, len(runs)), mp_context=context,
+                             initializer=quiet_third_party_notices) as pool, \
             tqdm(total=sum(spec.steps for _, spec in runs), desc=f"{len(runs)} runs", unit="step",
                  unit_scale=True) as bar:
         pending: dict[Future, tuple[str, RunSpec]] = {pool.submit(train_run, spec): (label, spec)

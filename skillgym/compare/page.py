@@ -60,6 +60,16 @@ def _mean_std(values: list[float | None]) -> str:
     return text if len(done) == len(values) else f"{text} ({len(done)} of {len(values)} seeds)"
 
 
+def stopped_before(task: str, completed: list[int]) -> str:
+    """``"kettle 3, light switch 5, all done 12"``: how many episodes stopped before each subtask."""
+    order = task_order(task)
+    counts = np.bincount(completed, minlength=len(order) + 1)
+    parts = [f"{name} {counts[i]}" for i, name in enumerate(order) if counts[i]]
+    if counts[len(order)]:
+        parts.append(f"all done {counts[len(order)]}")
+    return ", ".join(parts)
+
+
 def _versions() -> str:
     found = []
     for name in PACKAGES:
@@ -160,6 +170,11 @@ def write_results_page(out: Path, runs: list[tuple[str, RunSpec]], command: str)
         numbers.append({"method": label, "task": task, "seeds": len(results),
                         "finished": sum(r is not None for r in results),
                         "subtasks": {str(b): at[b] for b in budgets}, "success_rate": success})
+    stops = []
+    for (label, task), results in grouped.items():
+        done = [r for r in results if r is not None]
+        if done:
+            stops.append(f"| {label} | {task} | {stopped_before(task, [c for r in done for c in r['final_completed']])} |")
     _plot_curves(grouped, tasks, steps, eval_every, out / "curves.png")
     has_lengths = _plot_skill_lengths(grouped, out / "skill_lengths.png")
 
@@ -182,6 +197,9 @@ def write_results_page(out: Path, runs: list[tuple[str, RunSpec]], command: str)
         "![learning curves](curves.png)",
         "",
     ]
+    if stops:
+        lines += ["Where the final policies' evaluation episodes stop (the subtask not completed; all seeds):", "",
+                  "| method | task | episodes stopping before each subtask |", "|---|---|---|", *stops, ""]
     if has_lengths:
         lines += ["Low-level steps of the skills executed by the final policies:", "",
                   "![skill lengths](skill_lengths.png)", ""]
