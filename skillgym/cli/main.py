@@ -164,9 +164,15 @@ def run(args: PipelineArgs) -> int:
 def compare(args: CompareArgs) -> int:
     """``skillgym compare``: methods x tasks x seeds, then the results page."""
     from skillgym.compare import compare as run_comparison
+    from skillgym.compare.compare import RunsFailed
 
-    run_comparison(args, command=" ".join(shlex.quote(word) for word in ["skillgym", *sys.argv[1:]]))
-    print(f"results page: {Path(args.out) / 'results.md'}")
+    page = Path(args.out) / "results.md"
+    try:
+        run_comparison(args, command=" ".join(shlex.quote(word) for word in ["skillgym", *sys.argv[1:]]))
+    except RunsFailed as e:
+        print(f"skillgym compare: {e}\nresults page of the others: {page}", file=sys.stderr)
+        return 1
+    print(f"results page: {page}")
     return 0
 
 

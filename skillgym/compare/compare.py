@@ -111,7 +111,7 @@ def library_label(spec: str) -> str:
     return spec if spec in ("default", "agnostic") else Path(spec).name
 
 
-def plan_runs(args: CompareArgs, spirl_library: str | None, dataset: str | None) -> list[tuple[str, RunSpec]]:
+def plan_runs(args: CompareArgs, dataset: str | None, spirl_library: str | None) -> list[tuple[str, RunSpec]]:
     """``(method label, run)`` for every method, library, task and seed."""
     out = Path(args.out)
     runs = []
@@ -134,28 +134,32 @@ def plan_runs(args: CompareArgs, spirl_library: str | None, dataset: str | None)
     return runs
 
 
-def prepare_data(args: CompareArgs) -> tuple[str | None, str | None]:
-    """The demonstrations and the SPiRL library the chosen methods need, made if missing."""
+def data_paths(args: CompareArgs) -> tuple[str | None, str | None]:
+    """Where the demonstrations and the SPiRL library of the chosen methods are (or will be)."""
     needs = {METHODS[m].uses for m in args.method_names()}
-    if not needs & {"data", "spirl"}:
-        return None, None
+    dataset = (args.data or str(Path(args.out) / "data")) if needs & {"data", "spirl"} else None
+    spirl_library = str(Path(args.out) / "spirl" / "library") if "spirl" in needs else None
+    return dataset, spirl_library
+
+
+def prepare_data(args: CompareArgs) -> None:
+    """Record the demonstrations and train the SPiRL library, if the chosen methods need them and they are missing."""
+    dataset, spirl_library = data_paths(args)
     out = Path(args.out)
-    dataset = args.data
-    if dataset is None:
+    if dataset is not None and args.data is None and not (out / "data" / "recording.json").is_file():
         from skillgym.data.record import RecordArgs, record_dataset
 
-        if not (out / "data" / "recording.json").is_file():
-            print(f"recording demonstrations for spirl / bc into {out / 'data'} (skillgym data kitchen's defaults)")
-            print("  " + record_dataset(RecordArgs(out=out / "data", workers=args.workers)).summary())
-        dataset = str(out / "data")
-    spirl_library = None
-    if "spirl" in needs:
+        print(f"recording demonstrations for spirl / bc into {out / 'data'} (skillgym data kitchen's defaults)")
+        print("  " + record_dataset(RecordArgs(out=out / "data", workers=args.workers)).summary())
+    if spirl_library is not None:
         from skillgym.baselines.spirl import SpirlArgs, train_spirl
 
         steps = {"steps": args.pretrain_steps["spirl"]} if "spirl" in args.pretrain_steps else {}
-        spirl_library = str(train_spirl(SpirlArgs(dataset=dataset, out=str(out / "spirl"), threads=args.workers,
-                                                  **steps)))
-    return dataset, spirl_library
+        train_spirl(SpirlArgs(dataset=str(dataset), out=str(out / "spirl"), threads=args.workers, **steps))
+
+
+class RunsFailed(RuntimeError):
+    """Some runs of a comparison raised; the others finished and the page shows them."""
 
 
 def _progress(runs: list[tuple[str, RunSpec]]) -> int:
@@ -170,30 +174,40 @@ def _progress(runs: list[tuple[str, RunSpec]]) -> int:
 
 
 def compare(args: CompareArgs, command: str | None = None) -> dict[str, Any]:
-    """Run every (method, task, seed) not finished yet, then write the results page; returns its numbers."""
+    """Run every (method, task, seed) not finished yet, then write the results page; returns its numbers.
+
+    Runs that need no demonstrations start at once; the others once the data and the SPiRL library
+    are ready. Raises :class:`RunsFailed` (after writing the page) if any run raised.
+    """
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    dataset, spirl_library = prepare_data(args)
-    runs = plan_runs(args, spirl_library, dataset)
+    runs = plan_runs(args, *data_paths(args))
     failures: dict[str, str] = {}
     context = multiprocessing.get_context("spawn")  # torch and MuJoCo state must not be forked
     with ProcessPoolExecutor(max_workers=min(args.workers, len(runs)), mp_context=context,
-                             initializer=quiet_third_party_notices) as pool, \
-            tqdm(total=sum(spec.steps for _, spec in runs), desc=f"{len(runs)} runs", unit="step",
-                 unit_scale=True) as bar:
-        pending: dict[Future, tuple[str, RunSpec]] = {pool.submit(train_run, spec): (label, spec)
-                                                      for label, spec in sorted(runs, key=lambda r: -COST[r[1].method])}
-        while pending:
-            finished, _ = wait(pending, timeout=5, return_when=FIRST_COMPLETED)
-            for future in finished:
-                label, spec = pending.pop(future)
-                if future.exception() is not None:
-                    failures[spec.out] = f"{type(future.exception()).__name__}: {future.exception()}"
-                    tqdm.write(f"  {label} / {spec.task} / seed {spec.seed} failed: {failures[spec.out]}")
-            bar.update(_progress(runs) - bar.n)
+                             initializer=quiet_third_party_notices) as pool:
+        pending: dict[Future, tuple[str, RunSpec]] = {}
+        later = []
+        for label, spec in sorted(runs, key=lambda r: -COST[r[1].method]):
+            if METHODS[spec.method].uses in ("data", "spirl"):
+                later.append((label, spec))
+            else:
+                pending[pool.submit(train_run, spec)] = (label, spec)
+        if later:
+            prepare_data(args)
+            pending.update({pool.submit(train_run, spec): (label, spec) for label, spec in later})
+        with tqdm(total=sum(spec.steps for _, spec in runs), desc=f"{len(runs)} runs", unit="step",
+                  unit_scale=True) as bar:
+            while pending:
+                finished, _ = wait(pending, timeout=5, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    label, spec = pending.pop(future)
+                    if future.exception() is not None:
+                        failures[spec.out] = f"{type(future.exception()).__name__}: {future.exception()}"
+                        tqdm.write(f"  {label} / {spec.task} / seed {spec.seed} failed: {failures[spec.out]}")
+                bar.update(_progress(runs) - bar.n)
     summary = write_results_page(out, runs, command or command_line("skillgym compare", args))
     if failures:
-        summary["failures"] = failures
-        raise RuntimeError(f"{len(failures)} of {len(runs)} runs failed (the page shows the others): "
-                           + "; ".join(f"{k}: {v}" for k, v in failures.items()))
+        raise RunsFailed(f"{len(failures)} of {len(runs)} runs failed (the page shows the others): "
+                         + "; ".join(f"{k}: {v}" for k, v in failures.items()))
     return summary
