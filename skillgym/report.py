@@ -118,7 +118,11 @@ def write_report(run: str | os.PathLike) -> Path:
     labels_report = run / "labels" / "report"
     sections.append("<h2>2. Skill extraction</h2>")
     rows = [("encoder", extraction.get("settings", {}).get("encoder"))]
-    rows += [(k, extraction[k]) for k in ("k", "num_segments", "mean_segment_length", "subtask_ami") if k in extraction]
+    rows += [(k, extraction[k]) for k in ("k", "num_segments", "mean_segment_length", "mean_subtask_length",
+                                          "subtask_ami", "subtask_ari", "purity") if k in extraction]
+    if "boundary_f1" in extraction:
+        rows.append((f"subtask boundaries within {extraction['boundary_tolerance']} steps", {
+            k: extraction[f"boundary_{k}"] for k in ("f1", "precision", "recall")}))
     purity = extraction.get("skill_majority_subtask") or []
     if purity:
         rows.append(("purity per skill (main subtask)", ", ".join(

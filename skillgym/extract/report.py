@@ -7,8 +7,9 @@
 - ``frames.png``: frames from two random segments per skill (Fig. 11), if frames are available;
 - ``timeline.png``: skill labels along the first episodes (and the true subtasks, if recorded);
 - ``summary.json``: segments per skill, mean/median length, silhouette on a sample, fraction of
-  steps kept in segments and, with ground-truth subtasks, the adjusted mutual information between
-  skills and subtasks plus the skill x subtask confusion table.
+  steps kept in segments and, with ground-truth subtasks, how well skills match them (AMI, ARI,
+  purity, boundary precision/recall/F1, mean subtask length; see :mod:`skillgym.extract.quality`)
+  plus the skill x subtask confusion table.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from skillgym.extract.labels import SkillLabels
+from skillgym.extract.quality import contingency, subtask_quality
 
 PCA_SAMPLES = 5000
 SILHOUETTE_SAMPLES = 3000
@@ -30,7 +32,7 @@ FRAMES_PER_STRIP = 6
 def summarize(labels: SkillLabels, dataset: Any = None, embeddings: np.ndarray | None = None,
               seed: int = 0) -> dict[str, Any]:
     """The numbers of ``summary.json`` (see module docstring)."""
-    from sklearn.metrics import adjusted_mutual_info_score, silhouette_score
+    from sklearn.metrics import silhouette_score
 
     k, seg = labels.num_skills, labels.segments
     lengths = seg[:, 2] - seg[:, 1] if len(seg) else np.zeros(0, np.int64)
@@ -60,19 +62,15 @@ def summarize(labels: SkillLabels, dataset: Any = None, embeddings: np.ndarray |
             summary["silhouette"] = float(silhouette_score(x, sample_labels))
             summary["silhouette_samples"] = int(len(idx))
     if dataset is not None and getattr(dataset, "has_subtasks", False):
-        truth = np.concatenate([dataset.episode(i, frames=False).subtasks for i in range(len(dataset))])
-        known = truth >= 0
-        if known.any():
+        truth = [dataset.episode(i, frames=False).subtasks for i in range(len(dataset))]
+        quality = subtask_quality(labels, truth)
+        if quality is not None:
             names = list(dataset.subtask_names())
-            pred, true = labels.frame_labels[known], truth[known]
-            summary["subtask_ami"] = float(adjusted_mutual_info_score(true, pred))
-            table = np.zeros((k, len(names)), np.int64)
-            np.add.at(table, (pred, true), 1)
+            summary.update(quality)
+            table = contingency(labels.frame_labels, np.concatenate(truth), k, len(names))
             summary["confusion"] = {"rows": "skill", "columns": names, "counts": table.tolist()}
-            # Which subtask each skill mostly covers, and how purely.
-            totals = np.maximum(table.sum(1), 1)
             summary["skill_majority_subtask"] = [
-                {"skill": s, "subtask": names[int(table[s].argmax())], "purity": float(table[s].max() / totals[s])}
+                {"skill": s, "subtask": names[int(table[s].argmax())], "purity": quality["purity_per_skill"][s]}
                 for s in range(k) if table[s].sum() > 0
             ]
     return summary
@@ -104,7 +102,7 @@ def write_report(
         _plot_frames(labels, dataset, out / "frames.png", seed)
         plots.append("frames.png")
     if dataset is not None:
-        _plot_timeline(labels, dataset, out / "timeline.png", max_timeline_episodes)
+        _plot_timeline(labels, dataset, out / "timeline.png", max_timeline_episodes, summary)
         plots.append("timeline.png")
     summary["plots"] = plots
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -115,18 +113,39 @@ def write_report(
 
 def format_summary(summary: dict[str, Any]) -> str:
     """A few human-readable lines of the summary."""
+    subtask_runs = (f" (true subtask runs {summary['mean_subtask_length']:.1f})"
+                    if "mean_subtask_length" in summary else "")
     lines = [
         f"{summary['num_segments']} segments over {summary['num_episodes']} episodes "
         f"({summary['segments_per_episode']:.1f}/episode); skills used {summary['skills_used']}/{summary['k']}",
-        f"segment length mean {summary['mean_segment_length']:.1f}, median {summary['median_segment_length']:.1f}; "
+        f"segment length mean {summary['mean_segment_length']:.1f}{subtask_runs}, "
+        f"median {summary['median_segment_length']:.1f}; "
         f"{100 * summary['fraction_steps_kept']:.1f}% of steps in segments",
         f"segments per skill: {summary['segments_per_skill']}",
     ]
     if "silhouette" in summary:
         lines.append(f"silhouette (sample of {summary['silhouette_samples']}): {summary['silhouette']:.3f}")
     if "subtask_ami" in summary:
-        lines.append(f"adjusted mutual information with true subtasks: {summary['subtask_ami']:.3f}")
+        lines.append("against the executed subtasks: " + _agreement(summary))
+    if "boundary_f1" in summary:
+        lines.append(
+            f"subtask boundaries within {summary['boundary_tolerance']} steps: F1 {_score(summary['boundary_f1'])}, "
+            f"precision {_score(summary['boundary_precision'])}, recall {_score(summary['boundary_recall'])} "
+            f"({summary['boundary_hits']} hits, {summary['boundaries_predicted']} predicted, "
+            f"{summary['boundaries_true']} true)")
     return "\n".join(lines)
+
+
+def _score(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _agreement(summary: dict[str, Any]) -> str:
+    """AMI, ARI and purity in one phrase (a summary written before ARI and purity existed has only AMI)."""
+    parts = [f"AMI {summary['subtask_ami']:.3f}"]
+    parts += [f"{name} {_score(summary[key])}" for name, key in (("ARI", "subtask_ari"), ("purity", "purity"))
+              if key in summary]
+    return ", ".join(parts)
 
 
 # -- plots --------------------------------------------------------------------------------------
@@ -213,7 +232,8 @@ def _plot_frames(labels: SkillLabels, dataset: Any, path: Path, seed: int) -> No
     plt.close(fig)
 
 
-def _plot_timeline(labels: SkillLabels, dataset: Any, path: Path, max_episodes: int) -> None:
+def _plot_timeline(labels: SkillLabels, dataset: Any, path: Path, max_episodes: int,
+                   summary: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
 
@@ -246,7 +266,12 @@ def _plot_timeline(labels: SkillLabels, dataset: Any, path: Path, max_episodes: 
     step = 2 if with_truth else 1
     ax.set_yticks(np.arange(0, len(grid), step))
     ax.set_yticklabels([f"ep {i}" for i in range(n_ep)], fontsize=7)
-    ax.set(xlabel="step", title="skills per step" + (" (odd rows: true subtask)" if with_truth else ""))
+    title = "skills per step" + (" (odd rows: true subtask)" if with_truth else "")
+    if "subtask_ami" in summary:  # the scores cover all episodes, not only the rows shown
+        title += f"\nall {labels.num_episodes} episodes: {_agreement(summary)}"
+        if "boundary_f1" in summary:
+            title += f", boundary F1 {_score(summary['boundary_f1'])} (±{summary['boundary_tolerance']} steps)"
+    ax.set(xlabel="step", title=title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
