@@ -1,3 +1,4 @@
+import mujoco
 import numpy as np
 import pytest
 
@@ -72,3 +73,29 @@ def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match="finite"):
         env.step(np.full(9, np.nan))
     assert DEFAULT_TASKS == ("microwave", "kettle", "bottom burner", "light switch")
+
+
+def integration_state(env: KitchenTaskEnv) -> np.ndarray:
+    """Everything MuJoCo's next step reads, not just qpos and qvel."""
+    spec = mujoco.mjtState.mjSTATE_INTEGRATION
+    state = np.empty(mujoco.mj_stateSize(env.model, spec))
+    mujoco.mj_getState(env.model, env.data, state, spec)
+    return state
+
+
+def test_deferred_frames_equal_frames_rendered_every_step():
+    every, deferred = (KitchenTaskEnv(pixels=True, image_size=32, frame_stack=3) for _ in range(2))
+    for seed in (0, 1):  # the second reset refills a stack that holds deferred frames
+        every.reset(seed=seed)
+        deferred.reset(seed=seed)
+        actions = np.random.default_rng(seed).uniform(-1, 1, (7, 9)).astype(np.float32)
+        for t, action in enumerate(actions):
+            expected, *rest = every.step(action)
+            obs, *deferred_rest = deferred.step_without_pixels(action)
+            assert sorted(obs) == ["state"] and deferred_rest == rest
+            np.testing.assert_array_equal(obs["state"], expected["state"])
+            if t in (1, 2, 6):  # stacks of: the reset frame + new ones, cached + a new one, all new
+                np.testing.assert_array_equal(deferred.current_observation()["pixels"], expected["pixels"])
+            np.testing.assert_array_equal(integration_state(deferred), integration_state(every))
+    every.close()
+    deferred.close()

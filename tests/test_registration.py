@@ -60,3 +60,4 @@ def test_bundled_pixel_library():
     assert obs.shape == (4, 64, 64, 3) and obs.dtype == np.uint8
     obs, _, _, _, info = env.step({"skill": 2, "arg": np.zeros(5, np.float32)})
     assert env.observation_space.contains(obs) and 1 <= info["skill_steps"] <= 30
+    check_env(skill_env(env), skip_render_check=True)

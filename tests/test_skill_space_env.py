@@ -1,8 +1,13 @@
+from unittest import mock
+
+import gymnasium as gym
+import mujoco
 import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
+from skillgym.envs.skill_kitchen import BUNDLED_LIBRARIES
 from skillgym.envs.skill_space import SkillSpaceEnv
 from skillgym.skills.config import LibraryConfig
 from skillgym.skills.library import SkillLibrary
@@ -161,3 +166,44 @@ def test_record_frames_returns_every_low_level_frame():
     env.reset(seed=0)
     *_, info = env.step(act())
     assert len(info["frames"]) == 6 and info["frames"][0].shape == (32, 32, 3)
+
+
+def test_pixels_rendered_at_skill_ends_equal_pixels_rendered_every_step():
+    """The bundled pixel library (closed-loop decoder on the state): only the final stacks are rendered."""
+    if not BUNDLED_LIBRARIES["pixels"].is_dir():
+        pytest.skip("no bundled pixel library in this checkout")
+    library = SkillLibrary.load(BUNDLED_LIBRARIES["pixels"])
+
+    def low() -> KitchenTaskEnv:
+        return KitchenTaskEnv(pixels=True, image_size=64, frame_stack=4)
+
+    # A plain wrapper hides step_without_pixels: that env renders every low-level step.
+    every = SkillSpaceEnv(gym.Wrapper(low()), library, max_skill_steps=6)
+    fast = SkillSpaceEnv(low(), library, max_skill_steps=6)
+    def integration_state(env: SkillSpaceEnv) -> np.ndarray:
+        model, data = env.unwrapped.model, env.unwrapped.data
+        state = np.empty(mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_INTEGRATION))
+        mujoco.mj_getState(model, data, state, mujoco.mjtState.mjSTATE_INTEGRATION)
+        return state
+
+    rng = np.random.default_rng(0)
+    low_steps = 0
+    renderer = fast.unwrapped._renderer
+    with (mock.patch.object(renderer, "render", wraps=renderer.render) as render,
+          mock.patch.object(renderer, "render_snapshot", wraps=renderer.render_snapshot) as render_snapshot):
+        for seed, skills in ((0, 3), (1, 2)):  # the second reset refills the stack
+            expected, _ = every.reset(seed=seed)
+            obs, _ = fast.reset(seed=seed)
+            np.testing.assert_array_equal(obs, expected)
+            for _ in range(skills):
+                action = {"skill": int(rng.integers(8)), "arg": rng.normal(size=5).astype(np.float32)}
+                expected, *expected_rest, expected_info = every.step(action)
+                obs, *rest, info = fast.step(action)
+                np.testing.assert_array_equal(obs, expected)
+                assert rest == expected_rest and info.keys() == expected_info.keys()
+                for key in ("skill_steps", "skill_rewards", "completed_tasks"):
+                    np.testing.assert_array_equal(info[key], expected_info[key])
+                low_steps += info["skill_steps"]
+                np.testing.assert_array_equal(integration_state(fast), integration_state(every))
+    assert render.call_count == 2  # the resets
+    assert render_snapshot.call_count <= 4 * 5 < low_steps

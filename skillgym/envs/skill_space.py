@@ -63,6 +63,12 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
     ``skill_rewards`` (their rewards, float64 ``(max_skill_steps,)``, zeros after ``skill_steps``),
     the low-level info of the last
     step, and ``frames`` if ``record_frames``.
+
+    Pixels are rendered only for the observation the agent gets: when the priors see ``"pixels"``
+    and the decoder does not (open-loop, or closed-loop on the ``"state"`` vector), a low-level env
+    with ``step_without_pixels`` / ``current_observation`` (e.g.
+    :class:`~skillgym.tasks.kitchen.KitchenTaskEnv`) is stepped without rendering and asked for
+    the full observation once, at the skill's end. Any other env is stepped with ``step``.
     """
 
     def __init__(
@@ -94,6 +100,11 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if cfg.decoder == "closed_loop" and cfg.decoder_obs_kind != cfg.obs_kind:
             wanted = spaces.Box(-np.inf, np.inf, cfg.decoder_obs_shape, np.float32)
             self._decoder_obs_key = self._find_observation_key(env.observation_space, wanted)
+        self._decoder_reads_obs = cfg.decoder == "closed_loop"
+        self._pixels_at_skill_end = (
+            self._obs_key == "pixels" and hasattr(env, "step_without_pixels")
+            and not (self._decoder_reads_obs and self._decoder_obs_key == "pixels")
+        )
         self.observation_space = self.library.observation_space
         self.action_space = skill_action_space(self.library.num_skills, self.library.z_dim, cfg.arg_bound)
         self._last_obs: Any = None
@@ -179,9 +190,11 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         total, rewards = 0.0, []
         frames: list[np.ndarray] = []
         obs = self._last_obs
+        low_step = self.env.step_without_pixels if self._pixels_at_skill_end else self.env.step
         for _ in range(self.max_skill_steps):
-            low_action, progress, state = self.library.step(state, self._decoder_observation(obs)[None])
-            obs, reward, terminated, truncated, info = self.env.step(low_action[0])
+            decoder_obs = self._decoder_observation(obs)[None] if self._decoder_reads_obs else None
+            low_action, progress, state = self.library.step(state, decoder_obs)
+            obs, reward, terminated, truncated, info = low_step(low_action[0])
             total += float(reward)
             rewards.append(float(reward))
             if self.record_frames:
@@ -189,6 +202,8 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
             if terminated or truncated or (self.progress_threshold is not None
                                            and float(progress[0]) >= self.progress_threshold):
                 break
+        if self._pixels_at_skill_end:
+            obs = self.env.current_observation()
         self._last_obs = obs
         self._episode_over = bool(terminated or truncated)
         self.last_skill_frames = frames

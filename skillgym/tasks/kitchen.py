@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -92,12 +93,22 @@ class SimulationError(RuntimeError):
     """The MuJoCo simulation became unstable (non-finite state)."""
 
 
+# What a deferred frame is rendered from: MuJoCo's integration state holds everything mj_step
+# and mj_forward read (qpos, qvel, act, mocap poses, controls, applied forces, time, ...), so a
+# forward pass from it reproduces the live kinematics, and with them the frame, bit for bit.
+SNAPSHOT_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
+
+
 class KitchenRenderer:
     """Offscreen renderer with D4RL's camera and the fast settings (~30 ms instead of ~850 ms).
 
     The shipped scene casts 4 shadow maps at 4096², uses 8x MSAA and reflections; none of that
     survives a 64x64 or 128x128 image, so it is switched off. ``render`` runs ``mj_forward``
     first so the frame shows the current state, not one substep behind it.
+
+    ``snapshot`` + ``render_snapshot`` render a past state later, identical to what ``render``
+    drew then; they run the forward pass on a scratch ``MjData``, so the live simulation is never
+    touched.
     """
 
     def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, size: int):
@@ -116,11 +127,29 @@ class KitchenRenderer:
         self.camera.lookat[:] = CAMERA["lookat"]
         self.camera.azimuth = CAMERA["azimuth"]
         self.camera.elevation = CAMERA["elevation"]
+        self._snapshot_size = mujoco.mj_stateSize(model, SNAPSHOT_STATE)
+        self._scratch: mujoco.MjData | None = None
 
     def render(self) -> np.ndarray:
         """The current state as a ``(size, size, 3)`` uint8 image."""
-        mujoco.mj_forward(self.model, self.data)
-        self._renderer.update_scene(self.data, self.camera)
+        return self._draw(self.data)
+
+    def snapshot(self) -> np.ndarray:
+        """The live simulator state, enough for ``render_snapshot`` to draw its frame later."""
+        state = np.empty(self._snapshot_size)
+        mujoco.mj_getState(self.model, self.data, state, SNAPSHOT_STATE)
+        return state
+
+    def render_snapshot(self, state: np.ndarray) -> np.ndarray:
+        """The frame ``render`` would have drawn when ``state`` was taken by ``snapshot``."""
+        if self._scratch is None:
+            self._scratch = mujoco.MjData(self.model)
+        mujoco.mj_setState(self.model, self._scratch, state, SNAPSHOT_STATE)
+        return self._draw(self._scratch)
+
+    def _draw(self, data: mujoco.MjData) -> np.ndarray:
+        mujoco.mj_forward(self.model, data)
+        self._renderer.update_scene(data, self.camera)
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
         return self._renderer.render().copy()
@@ -128,6 +157,13 @@ class KitchenRenderer:
     def close(self) -> None:
         """Free the MuJoCo renderer."""
         self._renderer.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingFrame:
+    """A frame not rendered yet: the simulator snapshot to render it from."""
+
+    snapshot: np.ndarray
 
 
 class KitchenTaskEnv(gym.Env):
@@ -147,6 +183,24 @@ class KitchenTaskEnv(gym.Env):
     stepping on after the end keeps simulating (the scripted recorder follows through past the last
     subtask); :class:`~skillgym.envs.skill_space.SkillSpaceEnv` refuses it. A simulation that turns
     non-finite raises :class:`SimulationError`; call ``reset``.
+
+    Pixels on demand: ``step`` renders its frame at once. ``step_without_pixels`` steps exactly
+    the same way but returns the observation without ``"pixels"`` and keeps a snapshot of the
+    simulator instead of a frame; ``current_observation`` renders the snapshots still in the frame
+    stack when the pixels are asked for. The frames are bit-identical either way and the
+    simulation is the same, so a caller that reads the pixels of only some steps renders only the
+    frames those contain (:class:`~skillgym.envs.skill_space.SkillSpaceEnv` reads them at a
+    skill's end: ``frame_stack`` frames instead of one per low-level step).
+
+    Example:
+        >>> env = KitchenTaskEnv(pixels=True, image_size=64, frame_stack=4)
+        >>> _ = env.reset(seed=0)
+        >>> for _ in range(10):
+        ...     obs, reward, terminated, truncated, info = env.step_without_pixels(np.zeros(9, np.float32))
+        >>> sorted(obs)
+        ['state']
+        >>> env.current_observation()["pixels"].shape  # renders the last 4 steps' frames
+        (4, 64, 64, 3)
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 12}
@@ -189,7 +243,8 @@ class KitchenTaskEnv(gym.Env):
             )
         else:
             self.observation_space = state_space
-        self._frames: deque[np.ndarray] = deque(maxlen=frame_stack)
+        self._frames: deque[np.ndarray | _PendingFrame] = deque(maxlen=frame_stack)
+        self._state: np.ndarray | None = None
         self._completed: list[str] = []
         self._steps = 0
         self._started = False
@@ -220,9 +275,12 @@ class KitchenTaskEnv(gym.Env):
 
     def render_frame(self) -> np.ndarray:
         """The current frame, exactly as the pixel observation renders it."""
+        return self._get_renderer().render()
+
+    def _get_renderer(self) -> KitchenRenderer:
         if self._renderer is None:
             self._renderer = KitchenRenderer(self.model, self.data, self.image_size)
-        return self._renderer.render()
+        return self._renderer
 
     def task_distance(self, task: str) -> float:
         """Distance of the subtask's object from its goal (joint units); done below ``BONUS_THRESH``."""
@@ -238,16 +296,21 @@ class KitchenTaskEnv(gym.Env):
         return self.task_distance(task) < BONUS_THRESH
 
     # -- gymnasium API ------------------------------------------------------------------------
-    def _observation(self, state: np.ndarray, new_frame: bool):
+    def current_observation(self) -> np.ndarray | dict[str, np.ndarray]:
+        """The observation of the last ``reset`` or step, as ``step`` returns it.
+
+        Renders the frames of the stack that ``step_without_pixels`` left as snapshots (each
+        once: they stay in the stack rendered).
+        """
+        if self._state is None:
+            raise RuntimeError("call reset() before current_observation()")
         if not self.pixels:
-            return state
-        frame = self.render_frame()
-        if new_frame:
-            self._frames.append(frame)
-        else:  # reset: fill the stack with the first frame
-            self._frames.extend([frame] * self.frame_stack)
+            return self._state
+        for i, frame in enumerate(self._frames):
+            if isinstance(frame, _PendingFrame):
+                self._frames[i] = self._get_renderer().render_snapshot(frame.snapshot)
         pixels = np.stack(self._frames) if self.frame_stack > 1 else self._frames[-1]
-        return {"state": state, "pixels": pixels}
+        return {"state": self._state, "pixels": pixels}
 
     def _count_new_completions(self) -> int:
         remaining = [t for t in self.tasks if t not in self._completed]
@@ -266,10 +329,31 @@ class KitchenTaskEnv(gym.Env):
         self._completed, self._steps = [], 0
         self._started = True
         self._frames.clear()
-        return self._observation(obs["observation"], new_frame=False), self._info()
+        self._state = obs["observation"]
+        if self.pixels:  # the stack starts full of the first frame
+            self._frames.extend([self.render_frame()] * self.frame_stack)
+        return self.current_observation(), self._info()
 
     def step(self, action):
         """The reward is the number of subtasks newly completed (in order if ``ordered``)."""
+        reward, terminated, truncated, info = self._advance(action)
+        if self.pixels:
+            self._frames.append(self.render_frame())
+        return self.current_observation(), reward, terminated, truncated, info
+
+    def step_without_pixels(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """``step`` that defers rendering: the observation lacks ``"pixels"``.
+
+        The simulation, reward and info are those of ``step``; the frame is rendered by a later
+        ``current_observation`` if it is still in the stack. Without ``pixels`` this is ``step``.
+        """
+        reward, terminated, truncated, info = self._advance(action)
+        if not self.pixels:
+            return self._state, reward, terminated, truncated, info
+        self._frames.append(_PendingFrame(self._get_renderer().snapshot()))
+        return {"state": self._state}, reward, terminated, truncated, info
+
+    def _advance(self, action) -> tuple[float, bool, bool, dict[str, Any]]:
         action = np.asarray(action, dtype=np.float32)
         if action.shape != (ACTION_DIM,) or not np.all(np.isfinite(action)):
             raise ValueError(
@@ -285,16 +369,11 @@ class KitchenTaskEnv(gym.Env):
             # instead of handing the agent NaNs or a silently reset scene.
             self._started = False
             raise SimulationError("the kitchen simulation became unstable (non-finite state); call reset()")
+        self._state = obs["observation"]
         reward = float(self._count_new_completions())
         terminated = len(self._completed) == len(self.tasks)
         truncated = self._steps >= self.max_episode_steps and not terminated
-        return (
-            self._observation(obs["observation"], new_frame=True),
-            reward,
-            terminated,
-            truncated,
-            self._info(),
-        )
+        return reward, terminated, truncated, self._info()
 
     def _info(self) -> dict[str, Any]:
         return {"completed_tasks": list(self._completed), "num_completed": len(self._completed)}
