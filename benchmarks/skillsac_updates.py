@@ -6,6 +6,7 @@ The env is ``ToySkillEnv`` at kitchen-state size (obs dim 59, K=8, nz=5) so no s
 
     python benchmarks/skillsac_updates.py                 # defaults: 300 gradient steps each, batch 256
     python benchmarks/skillsac_updates.py --steps 1000 --threads 2
+    python benchmarks/skillsac_updates.py --profile 50   # then where SkillSAC's update spends its time
 
 Both algorithms are timed on ``model.train(gradient_steps=N, batch_size)`` after the same warm-up, in
 alternating rounds, on the CPU time of this process (``time.process_time``, robust to neighbours on a shared
@@ -19,7 +20,9 @@ tensors are page-faulted in afresh at every update (see that function's docstrin
 from __future__ import annotations
 
 import argparse
+import os
 import time
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -75,6 +78,9 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--malloc", choices=["keep", "default"], default="keep")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="afterwards, profile N SkillSAC gradient steps"
+    )
     args = parser.parse_args()
     th.set_num_threads(args.threads)
     malloc_tuned = args.malloc == "keep" and keep_freed_memory()
@@ -107,7 +113,9 @@ def main() -> None:
         seed=0,
     )
     for model in (skill, sac):
-        model.learn(warmup)  # fills the buffer, no updates yet
+        with warnings.catch_warnings():  # SkillSAC warns that learn() made no update: none is wanted yet
+            warnings.simplefilter("ignore", UserWarning)
+            model.learn(warmup)  # fills the buffer
         model.train(gradient_steps=20, batch_size=args.batch_size)  # allocator / Adam state warm-up
 
     rates: dict[str, list[float]] = {"SkillSAC": [], "SAC": []}
@@ -126,7 +134,13 @@ def main() -> None:
         print(
             f"{name:9s} gradient steps/s: best {best[name]:7.1f}  rounds {', '.join(f'{v:.1f}' for v in values)}"
         )
-    print(f"ratio SkillSAC / SAC: {best['SkillSAC'] / best['SAC']:.2f}  (goal >= 0.7)")
+    print(f"ratio SkillSAC / SAC: {best['SkillSAC'] / best['SAC']:.2f}  (load average "
+          + " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs)")
+
+    if args.profile:
+        with th.profiler.profile(activities=[th.profiler.ProfilerActivity.CPU], record_shapes=True) as prof:
+            skill.train(gradient_steps=args.profile, batch_size=args.batch_size)
+        print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=25))
 
 
 if __name__ == "__main__":
