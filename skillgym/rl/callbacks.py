@@ -10,9 +10,10 @@ class StopAtLowLevelSteps(BaseCallback):
 
     ``learn(total_timesteps=...)`` counts skill decisions, and a skill runs a varying number of
     low-level steps; budgets comparable with low-level agents count those steps instead. The model
-    must count them in ``num_low_level_steps``, as :class:`~skillgym.rl.SkillSAC` does. SB3 calls
-    the callback after each env step, before the transition is stored and counted: the count ends
-    at most one skill past the budget, and the skill run when training stops is not stored.
+    must count them in ``num_low_level_steps``, as :class:`~skillgym.rl.SkillSAC` does, over all envs
+    of a vector env. SB3 calls the callback after each (vector) env step, before the transitions are
+    stored and counted: the count ends at most one skill per env past the budget, and the skills run
+    when training stops are not stored.
 
     Example:
         >>> from skillgym.envs.toy import ToySkillEnv
