@@ -182,3 +182,42 @@ def test_follow_through_ends_a_subtask_inside_the_success_threshold():
         env.close()
     assert BONUS_THRESH - 0.1 < distance[0.0] < BONUS_THRESH
     assert distance[0.2] < BONUS_THRESH - 0.2
+
+
+def _hand_touches(env, body: int) -> bool:
+    model, data = env.model, env.data
+    wrist = model.body("panda0_link7").id
+
+    def under(b, ancestor):
+        while b > 0 and b != ancestor:
+            b = model.body_parentid[b]
+        return b == ancestor
+
+    for contact in data.contact[: data.ncon]:
+        pair = [model.geom_bodyid[contact.geom1], model.geom_bodyid[contact.geom2]]
+        if any(under(b, wrist) for b in pair) and any(under(b, body) for b in pair):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_kettle_is_set_down_and_let_go_before_the_next_subtask(seed):
+    """The kettle counts as placed while still carried; the hand sets it down upright and backs out of
+    its handle before moving on, so the next subtask does not drag it along."""
+    tasks = ["kettle", "microwave"]
+    env = KitchenTaskEnv(tasks=tasks, max_episode_steps=400)
+    env.reset(seed=seed)
+    controller = ScriptedKitchenController(env, tasks, np.random.default_rng(seed), action_noise=0.1)
+    kettle = env.model.body("kettle").id
+    while controller.current_subtask == "kettle":
+        env.step(controller.act())
+    assert not _hand_touches(env, kettle)
+    placed = env.data.xpos[kettle].copy()
+    completed = []
+    while not controller.finished:
+        _, _, _, _, info = env.step(controller.act())
+        completed = info["completed_tasks"]
+    assert completed == tasks and controller.failed_subtasks == []
+    assert np.linalg.norm(env.data.xpos[kettle] - placed) < 0.01
+    assert env.data.xmat[kettle][8] > 0.99  # upright
+    env.close()

@@ -149,8 +149,10 @@ class RecordReport:
                 self.subtask_failures[task] = self.subtask_failures.get(task, 0) + 1
 
     def summary(self) -> str:
-        """One line for the terminal: episodes kept, complete and per-subtask success."""
-        success = ", ".join(f"{task} {rate:.0%}" for task, rate in sorted(self.subtask_success.items()))
+        """One line for the terminal: episodes kept, complete and per-subtask success (succeeded/attempted)."""
+        rates = self.subtask_success
+        success = ", ".join(f"{task} {n - self.subtask_failures.get(task, 0)}/{n} ({rates[task]:.0%})"
+                            for task, n in sorted(self.subtask_attempts.items()))
         return (
             f"recorded {self.kept}/{self.attempted} episodes ({self.total_steps} steps): "
             f"{self.complete} complete all 4 subtasks ({self.complete_within_280} within 280 steps), "
