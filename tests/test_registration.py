@@ -8,7 +8,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import skillgym  # noqa: F401
 from skillgym.envs.flatten import FlattenSkillAction
-from skillgym.envs.skill_kitchen import BUNDLED_LIBRARIES
+from skillgym.envs.skill_kitchen import BUNDLED_LIBRARIES, NAMED_LIBRARIES, resolve_library
 from skillgym.envs.skill_space import SkillSpaceEnv
 from skillgym.skills.library import SkillLibrary
 
@@ -59,5 +59,37 @@ def test_bundled_pixel_library():
     obs, _ = env.reset(seed=0)
     assert obs.shape == (4, 64, 64, 3) and obs.dtype == np.uint8
     obs, _, _, _, info = env.step({"skill": 2, "arg": np.zeros(5, np.float32)})
+    assert env.observation_space.contains(obs) and 1 <= info["skill_steps"] <= 30
+    check_env(skill_env(env), skip_render_check=True)
+
+
+def test_libraries_by_name():
+    assert resolve_library(None) == resolve_library("default") == BUNDLED_LIBRARIES["state"]
+    assert resolve_library("default", observation="pixels") == BUNDLED_LIBRARIES["pixels"]
+    assert resolve_library(BUNDLED_LIBRARIES["state"]) == BUNDLED_LIBRARIES["state"]
+    assert skill_env(gym.make("SkillKitchen-v0", library="default")).library_path == str(BUNDLED_LIBRARIES["state"])
+
+
+@pytest.mark.parametrize("spec", ["/nonexistent/library", "agnostc"])
+def test_a_missing_library_error_names_the_choices(spec):
+    with pytest.raises(FileNotFoundError, match=r"missing.*'default'.*'agnostic'.*library folder"):
+        resolve_library(spec)
+    with pytest.raises(FileNotFoundError, match="'agnostic'"):
+        gym.make("SkillKitchen-v0", library=spec)
+
+
+def test_bundled_agnostic_library():
+    if not NAMED_LIBRARIES["agnostic"].is_dir():
+        with pytest.raises(FileNotFoundError, match="bundled library 'agnostic' is missing"):
+            gym.make("SkillKitchen-v0", library="agnostic")
+        pytest.skip("no bundled task-agnostic library in this checkout")
+    size = sum(f.stat().st_size for f in NAMED_LIBRARIES["agnostic"].iterdir())
+    assert size < 10 * 2**20
+    assert sorted(f.name for f in NAMED_LIBRARIES["agnostic"].iterdir()) == [
+        "config.json", "eval.json", "eval.png", "model.safetensors"]
+    env = gym.make("SkillKitchen-v0", library="agnostic", tasks=["hinge cabinet", "top burner"])
+    assert skill_env(env).library_path == str(NAMED_LIBRARIES["agnostic"])
+    obs, _ = env.reset(seed=0)
+    obs, _, _, _, info = env.step({"skill": 0, "arg": np.zeros(skill_env(env).library.config.z_dim, np.float32)})
     assert env.observation_space.contains(obs) and 1 <= info["skill_steps"] <= 30
     check_env(skill_env(env), skip_render_check=True)

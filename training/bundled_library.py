@@ -19,6 +19,13 @@ records its own data. `--mixed-from RECORDING...` instead trains on several reco
 
 Keep --threads 2: reproduction is promised for the same seed and thread count on the same machine.
 
+The task-agnostic state library (skillgym/assets/kitchen-agnostic, `library="agnostic"`) is trained on
+random orders over all seven subtasks with no start from the evaluation order, the same recipe otherwise:
+
+    python training/bundled_library.py --work runs/kitchen-agnostic --target kitchen-agnostic --seed 5 --episodes 400 \
+        --eval-prefix-fraction 0 --eval-windows-fraction 0 --subtasks "bottom burner" "top burner" "light switch" \
+        "slide cabinet" "hinge cabinet" microwave kettle --workers 1 --skill-steps 10000 --threads 2
+
 `--observation pixels` then trains the SkillKitchenPixels-v0 library on the same dataset and
 labels: priors on 64x64 frames (framestack 4, re-rendered from the stored sim states exactly as
 the env renders them), closed-loop decoder on the state vector (``decoder_obs="state"``).
@@ -43,12 +50,13 @@ from pathlib import Path
 from skillgym.cli.options import add_options, parse_options
 from skillgym.data.merge import merge_recordings
 from skillgym.data.record import RecordArgs
-from skillgym.envs.skill_kitchen import BUNDLED_LIBRARIES
+from skillgym.envs.skill_kitchen import ASSETS, BUNDLED_LIBRARIES
 from skillgym.extract.config import ExtractArgs
 from skillgym.pipeline import PipelineArgs, run_pipeline
 from skillgym.skills.train import TrainSkillsArgs, train_skills
 
-DATA_OPTIONS = ("episodes", "action_noise", "clean_labels", "eval_prefix_fraction", "eval_windows_fraction")
+DATA_OPTIONS = ("episodes", "action_noise", "clean_labels", "eval_prefix_fraction", "eval_windows_fraction", "subtasks",
+                "workers")
 
 
 def install(library: Path, target: Path) -> None:
@@ -72,6 +80,9 @@ def main() -> None:
     add_options(parser, RecordArgs, only=DATA_OPTIONS)
     parser.add_argument("--observation", choices=("state", "pixels"), default="state")
     parser.add_argument("--no-install", action="store_true", help="do not copy into skillgym/assets")
+    parser.add_argument("--target", type=str, default=None,
+                        help="folder under skillgym/assets to install into (default: the bundled library of "
+                             "--observation, kitchen-state or kitchen-pixels)")
     parser.add_argument("--mixed-from", type=Path, nargs="+", metavar="RECORDING",
                         help="train on these recordings joined (`skillgym data merge --mixed-recipes`) instead of "
                              "recording one; the data options are then not used")
@@ -82,7 +93,7 @@ def main() -> None:
                              state_skip=args.state_skip)
     run_pipeline(PipelineArgs(
         out=args.work, seed=args.seed, rl_steps=0,
-        data=parse_options(RecordArgs, args, out=args.work / "data", seed=args.seed),
+        data=parse_options(RecordArgs, args, out=args.work / "data"),  # its --seed is the data seed too
         extract=ExtractArgs(dataset=args.work / "data", out=args.work / "labels", encoder="efficientnet-lite0",
                             seed=args.seed),
         skills=skills))
@@ -92,7 +103,7 @@ def main() -> None:
         if not (library / "model.safetensors").is_file():
             train_skills(replace(skills, labels=str(args.work / "labels"), out=str(library), obs="pixels"))
     if not args.no_install:
-        install(library, BUNDLED_LIBRARIES[args.observation])
+        install(library, ASSETS / args.target if args.target else BUNDLED_LIBRARIES[args.observation])
 
 
 if __name__ == "__main__":

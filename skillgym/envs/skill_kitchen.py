@@ -13,7 +13,46 @@ from skillgym.skills.library import SkillLibrary
 from skillgym.tasks.kitchen import DEFAULT_TASKS, KitchenTaskEnv
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+# The default library of each observation kind (shaped toward the evaluation order).
 BUNDLED_LIBRARIES = {"state": ASSETS / "kitchen-state", "pixels": ASSETS / "kitchen-pixels"}
+# Other bundled libraries, by the name ``library=`` takes.
+NAMED_LIBRARIES = {"agnostic": ASSETS / "kitchen-agnostic"}
+
+
+def resolve_library(spec: str | os.PathLike | None, observation: str = "state") -> Path:
+    """The folder of the skill library that ``library=spec`` names.
+
+    ``None`` or ``"default"`` is the bundled library for ``observation`` ("state" or "pixels"),
+    ``"agnostic"`` the bundled task-agnostic state library (trained on random orders of all seven
+    subtasks), anything else the path of a library folder.
+
+    >>> resolve_library("default").name
+    'kitchen-state'
+    >>> resolve_library("no/such/library")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no skill library at no/such/library (the folder is missing); library= takes 'default' ...
+    """
+    if observation not in BUNDLED_LIBRARIES:
+        raise ValueError(f"observation must be 'state' or 'pixels', got {observation!r}")
+    if spec is None or spec == "default":
+        path = BUNDLED_LIBRARIES[observation]
+        if not path.is_dir():
+            raise FileNotFoundError(
+                f"this skillgym ships no bundled {observation} skill library yet ({path} is missing). Train one "
+                f"with `skillgym train-skills LABELS --obs {observation} --out DIR` and pass "
+                "gym.make(..., library=DIR)."
+            )
+        return path
+    path = NAMED_LIBRARIES.get(spec, Path(spec)) if isinstance(spec, str) else Path(spec)
+    if not path.is_dir():
+        problem = f"the bundled library '{spec}' is missing ({path})" if spec in NAMED_LIBRARIES else \
+            f"no skill library at {path} (the folder is missing)"
+        raise FileNotFoundError(
+            f"{problem}; library= takes 'default' (the bundled {observation} library), 'agnostic' (the bundled "
+            "task-agnostic state library) or a library folder (`skillgym train-skills LABELS --out DIR` makes one)"
+        )
+    return path
 
 
 def make_skill_kitchen(
@@ -28,20 +67,13 @@ def make_skill_kitchen(
 ) -> gym.Env:
     """Kitchen task env (ordered subtasks, 280 low-level steps) in a skill library's space.
 
-    ``library`` defaults to the bundled library for ``observation`` ("state" or "pixels"); a
-    pixel library gets frames rendered at its own size and frame stack. ``low_level_steps`` is the
+    ``library`` is a bundled library's name or a folder (:func:`resolve_library`): by default the
+    bundled library for ``observation`` ("state" or "pixels"); a pixel library gets frames rendered
+    at its own size and frame stack. ``low_level_steps`` is the
     task's time limit; it is not called ``max_episode_steps`` because ``gym.make`` takes that name for
     its own ``TimeLimit``, which would count skill decisions.
     """
-    if observation not in BUNDLED_LIBRARIES:
-        raise ValueError(f"observation must be 'state' or 'pixels', got {observation!r}")
-    path = Path(library) if library is not None else BUNDLED_LIBRARIES[observation]
-    if library is None and not path.is_dir():
-        raise FileNotFoundError(
-            f"this skillgym ships no bundled {observation} skill library yet ({path} is missing). Train one "
-            f"with `skillgym train-skills LABELS --obs {observation} --out DIR` and pass "
-            "gym.make(..., library=DIR)."
-        )
+    path = resolve_library(library, observation)
     lib = SkillLibrary.load(path)
     pixels = lib.config.obs_kind == "pixels"
     low = KitchenTaskEnv(
