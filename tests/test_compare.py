@@ -95,3 +95,19 @@ def test_a_tiny_comparison_writes_the_results_page(kitchen_data, tmp_path):
 def test_value_at_takes_the_first_evaluation_at_or_after_the_budget():
     curve = [{"low_level_steps": s, "subtasks_mean": v} for s, v in ((0, 0.0), (100_150, 1.5), (200_020, 2.0))]
     assert value_at(curve, 100_000) == 1.5 and value_at(curve, 200_020) == 2.0 and value_at(curve, 300_000) is None
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--methods", "extract,ppo"], "unknown methods"),
+    (["--tasks", "kettle+dishwasher"], "distinct subtasks"),
+    (["--library", "no/such/library"], "no skill library at no/such/library"),
+    (["--seeds", "0"], "seeds must be >= 1"),
+])
+def test_bad_options_are_one_line_errors(flags, message, tmp_path, capsys):
+    from skillgym.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--out", str(tmp_path / "cmp"), *flags])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "cmp").exists()

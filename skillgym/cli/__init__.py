@@ -22,14 +22,14 @@ import argparse
 # Imported on call: stages use skillgym.cli.options without loading every stage through the CLI.
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``skillgym`` command."""
-    from skillgym.cli.main import main as run_command
+    from skillgym.cli.commands import main as run_command
 
     return run_command(argv)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``skillgym`` parser with every subcommand."""
-    from skillgym.cli.main import build_parser as build
+    from skillgym.cli.commands import build_parser as build
 
     return build()
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from skillgym.cli.main import main
+from skillgym.cli.commands import main
 
 sys.exit(main())

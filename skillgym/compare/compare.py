@@ -27,6 +27,7 @@ from skillgym.cli.options import command_line
 from skillgym.compare.methods import METHOD_GROUPS, METHODS
 from skillgym.compare.page import write_results_page
 from skillgym.compare.run import PROGRESS, RunSpec, train_run
+from skillgym.envs.skill_kitchen import NAMED_LIBRARIES, resolve_library
 from skillgym.notices import quiet_third_party_notices
 from skillgym.tasks.kitchen import HELD_OUT_TASKS, TASK_SUITE, task_order
 
@@ -86,6 +87,8 @@ class CompareArgs:
             raise ValueError(f"unknown methods {unknown}; choose from {', '.join([*METHODS, *METHOD_GROUPS])}")
         for task in self.task_names():
             task_order(task)
+        for library in self.library:
+            resolve_library(library)
 
     def method_names(self) -> list[str]:
         """The methods, groups expanded, in the order given."""
@@ -108,7 +111,7 @@ class CompareArgs:
 
 def library_label(spec: str) -> str:
     """How the page names a library: the bundled name or the folder's name."""
-    return spec if spec in ("default", "agnostic") else Path(spec).name
+    return spec if spec == "default" or spec in NAMED_LIBRARIES else Path(spec).name
 
 
 def plan_runs(args: CompareArgs, dataset: str | None, spirl_library: str | None) -> list[tuple[str, RunSpec]]:

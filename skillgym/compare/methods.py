@@ -52,8 +52,7 @@ class Method:
 
 def skill_kitchen(spec: RunSpec) -> gym.Env:
     """``SkillKitchen-v0`` on the run's task, in the run's library ("default": the bundled one)."""
-    library = None if spec.library == "default" else spec.library
-    return make_skill_kitchen(library=library, tasks=task_order(spec.task))
+    return make_skill_kitchen(library=spec.library, tasks=task_order(spec.task))
 
 
 def flat_skill_kitchen(spec: RunSpec) -> gym.Env:
