@@ -9,6 +9,17 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("SB3_LOGDIR", tempfile.mkdtemp(prefix="skillgym-tests-sb3-"))
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread, as training runs use it: results repeat exactly, and tests share 2 cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_pipeline(out, **skills):
     """PipelineArgs of a tiny `skillgym run kitchen`: 2 episodes, state encoder, 20 skill steps, 300 RL steps."""
     from skillgym.data.record import RecordArgs

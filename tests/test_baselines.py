@@ -21,13 +21,7 @@ from skillgym.rl.skill_sac import SkillSAC
 from skillgym.skills.library import SkillLibrary
 from skillgym.tasks.kitchen import KitchenTaskEnv
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from sb3_contrib import TQC
 from stable_baselines3 import PPO, SAC, TD3
 
@@ -23,12 +22,7 @@ from skillgym.rl import SkillSAC
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "cleanrl_sac_skill.py"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def short_skill_kitchen() -> FlattenSkillAction:
