@@ -111,3 +111,20 @@ def test_bad_options_are_one_line_errors(flags, message, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "cmp").exists()
+
+
+def test_a_run_does_not_continue_with_a_retrained_library(tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    library = tmp_path / "library"
+    shutil.copytree(LIBRARY, library)
+    spec = RunSpec(method="extract", task="default", seed=0, steps=20, eval_every=20, eval_episodes=1,
+                   out=str(tmp_path / "run"), library=str(library))
+    train_run(spec)
+    weights = load_file(str(library / "model.safetensors"))
+    weights = {k: v + 1e-3 if v.is_floating_point() else v for k, v in weights.items()}
+    save_file(weights, str(library / "model.safetensors"))
+    with pytest.raises(FileExistsError, match="library_weights_sha256"):
+        train_run(RunSpec(**{**asdict(spec), "steps": 40}))

@@ -30,7 +30,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from torch.utils.tensorboard import SummaryWriter
 
 from skillgym.envs.seed_episodes import SeedEpisodes
+from skillgym.envs.skill_kitchen import resolve_library
 from skillgym.rl.checkpoint import checkpoint_folder, load_training_state, save_training_state
+from skillgym.skills.library import WEIGHTS_FILE
 
 # Evaluation episode i is reset with EVAL_SEED + i: every method and seed meets the same episodes,
 # and no training episode (SeedEpisodes: seed * 10**6 + n) has one of these seeds.
@@ -66,8 +68,16 @@ class RunSpec:
     """keyword arguments replacing the method's agent settings, e.g. {"learning_starts": 100}"""
 
     def identity(self) -> dict[str, Any]:
-        """What must match for a run folder to be continued (the budget may grow)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("steps", "out")}
+        """What must match for a run folder to be continued (the budget may grow).
+
+        Besides the settings, the SHA-256 of the library's weights: a library retrained in the same
+        folder, or a new bundled one, must not continue a run that began with another.
+        """
+        identity = {k: v for k, v in asdict(self).items() if k not in ("steps", "out")}
+        if self.library is not None:
+            weights = resolve_library(self.library) / WEIGHTS_FILE
+            identity["library_weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+        return identity
 
 
 def evaluate(model: BaseAlgorithm, env: gym.Env, episodes: int) -> dict[str, Any]:
