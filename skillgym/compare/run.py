@@ -229,6 +229,7 @@ class Run:
                    "final": state["curve"][-1], "final_completed": result["completed"],
                    "skill_lengths": result["skill_lengths"], "policy_sha256": policy_digest(model)}
         (self.folder / RESULT).write_text(json.dumps(payload) + "\n")
+        self.note_progress(self.spec.steps)  # offline methods never step the env: count them as done
         return payload
 
 
