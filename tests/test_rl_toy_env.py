@@ -95,3 +95,15 @@ def test_step_is_fast() -> None:
         if terminated or truncated:
             env.reset()
     assert (time.perf_counter() - t0) / n < 200e-6  # tens of microseconds in practice
+
+
+def test_the_toy_prior_does_not_depend_on_the_global_torch_seed():
+    import torch
+
+    from skillgym.envs.toy import ToySkillEnv
+
+    torch.manual_seed(1)
+    first = ToySkillEnv(prior_net_arch=[8]).skill_prior.state_dict()
+    torch.manual_seed(2)
+    second = ToySkillEnv(prior_net_arch=[8]).skill_prior.state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)

@@ -128,14 +128,18 @@ class ToySkillEnv(gym.Env[np.ndarray, dict[str, Any]]):
             probs[0] = 0.55 if n_skills > 1 else 1.0
         else:
             probs = np.asarray(prior_skill_probs, dtype=np.float64)
-        self.skill_prior = ToySkillPrior(
-            self.observation_space.shape,
-            n_skills,
-            arg_dim,
-            probs / probs.sum(),
-            prior_net_arch,
-            frames=obs_type == "pixels",
-        )
+        # The prior is part of the env's definition: the same weights in every instance, whatever the
+        # global torch seed (an agent seeded after building the env would otherwise not repeat).
+        with th.random.fork_rng(devices=[]):
+            th.manual_seed(0)
+            self.skill_prior = ToySkillPrior(
+                self.observation_space.shape,
+                n_skills,
+                arg_dim,
+                probs / probs.sum(),
+                prior_net_arch,
+                frames=obs_type == "pixels",
+            )
         self.skill_prior.eval()
         self._palette = (np.arange(n_states)[:, None] * np.array([[67, 131, 193]]) % 256).astype(np.uint8)
         self._state = 0
