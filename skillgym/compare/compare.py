@@ -109,9 +109,9 @@ class CompareArgs:
         return self.eval_every or max(1, min(EVAL_EVERY_MAX, self.steps // 10))
 
 
-def library_label(spec: str) -> str:
+def library_label(library: str) -> str:
     """How the page names a library: the bundled name or the folder's name."""
-    return spec if spec == "default" or spec in NAMED_LIBRARIES else Path(spec).name
+    return library if library == "default" or library in NAMED_LIBRARIES else Path(library).name
 
 
 def plan_runs(args: CompareArgs, dataset: str | None, spirl_library: str | None) -> list[tuple[str, RunSpec]]:
@@ -167,10 +167,10 @@ class RunsFailed(RuntimeError):
 
 def _progress(runs: list[tuple[str, RunSpec]]) -> int:
     total = 0
-    for _, spec in runs:
-        note = Path(spec.out) / PROGRESS
+    for _, run in runs:
+        note = Path(run.out) / PROGRESS
         try:
-            total += min(int(note.read_text()), spec.steps)
+            total += min(int(note.read_text()), run.steps)
         except (OSError, ValueError):
             pass
     return total
