@@ -165,8 +165,23 @@ def test_efficientnet_lite0_is_imagenet_pretrained():
     assert int(logits.argmax()) == 652  # ImageNet "military uniform"
 
 
+def test_random_cnn_is_seeded_and_not_the_pretrained_net():
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    a = make_encoder("random-cnn", seed=1).encode(frames)
+    torch.manual_seed(123)
+    make_encoder("random-cnn", seed=1)
+    assert torch.equal(torch.rand(1), before)  # building it leaves the caller's RNG alone
+    assert np.array_equal(a, make_encoder("random-cnn", **make_encoder("random-cnn", seed=1).config()).encode(frames))
+    assert not np.allclose(a, make_encoder("random-cnn", seed=2).encode(frames))
+    assert not np.allclose(a, make_encoder("efficientnet-lite0").encode(frames))
+    assert np.all(np.isfinite(a)) and a.std() > 0
+
+
 def test_oracle_encoders_and_registry():
-    assert {"r3m-18", "r3m-34", "r3m-50", "efficientnet-lite0", "state", "action"} <= set(available_encoders())
+    assert {"r3m-18", "r3m-34", "r3m-50", "efficientnet-lite0", "random-cnn", "state", "action"} <= set(available_encoders())
     s = make_encoder("state")
     assert (s.input, s.dim) == ("states", None)  # sized by the data it first encodes
     assert s.encode(np.zeros((2, 11))).shape == (2, 11) and s.dim == 11 and s.config() == {"dim": 11}

@@ -309,6 +309,35 @@ class EfficientNetLite0Encoder(TorchImageEncoder):
         return {}
 
 
+class RandomCNNEncoder(TorchImageEncoder):
+    """EfficientNet-Lite0's architecture with seeded random weights (1280-d): the "no pretraining" control.
+
+    Comparing it with ``efficientnet-lite0`` shows what ImageNet features add over a convolutional net's
+    structure alone. Offline, no weights needed; ``seed`` fixes the weights.
+
+    Example:
+        >>> frames = np.zeros((2, 64, 64, 3), np.uint8)
+        >>> a, b = make_encoder("random-cnn").encode(frames), make_encoder("random-cnn").encode(frames)
+        >>> a.shape, bool(np.array_equal(a, b))
+        ((2, 1280), True)
+    """
+
+    name, dim = "random-cnn", 1280
+
+    def __init__(self, seed: int = 0, batch_size: int = 64):
+        from skillgym.extract.efficientnet_lite import INPUT_MEAN, INPUT_STD, efficientnet_lite0
+
+        self.seed = int(seed)
+        with torch.random.fork_rng(devices=[]):  # seed the weights without touching the caller's RNG
+            torch.manual_seed(self.seed)
+            net = efficientnet_lite0()
+        super().__init__(net, torch.full((3,), INPUT_MEAN), torch.full((3,), INPUT_STD), 1.0, batch_size)
+
+    def config(self) -> dict[str, Any]:
+        """The seed of the random weights."""
+        return {"seed": self.seed}
+
+
 # -- oracle ablations -------------------------------------------------------------------------
 class VectorEncoder:
     """Identity on a state or action vector: the labeler's differences become x_t - x_1.
@@ -395,5 +424,6 @@ def default_image_encoder() -> str:
 for _size in (18, 34, 50):
     register_encoder(f"r3m-{_size}", _r3m_factory(_size))
 register_encoder("efficientnet-lite0", lambda batch_size=64: EfficientNetLite0Encoder(batch_size=batch_size))
+register_encoder("random-cnn", lambda seed=0, batch_size=64: RandomCNNEncoder(seed=seed, batch_size=batch_size))
 register_encoder("state", lambda dim=None: StateVectorEncoder(dim))
 register_encoder("action", lambda dim=None: ActionVectorEncoder(dim))
