@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-# The low-level env enforces its own 280-step limit (as truncation); no extra TimeLimit.
+# The low-level envs enforce their own time limits (280 kitchen, 300 LIBERO steps, as truncation); no
+# extra TimeLimit. The LIBERO ids need `library=` until a LIBERO library is bundled.
 SKILL_ENVS = {
     "SkillKitchen-v0": ("skillgym.envs.skill_kitchen:make_skill_kitchen", {"observation": "state"}),
     "SkillKitchenPixels-v0": ("skillgym.envs.skill_kitchen:make_skill_kitchen", {"observation": "pixels"}),
+    "SkillLibero-Spatial-v0": ("skillgym.envs.skill_libero:make_skill_libero", {"suite": "libero_spatial"}),
+    "SkillLibero-Object-v0": ("skillgym.envs.skill_libero:make_skill_libero", {"suite": "libero_object"}),
+    "SkillLibero-Goal-v0": ("skillgym.envs.skill_libero:make_skill_libero", {"suite": "libero_goal"}),
+    "SkillLibero-10-v0": ("skillgym.envs.skill_libero:make_skill_libero", {"suite": "libero_10"}),
+    # The low-level LIBERO task env (task=, suite=): what scripted demonstrations are recorded in.
+    "LiberoTask-v0": ("skillgym.tasks.libero:LiberoTaskEnv", {}),
 }
 
 

@@ -1,0 +1,53 @@
+"""``gym.make("SkillLibero-Spatial-v0", library=DIR)`` and its suites: a LIBERO task env in a skill library's space.
+
+No LIBERO skill library is bundled yet, so ``library=`` names one (a folder written by
+``skillgym train-skills`` from LIBERO data, see docs/guides/libero.md).
+"""
+
+from __future__ import annotations
+
+import os
+
+import gymnasium as gym
+
+from skillgym.envs.skill_space import DEFAULT_PROGRESS_THRESHOLD, SkillSpaceEnv
+from skillgym.skills.library import SkillLibrary
+from skillgym.tasks.libero import MAX_EPISODE_STEPS, LiberoTaskEnv, suite_name
+
+
+def make_skill_libero(
+    library: str | os.PathLike | None = None,
+    suite: str = "libero_spatial",
+    task: int | str | None = None,
+    max_skill_steps: int | None = None,
+    progress_threshold: float | None = None,
+    record_frames: bool = False,
+    render_mode: str | None = None,
+    low_level_steps: int = MAX_EPISODE_STEPS,
+    assets: str | os.PathLike | None = None,
+) -> gym.Env:
+    """A LIBERO suite (a task drawn per reset, or the fixed ``task``) in the space of the skill library ``library``.
+
+    The low-level env observes what the library's priors expect: frames at the library's image
+    size and frame stack for a pixel library, the 15-d proprioceptive state for a state library
+    (the instruction embedding is in the low-level observation either way). Skills run at most
+    ``max_skill_steps`` low-level steps (default: the library's; the paper's LIBERO skills are at most
+    40 long); ``low_level_steps`` is the task's time limit (300).
+    """
+    if library is None:
+        raise ValueError(
+            "SkillLibero envs need a skill library trained on LIBERO data, and none is bundled yet: "
+            "gym.make('SkillLibero-Spatial-v0', library=DIR) with DIR from `skillgym data libero` -> "
+            "`skillgym extract` -> `skillgym train-skills` (docs/guides/libero.md)"
+        )
+    lib = SkillLibrary.load(library)
+    pixels = lib.config.obs_kind == "pixels"
+    low = LiberoTaskEnv(
+        suite=suite_name(suite), task=task, image_size=lib.config.image_size if pixels else 84,
+        frame_stack=lib.config.frame_stack if pixels else 1, max_episode_steps=low_level_steps,
+        assets=assets, render_mode=render_mode,
+    )
+    env = SkillSpaceEnv(low, lib, max_skill_steps=max_skill_steps, record_frames=record_frames,
+                        progress_threshold=progress_threshold or DEFAULT_PROGRESS_THRESHOLD)
+    env.library_path = str(library)
+    return env

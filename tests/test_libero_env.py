@@ -1,0 +1,89 @@
+"""The LIBERO task env on the real simulation: observations, seeding, the predicate reward, the checkers, skill envs."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from libero_support import require_libero
+
+import skillgym  # noqa: F401
+from skillgym.envs.skill_space import SkillSpaceEnv
+from skillgym.skills.library import LibraryConfig, SkillLibrary
+from skillgym.tasks.libero import STATE_DIM, LiberoTaskEnv
+
+
+@pytest.fixture(scope="module")
+def env():
+    require_libero()
+    env = LiberoTaskEnv("libero_spatial", task=0)
+    yield env
+    env.close()
+
+
+def test_observations_and_seeded_resets(env):
+    obs, info = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    assert obs["pixels"].shape == (2, 84, 84, 3) and obs["state"].shape == (STATE_DIM,)
+    assert np.array_equal(obs["pixels"][0], obs["pixels"][1])  # the stack starts full of the first frame
+    assert info["instruction"].startswith("pick the akita black bowl") and info["num_predicates"] == 1
+    again, info_again = env.reset(seed=0)
+    assert info_again["init_state"] == info["init_state"]
+    assert all(np.array_equal(obs[k], again[k]) for k in obs)
+    other = {env.reset(seed=s)[1]["init_state"] for s in range(1, 6)}
+    assert len(other) > 1
+    chosen, chosen_info = env.reset(seed=0, options={"init_state": 7})
+    assert chosen_info["init_state"] == 7 and not np.array_equal(chosen["state"], obs["state"])
+    # the upright frame: the table (bright, wood) fills the bottom rows, the robot and the wall the top
+    frame = obs["pixels"][-1].astype(float)
+    assert frame[-10:].mean() > frame[:10].mean()
+
+
+def test_steps_move_the_arm_and_truncate_at_the_limit(env):
+    obs, _ = env.reset(seed=1)
+    limit, env.max_episode_steps = env.max_episode_steps, 4
+    try:
+        for t in range(4):
+            after, reward, terminated, truncated, info = env.step(np.array([0, 0, 1, 0, 0, 0, -1], np.float32))
+            assert reward == 0.0 and not terminated and truncated == (t == 3)
+    finally:
+        env.max_episode_steps = limit
+    assert after["state"][9] > obs["state"][9] + 0.01  # the end effector rose (ee_pos z)
+    assert not np.array_equal(after["pixels"][0], after["pixels"][1])
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.zeros(6))
+
+
+def test_a_goal_predicate_pays_once_and_success_terminates(env):
+    env.reset(seed=2)
+    (predicate,) = env.goal_predicates()
+    assert predicate[0] == "on"
+    robosuite_env = env.robosuite_env
+    bowl, plate = robosuite_env.get_object(predicate[1]), predicate[2]
+    sim = robosuite_env.sim
+    target = sim.data.body_xpos[robosuite_env.obj_body_id[plate]] + np.array([0.0, 0.0, 0.03])
+    quat = sim.data.get_joint_qpos(bowl.joints[-1])[3:]
+    sim.data.set_joint_qpos(bowl.joints[-1], np.concatenate([target, quat]))
+    sim.forward()
+    rewards, terminated = [], False
+    for _ in range(30):
+        _, reward, terminated, truncated, info = env.step(np.zeros(7, np.float32))
+        rewards.append(reward)
+        if terminated:
+            break
+    assert terminated and info["success"] and info["satisfied"] == 1
+    assert sum(rewards) == 1.0 and rewards[-1] == 1.0
+
+
+def test_the_env_passes_gymnasiums_checker(env):
+    check_env(env, skip_render_check=True)
+
+
+def test_skill_libero_needs_a_library_and_runs_one(env, tmp_path):
+    with pytest.raises(ValueError, match="library=DIR"):
+        gym.make("SkillLibero-Spatial-v0")
+    library = SkillLibrary.build(LibraryConfig(num_skills=3, state_dim=STATE_DIM, action_dim=7, max_skill_steps=5))
+    skill_env = SkillSpaceEnv(env, library)  # the state library sees the "state" entry of the Dict observation
+    obs, _ = skill_env.reset(seed=0)
+    assert obs.shape == (STATE_DIM,)
+    obs, reward, terminated, truncated, info = skill_env.step({"skill": 1, "arg": np.zeros(5, np.float32)})
+    assert 1 <= info["skill_steps"] <= 5 and "success" in info and skill_env.observation_space.contains(obs)
