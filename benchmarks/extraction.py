@@ -7,11 +7,17 @@
    segments) a synthetic on-disk dataset at 1x and 10x the K-means fit sample. Each size runs in
    a fresh process; we report the peak resident set size above the process's baseline and the
    tracemalloc peak (NumPy buffers). Both must stay flat from 1x to 10x.
+3. With ``--engines``: the embedding pass (read frames, EfficientNet-Lite0, write the cache) of a
+   synthetic on-disk dataset with the local engine (torch's default threads, then one thread, as
+   a Ray actor runs) and with the ray engine on a local Ray instance over all cores, in one run:
+   frames/s of each, Ray's start-up time apart, and whether the local engine (default threads)
+   and the ray engine give the same embeddings and the same K-means labels.
 
 Usage:
-    python benchmarks/extraction.py                      # both parts (~3-5 min on 2 cores)
+    python benchmarks/extraction.py                      # parts 1 and 2 (~3-5 min on 2 cores)
     python benchmarks/extraction.py --skip-encoders      # memory part only
     python benchmarks/extraction.py --frames 32 --fit-samples 1000
+    python benchmarks/extraction.py --skip-encoders --skip-memory --engines   # local vs ray (pip install 'skillgym[ray]')
 """
 
 from __future__ import annotations
@@ -152,6 +158,49 @@ def memory_benchmark(fit_samples: int, size: int, batch_size: int, tmp: Path) ->
     return rows
 
 
+# -- part 3: local vs ray engine -----------------------------------------------------------------
+def engine_comparison(steps: int, size: int, tmp: Path) -> dict:
+    """Embed one synthetic dataset with each engine; frames/s, Ray's start-up, and agreement."""
+    import logging
+    import os
+
+    import ray
+    import torch
+
+    from skillgym.data.dataset import open_dataset
+    from skillgym.extract.clustering import assign_labels, compute_embeddings, fit_centroids
+    from skillgym.extract.encoders import make_encoder
+
+    write_synthetic_dataset(tmp / "engines", steps, episode_len=150, size=size, seed=0)
+    dataset = open_dataset(tmp / "engines")
+    _ = dataset.fingerprint  # hashed once here, outside the timings
+    encoder = make_encoder("efficientnet-lite0")
+    result: dict = {"frames": dataset.total_steps, "episodes": len(dataset), "image_size": size,
+                    "load_before": os.getloadavg()[0], "local_torch_threads": torch.get_num_threads()}
+    t0 = time.perf_counter()
+    local = np.asarray(compute_embeddings(dataset, encoder, tmp / "local" / "e.npy", progress=False))
+    result["local_seconds"] = time.perf_counter() - t0
+    torch.set_num_threads(1)  # as each encoder actor runs
+    t0 = time.perf_counter()
+    compute_embeddings(dataset, encoder, tmp / "local-1" / "e.npy", progress=False)
+    result["local_1_thread_seconds"] = time.perf_counter() - t0
+    torch.set_num_threads(result["local_torch_threads"])
+    t0 = time.perf_counter()
+    ray.init(include_dashboard=False, logging_level=logging.WARNING)
+    result["ray_startup_seconds"] = time.perf_counter() - t0
+    result["ray_cpus"] = ray.cluster_resources().get("CPU", 0)
+    t0 = time.perf_counter()
+    on_ray = np.asarray(compute_embeddings(dataset, encoder, tmp / "ray" / "e.npy", progress=False, engine="ray"))
+    result["ray_seconds"] = time.perf_counter() - t0
+    ray.shutdown()
+    result["load_after"] = os.getloadavg()[0]
+    result["embeddings_equal"] = bool(np.array_equal(local, on_ray))
+    result["max_abs_difference"] = float(np.abs(local - on_ray).max())
+    labels = [assign_labels(e, fit_centroids(e, k=8, seed=0)) for e in (local, on_ray)]
+    result["labels_equal"] = bool(np.array_equal(*labels))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--encoder-frames", type=int, default=64, help="frames timed per image encoder")
@@ -162,6 +211,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=64, help="frame size of the synthetic memory dataset")
     parser.add_argument("--skip-encoders", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--engines", action="store_true", help="part 3: local vs ray engine")
+    parser.add_argument("--engine-frames", type=int, default=1500, help="frames of the engine comparison's dataset")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -187,6 +238,20 @@ def main() -> None:
             one, ten = rows
             print(f"  10x / 1x: tracemalloc peak x{ten['tracemalloc_peak_mb'] / max(one['tracemalloc_peak_mb'], 1e-9):.2f}, "
                   f"RSS growth x{ten['rss_growth_mb'] / max(one['rss_growth_mb'], 1e-9):.2f}")
+        if args.engines:
+            print(f"embedding pass, efficientnet-lite0, {args.engine_frames} random {args.image_size}x{args.image_size} "
+                  "frames on disk:")
+            r = engine_comparison(args.engine_frames, args.image_size, tmp)
+            print(f"  load average {r['load_before']:.1f} before, {r['load_after']:.1f} after")
+            print(f"  local ({r['local_torch_threads']} torch threads): {r['frames'] / r['local_seconds']:8.1f} frames/s "
+                  f"({r['local_seconds']:.1f}s)")
+            print(f"  local (1 torch thread):  {r['frames'] / r['local_1_thread_seconds']:8.1f} frames/s "
+                  f"({r['local_1_thread_seconds']:.1f}s)")
+            print(f"  ray ({r['ray_cpus']:.0f} CPUs):             {r['frames'] / r['ray_seconds']:8.1f} frames/s "
+                  f"({r['ray_seconds']:.1f}s, plus {r['ray_startup_seconds']:.1f}s to start Ray)")
+            print(f"  same embeddings: {r['embeddings_equal']} (largest difference {r['max_abs_difference']:.2g}); "
+                  f"same K-means labels (K=8): {r['labels_equal']}")
+            print(json.dumps(r))
 
 
 if __name__ == "__main__":

@@ -171,7 +171,8 @@ def run_pipeline(args: PipelineArgs) -> dict:
             reused.append(True)
         else:
             extract_skills(open_dataset(data.out), extract.out, encoder=encoder, k=extract.k, seed=extract.seed,
-                           kernel=extract.kernel, min_length=extract.min_length, progress=extract.progress)
+                           kernel=extract.kernel, min_length=extract.min_length, progress=extract.progress,
+                           engine=extract.engine)
         summary_path = extract.out / "report" / "summary.json"
         if summary_path.is_file():
             summary["extraction"] = json.loads(summary_path.read_text())

@@ -104,7 +104,7 @@ def extract(args: ExtractArgs) -> int:
     print(f"extracting skills from {args.dataset}: {len(dataset)} episodes, {dataset.total_steps} steps, "
           f"encoder {encoder.name} ({size_encoder(encoder, dataset)}-d), K={args.k}, seed={args.seed}")
     extract_skills(dataset, args.out, encoder=encoder, k=args.k, seed=args.seed, kernel=args.kernel,
-                   min_length=args.min_length, progress=args.progress)
+                   min_length=args.min_length, progress=args.progress, engine=args.engine)
     summary = args.out / "report" / "summary.json"
     if summary.is_file() and not args.progress:  # with progress on, the report has just printed these lines
         print(format_summary(json.loads(summary.read_text())))
@@ -130,7 +130,8 @@ def train_skills(args: TrainSkillsArgs) -> int:
 
     result = train(args)
     heldout = {k: v for k, v in result.eval.get("heldout", {}).items() if not isinstance(v, list)}
-    print(json.dumps({"library": str(result.library), "heldout": heldout}, indent=2))
+    if result.rank == 0:  # under torchrun, one process reports
+        print(json.dumps({"library": str(result.library), "heldout": heldout}, indent=2))
     return 0
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from skillgym.extract.encoders import Encoder, EncoderInputError
 
 DEFAULT_FIT_SAMPLES = 50_000
 DEFAULT_BATCH_SIZE = 8192
+ENGINES = ("local", "ray")
 
 
 class ClusteringError(ValueError):
@@ -157,23 +159,36 @@ def _cache_key(dataset: Any, encoder: Encoder, dtype: str) -> dict[str, Any]:
             "frame_size": getattr(dataset, "frame_size", None)}
 
 
+def encode_episodes(dataset: Any, encoder: Encoder) -> Iterator[tuple[int, np.ndarray]]:
+    """``(T, features)`` of every episode in order, its ``T`` inputs encoded in this process."""
+    for i in range(len(dataset)):
+        episode = dataset.episode(i, frames=encoder.input == "frames")
+        yield episode.num_steps, np.asarray(encoder.encode(episode_inputs(episode, encoder.input)))
+
+
 def compute_embeddings(
     dataset: Any,
     encoder: Encoder,
     path: str | os.PathLike,
     dtype: str = "float32",
     progress: bool = True,
+    engine: str = "local",
 ) -> np.ndarray:
     """Embedding differences for every action step of ``dataset``, as ``(N, D)`` :class:`NpyRows`.
 
     Written to ``path`` (``.npy``) next to a ``.json`` key. If that key matches (same dataset
     fingerprint, encoder and settings), the cached file is reused, which makes re-clustering with
     another K cheap. ``dtype="float16"`` halves the disk size for large datasets.
+
+    ``engine="local"`` encodes episode after episode in this process; ``engine="ray"`` runs the
+    encoder on a Ray Data actor pool (:mod:`skillgym.extract.ray_engine`). Both write the same file.
     """
     from tqdm.auto import tqdm
 
     if dtype not in ("float32", "float16"):
         raise ValueError(f"embedding cache dtype must be float32 or float16, got {dtype}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if encoder.input == "frames" and not getattr(dataset, "has_frames", True) and not getattr(dataset, "frame_size", None):
         raise EncoderInputError(f"{getattr(dataset, 'path', 'the dataset')} stores no frames and encoder "
                                 f"{encoder.name!r} needs them; a kitchen dataset re-renders them when opened "
@@ -193,7 +208,13 @@ def compute_embeddings(
     path.parent.mkdir(parents=True, exist_ok=True)
     key_path.unlink(missing_ok=True)  # the key is written last: a crash leaves no valid cache
     tmp = path.with_name(path.stem + ".tmp.npy")
-    want_frames = encoder.input == "frames"
+    if engine == "ray":
+        from skillgym.extract.ray_engine import ray_episode_features
+
+        episode_features = ray_episode_features(dataset, encoder, path.with_name(path.stem + ".features.tmp.npy"),
+                                                progress=progress)
+    else:
+        episode_features = encode_episodes(dataset, encoder)
     row = 0
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
               "shape": (int(dataset.total_steps), int(encoder.dim))}
@@ -201,10 +222,7 @@ def compute_embeddings(
     with open(tmp, "wb") as out, tqdm(total=dataset.total_steps, unit="frame", desc=f"embed ({encoder.name})",
                                       disable=not progress) as bar:
         np.lib.format.write_array_header_1_0(out, header)
-        for i in range(len(dataset)):
-            episode = dataset.episode(i, frames=want_frames)
-            features = np.asarray(encoder.encode(episode_inputs(episode, encoder.input)))
-            t = episode.num_steps
+        for t, features in episode_features:
             if features.shape != (t, encoder.dim):
                 raise EncoderInputError(
                     f"encoder {encoder.name!r} returned shape {features.shape} for {t} inputs; "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from skillgym.extract.encoders import default_image_encoder
 from skillgym.extract.segments import DEFAULT_KERNEL, DEFAULT_MIN_LENGTH
@@ -33,6 +34,10 @@ class ExtractArgs:
     """re-render frames at this size, for datasets that store no frames"""
     progress: bool = True
     """show progress bars"""
+    engine: Literal["local", "ray"] = "local"
+    """where the encoder runs: 'local' (this process) or 'ray' (Ray Data actor pools, one GPU per encoder
+    actor if the cluster has GPUs; the cluster at RAY_ADDRESS if set, else a local Ray; same labels; needs
+    pip install 'skillgym[ray]')"""
 
     def __post_init__(self) -> None:
         self.dataset, self.out = Path(self.dataset), Path(self.out)
@@ -44,6 +49,8 @@ class ExtractArgs:
             raise ValueError(f"kernel must be odd and >= 1, got {self.kernel}")
         if self.image_size is not None and not 8 <= self.image_size <= 512:
             raise ValueError(f"image_size must be in [8, 512], got {self.image_size}")
+        if self.engine not in ("local", "ray"):
+            raise ValueError(f"engine must be 'local' or 'ray', got {self.engine!r}")
         if self.weights is not None and not self.encoder.startswith("r3m-"):
             raise ValueError(f"weights are for the r3m-* encoders, not {self.encoder}")
 

@@ -164,6 +164,15 @@ class TorchImageEncoder:
             p.requires_grad_(False)
         self._scale, self._mean, self._std = scale, mean.view(1, 3, 1, 1), std.view(1, 3, 1, 1)
         self.batch_size = int(batch_size)
+        self.device = torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> TorchImageEncoder:
+        """Run the network on ``device`` (e.g. ``"cuda"``); frames in and features out stay numpy.
+        GPU features differ from CPU ones in their last digits."""
+        self.device = torch.device(device)
+        self.net.to(self.device)
+        self._mean, self._std = self._mean.to(self.device), self._std.to(self.device)
+        return self
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
         """Embed ``(B, H, W, 3) uint8`` frames: ``(B, dim) float32``, ``batch_size`` frames per pass."""
@@ -171,10 +180,10 @@ class TorchImageEncoder:
         out = np.empty((len(frames), self.dim), np.float32)
         with torch.inference_mode():
             for i in range(0, len(frames), self.batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(frames[i : i + self.batch_size]))
+                x = torch.from_numpy(np.ascontiguousarray(frames[i : i + self.batch_size])).to(self.device)
                 x = x.permute(0, 3, 1, 2).float() / self._scale
                 x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
-                out[i : i + len(x)] = self.net(x).numpy()
+                out[i : i + len(x)] = self.net(x).cpu().numpy()
         return out
 
 

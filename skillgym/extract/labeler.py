@@ -122,6 +122,7 @@ class SkillLabeler:
         cache_dtype: str = "float32",
         encoder_kwargs: dict[str, Any] | None = None,
         progress: bool = True,
+        engine: str = "local",
     ) -> SkillLabeler:
         """Fit K-means (seeded) on the dataset's embedding differences.
 
@@ -136,11 +137,13 @@ class SkillLabeler:
             fit_samples: K-means is fitted on at most this many randomly chosen frames.
             cache_dir: where the embedding file is kept (reused on the next call with the same
                 dataset and encoder); default: a temporary folder, deleted afterwards.
+            engine: where the encoder runs: ``"local"`` (this process) or ``"ray"`` (a Ray Data
+                actor pool, :mod:`skillgym.extract.ray_engine`); the embeddings are the same.
         """
         encoder = _resolve_encoder(encoder, encoder_kwargs)
         with tempfile.TemporaryDirectory(prefix="skillgym-emb-") as tmp:
             emb = compute_embeddings(dataset, encoder, _embedding_path(cache_dir or tmp, encoder),
-                                     dtype=cache_dtype, progress=progress)
+                                     dtype=cache_dtype, progress=progress, engine=engine)
             if progress:
                 print(f"fitting K-means (K={k}, seed={seed}) on {min(len(emb), fit_samples)} of {len(emb)} frames")
             centroids = fit_centroids(emb, k=k, seed=seed, fit_samples=fit_samples)
@@ -156,11 +159,13 @@ class SkillLabeler:
         batch_size: int = DEFAULT_BATCH_SIZE,
         cache_dtype: str = "float32",
         progress: bool = True,
+        engine: str = "local",
     ) -> SkillLabels:
         """Label every action step of ``dataset`` with these clusters -> :class:`SkillLabels`.
 
         ``frame_labels`` hold the median-filtered cluster id of every step (also steps in runs
-        shorter than ``min_length``); ``segments`` hold only the runs that were kept.
+        shorter than ``min_length``); ``segments`` hold only the runs that were kept. ``engine``
+        says where the encoder runs, as in :meth:`fit`.
         """
         encoder = self.encoder
         if size_encoder(encoder, dataset) != self.centroids.shape[1]:
@@ -172,7 +177,7 @@ class SkillLabeler:
                           "clusters may not transfer", stacklevel=2)
         with tempfile.TemporaryDirectory(prefix="skillgym-emb-") as tmp:
             emb = compute_embeddings(dataset, encoder, _embedding_path(cache_dir or tmp, encoder),
-                                     dtype=cache_dtype, progress=progress)
+                                     dtype=cache_dtype, progress=progress, engine=engine)
             raw = assign_labels(emb, self.centroids, batch_size=batch_size, progress=progress)
         return self.labels_from_raw(raw, dataset)
 
@@ -272,17 +277,19 @@ def extract_skills(
     encoder_kwargs: dict[str, Any] | None = None,
     report: bool = True,
     progress: bool = True,
+    engine: str = "local",
 ) -> SkillLabels:
     """Stage 1 end to end: fit, label, and write ``out/`` =
     ``labels.npz`` + ``labels.json`` (:class:`SkillLabels`), ``labeler/``, ``report/``, and the
-    embedding cache ``cache/`` (reused when you re-run with another K or seed)."""
+    embedding cache ``cache/`` (reused when you re-run with another K or seed). ``engine="ray"``
+    embeds the frames on a Ray cluster (:mod:`skillgym.extract.ray_engine`); the labels are the same."""
     out = Path(out)
     cache = out / "cache"
     labeler = SkillLabeler.fit(dataset, encoder, k=k, seed=seed, kernel=kernel, min_length=min_length,
                                fit_samples=fit_samples, cache_dir=cache, cache_dtype=cache_dtype,
-                               encoder_kwargs=encoder_kwargs, progress=progress)
+                               encoder_kwargs=encoder_kwargs, progress=progress, engine=engine)
     labels = labeler.label(dataset, cache_dir=cache, batch_size=batch_size, cache_dtype=cache_dtype,
-                           progress=progress)
+                           progress=progress, engine=engine)
     labels.save(out)
     labeler.save(out / "labeler")
     if report:

@@ -116,6 +116,17 @@ def _observations(data: SegmentData, episode: np.ndarray, local_index: np.ndarra
 WINDOW_STARTS = ("inside", "anywhere")
 
 
+def window_offsets(data: SegmentData, seg_index: np.ndarray, window: int, rng: np.random.Generator,
+                   window_starts: str = "inside") -> np.ndarray:
+    """Random start offsets of windows of the segments ``seg_index`` (see :func:`make_batch`)."""
+    if window_starts not in WINDOW_STARTS:
+        raise ValueError(f"window_starts must be one of {WINDOW_STARTS}, got {window_starts!r}")
+    n = data.segments[seg_index, 2] - data.segments[seg_index, 1]
+    if window_starts == "anywhere":
+        return rng.integers(0, n)
+    return rng.integers(0, n - np.minimum(n, window) + 1)
+
+
 def make_batch(data: SegmentData, seg_index: np.ndarray, window: int, offsets: np.ndarray | None = None,
                rng: np.random.Generator | None = None, obs_kind: str = "state", frame_stack: int = 4,
                closed_loop: bool = False, step_obs_kind: str | None = None,
@@ -137,12 +148,7 @@ def make_batch(data: SegmentData, seg_index: np.ndarray, window: int, offsets: n
     ep, start, end, skill = seg[:, 0], seg[:, 1], seg[:, 2], seg[:, 3]
     n = end - start
     if offsets is None:
-        if rng is None:
-            offsets = np.zeros_like(n)
-        elif window_starts == "anywhere":
-            offsets = rng.integers(0, n)
-        else:
-            offsets = rng.integers(0, n - np.minimum(n, window) + 1)
+        offsets = np.zeros_like(n) if rng is None else window_offsets(data, seg_index, window, rng, window_starts)
     o = np.asarray(offsets, np.int64)
     w = np.minimum(n - o, window)
     if np.any(o < 0) or np.any(w < 1):

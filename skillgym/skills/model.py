@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -288,7 +289,8 @@ class SkillVAE(nn.Module):
                 module.set_normalisation(mean, std)
 
     def loss_terms(self, batch: SkillBatch, sample: bool = True, prior_z_target: str = "sample",
-                   reconstruction: str = "sum", detach_progress: bool = False) -> dict[str, Tensor]:
+                   reconstruction: str = "sum", detach_progress: bool = False,
+                   z_noise: Tensor | None = None) -> dict[str, Tensor]:
         """The five terms of Eq. 2 as losses to minimise (with their graphs), plus metrics.
 
         - ``action``: squared error summed over action dims and over the real (unpadded) steps of
@@ -307,6 +309,8 @@ class SkillVAE(nn.Module):
         - ``detach_progress`` (not in Eq. 2): the progress term trains the decoder only, through a
           second decoder pass on sg(z). Segment lengths come from clustering noise that the first
           state cannot predict; with this, z is not asked to encode them (docs/skills.md).
+        - ``z_noise``: the ``(B, z_dim)`` standard normal draw of z's sample (default: drawn here), so
+          that data-parallel processes can each take their rows of one draw for the whole batch.
         """
         if reconstruction not in RECONSTRUCTIONS:
             raise ValueError(f"reconstruction must be one of {RECONSTRUCTIONS}, got {reconstruction!r}")
@@ -316,7 +320,10 @@ class SkillVAE(nn.Module):
         n_steps = mask.sum().clamp_min(1.0)
         n_windows = len(batch.skill) if reconstruction == "sum" else n_steps
         mean, log_std = self.encoder(batch.actions, batch.skill, batch.lengths)
-        z = mean + log_std.exp() * torch.randn_like(mean) if sample else mean
+        if sample:
+            z = mean + log_std.exp() * (torch.randn_like(mean) if z_noise is None else z_noise)
+        else:
+            z = mean
         pred_a, pred_l = self.decoder(batch.prev_actions, batch.prev_progress, z, batch.skill, batch.step_obs)
         if detach_progress:
             _, pred_l = self.decoder(batch.prev_actions, batch.prev_progress, z.detach(), batch.skill, batch.step_obs)
@@ -344,9 +351,13 @@ class SkillVAE(nn.Module):
 
     def loss(self, batch: SkillBatch, beta: float = 1e-3, sample: bool = True,
              prior_z_target: str = "sample", reconstruction: str = "sum",
-             detach_progress: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
+             detach_progress: bool = False, z_noise: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """Eq. 2 as a loss to minimise; returns the total and every term (detached) for logging."""
-        terms = self.loss_terms(batch, sample, prior_z_target, reconstruction, detach_progress)
+        terms = self.loss_terms(batch, sample, prior_z_target, reconstruction, detach_progress, z_noise)
         total = terms["action"] + terms["progress"] + beta * terms["kl"] + terms["prior_d"] + terms["prior_z"]
         logged = {"loss": total.detach(), **{k: v.detach() for k, v in terms.items()}}
         return total, logged
+
+    def forward(self, batch: SkillBatch, **loss_options: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        """:meth:`loss`; DistributedDataParallel averages gradients only of what runs through ``forward``."""
+        return self.loss(batch, **loss_options)

@@ -8,6 +8,10 @@ CleanRL-style: :func:`train_skills` reads top to bottom. Output folder ``args.ou
     tb/                              TensorBoard scalars
 
 No pickles: weights and optimizer moments are safetensors, the rest JSON.
+
+``torchrun --nproc-per-node N -m skillgym.skills.train LABELS --out DIR`` trains data-parallel on N
+processes (:mod:`skillgym.skills.distributed`); ``python -m skillgym.skills.train`` is
+``skillgym train-skills``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import math
 import os
 import random
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +37,8 @@ from tqdm import tqdm
 from skillgym.data.dataset import open_dataset
 from skillgym.extract.labels import SkillLabels
 from skillgym.skills.config import LibraryConfig
-from skillgym.skills.data import load_segments, make_batch, split_episodes, state_statistics
+from skillgym.skills.data import load_segments, make_batch, split_episodes, state_statistics, window_offsets
+from skillgym.skills.distributed import join_torchrun
 from skillgym.skills.evaluate import evaluate_heldout, write_eval
 from skillgym.skills.library import CONFIG_FILE, SkillLibrary, current_versions
 from skillgym.skills.model import SkillVAE
@@ -127,13 +133,15 @@ class TrainSkillsArgs:
 
 @dataclass
 class TrainResult:
-    """What :func:`train_skills` returns: the library folder, the steps, the loss history, the evaluation."""
+    """What :func:`train_skills` returns: the library folder, the steps, the loss history, the evaluation, the model."""
 
     library: Path
     start_step: int
     steps: int
     history: dict[str, list[float]] = field(default_factory=dict)  # per step of *this* invocation
     eval: dict[str, Any] = field(default_factory=dict)
+    rank: int = 0  # under torchrun: the process's rank; only rank 0 wrote the library
+    model: SkillVAE | None = None  # the trained encoder, decoder and priors, as training left them
 
 
 # -- checkpoints (exact resume, no pickles) ---------------------------------------------------
@@ -241,7 +249,8 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
 
     Seeded and deterministic; checkpoints go to ``args.out/checkpoint/`` (``args.resume``
     continues one exactly, ``args.init_from`` fine-tunes a library). The library is saved,
-    reloaded and evaluated on the held-out segments (``eval.json``, ``eval.png``).
+    reloaded and evaluated on the held-out segments (``eval.json``, ``eval.png``). Launched by
+    torchrun, the processes share each step's batch (:mod:`skillgym.skills.distributed`).
 
     Returns:
         The library folder, the steps run, the per-step loss history of this invocation and
@@ -249,7 +258,11 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
     """
     out = Path(args.out)
     ckpt_dir = out / CHECKPOINT_DIR
-    check_output_folder(args)
+    ranks = join_torchrun()  # a single rank unless torchrun started this process
+    mine = ranks.shard(args.batch_size)  # this process's rows of every step's batch (all rows in a plain run)
+    if ranks.is_main:
+        check_output_folder(args)
+    ranks.wait()
     if args.threads:
         torch.set_num_threads(args.threads)
     # Seeding: python, numpy (window sampling, its own Generator), torch (z samples, init).
@@ -308,6 +321,7 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
         mean, std = state_statistics(train)
         model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY)
+    trainer = ranks.data_parallel(model)  # the model itself in a plain run
 
     start_step = 0
     if args.resume:
@@ -317,21 +331,26 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
         if meta["split"] != split:
             raise ValueError("--resume: the train/validation split differs from the interrupted run")
 
-    writer = SummaryWriter(str(out / "tb"), purge_step=start_step if args.resume else None)
+    writer = SummaryWriter(str(out / "tb"), purge_step=start_step if args.resume else None) if ranks.is_main \
+        else None
     closed_loop = args.decoder == "closed_loop"
     history: dict[str, list[float]] = {}
     bar = tqdm(range(start_step, args.steps), initial=start_step, total=args.steps,
-               disable=not args.progress, desc="train-skills")
+               disable=not (args.progress and ranks.is_main), desc="train-skills")
     t0 = time.perf_counter()
     for step in bar:
+        # The whole batch's random draws are made on every process, each then keeps its rows.
         seg_index = rng.integers(0, train.num_segments, size=args.batch_size)
-        batch = make_batch(train, seg_index, args.window, rng=rng, obs_kind=args.obs,
+        offsets = window_offsets(train, seg_index, args.window, rng)
+        batch = make_batch(train, seg_index[mine], args.window, offsets=offsets[mine], obs_kind=args.obs,
                            frame_stack=args.frame_stack, closed_loop=closed_loop,
                            step_obs_kind=model.config.decoder_obs_kind)
         if args.prior_obs_noise > 0 and args.obs == "state":
-            noise = rng.standard_normal(batch.prior_obs.shape).astype(np.float32) * args.prior_obs_noise
-            batch.prior_obs = batch.prior_obs + torch.from_numpy(noise) * model.priors.encoder.obs_std
-        loss, terms = model.loss(batch, beta=args.beta, reconstruction=RECONSTRUCTION)
+            noise = rng.standard_normal((args.batch_size, *batch.prior_obs.shape[1:])).astype(np.float32)
+            batch.prior_obs = batch.prior_obs + torch.from_numpy(noise[mine] * args.prior_obs_noise) \
+                * model.priors.encoder.obs_std
+        z_noise = torch.randn(args.batch_size, config.z_dim)
+        loss, terms = trainer(batch, beta=args.beta, reconstruction=RECONSTRUCTION, z_noise=z_noise[mine])
         if not torch.isfinite(loss):
             raise NonFiniteLossError(_non_finite_message(step, terms, args, ckpt_dir))
         optimizer.zero_grad(set_to_none=True)
@@ -341,6 +360,8 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
         for k, v in terms.items():
             history.setdefault(k, []).append(float(v))
         done = step + 1
+        if not ranks.is_main:
+            continue
         if done % LOG_EVERY == 0 or done == args.steps:
             for k, v in terms.items():
                 writer.add_scalar(f"train/{k}", float(v), done)
@@ -352,6 +373,11 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
                 writer.add_scalar(f"val/{k}", v, done)
         if done % CHECKPOINT_EVERY == 0 or done == args.steps:
             save_checkpoint(ckpt_dir, done, model, optimizer, rng, args, split)
+    if not ranks.is_main:
+        ranks.wait()  # until rank 0 has written the library
+        ranks.leave()
+        return TrainResult(library=out, start_step=start_step, steps=args.steps, history=history, rank=ranks.rank,
+                           model=model)
     writer.flush()
 
     # The library: decoder + priors (+ the encoder, for fine-tuning), then the built-in evaluation.
@@ -369,7 +395,10 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
     for k, v in _flat_numbers(results).items():
         writer.add_scalar(f"eval/{k}", v, args.steps)
     writer.close()
-    return TrainResult(library=out, start_step=start_step, steps=args.steps, history=history, eval=results)
+    ranks.wait()
+    ranks.leave()
+    return TrainResult(library=out, start_step=start_step, steps=args.steps, history=history, eval=results,
+                       model=model)
 
 
 def _non_finite_message(step: int, terms: dict[str, Any], args: TrainSkillsArgs, ckpt_dir: Path) -> str:
@@ -411,3 +440,9 @@ def _flat_numbers(results: dict[str, Any], prefix: str = "") -> dict[str, float]
         elif isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
             flat[f"{prefix}{k}"] = float(v)
     return flat
+
+
+if __name__ == "__main__":
+    from skillgym.cli import main
+
+    sys.exit(main(["train-skills", *sys.argv[1:]]))
