@@ -7,6 +7,13 @@ The env is ``ToySkillEnv`` at kitchen-state size (obs dim 59, K=8, nz=5) so no s
     python benchmarks/skillsac_updates.py                 # defaults: 300 gradient steps each, batch 256
     python benchmarks/skillsac_updates.py --steps 1000 --threads 2
     python benchmarks/skillsac_updates.py --profile 50   # then where SkillSAC's update spends its time
+    python benchmarks/skillsac_updates.py --kitchen      # SkillSAC on pixels vs on state (bundled libraries)
+
+``--kitchen`` instead times SkillSAC's update on ``SkillKitchenPixels-v0`` (64x64 frame stacks of 4, uint8 in
+the replay buffer, the pixel prior's conv encoder in the actor, a conv encoder in the critics) against
+``SkillKitchen-v0`` (state vector), and the pixel env with ``share_prior_encoder=True`` (one frozen conv pass
+per observation, the pixel prior's own encoder), each with its bundled library and default settings, on replay buffers
+filled with random transitions of the envs' spaces (an update's cost does not depend on the values).
 
 Both algorithms are timed on ``model.train(gradient_steps=N, batch_size)`` after the same warm-up, in
 alternating rounds, on the CPU time of this process (``time.process_time``, robust to neighbours on a shared
@@ -60,6 +67,56 @@ def time_updates(model: Any, steps: int, batch_size: int) -> float:
     return steps / (time.process_time() - t0)
 
 
+def filled_skill_sac(env: gym.Env, transitions: int, batch_size: int, **policy_kwargs: Any) -> SkillSAC:
+    """SkillSAC on ``env`` with ``transitions`` random transitions of its spaces in the replay buffer."""
+    from stable_baselines3.common.logger import configure
+
+    model = SkillSAC("SkillPolicy", env, batch_size=batch_size, buffer_size=transitions, seed=0,
+                     policy_kwargs=policy_kwargs)
+    model.set_logger(configure(None, []))
+    rng = np.random.default_rng(0)
+    space = env.observation_space
+    arg_dim = env.action_space["arg"].shape[0]
+    for _ in range(transitions):
+        obs, next_obs = (rng.integers(0, 256, space.shape, np.uint8) if space.dtype == np.uint8
+                         else rng.normal(size=space.shape).astype(space.dtype) for _ in range(2))
+        action = np.concatenate([[rng.integers(env.action_space["skill"].n)], rng.normal(size=arg_dim)])
+        model.replay_buffer.add(obs[None], next_obs[None], action[None].astype(np.float32), np.zeros(1),
+                                np.zeros(1), [{"skill_steps": 10}])
+    return model
+
+
+def kitchen_pixels_vs_state(args: argparse.Namespace) -> None:
+    """Gradient steps/s of SkillSAC on the pixel kitchen env over the state one (see the module docstring)."""
+    import skillgym  # noqa: F401  (registers the envs)
+
+    variants = {"pixels": ("SkillKitchenPixels-v0", {}),
+                "pixels, shared prior encoder": ("SkillKitchenPixels-v0", {"share_prior_encoder": True}),
+                "state": ("SkillKitchen-v0", {})}
+    models = {name: filled_skill_sac(gym.make(env_id), 4 * args.batch_size, args.batch_size, **kwargs)
+              for name, (env_id, kwargs) in variants.items()}
+    for model in models.values():
+        model.train(gradient_steps=5, batch_size=args.batch_size)  # allocator / Adam state warm-up
+    rates: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(args.rounds):
+        for name, model in models.items():
+            rates[name].append(time_updates(model, args.steps, args.batch_size))
+    best = {k: max(v) for k, v in rates.items()}
+    for name, model in models.items():
+        n = sum(p.numel() for p in model.policy.parameters() if p.requires_grad)
+        print(f"{name:29s} gradient steps/s: best {best[name]:7.2f}  rounds {', '.join(f'{v:.2f}' for v in rates[name])}"
+              f"  ({n:,} trainable parameters, observation {model.observation_space.shape} "
+              f"{model.observation_space.dtype})")
+    print(f"batch {args.batch_size}, threads {args.threads}; update cost over state: pixels "
+          f"{best['state'] / best['pixels']:.1f}x, pixels with the shared prior encoder "
+          f"{best['state'] / best['pixels, shared prior encoder']:.1f}x  (load average "
+          + " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs)")
+    if args.profile:
+        with th.profiler.profile(activities=[th.profiler.ProfilerActivity.CPU]) as prof:
+            models["pixels"].train(gradient_steps=args.profile, batch_size=args.batch_size)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -81,9 +138,14 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="afterwards, profile N SkillSAC gradient steps"
     )
+    parser.add_argument("--kitchen", action="store_true",
+                        help="time SkillSAC on SkillKitchenPixels-v0 against SkillKitchen-v0 instead")
     args = parser.parse_args()
     th.set_num_threads(args.threads)
     malloc_tuned = args.malloc == "keep" and keep_freed_memory()
+    if args.kitchen:
+        kitchen_pixels_vs_state(args)
+        return
 
     def make_env() -> ToySkillEnv:
         return ToySkillEnv(

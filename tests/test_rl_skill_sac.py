@@ -17,6 +17,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from skillgym.envs.toy import ToySkillEnv
 from skillgym.rl import SkillActions, SkillSAC
+from skillgym.rl.distributions import SkillDistribution
 
 th.set_num_threads(1)
 
@@ -207,6 +208,50 @@ def test_pixels_and_gamma_per_step(tmp_path: Path) -> None:
     frame = env.reset(seed=0)[0]
     action, _ = model.predict(frame)
     assert env.action_space.contains(action)
+
+
+def test_shared_prior_encoder_on_frames_trains_heads_not_the_encoder(tmp_path: Path) -> None:
+    from skillgym.skills.config import LibraryConfig
+    from skillgym.skills.library import SkillLibrary
+
+    env = toy(n_skills=3, arg_dim=2, obs_type="pixels", frame_size=32, frame_stack=2)
+    prior = SkillLibrary.build(LibraryConfig(num_skills=3, z_dim=2, obs_kind="pixels", image_size=32, frame_stack=2,
+                                             pixel_feature_dim=16, prior_hidden_dim=16, prior_layers=2),
+                               seed=0).priors
+    model = SkillSAC("SkillPolicy", env, prior=prior, seed=0, learning_starts=20, batch_size=8,
+                     policy_kwargs=dict(net_arch=[16], share_prior_encoder=True))
+    policy = model.policy
+    encoder_before = {k: v.clone() for k, v in policy.observation_encoder.state_dict().items()}
+    heads_before = [p.detach().clone() for p in policy.actor.parameters()]
+    # One encoder, frozen; the critics have no conv layers; π starts equal to the prior.
+    assert not any(isinstance(m, th.nn.Conv2d) for m in [*policy.actor.modules(), *policy.critic.modules()])
+    frames = th.as_tensor(np.stack([env.reset(seed=i)[0] for i in range(3)]))
+    features = policy.encode_observations(frames)
+    assert features.shape == (3, 16) and not features.requires_grad
+    with th.no_grad():
+        expected = SkillDistribution.from_module_output(prior(frames))
+    assert th.allclose(policy.prior_dist(features).logits, expected.logits, atol=1e-6)
+    assert th.allclose(policy.policy_dist(features).logits, expected.logits, atol=1e-6)
+
+    model.learn(60)
+    assert model.replay_buffer.observations.dtype == np.uint8  # frames are stored, features are not
+    for k, v in policy.observation_encoder.state_dict().items():
+        assert th.equal(v, encoder_before[k]), k
+    assert any(not th.equal(a, b) for a, b in zip(policy.actor.parameters(), heads_before, strict=True))
+    action, _ = model.predict(env.reset(seed=0)[0])
+    assert env.action_space.contains(action)
+
+    # Saved and loaded with the flag, the same actions.
+    model.save(tmp_path / "shared")
+    loaded = SkillSAC.load(tmp_path / "shared", env=env)
+    obs = env.reset(seed=5)[0]
+    assert loaded.policy.share_prior_encoder
+    assert loaded.predict(obs, deterministic=True)[0]["skill"] == model.predict(obs, deterministic=True)[0]["skill"]
+
+
+def test_shared_prior_encoder_needs_an_encoder_module() -> None:
+    with pytest.raises(ValueError, match="share_prior_encoder needs a prior with an `encoder` module"):
+        SkillSAC("SkillPolicy", toy(), policy_kwargs=dict(share_prior_encoder=True))
 
 
 def test_tensorboard_logs_both_axes(tmp_path: Path) -> None:

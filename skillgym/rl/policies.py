@@ -308,6 +308,10 @@ class SkillPolicy(BasePolicy):
         fast), 0 = input (SAC-style ``[s, z] → MLP``, K times the compute in the K-skill passes)
     :param share_actor: one prior copy provides both π_d and π_z (default), else one full copy each (see
         ``SkillActor``)
+    :param share_prior_encoder: encode each observation once with the prior's own observation encoder (the
+        library's ``SkillPriors.encoder``), frozen, and run the actor, the prior's heads and the critics on those
+        features. For frame stacks this is one conv pass per observation instead of one per network, and no
+        conv gradients; the critics then get no encoder of their own (``features_extractor_class`` is unused)
     :param prior_uniform_mix: ε in [0, 1): the skill prior the KL is taken to is (1 − ε)·p_d + ε/K. A
         prior trained to 90 % accuracy can give the right skill log-probability −11; with ε > 0 no skill
         costs more than log(K/ε) nats of KL_d. 0 = the library's prior unchanged (the paper)
@@ -332,6 +336,7 @@ class SkillPolicy(BasePolicy):
         n_critics: int = 2,
         arg_layer: int = -1,
         share_actor: bool = True,
+        share_prior_encoder: bool = False,
         prior_uniform_mix: float = 0.0,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
@@ -362,6 +367,7 @@ class SkillPolicy(BasePolicy):
         self.n_critics = n_critics
         self.arg_layer = arg_layer
         self.share_actor = share_actor
+        self.share_prior_encoder = share_prior_encoder
         self.prior_uniform_mix = float(prior_uniform_mix)
         arg_space = action_space["arg"]
         self.register_buffer("arg_low", th.as_tensor(arg_space.low, dtype=th.float32), persistent=False)
@@ -369,6 +375,15 @@ class SkillPolicy(BasePolicy):
         self._build(lr_schedule, prior)
 
     def _build(self, lr_schedule: Schedule, prior: nn.Module) -> None:
+        self.observation_encoder: nn.Module | None = None
+        if self.share_prior_encoder:
+            encoder = getattr(prior, "encoder", None)
+            if not isinstance(encoder, nn.Module) or not isinstance(getattr(encoder, "out_dim", None), int):
+                raise ValueError("share_prior_encoder needs a prior with an `encoder` module that has an int "
+                                 "`out_dim` (the library's SkillPriors)")
+            self.observation_encoder = copy.deepcopy(encoder).requires_grad_(False).eval()
+            prior = copy.deepcopy(prior)
+            prior.encoder = nn.Identity()  # its heads now read the shared features
         # The frozen reference p_d, p_z: always eval mode, no gradients, never in an optimizer.
         self.prior = copy.deepcopy(prior).requires_grad_(False).eval()
         self.actor = SkillActor(self.prior, share=self.share_actor)
@@ -389,7 +404,7 @@ class SkillPolicy(BasePolicy):
     def _check_prior_shapes(self) -> None:
         obs = th.from_numpy(np.zeros((2, *self.observation_space.shape), dtype=self.observation_space.dtype))
         with th.no_grad():
-            dist = SkillDistribution.from_module_output(self.prior(self.prior_input(obs)))
+            dist = SkillDistribution.from_module_output(self.prior(self.prior_input(self.encode_observations(obs))))
         if dist.logits.shape[1] != self.n_skills or dist.mean.shape[2] != self.arg_dim:
             raise ValueError(
                 f"The prior has K={dist.logits.shape[1]} skills and nz={dist.mean.shape[2]} but the action space "
@@ -398,8 +413,13 @@ class SkillPolicy(BasePolicy):
 
     def make_critic(self) -> SkillCritic:
         """A fresh ``SkillCritic`` with its own features extractor, built from this policy's settings."""
+        if self.observation_encoder is not None:  # the critic reads the shared features as they are
+            features = spaces.Box(-np.inf, np.inf, (self.observation_encoder.out_dim,), np.float32)
+            features_extractor: BaseFeaturesExtractor = MlpStateEncoder(features)
+        else:
+            features_extractor = self.make_features_extractor()
         return SkillCritic(
-            self.make_features_extractor(),
+            features_extractor,
             self.n_skills,
             self.arg_dim,
             self.qf_arch,
@@ -417,28 +437,40 @@ class SkillPolicy(BasePolicy):
             n_critics=self.n_critics,
             arg_layer=self.arg_layer,
             share_actor=self.share_actor,
+            share_prior_encoder=self.share_prior_encoder,
             prior_uniform_mix=self.prior_uniform_mix,
         )
         return data
 
     def set_training_mode(self, mode: bool) -> None:
-        """Put the critic in ``mode``; the actor and the prior always stay in evaluation mode."""
+        """Put the critic in ``mode``; the actor, the prior and a shared encoder always stay in evaluation mode."""
         # Only the critic has a training mode; actor and prior stay in eval mode (see SkillActor.train).
         self.critic.train(mode)
         self.actor.train(False)
         self.prior.eval()
+        if self.observation_encoder is not None:
+            self.observation_encoder.eval()
         self.training = mode
+
+    def encode_observations(self, obs: th.Tensor) -> th.Tensor:
+        """What the actor, the prior and the critics read: the observations themselves, or with
+        ``share_prior_encoder`` their features from the frozen prior encoder (computed once, no gradients)."""
+        if self.observation_encoder is None:
+            return obs
+        with th.no_grad():
+            return self.observation_encoder(self.prior_input(obs))
 
     def prior_input(self, obs: th.Tensor) -> th.Tensor:
         """Observations as the prior module takes them: float32 for vectors, untouched uint8 frames."""
         return obs if obs.dtype == th.uint8 else obs.float()
 
     def policy_dist(self, obs: th.Tensor) -> SkillDistribution:
-        """π(d, z | s): the trainable actor's distribution."""
+        """π(d, z | s): the trainable actor's distribution, at observations as ``encode_observations`` gives them."""
         return self.actor(self.prior_input(obs))
 
     def prior_dist(self, obs: th.Tensor) -> SkillDistribution:
-        """p(d, z | s): the frozen library prior, its p_d mixed with uniform if ``prior_uniform_mix`` > 0."""
+        """p(d, z | s): the frozen library prior, its p_d mixed with uniform if ``prior_uniform_mix`` > 0, at
+        observations as ``encode_observations`` gives them."""
         with th.no_grad():
             dist = SkillDistribution.from_module_output(self.prior(self.prior_input(obs)))
             if self.prior_uniform_mix == 0.0:
@@ -449,7 +481,8 @@ class SkillPolicy(BasePolicy):
     def sample_skill(
         self, obs: th.Tensor, deterministic: bool = False, from_prior: bool = False
     ) -> tuple[th.Tensor, th.Tensor]:
-        """(d, z) per state, z *unclipped*: (B,) long, (B, nz)."""
+        """(d, z) per observation, z *unclipped*: (B,) long, (B, nz)."""
+        obs = self.encode_observations(obs)
         dist = self.prior_dist(obs) if from_prior else self.policy_dist(obs)
         return dist.sample(deterministic)
 

@@ -510,9 +510,11 @@ class SkillSAC(OffPolicyAlgorithm):
         for gradient_step in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             alpha_d, alpha_z = self._coefs()
-            # The frozen prior at s and s' in one pass (it is a pure function of the observation).
-            prior_both = self.policy.prior_dist(th.cat([data.observations, data.next_observations]))
             n = data.observations.shape[0]
+            # s and s' in one pass: through a shared encoder (if any), then the frozen prior (pure functions of s).
+            both = self.policy.encode_observations(th.cat([data.observations, data.next_observations]))
+            data = data._replace(observations=both[:n], next_observations=both[n:])
+            prior_both = self.policy.prior_dist(both)
             prior_s = SkillDistribution(*(t[:n] for t in prior_both))
             prior_next = SkillDistribution(*(t[n:] for t in prior_both))
 
