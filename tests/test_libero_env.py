@@ -87,3 +87,18 @@ def test_skill_libero_needs_a_library_and_runs_one(env, tmp_path):
     assert obs.shape == (STATE_DIM,)
     obs, reward, terminated, truncated, info = skill_env.step({"skill": 1, "arg": np.zeros(5, np.float32)})
     assert 1 <= info["skill_steps"] <= 5 and "success" in info and skill_env.observation_space.contains(obs)
+
+
+def test_a_scripted_episode_puts_the_bowl_on_the_plate(env):
+    from skillgym.data.libero import record_libero_episode
+    from skillgym.data.libero_scripted import PHASES
+
+    episode, success = record_libero_episode(env, task=0, index=0, seed=0)
+    assert success and episode.instruction == env.instruction
+    episode.validate()
+    t = episode.num_steps
+    assert 60 < t < 300 and episode.frames.shape == (t + 1, 84, 84, 3) and episode.states.shape == (t + 1, 15)
+    assert episode.rewards.sum() == 1.0 and episode.terminations[-1]
+    phases = [PHASES[i] for i in episode.subtasks]
+    assert phases[0] == "reach" and "grasp" in phases and phases[-1] in ("lower", "release")
+    assert np.all(np.diff(episode.subtasks) >= 0)  # the phases follow one another in order

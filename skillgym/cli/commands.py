@@ -13,6 +13,7 @@ from pathlib import Path
 
 from skillgym.cli.options import add_options, parse_options
 from skillgym.compare.compare import CompareArgs
+from skillgym.data.libero import LiberoDataArgs
 from skillgym.data.merge import MergeArgs
 from skillgym.data.record import RecordArgs
 from skillgym.extract.config import ExtractArgs
@@ -67,6 +68,16 @@ def merge(args: MergeArgs) -> int:
 
     print(merge_recordings(args.parts, args.out, mixed_recipes=args.mixed_recipes).summary())
     print(f"dataset written to {args.out}")
+    return 0
+
+
+def libero_data(args: LiberoDataArgs) -> int:
+    """``skillgym data libero``: record scripted LIBERO demonstrations (or convert LIBERO's files) and print a summary."""
+    from skillgym.data.libero import convert_libero_demos, record_libero
+
+    report = convert_libero_demos(args.demos, args.out, overwrite=args.overwrite) if args.demos else record_libero(args)
+    print(report.summary())
+    print(f"dataset written to {args.out} (open with skillgym.data.dataset.open_dataset('{args.out}'))")
     return 0
 
 
@@ -198,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="offline datasets: record, merge and look at them")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
     _command(data_commands, "kitchen", RecordArgs, record, "record scripted Franka Kitchen demonstrations")
+    _command(data_commands, "libero", LiberoDataArgs, libero_data,
+             "record scripted LIBERO demonstrations, or convert LIBERO's HDF5 demonstrations")
     _command(data_commands, "merge", MergeArgs, merge, "join recordings into one dataset")
     _command(data_commands, "show", ShowEpisodeArgs, show_episode, "contact sheet of one episode's frames")
 

@@ -76,6 +76,7 @@ class Episode:
     frames: np.ndarray | None = None  # (T+1, H, W, 3) uint8
     subtasks: np.ndarray | None = None  # (T,) int16 index into the dataset's subtask_names(), -1 = unknown
     sim_states: np.ndarray | None = None  # (T+1, S) exact simulator states, for re-rendering
+    instruction: str | None = None  # the language instruction the episode carries out (LIBERO)
 
     def __post_init__(self) -> None:
         t = len(self.actions)
@@ -113,6 +114,8 @@ class Episode:
         if self.sim_states is not None:
             checks.append((self.sim_states.ndim == 2 and len(self.sim_states) == t + 1,
                            f"sim_states {self.sim_states.shape} != ({t + 1}, S)"))
+        if self.instruction is not None:
+            checks.append((isinstance(self.instruction, str), f"instruction {self.instruction!r} is not a string"))
         errors = [msg for ok, msg in checks if not ok]
         if t < 1:
             errors.append("an episode needs at least one action")
@@ -134,6 +137,7 @@ class OfflineDataset:
         frame_size: side of the frames :meth:`episode` returns (None: no frames).
         has_frames: frames are stored (not re-rendered).
         has_subtasks, has_sim_states: per-step subtask ids / simulator states are stored.
+        has_instructions: episodes carry a language instruction (``Episode.instruction``).
         is_kitchen: Franka Kitchen data (re-renderable, named subtasks).
         dataset_id: the Minari dataset id ("" for D4RL v0 files).
         action_low, action_high: ``(A,)`` bounds of the action space the dataset declares
@@ -205,6 +209,7 @@ class OfflineDataset:
         infos = first["infos"] if "infos" in first else {}
         self.has_subtasks = "subtask" in infos
         self.has_sim_states = "sim_state" in infos
+        self.has_instructions = any(INSTRUCTION_ATTR in f[name].attrs for name in names)
         self._check_episode_layouts(f, names)
 
     def _check_episode_layouts(self, f: h5py.File, names: list[str]) -> None:
@@ -265,6 +270,7 @@ class OfflineDataset:
         self.episode_lengths = self._d4rl_bounds[:, 1] - self._d4rl_bounds[:, 0]
         self.state_dim, self.action_dim = KITCHEN_STATE_DIM, 9
         self.has_frames, self.has_subtasks, self.has_sim_states = False, False, False
+        self.has_instructions = False
 
     def __len__(self) -> int:
         return len(self.episode_lengths)
@@ -287,6 +293,8 @@ class OfflineDataset:
                 for dataset in self._content(f):
                     h.update(f"{dataset.name}:{dataset.dtype.str}:{dataset.shape}".encode())
                     _hash_dataset(h, dataset)
+            if self.has_instructions:  # language-conditioned artifacts depend on them
+                h.update(json.dumps(self.instructions()).encode())
             self._fingerprint = h.hexdigest()
         return self._fingerprint
 
@@ -347,6 +355,7 @@ class OfflineDataset:
             frames=_read_pixels(obs[PIXELS_KEY]) if frames and self.has_frames else None,
             subtasks=infos["subtask"][:-1].astype(np.int16) if self.has_subtasks else None,
             sim_states=np.asarray(infos["sim_state"][()], np.float64) if self.has_sim_states else None,
+            instruction=_instruction(g) if self.has_instructions else None,
         )
 
     def _read_d4rl(self, f: h5py.File, index: int) -> Episode:
@@ -364,6 +373,13 @@ class OfflineDataset:
             terminations=terminals,
             truncations=np.zeros(t, bool) | (np.arange(t) == t - 1) & ~terminals[-1],
         )
+
+    def instructions(self) -> list[str | None]:
+        """Every episode's language instruction (None where an episode has none), without reading its data."""
+        if not self.has_instructions:
+            return [None] * len(self)
+        with h5py.File(self._file, "r") as f:
+            return [_instruction(f[name]) for name in self._episode_names]
 
     def __iter__(self) -> Iterator[Episode]:
         return (self.episode(i) for i in range(len(self)))
@@ -430,6 +446,15 @@ class OfflineDataset:
 # -- the kitchen case -------------------------------------------------------------------------
 # Kitchen observations: 9 robot qpos, 9 robot qvel, 21 object qpos, 20 object qvel.
 KITCHEN_STATE_DIM = 59
+
+
+# The HDF5 attribute of an episode group that holds its instruction (Minari keeps no per-episode text).
+INSTRUCTION_ATTR = "skillgym_instruction"
+
+
+def _instruction(group: h5py.Group) -> str | None:
+    value = group.attrs.get(INSTRUCTION_ATTR)
+    return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
 
 
 def sim_state_from_observation(states: np.ndarray) -> np.ndarray:
@@ -601,8 +626,10 @@ def write_minari_dataset(
     os.environ["MINARI_DATASETS_PATH"] = str(staging)
     try:
         dataset, count = None, 0
+        instructions: list[str | None] = []
         for chunk in itertools.chain([first], chunks):
             buffers = [to_buffer(count + j, ep) for j, ep in enumerate(chunk)]
+            instructions += [ep.instruction for ep in chunk]
             count += len(buffers)
             if not buffers:
                 continue
@@ -618,6 +645,8 @@ def write_minari_dataset(
                 dataset.update_dataset_from_buffer(buffers)
         namespace, name = dataset_id.rsplit("/", 1)
         finished = staging / namespace / name
+        if any(text is not None for text in instructions):
+            _write_instructions(_find_hdf5(finished), instructions)
         if finalize is not None:
             finalize(finished)
         check_replaceable(out, overwrite)  # again: something may have appeared at out meanwhile
@@ -635,6 +664,17 @@ def write_minari_dataset(
 
 
 STAGING_PREFIX = ".minari-"
+
+
+def _write_instructions(hdf5: Path, instructions: list[str | None]) -> None:
+    """Store each episode's instruction as an attribute of its group, in the order the episodes were written."""
+    with h5py.File(hdf5, "r+") as f:
+        names = sorted((k for k in f.keys() if k.startswith("episode_")), key=lambda k: int(k.split("_")[1]))
+        if len(names) != len(instructions):
+            raise DatasetError(f"{hdf5} holds {len(names)} episodes, {len(instructions)} were written")
+        for name, text in zip(names, instructions, strict=True):
+            if text is not None:
+                f[name].attrs[INSTRUCTION_ATTR] = text
 
 
 def _remove_stale_staging(folder: Path) -> None:
