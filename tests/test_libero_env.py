@@ -7,7 +7,6 @@ from gymnasium.utils.env_checker import check_env
 from libero_support import require_libero
 
 import skillgym  # noqa: F401
-from skillgym.envs.skill_space import SkillSpaceEnv
 from skillgym.skills.library import LibraryConfig, SkillLibrary
 from skillgym.tasks.libero import STATE_DIM, LiberoTaskEnv
 
@@ -78,15 +77,22 @@ def test_the_env_passes_gymnasiums_checker(env):
     check_env(env, skip_render_check=True)
 
 
-def test_skill_libero_needs_a_library_and_runs_one(env, tmp_path):
-    with pytest.raises(ValueError, match="library=DIR"):
+def test_skill_libero_without_a_library_says_how_to_make_one():
+    with pytest.raises(ValueError, match=r"library=DIR.*skillgym data libero"):
         gym.make("SkillLibero-Spatial-v0")
+
+
+def test_skill_libero_with_a_state_library_renders_no_frames(tmp_path):
+    require_libero()
     library = SkillLibrary.build(LibraryConfig(num_skills=3, state_dim=STATE_DIM, action_dim=7, max_skill_steps=5))
-    skill_env = SkillSpaceEnv(env, library)  # the state library sees the "state" entry of the Dict observation
-    obs, _ = skill_env.reset(seed=0)
-    assert obs.shape == (STATE_DIM,)
-    obs, reward, terminated, truncated, info = skill_env.step({"skill": 1, "arg": np.zeros(5, np.float32)})
-    assert 1 <= info["skill_steps"] <= 5 and "success" in info and skill_env.observation_space.contains(obs)
+    library.save(tmp_path / "library")
+    env = gym.make("SkillLibero-Spatial-v0", library=str(tmp_path / "library"), task=0, render_mode="rgb_array")
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (STATE_DIM,) and "pixels" not in env.unwrapped.observation_space.spaces
+    obs, reward, terminated, truncated, info = env.step({"skill": 1, "arg": np.zeros(5, np.float32)})
+    assert 1 <= info["skill_steps"] <= 5 and "success" in info and env.observation_space.contains(obs)
+    assert env.render().shape == (84, 84, 3)  # drawn on demand
+    env.close()
 
 
 def test_a_scripted_episode_puts_the_bowl_on_the_plate(env):

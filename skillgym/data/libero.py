@@ -253,8 +253,9 @@ def record_libero(args: LiberoDataArgs) -> LiberoReport:
     from tqdm import tqdm
 
     from skillgym.data.libero_scripted import PHASES
-    from skillgym.tasks.libero import LiberoTaskEnv
+    from skillgym.tasks.libero import LiberoTaskEnv, setup_libero
 
+    setup_libero()  # a missing LIBERO or missing assets are reported before anything starts
     tasks = args.tasks if args.tasks is not None else tuple(range(10))
     report = LiberoReport()
     progress = tqdm(total=len(tasks) * args.episodes, desc="recording LIBERO demos", unit="ep")

@@ -29,8 +29,8 @@ def make_skill_libero(
     """A LIBERO suite (a task drawn per reset, or the fixed ``task``) in the space of the skill library ``library``.
 
     The low-level env observes what the library's priors expect: frames at the library's image
-    size and frame stack for a pixel library, the 15-d proprioceptive state for a state library
-    (the instruction embedding is in the low-level observation either way). Skills run at most
+    size and frame stack for a pixel library, the 15-d proprioceptive state for a state library, which
+    then renders no frames (the instruction embedding is in the low-level observation either way). Skills run at most
     ``max_skill_steps`` low-level steps (default: the library's; the paper's LIBERO skills are at most
     40 long); ``low_level_steps`` is the task's time limit (300).
     """
@@ -45,7 +45,7 @@ def make_skill_libero(
     low = LiberoTaskEnv(
         suite=suite_name(suite), task=task, image_size=lib.config.image_size if pixels else 84,
         frame_stack=lib.config.frame_stack if pixels else 1, max_episode_steps=low_level_steps,
-        assets=assets, render_mode=render_mode,
+        pixels=pixels, assets=assets, render_mode=render_mode,
     )
     env = SkillSpaceEnv(low, lib, max_skill_steps=max_skill_steps, record_frames=record_frames,
                         progress_threshold=progress_threshold or DEFAULT_PROGRESS_THRESHOLD)

@@ -257,6 +257,8 @@ class LiberoTaskEnv(gym.Env):
         frame_stack: frames stacked in ``pixels``; shape ``(stack, H, W, 3)`` if > 1.
         max_episode_steps: time limit (truncation).
         embed_instruction: put the embedded instruction in the observation (needs the sentence model).
+        pixels: render the camera into ``pixels``; without, steps cost a fraction (rendering is most of
+            a step) and ``render()`` still draws a frame on demand.
         assets: LIBERO's assets folder (default: ``$SKILLGYM_LIBERO_ASSETS`` or the installed ones).
 
     ``reset(seed=s)`` is deterministic: the task (if drawn) and LIBERO's initial state are drawn
@@ -276,6 +278,7 @@ class LiberoTaskEnv(gym.Env):
         frame_stack: int = 2,
         max_episode_steps: int = MAX_EPISODE_STEPS,
         embed_instruction: bool = True,
+        pixels: bool = True,
         assets: str | os.PathLike | None = None,
         render_mode: str | None = None,
     ):
@@ -292,16 +295,14 @@ class LiberoTaskEnv(gym.Env):
         self.tasks = suite_tasks(self.suite)
         self.image_size, self.frame_stack = image_size, frame_stack
         self.max_episode_steps, self.render_mode = max_episode_steps, render_mode
-        self.embed_instruction = embed_instruction
+        self.embed_instruction, self.pixels = embed_instruction, pixels
         self._fixed_task: int | None = None
         self.set_task(task)
 
         self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
         shape = (image_size, image_size, 3) if frame_stack == 1 else (frame_stack, image_size, image_size, 3)
-        entries: dict[str, spaces.Space] = {
-            "pixels": spaces.Box(0, 255, shape, np.uint8),
-            "state": spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float64),
-        }
+        entries: dict[str, spaces.Space] = {"pixels": spaces.Box(0, 255, shape, np.uint8)} if pixels else {}
+        entries["state"] = spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float64)
         if embed_instruction:
             entries["instruction"] = spaces.Box(-1.0, 1.0, (EMBEDDING_DIM,), np.float32)
         self.observation_space = spaces.Dict(entries)
@@ -356,6 +357,7 @@ class LiberoTaskEnv(gym.Env):
                     f"{self.tasks[index]} needs a file that is not in LIBERO's assets folder {self.assets} ({e}); "
                     "pip install 'skillgym[libero]' installs all of LIBERO's assets"
                 ) from e
+            self._envs[index].env.modify_observable(CAMERA_OBSERVABLE, "enabled", self.pixels)
         return index, self._envs[index]
 
     def _instruction_of(self, index: int) -> tuple[str, np.ndarray | None]:
@@ -386,22 +388,27 @@ class LiberoTaskEnv(gym.Env):
         return np.asarray(self._task_env(self._current_task())[1].get_sim_state(), np.float64).copy()
 
     def render_frame(self) -> np.ndarray:
-        """The current upright agentview frame (as in ``pixels``)."""
-        if not self._frames:
+        """The current upright agentview frame (as in ``pixels``; rendered now if the env has no pixels)."""
+        if not self._started:
             raise RuntimeError("call reset() before render_frame()")
-        return self._frames[-1].copy()
+        if self._frames:
+            return self._frames[-1].copy()
+        sim = self.robosuite_env.sim
+        return upright(sim.render(camera_name="agentview", width=self.image_size, height=self.image_size))
 
     # -- gymnasium API ---------------------------------------------------------------------------
     def _observation(self) -> dict[str, np.ndarray]:
-        pixels = np.stack(self._frames) if self.frame_stack > 1 else self._frames[-1]
-        obs = {"pixels": pixels, "state": self._state}
+        obs = {"state": self._state}
+        if self.pixels:
+            obs["pixels"] = np.stack(self._frames) if self.frame_stack > 1 else self._frames[-1]
         if self.embed_instruction:
             obs["instruction"] = self._instruction_of(self._current_task())[1].copy()
         return obs
 
     def _absorb(self, raw: dict[str, np.ndarray]) -> None:
         self._state = proprio_state(raw)
-        self._frames.append(upright(raw["agentview_image"]))
+        if self.pixels:
+            self._frames.append(upright(raw["agentview_image"]))
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -435,11 +442,12 @@ class LiberoTaskEnv(gym.Env):
                 env.step(np.zeros(ACTION_DIM))
         finally:
             np.random.set_state(outside)
-            env.env.modify_observable(CAMERA_OBSERVABLE, "enabled", True)
+            env.env.modify_observable(CAMERA_OBSERVABLE, "enabled", self.pixels)
         raw = env.env._get_observations(force_update=True)
         self._frames.clear()
         self._absorb(raw)
-        self._frames.extend([self._frames[-1]] * (self.frame_stack - 1))
+        if self.pixels:
+            self._frames.extend([self._frames[-1]] * (self.frame_stack - 1))
         self._satisfied = {i for i, holds in enumerate(self._predicates_holding()) if holds}
         self._steps, self._started = 0, True
         return self._observation(), self._info(env)
