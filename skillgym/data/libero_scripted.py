@@ -30,8 +30,10 @@ POSITION_SCALE, ROTATION_SCALE = 0.05, 0.5
 CARRY_CLEARANCE = 0.18  # height of the carried bowl's origin above the higher of bowl and target
 PLACE_HEIGHT = 0.035  # the bowl's origin above the target's origin when it is let go
 MAX_SPEED = 0.6  # largest translation action: 3 cm per step
-# Fingers closed on the rim stay this far apart (closed on nothing: about 2 mm).
-HOLDING_GAP = 0.005
+# The bowl's upper rim wall is made of boxes this tall and taller (its lower wall's are shorter).
+RIM_WALL_HALF_HEIGHT = 0.015
+# Fingers closed on the rim wall (2.6 mm thick) stay at least this far apart; closed on nothing, about 1 mm.
+HOLDING_GAP = 0.0025
 # Rim points tried when a grasp closes on nothing.
 MAX_GRASPS = 3
 # Distance of the outer finger from the bowl's centre when the half-open hand straddles the rim.
@@ -129,6 +131,21 @@ class ScriptedLiberoController:
                 return False
         return True
 
+    def _rim(self, direction: float) -> np.ndarray:
+        """Where the fingers close on the rim at ``direction``: the middle of the rim wall piece there, as the
+        bowl is now (a bowl resting on another object tilts and sinks when it is touched)."""
+        robosuite_env = self.env.robosuite_env
+        model, data = robosuite_env.sim.model._model, robosuite_env.sim.data._data
+        body = robosuite_env.obj_body_id[self.goal.obj]
+        bowl = data.xpos[body]
+        wall = [g for g in range(model.ngeom) if model.geom_bodyid[g] == body and model.geom_contype[g]
+                and model.geom_size[g][2] > RIM_WALL_HALF_HEIGHT]
+        if not wall:
+            return bowl + RIM_RADIUS * np.array([np.cos(direction), np.sin(direction), 0.0]) + [0, 0, RIM_GRASP_HEIGHT]
+        offsets = data.geom_xpos[wall, :2] - bowl[:2]
+        nearest = int(np.argmax(offsets @ np.array([np.cos(direction), np.sin(direction)])))
+        return data.geom_xpos[wall[nearest]].copy()
+
     def _body(self, name: str) -> np.ndarray:
         robosuite_env = self.env.robosuite_env
         return robosuite_env.sim.data.body_xpos[robosuite_env.obj_body_id[name]].copy()
@@ -169,7 +186,8 @@ class ScriptedLiberoController:
         back close to the goal (the bowl already resting on its target, fingers on a rim's lip)."""
         recent: list[np.ndarray] = []
         for _ in range(budget):
-            action, distance = self._toward(np.asarray(position), rotation, grip, speed=speed)
+            goal = position() if callable(position) else position
+            action, distance = self._toward(np.asarray(goal), rotation, grip, speed=speed)
             if distance < tolerance:
                 return
             recent = (recent + [self._ee()[0]])[-STALL_STEPS:]
@@ -201,13 +219,13 @@ class ScriptedLiberoController:
         bowl = self._body(self.goal.obj)
         for attempt, direction in enumerate(self._directions):
             grasp_rotation = self._grasp_rotation(start_rotation, direction)
-            radial = np.array([np.cos(direction), np.sin(direction), 0.0])
-            rim = bowl + RIM_RADIUS * radial + np.array([0, 0, RIM_GRASP_HEIGHT])
             # Gripper command 0 holds the fingers half open (4.8 cm): the inner one goes inside the rim
             # without reaching the bowl's floor, the outer one stays clear of the bowl's neighbours.
-            yield from self._go("reach", rim + [0, 0, 0.12], grasp_rotation, 0.0, 0.015, 80)
+            yield from self._go("reach", lambda d=direction: self._rim(d) + [0, 0, 0.12], grasp_rotation, 0.0,
+                                0.015, 80)
             if not self.gave_up:
-                yield from self._go("descend", rim, grasp_rotation, 0.0, 0.008, 50, speed=0.4, blocked_ok=True)
+                yield from self._go("descend", lambda d=direction: self._rim(d), grasp_rotation, 0.0, 0.008, 50,
+                                    speed=0.4, blocked_ok=True)
             if self.gave_up:
                 return
             yield from self._hold("grasp", 1.0, 12)
