@@ -185,6 +185,45 @@ def test_embedding_cache_is_reused(tiny_dataset, tmp_path):
     assert n == len(tiny_dataset) and len(calls) == n
 
 
+def test_an_interrupted_embedding_pass_resumes_at_the_next_episode(tiny_dataset, tmp_path):
+    state = make_encoder("state", dim=tiny_dataset.state_dim)
+    whole = np.asarray(compute_embeddings(tiny_dataset, state, tmp_path / "a" / "e.npy", progress=False)[:])
+    calls = []
+    enc = make_encoder("state", dim=tiny_dataset.state_dim)
+    original = enc.encode
+
+    def encode_then_stop(states):
+        calls.append(len(states))
+        if len(calls) == 4:
+            raise RuntimeError("stopped")  # as if the process were stopped while encoding episode 3
+        return original(states)
+
+    enc.encode = encode_then_stop
+    path = tmp_path / "b" / "e.npy"
+    with pytest.raises(RuntimeError, match="stopped"):
+        compute_embeddings(tiny_dataset, enc, path, progress=False)
+    partial = path.with_name("e.tmp.npy")
+    with open(partial, "ab") as f:
+        f.write(b"\0" * 100)  # and a half-written row: cut away on resume
+    assert not path.exists()
+    calls.clear()
+    enc.encode = lambda states: calls.append(len(states)) or original(states)
+    resumed = np.asarray(compute_embeddings(tiny_dataset, enc, path, progress=False)[:])
+    assert len(calls) == len(tiny_dataset) - 3  # episodes 0-2 were kept
+    assert np.array_equal(resumed, whole)
+    assert not partial.exists() and not partial.with_suffix(".json").exists()
+
+    # A partial file of another encoder is not resumed: everything is encoded again.
+    other = make_encoder("action", dim=tiny_dataset.action_dim)
+    other_calls = []
+    other_encode = other.encode
+    other.encode = lambda actions: other_calls.append(len(actions)) or other_encode(actions)
+    partial.write_bytes(b"not an embedding file")
+    partial.with_suffix(".json").write_text(json.dumps({"encoder": "state"}))
+    compute_embeddings(tiny_dataset, other, tmp_path / "b" / "e.npy", progress=False)
+    assert len(other_calls) == len(tiny_dataset)
+
+
 def test_batched_assignment_matches_full(tmp_path):
     rng = np.random.default_rng(0)
     x = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32, shape=(1000, 16))

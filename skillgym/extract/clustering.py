@@ -159,9 +159,9 @@ def _cache_key(dataset: Any, encoder: Encoder, dtype: str) -> dict[str, Any]:
             "frame_size": getattr(dataset, "frame_size", None)}
 
 
-def encode_episodes(dataset: Any, encoder: Encoder) -> Iterator[tuple[int, np.ndarray]]:
-    """``(T, features)`` of every episode in order, its ``T`` inputs encoded in this process."""
-    for i in range(len(dataset)):
+def encode_episodes(dataset: Any, encoder: Encoder, first: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+    """``(T, features)`` of every episode from ``first`` on, in order, its ``T`` inputs encoded in this process."""
+    for i in range(first, len(dataset)):
         episode = dataset.episode(i, frames=encoder.input == "frames")
         yield episode.num_steps, np.asarray(encoder.encode(episode_inputs(episode, encoder.input)))
 
@@ -208,20 +208,26 @@ def compute_embeddings(
     path.parent.mkdir(parents=True, exist_ok=True)
     key_path.unlink(missing_ok=True)  # the key is written last: a crash leaves no valid cache
     tmp = path.with_name(path.stem + ".tmp.npy")
+    tmp_key = tmp.with_suffix(".json")  # what the partial file holds, so an interrupted pass can resume
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+              "shape": (int(dataset.total_steps), int(encoder.dim))}
+    first, row = resumable_episodes(tmp, tmp_key, key, dataset.episode_lengths) if engine == "local" else (0, 0)
     if engine == "ray":
         from skillgym.extract.ray_engine import ray_episode_features
 
         episode_features = ray_episode_features(dataset, encoder, path.with_name(path.stem + ".features.tmp.npy"),
                                                 progress=progress)
     else:
-        episode_features = encode_episodes(dataset, encoder)
-    row = 0
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
-              "shape": (int(dataset.total_steps), int(encoder.dim))}
+        episode_features = encode_episodes(dataset, encoder, first)
     # Plain sequential writes (not a memmap): nothing stays mapped, so memory does not grow with N.
-    with open(tmp, "wb") as out, tqdm(total=dataset.total_steps, unit="frame", desc=f"embed ({encoder.name})",
-                                      disable=not progress) as bar:
-        np.lib.format.write_array_header_1_0(out, header)
+    with open(tmp, "r+b" if first else "wb") as out, tqdm(total=dataset.total_steps, initial=row, unit="frame",
+                                                          desc=f"embed ({encoder.name})", disable=not progress) as bar:
+        if first:
+            out.seek(0, os.SEEK_END)
+            print(f"resuming the embedding pass at episode {first} of {len(dataset)} ({tmp})")
+        else:
+            np.lib.format.write_array_header_1_0(out, header)
+            tmp_key.write_text(json.dumps(key, indent=2) + "\n")
         for t, features in episode_features:
             if features.shape != (t, encoder.dim):
                 raise EncoderInputError(
@@ -234,8 +240,36 @@ def compute_embeddings(
     if row != dataset.total_steps:
         raise EncoderInputError(f"dataset announced {dataset.total_steps} steps but yielded {row}")
     os.replace(tmp, path)
+    tmp_key.unlink(missing_ok=True)
     key_path.write_text(json.dumps(key, indent=2) + "\n")
     return NpyRows(path)
+
+
+def resumable_episodes(tmp: Path, tmp_key: Path, key: dict[str, Any], episode_lengths: Any) -> tuple[int, int]:
+    """``(episodes, rows)`` already in the partial embedding file ``tmp``, cut back to the last whole episode.
+
+    ``(0, 0)`` unless ``tmp_key`` says the file was started for this very ``key`` (dataset, encoder, dtype).
+    Each episode is encoded on its own, so the episodes written before an interruption are exactly those an
+    uninterrupted pass writes, and the pass can go on from the next one.
+    """
+    try:
+        if not tmp.is_file() or json.loads(tmp_key.read_text()) != key:
+            return 0, 0
+        with open(tmp, "rb") as f:
+            np.lib.format.read_magic(f)
+            np.lib.format.read_array_header_1_0(f)
+            data_start = f.tell()
+    except (OSError, ValueError):
+        return 0, 0
+    row_bytes = int(key["dim"]) * np.dtype(key["dtype"]).itemsize
+    complete_rows = (tmp.stat().st_size - data_start) // row_bytes
+    ends = np.cumsum(np.asarray(episode_lengths, np.int64))
+    episodes = int(np.searchsorted(ends, complete_rows, side="right"))
+    rows = int(ends[episodes - 1]) if episodes else 0
+    if episodes == 0:
+        return 0, 0
+    os.truncate(tmp, data_start + rows * row_bytes)  # drop a half-written episode
+    return episodes, rows
 
 
 def sample_rows(num_rows: int, fit_samples: int, seed: int) -> np.ndarray:
