@@ -191,23 +191,23 @@ def compare(args: CompareArgs, command: str | None = None) -> dict[str, Any]:
                              initializer=quiet_third_party_notices) as pool:
         pending: dict[Future, tuple[str, RunSpec]] = {}
         later = []
-        for label, spec in sorted(runs, key=lambda r: -COST[r[1].method]):
-            if METHODS[spec.method].uses in ("data", "spirl"):
-                later.append((label, spec))
+        for label, run in sorted(runs, key=lambda r: -COST[r[1].method]):
+            if METHODS[run.method].uses in ("data", "spirl"):
+                later.append((label, run))
             else:
-                pending[pool.submit(train_run, spec)] = (label, spec)
+                pending[pool.submit(train_run, run)] = (label, run)
         if later:
             prepare_data(args)
-            pending.update({pool.submit(train_run, spec): (label, spec) for label, spec in later})
-        with tqdm(total=sum(spec.steps for _, spec in runs), desc=f"{len(runs)} runs", unit="step",
+            pending.update({pool.submit(train_run, run): (label, run) for label, run in later})
+        with tqdm(total=sum(run.steps for _, run in runs), desc=f"{len(runs)} runs", unit="step",
                   unit_scale=True) as bar:
             while pending:
                 finished, _ = wait(pending, timeout=5, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    label, spec = pending.pop(future)
+                    label, run = pending.pop(future)
                     if future.exception() is not None:
-                        failures[spec.out] = f"{type(future.exception()).__name__}: {future.exception()}"
-                        tqdm.write(f"  {label} / {spec.task} / seed {spec.seed} failed: {failures[spec.out]}")
+                        failures[run.out] = f"{type(future.exception()).__name__}: {future.exception()}"
+                        tqdm.write(f"  {label} / {run.task} / seed {run.seed} failed: {failures[run.out]}")
                 bar.update(_progress(runs) - bar.n)
     summary = write_results_page(out, runs, command or command_line("skillgym compare", args))
     if failures:
