@@ -1,7 +1,7 @@
 """What the LIBERO tests need, and what they do without it.
 
 LIBERO runs in an environment of its own (docs/guides/libero.md). Elsewhere the tests that need it
-are skipped; with ``SKILLGYM_LIBERO_TESTS=require`` (the LIBERO line of the test command) a missing
+are skipped; with ``SKILLGYM_LIBERO_TESTS=require`` (the LIBERO part of the test command) a missing
 piece fails them instead, so that a broken install cannot pass as skipped tests.
 """
 

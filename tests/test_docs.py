@@ -86,3 +86,11 @@ def test_mkdocs_build_is_strict_clean(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "site" / "index.html").is_file()
     assert (tmp_path / "site" / "reference" / "config" / "index.html").is_file()
+
+
+def test_readme_and_getting_started_show_the_command_that_ci_runs():
+    ci_command = [line for line in (ROOT / ".ci/run").read_text().splitlines()
+                  if line.startswith("python3 -m venv .venv &&")]
+    assert len(ci_command) == 1
+    for page in ["README.md", "docs/getting-started.md"]:
+        assert ci_command[0] in (ROOT / page).read_text().splitlines(), page
