@@ -74,7 +74,7 @@ def test_libero_imports_with_no_terminal_and_finds_its_assets(tmp_path):
 
 def test_instructions_embed_to_unit_vectors_once(tmp_path, monkeypatch):
     require_libero()
-    from skillgym.tasks.instructions import EMBEDDING_DIM, embed_instruction, embed_instructions
+    from skillgym.language import EMBEDDING_DIM, embed_instruction, embed_instructions
 
     monkeypatch.setenv("SKILLGYM_CACHE", str(tmp_path))
     bowl = embed_instruction("put the black bowl on the plate")
@@ -84,7 +84,7 @@ def test_instructions_embed_to_unit_vectors_once(tmp_path, monkeypatch):
     assert float(bowl @ near) > float(bowl @ far) + 0.2
     assert np.array_equal(embed_instruction("  put the black bowl   on the plate "), bowl)
     # A new process reads the vector from the cache instead of loading the sentence model.
-    code = ("import sys, numpy as np; from skillgym.tasks.instructions import embed_instruction; "
+    code = ("import sys, numpy as np; from skillgym.language import embed_instruction; "
             "v = embed_instruction('put the black bowl on the plate'); "
             "assert 'sentence_transformers' not in sys.modules; np.save(sys.argv[1], v)")
     env = {**os.environ, "SKILLGYM_CACHE": str(tmp_path)}

