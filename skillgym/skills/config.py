@@ -18,7 +18,8 @@ DECODER_OBS = ("prior", "state")
 # Upper bounds on the sizes a config may ask for (others: 2**16), so a corrupt or hostile config fails
 # with a message instead of allocating gigabytes of weights.
 MAX_SIZES = {"hidden_dim": 4096, "prior_hidden_dim": 4096, "lstm_layers": 16, "prior_layers": 32,
-             "pixel_feature_dim": 4096, "decoder_obs_dim": 4096, "image_size": 1024, "frame_stack": 64,
+             "pixel_feature_dim": 4096, "decoder_obs_dim": 4096, "instruction_dim": 4096,
+             "instruction_feature_dim": 4096, "image_size": 1024, "frame_stack": 64,
              "num_skills": 4096, "z_dim": 1024}
 # How the pixel observations of the training data were produced; the RL env must render the same.
 DEFAULT_FRAME_PREPROCESSING = (
@@ -67,6 +68,10 @@ class LibraryConfig:
     prior_layers: int = 4
     pixel_feature_dim: int = 128  # output of the conv encoder (pixels only)
     decoder_obs_dim: int = 64  # observation features fed to a closed-loop decoder
+    # Size of the language instruction embedding the priors and the decoder take (0: not
+    # language-conditioned). Each network projects it linearly to instruction_feature_dim features.
+    instruction_dim: int = 0
+    instruction_feature_dim: int = 32
     labeler: dict[str, Any] = field(default_factory=dict)
     trained_on: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -89,12 +94,16 @@ class LibraryConfig:
         errors = []
         for name in ("num_skills", "z_dim", "max_skill_steps", "action_dim", "state_dim", "image_size",
                      "frame_stack", "hidden_dim", "lstm_layers", "prior_hidden_dim", "prior_layers",
-                     "pixel_feature_dim", "decoder_obs_dim"):
+                     "pixel_feature_dim", "decoder_obs_dim", "instruction_feature_dim"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 errors.append(f"{name} must be a positive int, got {value!r}")
             elif value > MAX_SIZES.get(name, 2**16):
                 errors.append(f"{name} = {value} exceeds {MAX_SIZES.get(name, 2**16)}; not a plausible library")
+        if not isinstance(self.instruction_dim, int) or isinstance(self.instruction_dim, bool) \
+                or not 0 <= self.instruction_dim <= MAX_SIZES["instruction_dim"]:
+            errors.append(f"instruction_dim must be an int in [0, {MAX_SIZES['instruction_dim']}] "
+                          f"(0: not language-conditioned), got {self.instruction_dim!r}")
         if self.obs_kind not in OBS_KINDS:
             errors.append(f"obs_kind must be one of {OBS_KINDS}, got {self.obs_kind!r}")
         if self.decoder not in DECODER_KINDS:
@@ -123,6 +132,11 @@ class LibraryConfig:
             errors.append(f"image_size must be a multiple of 16 for the conv encoder, got {self.image_size}")
         if errors:
             raise LibraryError("invalid LibraryConfig: " + "; ".join(errors))
+
+    @property
+    def language_conditioned(self) -> bool:
+        """Whether the priors and the decoder take a language instruction's embedding."""
+        return self.instruction_dim > 0
 
     @property
     def obs_shape(self) -> tuple[int, ...]:

@@ -40,6 +40,7 @@ class SegmentData:
     obs_offset: np.ndarray  # (E,) where episode e's observations start in ``states``/``frames``
     segments: np.ndarray  # (S, 4) int64 (local episode index, start, end, skill)
     episodes: np.ndarray  # (E,) dataset episode ids of the local episodes
+    instructions: np.ndarray | None = None  # (E, instruction_dim) float32 embeddings, language-conditioned only
 
     @property
     def num_segments(self) -> int:
@@ -59,11 +60,13 @@ def split_episodes(labels: SkillLabels, val_fraction: float, seed: int) -> tuple
 
 
 def load_segments(labels: SkillLabels, dataset: OfflineDataset, episodes: np.ndarray, obs_kind: str = "state",
-                  image_size: int = 64) -> SegmentData:
+                  image_size: int = 64, instructions: np.ndarray | None = None) -> SegmentData:
     """Read ``episodes`` (dataset ids) and their segments into memory.
 
     ``obs_kind="pixels"`` reads the dataset's frames: the stored ones when they are
     ``image_size`` pixels, else the dataset's re-rendering of its states at that size.
+    ``instructions``: one instruction embedding per dataset episode ``(len(dataset), D)``, for a
+    language-conditioned library; the rows of ``episodes`` are kept.
     """
     episodes = np.asarray(episodes, np.int64)
     actions, states, frames = [], [], []
@@ -99,6 +102,7 @@ def load_segments(labels: SkillLabels, dataset: OfflineDataset, episodes: np.nda
         obs_offset=np.asarray(obs_off, np.int64),
         segments=seg,
         episodes=episodes,
+        instructions=None if instructions is None else np.asarray(instructions, np.float32)[episodes],
     )
 
 
@@ -181,6 +185,7 @@ def make_batch(data: SegmentData, seg_index: np.ndarray, window: int, offsets: n
         skill=torch.from_numpy(skill.astype(np.int64)),
         prior_obs=torch.from_numpy(np.ascontiguousarray(prior_obs)),
         step_obs=None if step_obs is None else torch.from_numpy(np.ascontiguousarray(step_obs)),
+        instruction=None if data.instructions is None else torch.from_numpy(data.instructions[ep]),
     )
 
 

@@ -6,6 +6,11 @@ A library is a folder::
     model.safetensors    weights: ``decoder.*``, ``priors.*`` (and ``encoder.*``, the VAE encoder
                          q(z|a,d), kept only so a library can be fine-tuned; inference ignores it)
 
+A language-conditioned library (``config.instruction_dim > 0``, trained on episodes that carry
+instructions) takes the episode's instruction embedding in :meth:`SkillLibrary.start` and
+:meth:`SkillLibrary.prior`, and its :attr:`SkillLibrary.observation_space` is a ``Dict`` of the
+observation and ``"instruction"``.
+
 Example:
     >>> lib = SkillLibrary.build(LibraryConfig(num_skills=8))
     >>> state = lib.start(np.array([3]), np.zeros((1, 5), np.float32))
@@ -30,6 +35,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from skillgym.language import INSTRUCTION_KEY
 from skillgym.skills.config import FORMAT_VERSION, LibraryConfig, LibraryError
 from skillgym.skills.model import DecoderState, SkillDecoder, SkillEncoder, SkillPriors
 from skillgym.spaces import skill_action_space
@@ -42,7 +48,7 @@ __all__ = ["SkillLibrary", "LibraryConfig", "LibraryError", "DecoderState", "CON
 class NumpyDecoderState:
     """Decoder state of the numpy fast path (1-layer LSTM); advanced in place by each step."""
 
-    const: np.ndarray  # (B, 4H) input projection of [z, onehot(d)] + biases, fixed per skill
+    const: np.ndarray  # (B, 4H) input projection of [z, onehot(d), instruction feats] + biases, fixed per skill
     h: np.ndarray  # (B, H)
     c: np.ndarray  # (B, H)
     prev: np.ndarray  # (B, A + 1) last [action, progress]
@@ -199,12 +205,24 @@ class SkillLibrary:
         return self.config.max_skill_steps
 
     @property
-    def observation_space(self) -> gym.spaces.Box:
-        """What the priors observe: float64 state vectors or uint8 ``(frame_stack, H, W, 3)`` frames."""
+    def observation_space(self) -> gym.spaces.Box | gym.spaces.Dict:
+        """What the priors observe: float64 state vectors or uint8 ``(frame_stack, H, W, 3)`` frames; for a
+        language-conditioned library a ``Dict`` of that (under ``obs_kind``) and ``"instruction"``."""
         c = self.config
         if c.obs_kind == "state":
-            return gym.spaces.Box(-np.inf, np.inf, (c.state_dim,), np.float64)
-        return gym.spaces.Box(0, 255, c.obs_shape, np.uint8)
+            space = gym.spaces.Box(-np.inf, np.inf, (c.state_dim,), np.float64)
+        else:
+            space = gym.spaces.Box(0, 255, c.obs_shape, np.uint8)
+        if not c.language_conditioned:
+            return space
+        return gym.spaces.Dict({c.obs_kind: space, INSTRUCTION_KEY: self.instruction_space})
+
+    @property
+    def instruction_space(self) -> gym.spaces.Box | None:
+        """The instruction embeddings a language-conditioned library takes (unit vectors), else None."""
+        if not self.config.language_conditioned:
+            return None
+        return gym.spaces.Box(-1.0, 1.0, (self.config.instruction_dim,), np.float32)
 
     @property
     def action_space(self) -> gym.spaces.Box:
@@ -248,13 +266,40 @@ class SkillLibrary:
             return torch.from_numpy(np.ascontiguousarray(obs)).to(self.device)
         return torch.from_numpy(np.asarray(obs, np.float32)).to(self.device)
 
-    def start(self, skill: np.ndarray, z: np.ndarray) -> DecoderState | NumpyDecoderState:
-        """Start decoding skills ``skill (B,)`` int with arguments ``z (B, nz)``; returns the state."""
+    def _instruction_tensor(self, instruction, batch: int) -> torch.Tensor | None:
+        if not self.config.language_conditioned:
+            if instruction is not None:
+                raise ValueError("this library is not language-conditioned (trained without instructions); "
+                                 "pass no instruction")
+            return None
+        if instruction is None:
+            raise ValueError(f"this library is language-conditioned: pass the instruction embeddings "
+                             f"(B, {self.config.instruction_dim})")
+        instruction = np.asarray(instruction, np.float32)
+        if instruction.shape != (batch, self.config.instruction_dim):
+            raise ValueError(f"instruction must have shape ({batch}, {self.config.instruction_dim}), "
+                             f"got {instruction.shape}")
+        if not np.all(np.isfinite(instruction)):
+            raise ValueError("instruction embeddings must be finite")
+        return torch.from_numpy(instruction).to(self.device)
+
+    def start(self, skill: np.ndarray, z: np.ndarray, instruction: np.ndarray | None = None
+              ) -> DecoderState | NumpyDecoderState:
+        """Start decoding skills ``skill (B,)`` int with arguments ``z (B, nz)``; returns the state.
+
+        ``instruction (B, instruction_dim)``: the episodes' instruction embeddings, required by a
+        language-conditioned library and refused by others.
+        """
         skill_t, z_t = self._check_skill_z(skill, z)
+        instruction_t = self._instruction_tensor(instruction, len(skill_t))
         if self._numpy_ok():
-            return self._numpy_start(skill_t.numpy(), z_t.numpy())
+            features = None
+            if instruction_t is not None:  # once per skill: the torch projection is cheap enough
+                with torch.inference_mode():
+                    features = self.decoder.instruction(instruction_t).numpy()
+            return self._numpy_start(skill_t.numpy(), z_t.numpy(), features)
         with torch.inference_mode():
-            return self.decoder.start(skill_t, z_t)
+            return self.decoder.start(skill_t, z_t, instruction_t)
 
     def step(self, state: DecoderState | NumpyDecoderState, obs: np.ndarray | None = None
              ) -> tuple[np.ndarray, np.ndarray, DecoderState | NumpyDecoderState]:
@@ -280,18 +325,20 @@ class SkillLibrary:
             action, progress, state = self.decoder.step(state, obs_t)
         return action.cpu().numpy(), progress.cpu().numpy(), state
 
-    def decode(self, skill: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def decode(self, skill: np.ndarray, z: np.ndarray, instruction: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """Open-loop decode of whole skills: actions ``(B, L, A)`` float32, progress ``(B, L)`` float32.
 
         ``L = max_skill_steps``; the caller stops at the first step with progress >= its threshold.
         Closed-loop decoders need the observation at every step: use :meth:`start` / :meth:`step`.
+        ``instruction`` as in :meth:`start`.
         """
         if self.config.decoder == "closed_loop":
             raise ValueError(
                 "this library's decoder is closed-loop: it needs the observation at every step, "
                 "so use start(skill, z) and step(state, obs) instead of decode()"
             )
-        state = self.start(skill, z)
+        state = self.start(skill, z, instruction)
         steps = self.max_skill_steps
         actions = np.empty((len(skill), steps, self.config.action_dim), np.float32)
         progress = np.empty((len(skill), steps), np.float32)
@@ -306,10 +353,14 @@ class SkillLibrary:
         return c.lstm_layers == 1 and self.device.type == "cpu" and (
             c.decoder == "open_loop" or c.decoder_obs_kind == "state")
 
-    def _numpy_start(self, skill: np.ndarray, z: np.ndarray) -> NumpyDecoderState:
+    def _numpy_start(self, skill: np.ndarray, z: np.ndarray, instruction_features: np.ndarray | None = None
+                     ) -> NumpyDecoderState:
         w = self._numpy_weights()
         b, hidden = len(skill), w["w_hh"].shape[0]
-        z_skill = np.concatenate([z, np.eye(self.num_skills, dtype=np.float32)[skill]], axis=1)
+        parts = [z, np.eye(self.num_skills, dtype=np.float32)[skill]]
+        if instruction_features is not None:
+            parts.append(instruction_features)
+        z_skill = np.concatenate(parts, axis=1)
         zeros = np.zeros((b, hidden), np.float32)
         # [a_{t-1}, l_{t-1}]: a skill starts from zeros
         return NumpyDecoderState(z_skill @ w["w_const"] + w["bias"], zeros, zeros.copy(),
@@ -368,14 +419,21 @@ class SkillLibrary:
             self._np_cache = cache
         return self._np_cache
 
-    def prior(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Priors for a batch of observations: logits ``(B, K)``, z mean and log-std ``(B, K, nz)``."""
+    def prior(self, obs: np.ndarray, instruction: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Priors for a batch of observations: logits ``(B, K)``, z mean and log-std ``(B, K, nz)``.
+
+        ``instruction (B, instruction_dim)``: the episodes' instruction embeddings, required by a
+        language-conditioned library and refused by others.
+        """
         obs_t = self._obs_tensor(obs)
+        instruction_t = self._instruction_tensor(instruction, len(obs_t))
         with torch.inference_mode():
-            logits, mean, log_std = self.priors(obs_t)
+            logits, mean, log_std = self.priors(self.priors.inputs(obs_t, instruction_t))
         return logits.cpu().numpy(), mean.cpu().numpy(), log_std.cpu().numpy()
 
     def __repr__(self) -> str:
         c = self.config
+        language = f", instruction_dim={c.instruction_dim}" if c.language_conditioned else ""
         return (f"SkillLibrary(num_skills={c.num_skills}, z_dim={c.z_dim}, obs={c.obs_kind}"
-                f"{c.obs_shape}, decoder={c.decoder}, max_skill_steps={c.max_skill_steps})")
+                f"{c.obs_shape}, decoder={c.decoder}, max_skill_steps={c.max_skill_steps}{language})")

@@ -8,6 +8,11 @@ Components (all built from a :class:`LibraryConfig`):
   bounds) and progress ``l_t`` (sigmoid, in [0, 1]: a bounded head so a 0.9 threshold can fire).
 - :class:`SkillPriors` p(d | s) categorical and p(z | s, d) diagonal Gaussian with learned
   variance, from one observation (state vector or uint8 frame stack).
+
+A language-conditioned library (``config.instruction_dim > 0``) gives the priors and the decoder
+the instruction's embedding l as well: p(d | s, l), p(z | s, d, l), p(ā, l | z, d, l). Each
+projects l linearly to ``instruction_feature_dim`` features (then LayerNorm), concatenated to its
+other inputs.
 - :class:`SkillVAE` ties them together and computes the loss of Eq. 2.
 
 Normalisation choice: the prior MLPs use LayerNorm, not BatchNorm, so the priors compute the same
@@ -17,6 +22,7 @@ function in training and in RL (BatchNorm's train/eval switch changes outputs fo
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from skillgym.language import INSTRUCTION_KEY
 from skillgym.skills.config import LibraryConfig
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -92,27 +99,60 @@ def make_obs_encoder(config: LibraryConfig, kind: str | None = None) -> nn.Modul
     return PixelEncoder(config.frame_stack, config.image_size, config.pixel_feature_dim)
 
 
+def instruction_projection(config: LibraryConfig) -> nn.Sequential:
+    """Linear projection of an instruction embedding to ``instruction_feature_dim`` features, then LayerNorm.
+
+    Sentence embeddings are unit vectors whose entries are ~0.05; normalised, their features weigh as much as
+    the standardised state next to them, instead of a prior fitting the states of the few training episodes.
+    """
+    return nn.Sequential(nn.Linear(config.instruction_dim, config.instruction_feature_dim),
+                         nn.LayerNorm(config.instruction_feature_dim))
+
+
 # -- priors -----------------------------------------------------------------------------------
 class SkillPriors(nn.Module):
     """p(d | s) and p(z | s, d) from one observation.
 
     ``forward(obs)`` takes ``(B, *obs_shape)`` (float states or uint8 frames) and returns
     ``logits (B, K)``, ``z_mean (B, K, nz)``, ``z_log_std (B, K, nz)`` -- the z prior for every
-    skill at once, so a policy can evaluate all skills in one pass.
+    skill at once, so a policy can evaluate all skills in one pass. A language-conditioned prior
+    takes ``{obs_kind: (B, *obs_shape), "instruction": (B, instruction_dim)}`` instead
+    (:meth:`inputs` builds it), the skill-space env's observation.
     """
 
     def __init__(self, config: LibraryConfig):
         super().__init__()
         self.num_skills, self.z_dim = config.num_skills, config.z_dim
+        self.obs_key = config.obs_kind
         self.encoder = make_obs_encoder(config)
         feat = self.encoder.out_dim
+        self.instruction: nn.Module | None = None
+        if config.language_conditioned:
+            self.instruction = instruction_projection(config)
+            feat += config.instruction_feature_dim
         self.d_net = mlp(feat, config.prior_hidden_dim, config.num_skills, config.prior_layers)
         self.z_net = mlp(feat, config.prior_hidden_dim, 2 * config.num_skills * config.z_dim,
                          config.prior_layers)
 
-    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``(B, *obs_shape)`` -> ``logits (B, K)``, ``z_mean (B, K, nz)``, ``z_log_std (B, K, nz)``."""
-        feat = self.encoder(obs)
+    def inputs(self, obs: Tensor, instruction: Tensor | None = None) -> Tensor | dict[str, Tensor]:
+        """What :meth:`forward` takes: ``obs`` alone, or with the ``instruction`` of a conditioned prior."""
+        if self.instruction is None:
+            return obs
+        if instruction is None:
+            raise ValueError("this prior is language-conditioned: it needs the instruction embedding")
+        return {self.obs_key: obs, INSTRUCTION_KEY: instruction}
+
+    def forward(self, obs: Tensor | Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """``(B, *obs_shape)`` (or :meth:`inputs`'s mapping) -> ``logits (B, K)``, ``z_mean (B, K, nz)``,
+        ``z_log_std (B, K, nz)``."""
+        if self.instruction is None:
+            feat = self.encoder(obs)
+        else:
+            if not isinstance(obs, Mapping):
+                raise ValueError(f"this prior is language-conditioned: it takes {{{self.obs_key!r}: observations, "
+                                 f"{INSTRUCTION_KEY!r}: instruction embeddings}}")
+            feat = torch.cat([self.encoder(obs[self.obs_key]),
+                              self.instruction(obs[INSTRUCTION_KEY].to(torch.float32))], dim=-1)
         logits = self.d_net(feat)
         z = self.z_net(feat).view(-1, self.num_skills, 2, self.z_dim)
         z_mean, z_log_std = z[:, :, 0], z[:, :, 1].clamp(LOG_STD_MIN, LOG_STD_MAX)
@@ -146,7 +186,7 @@ class SkillEncoder(nn.Module):
 class DecoderState:
     """Recurrent state of a batch of skills being decoded step by step."""
 
-    z_skill: Tensor  # (B, nz + K), the input that stays fixed during a skill
+    z_skill: Tensor  # (B, nz + K [+ instruction features]), the input that stays fixed during a skill
     h: Tensor  # (layers, B, H)
     c: Tensor  # (layers, B, H)
     prev_action: Tensor  # (B, A)
@@ -156,7 +196,8 @@ class DecoderState:
 class SkillDecoder(nn.Module):
     """Autoregressive LSTM decoder with a bounded progress head.
 
-    Input at step t: ``[z, onehot(d)]`` (+ observation features of s_t if closed-loop), and if
+    Input at step t: ``[z, onehot(d)]`` (+ the projected instruction embedding if
+    language-conditioned, + observation features of s_t if closed-loop), and if
     ``config.autoregressive`` also ``[a_{t-1}, l_{t-1}]``, starting from ``a_0 = 0, l_0 = 0``. Training uses teacher forcing
     (:meth:`forward`); inference uses :meth:`start` / :meth:`step`, which feed back the
     decoder's own outputs.
@@ -178,11 +219,18 @@ class SkillDecoder(nn.Module):
             self.state_to_action = nn.Linear(config.state_dim, config.action_dim)
             nn.init.zeros_(self.state_to_action.weight)
             nn.init.zeros_(self.state_to_action.bias)
-        # Input layout: [prev action (A), prev progress (1) | z (nz), onehot (K) | obs feats];
+        # An episode's instruction is fixed during a skill, so its features join the per-skill
+        # block of the input rather than the per-step one.
+        self.instruction: nn.Module | None = None
+        if config.language_conditioned:
+            self.instruction = instruction_projection(config)
+        # Input layout: [prev action (A), prev progress (1) | z (nz), onehot (K), instruction feats | obs feats];
         # the first block only if the decoder is autoregressive.
         self.autoregressive = config.autoregressive
         self.n_prev = config.action_dim + 1 if config.autoregressive else 0
         self.n_const = config.z_dim + config.num_skills
+        if self.instruction is not None:
+            self.n_const += config.instruction_feature_dim
         in_dim = self.n_prev + self.n_const + obs_dim
         self.lstm = nn.LSTM(in_dim, config.hidden_dim, num_layers=config.lstm_layers, batch_first=True)
         self.head = nn.Linear(config.hidden_dim, config.action_dim + 1)
@@ -203,17 +251,23 @@ class SkillDecoder(nn.Module):
         skip = None if self.state_to_action is None else self.state_to_action(normalised)
         return self.obs_encoder[1:](normalised), skip
 
-    def _z_skill(self, z: Tensor, skill: Tensor) -> Tensor:
-        return torch.cat([z, F.one_hot(skill, self.num_skills).to(z.dtype)], dim=-1)
+    def _z_skill(self, z: Tensor, skill: Tensor, instruction: Tensor | None = None) -> Tensor:
+        parts = [z, F.one_hot(skill, self.num_skills).to(z.dtype)]
+        if self.instruction is not None:
+            if instruction is None:
+                raise ValueError("this decoder is language-conditioned: it needs the instruction embedding")
+            parts.append(self.instruction(instruction.to(z.dtype)))
+        return torch.cat(parts, dim=-1)
 
     def forward(self, prev_actions: Tensor, prev_progress: Tensor, z: Tensor, skill: Tensor,
-                obs: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                obs: Tensor | None = None, instruction: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Teacher-forced decoding: ``prev_* (B, T, ...)`` -> actions ``(B, T, A)``, progress ``(B, T)``.
 
-        ``obs (B, T, *obs_shape)`` are the observations s_t at which a_t is taken (closed loop).
+        ``obs (B, T, *obs_shape)`` are the observations s_t at which a_t is taken (closed loop);
+        ``instruction (B, instruction_dim)`` the episodes' instruction embeddings (language-conditioned).
         """
         b, t = prev_progress.shape
-        parts = [self._z_skill(z, skill)[:, None].expand(-1, t, -1)]
+        parts = [self._z_skill(z, skill, instruction)[:, None].expand(-1, t, -1)]
         if self.autoregressive:
             parts = [prev_actions, prev_progress[..., None], *parts]
         skip = None
@@ -227,12 +281,13 @@ class SkillDecoder(nn.Module):
         return self._outputs(out, skip)
 
     # -- step-by-step inference -----------------------------------------------------------------
-    def start(self, skill: Tensor, z: Tensor) -> DecoderState:
-        """Start skills ``skill (B,)`` with arguments ``z (B, nz)``: zero LSTM state, a_0 = 0, l_0 = 0."""
+    def start(self, skill: Tensor, z: Tensor, instruction: Tensor | None = None) -> DecoderState:
+        """Start skills ``skill (B,)`` with arguments ``z (B, nz)`` (and ``instruction (B, instruction_dim)``
+        if language-conditioned): zero LSTM state, a_0 = 0, l_0 = 0."""
         b, layers, hidden = len(skill), self.lstm.num_layers, self.lstm.hidden_size
         h = z.new_zeros(layers, b, hidden, dtype=torch.float32)
         # a skill starts from a_0 = 0, l_0 = 0
-        return DecoderState(self._z_skill(z.to(torch.float32), skill), h, h.clone(),
+        return DecoderState(self._z_skill(z.to(torch.float32), skill, instruction), h, h.clone(),
                             h.new_zeros(b, self.action_dim), h.new_zeros(b, 1))
 
     def step(self, state: DecoderState, obs: Tensor | None = None) -> tuple[Tensor, Tensor, DecoderState]:
@@ -266,6 +321,7 @@ class SkillBatch:
     skill: Tensor  # (B,) int64, the segment's own label
     prior_obs: Tensor  # (B, *obs_shape): first observation of the window
     step_obs: Tensor | None = None  # (B, T, *obs_shape) closed loop only
+    instruction: Tensor | None = None  # (B, instruction_dim) float32, language-conditioned only
 
 
 PRIOR_Z_TARGETS = ("sample", "mean")
@@ -324,12 +380,14 @@ class SkillVAE(nn.Module):
             z = mean + log_std.exp() * (torch.randn_like(mean) if z_noise is None else z_noise)
         else:
             z = mean
-        pred_a, pred_l = self.decoder(batch.prev_actions, batch.prev_progress, z, batch.skill, batch.step_obs)
+        pred_a, pred_l = self.decoder(batch.prev_actions, batch.prev_progress, z, batch.skill, batch.step_obs,
+                                      batch.instruction)
         if detach_progress:
-            _, pred_l = self.decoder(batch.prev_actions, batch.prev_progress, z.detach(), batch.skill, batch.step_obs)
+            _, pred_l = self.decoder(batch.prev_actions, batch.prev_progress, z.detach(), batch.skill, batch.step_obs,
+                                     batch.instruction)
         sq = ((pred_a - batch.actions) ** 2).sum(-1)
         progress_err = pred_l - batch.progress
-        logits, z_mean, z_log_std = self.priors(batch.prior_obs)
+        logits, z_mean, z_log_std = self.priors(self.priors.inputs(batch.prior_obs, batch.instruction))
         idx = torch.arange(len(batch.skill))
         mu, ls = z_mean[idx, batch.skill], z_log_std[idx, batch.skill]
         # sg(z): the prior must not pull the encoder (Eq. 2)

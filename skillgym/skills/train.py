@@ -9,6 +9,10 @@ CleanRL-style: :func:`train_skills` reads top to bottom. Output folder ``args.ou
 
 No pickles: weights and optimizer moments are safetensors, the rest JSON.
 
+When every episode of the dataset carries a language instruction (LIBERO), the library is
+language-conditioned: the instructions are embedded (:func:`skillgym.language.embed_instructions`,
+or the ``embed`` function given to :func:`train_skills`) and the priors and the decoder take them.
+
 ``torchrun --nproc-per-node N -m skillgym.skills.train LABELS --out DIR`` trains data-parallel on N
 processes (:mod:`skillgym.skills.distributed`); ``python -m skillgym.skills.train`` is
 ``skillgym train-skills``.
@@ -24,6 +28,7 @@ import random
 import shutil
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -34,8 +39,9 @@ from safetensors.torch import load_file, save_file
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from skillgym.data.dataset import open_dataset
+from skillgym.data.dataset import OfflineDataset, open_dataset
 from skillgym.extract.labels import SkillLabels
+from skillgym.language import embed_instructions
 from skillgym.skills.config import LibraryConfig
 from skillgym.skills.data import load_segments, make_batch, split_episodes, state_statistics, window_offsets
 from skillgym.skills.distributed import join_torchrun
@@ -96,8 +102,12 @@ class TrainSkillsArgs:
     """frames per pixel observation"""
     dataset: str | None = None
     """dataset path if it moved since labelling (default: the path stored in the labels)"""
+    instructions: bool = True
+    """condition the priors and the decoder on the episodes' language instructions when the dataset carries
+    them (embedded with all-MiniLM-L6-v2, needs pip install 'skillgym[libero]')"""
     init_from: str | None = None
-    """fine-tune this library (same labeler and number of skills) instead of starting fresh"""
+    """fine-tune this library instead of starting fresh: labels made with its labeler (`skillgym extract
+    --labeler`), the same observation, skill and network options, the same state and action sizes"""
     resume: bool = False
     """continue an interrupted run in --out exactly"""
     overwrite: bool = False
@@ -205,6 +215,57 @@ def _check_resume_args(saved: dict[str, Any], args: TrainSkillsArgs) -> None:
         )
 
 
+# -- language and fine-tuning ------------------------------------------------------------------
+EmbedInstructions = Callable[[Sequence[str]], np.ndarray]
+
+
+def instruction_embeddings(dataset: OfflineDataset, embed: EmbedInstructions = embed_instructions) -> np.ndarray:
+    """One instruction embedding per episode of ``dataset``: ``(len(dataset), D)`` float32."""
+    texts = dataset.instructions()
+    missing = [i for i, text in enumerate(texts) if text is None]
+    if missing:
+        raise ValueError(f"episodes {missing[:5]} of {dataset.path} carry no instruction, and a language-conditioned "
+                         "library needs one for every episode; train without them with --no-instructions")
+    vectors = np.asarray(embed(texts), np.float32)
+    if vectors.ndim != 2 or len(vectors) != len(texts) or not np.all(np.isfinite(vectors)):
+        raise ValueError(f"the instruction embedding gave {vectors.shape} values for {len(texts)} instructions; "
+                         "expected (N, D) finite numbers")
+    return vectors
+
+
+def fine_tuning_mismatches(config: LibraryConfig, args: TrainSkillsArgs, labels: SkillLabels,
+                           train) -> list[str]:
+    """Every way the library ``config`` does not fit the options ``args``, the ``labels`` and the
+    loaded training data ``train`` (a :class:`~skillgym.skills.data.SegmentData`); empty if it fits."""
+    found = []
+    pairs = [("skills", config.num_skills, labels.num_skills, "these labels"),
+             ("state size", config.state_dim, train.states.shape[1], "the dataset"),
+             ("action size", config.action_dim, train.actions.shape[1], "the dataset"),
+             ("observation", config.obs_kind, args.obs, "--obs"),
+             ("decoder", config.decoder, args.decoder, "--decoder"),
+             ("window", config.max_skill_steps, args.window, "--window"),
+             ("z_dim", config.z_dim, args.z_dim, "--z-dim"),
+             ("hidden_dim", config.hidden_dim, args.hidden_dim, "--hidden-dim"),
+             ("state_skip", config.state_skip, args.uses_state_skip, "--state-skip")]
+    if config.obs_kind == "pixels":
+        pairs += [("image_size", config.image_size, args.image_size, "--image-size"),
+                  ("frame_stack", config.frame_stack, args.frame_stack, "--frame-stack")]
+    if config.language_conditioned and train.instructions is not None:
+        pairs.append(("instruction size", config.instruction_dim, train.instructions.shape[1],
+                      "the instruction embedding"))
+    for what, library_value, value, source in pairs:
+        if library_value != value:
+            found.append(f"the library has {library_value} {what}, {source} {value}" if what == "skills"
+                         else f"{what}: the library's {library_value!r}, {source} {value!r}")
+    for key in ("encoder", "k", "seed", "fit_dataset_fingerprint"):
+        if key in config.labeler and key in labels.metadata and config.labeler[key] != labels.metadata[key]:
+            found.append(f"the labels were made by another labeler ({key} {labels.metadata[key]!r}, the library's "
+                         f"{config.labeler[key]!r}); label the data with `skillgym extract DATA --out DIR --labeler "
+                         "LABELS_OF_THE_LIBRARY`")
+            break
+    return found
+
+
 # -- training ---------------------------------------------------------------------------------
 class NonFiniteLossError(ValueError):
     """Skill training produced a NaN or infinite loss."""
@@ -244,13 +305,17 @@ def _is_library_config(path: Path) -> bool:
     return isinstance(payload, dict) and "num_skills" in payload and "format_version" in payload
 
 
-def train_skills(args: TrainSkillsArgs) -> TrainResult:
+def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instructions) -> TrainResult:
     """Train the skill VAE and priors on labelled segments and write a SkillLibrary to ``args.out``.
 
     Seeded and deterministic; checkpoints go to ``args.out/checkpoint/`` (``args.resume``
     continues one exactly, ``args.init_from`` fine-tunes a library). The library is saved,
     reloaded and evaluated on the held-out segments (``eval.json``, ``eval.png``). Launched by
     torchrun, the processes share each step's batch (:mod:`skillgym.skills.distributed`).
+
+    ``embed`` turns the episodes' instructions into vectors for a language-conditioned library
+    (``(N,)`` texts -> ``(N, D)`` float array); the default is the all-MiniLM-L6-v2 embedding the
+    LIBERO envs put in their observations, and another one must match what the env will observe.
 
     Returns:
         The library folder, the steps run, the per-step loss history of this invocation and
@@ -280,25 +345,30 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
             f"from (fingerprint {labels.dataset_fingerprint}); pass the right one with --dataset"
         )
     train_eps, val_eps = split_episodes(labels, VAL_FRACTION, args.seed)
-    train = load_segments(labels, dataset, train_eps, args.obs, args.image_size)
-    val = load_segments(labels, dataset, val_eps, args.obs, args.image_size)
+    # Model: fresh, or fine-tuned from a library (Alg. 1 l.4-7: same labeler, same skills).
+    if args.init_from:
+        base = SkillLibrary.load(args.init_from)
+        if base.encoder is None:
+            raise ValueError(f"{args.init_from} holds no VAE encoder weights, so it cannot be fine-tuned")
+        conditioned = base.config.language_conditioned
+    else:
+        conditioned = args.instructions and dataset.has_instructions
+    instructions = instruction_embeddings(dataset, embed) if conditioned else None
+    train = load_segments(labels, dataset, train_eps, args.obs, args.image_size, instructions)
+    val = load_segments(labels, dataset, val_eps, args.obs, args.image_size, instructions)
     dataset.close()  # frees the renderer used for pixel observations
     split = {"train": train_eps.tolist(), "val": val_eps.tolist()}
     trained_on = {"dataset_path": str(dataset.path), "dataset_fingerprint": dataset.fingerprint,
                   "labels_path": str(Path(args.labels)), "num_segments": int(train.num_segments),
                   "num_val_segments": int(val.num_segments), "train_episodes": len(train_eps),
                   "val_episodes": len(val_eps), "steps": args.steps, "seed": args.seed}
-
-    # Model: fresh, or fine-tuned from a library (Alg. 1 l.4-7: same labeler, same skills).
+    if conditioned:
+        trained_on["instructions"] = sorted({text for text in dataset.instructions() if text is not None})
     if args.init_from:
-        base = SkillLibrary.load(args.init_from)
-        if base.encoder is None:
-            raise ValueError(f"{args.init_from} holds no VAE encoder weights, so it cannot be fine-tuned")
-        if base.num_skills != labels.num_skills or base.config.obs_kind != args.obs:
-            raise ValueError(
-                f"--init-from {args.init_from}: library has {base.num_skills} skills / {base.config.obs_kind} "
-                f"observations, these labels {labels.num_skills} skills / --obs {args.obs}"
-            )
+        mismatches = fine_tuning_mismatches(base.config, args, labels, train)
+        if mismatches:
+            raise ValueError(f"--init-from {args.init_from} cannot be fine-tuned with these labels and options: "
+                             + "; ".join(mismatches))
         config = LibraryConfig.from_dict(base.config.to_dict())
         config.trained_on = {**trained_on, "fine_tuned_from": base.config.trained_on}
         config.versions = current_versions()
@@ -314,8 +384,8 @@ def train_skills(args: TrainSkillsArgs) -> TrainResult:
             action_low=_bounds(dataset.action_low), action_high=_bounds(dataset.action_high),
             frame_stack=args.frame_stack, decoder=args.decoder, decoder_obs=args.decoder_obs,
             state_skip=args.uses_state_skip, arg_bound=ARG_BOUND, hidden_dim=args.hidden_dim,
-            decoder_obs_dim=DECODER_OBS_DIM, labeler=labels.metadata, trained_on=trained_on,
-            versions=current_versions(),
+            decoder_obs_dim=DECODER_OBS_DIM, instruction_dim=0 if instructions is None else instructions.shape[1],
+            labeler=labels.metadata, trained_on=trained_on, versions=current_versions(),
         )
         model = SkillVAE(config)
         mean, std = state_statistics(train)
