@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Growing the CLI is a decision: raise this number in the same change that adds a flag.
 # compare: --out --methods --tasks --seeds --steps --library --data --workers --eval-every --eval-episodes
 # data libero: --out --demos --tasks --episodes --seed --overwrite
-FLAG_BUDGET = 87
+# extract --labeler (label with a saved labeler), train-skills --instructions (language conditioning)
+FLAG_BUDGET = 89
 REMOVED = ("--autoregressive", "--prior-z-target", "--window-starts", "--detach-progress", "--follow-through",
            "--include-hinge", "--prior-uniform-mix", "--reconstruction")
 

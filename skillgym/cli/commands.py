@@ -98,24 +98,37 @@ def extract(args: ExtractArgs) -> int:
     from skillgym.data.dataset import open_dataset
     from skillgym.extract.clustering import size_encoder
     from skillgym.extract.encoders import available_encoders, make_encoder
-    from skillgym.extract.labeler import extract_skills
+    from skillgym.extract.labeler import SkillLabeler, extract_skills, label_dataset
     from skillgym.extract.report import format_summary
 
-    name = args.encoder_name()
-    if name not in available_encoders():
-        raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(available_encoders())}")
-    kwargs = {"weights": args.weights} if name.startswith("r3m-") else {}
+    labeler = None
+    if args.labeler is not None:
+        labeler = SkillLabeler.load(args.labeler, **({"weights": args.weights} if args.weights else {}))
+        name = labeler.encoder_name
+    else:
+        name = args.encoder_name()
+        if name not in available_encoders():
+            raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(available_encoders())}")
     dataset = open_dataset(args.dataset, image_size=args.image_size)
-    encoder = make_encoder(name, **kwargs)
+    if labeler is not None:
+        encoder = labeler.encoder
+    else:
+        encoder = make_encoder(name, **({"weights": args.weights} if name.startswith("r3m-") else {}))
     if encoder.input == "frames" and not dataset.has_frames and not dataset.frame_size:
         fix = "pass --image-size 64 or 128 to re-render them, or " if dataset.is_kitchen else ""
         raise ValueError(f"{args.dataset} stores no frames; {fix}use --encoder state or action")
-    if args.k > dataset.total_steps:
-        raise ValueError(f"--k {args.k} is larger than the number of steps in the dataset ({dataset.total_steps})")
-    print(f"extracting skills from {args.dataset}: {len(dataset)} episodes, {dataset.total_steps} steps, "
-          f"encoder {encoder.name} ({size_encoder(encoder, dataset)}-d), K={args.k}, seed={args.seed}")
-    extract_skills(dataset, args.out, encoder=encoder, k=args.k, seed=args.seed, kernel=args.kernel,
-                   min_length=args.min_length, progress=args.progress, engine=args.engine)
+    if labeler is not None:
+        print(f"labelling {args.dataset} ({len(dataset)} episodes, {dataset.total_steps} steps) with the labeler "
+              f"{args.labeler}: encoder {encoder.name}, K={labeler.k}")
+        label_dataset(dataset, args.out, labeler, progress=args.progress, engine=args.engine)
+    else:
+        if args.k > dataset.total_steps:
+            raise ValueError(f"--k {args.k} is larger than the number of steps in the dataset "
+                             f"({dataset.total_steps})")
+        print(f"extracting skills from {args.dataset}: {len(dataset)} episodes, {dataset.total_steps} steps, "
+              f"encoder {encoder.name} ({size_encoder(encoder, dataset)}-d), K={args.k}, seed={args.seed}")
+        extract_skills(dataset, args.out, encoder=encoder, k=args.k, seed=args.seed, kernel=args.kernel,
+                       min_length=args.min_length, progress=args.progress, engine=args.engine)
     summary = args.out / "report" / "summary.json"
     if summary.is_file() and not args.progress:  # with progress on, the report has just printed these lines
         print(format_summary(json.loads(summary.read_text())))

@@ -19,6 +19,7 @@ _EXPORTS = {
     "SkillLabeler": "skillgym.extract.labeler",
     "LabelerError": "skillgym.extract.labeler",
     "extract_skills": "skillgym.extract.labeler",
+    "label_dataset": "skillgym.extract.labeler",
     "Encoder": "skillgym.extract.encoders",
     "EncoderError": "skillgym.extract.encoders",
     "EncoderInputError": "skillgym.extract.encoders",

@@ -34,6 +34,10 @@ class ExtractArgs:
     """re-render frames at this size, for datasets that store no frames"""
     progress: bool = True
     """show progress bars"""
+    labeler: Path | None = None
+    """label with this saved labeler (a labels folder of `skillgym extract`, or its labeler/) instead of fitting
+    one, as fine-tuning needs for the target task's data; --encoder, --k, --seed, --kernel and --min-length
+    are then the labeler's"""
     engine: Literal["local", "ray"] = "local"
     """where the encoder runs: 'local' (this process) or 'ray' (Ray Data actor pools, one GPU per encoder
     actor if the cluster has GPUs; the cluster at RAY_ADDRESS if set, else a local Ray; same labels; needs
@@ -41,6 +45,7 @@ class ExtractArgs:
 
     def __post_init__(self) -> None:
         self.dataset, self.out = Path(self.dataset), Path(self.out)
+        self.labeler = None if self.labeler is None else Path(self.labeler)
         if self.k < 2:
             raise ValueError(f"k must be >= 2, got {self.k}")
         if self.min_length < 1:

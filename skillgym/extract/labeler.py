@@ -283,11 +283,32 @@ def extract_skills(
     ``labels.npz`` + ``labels.json`` (:class:`SkillLabels`), ``labeler/``, ``report/``, and the
     embedding cache ``cache/`` (reused when you re-run with another K or seed). ``engine="ray"``
     embeds the frames on a Ray cluster (:mod:`skillgym.extract.ray_engine`); the labels are the same."""
+    labeler = SkillLabeler.fit(dataset, encoder, k=k, seed=seed, kernel=kernel, min_length=min_length,
+                               fit_samples=fit_samples, cache_dir=Path(out) / "cache", cache_dtype=cache_dtype,
+                               encoder_kwargs=encoder_kwargs, progress=progress, engine=engine)
+    return label_dataset(dataset, out, labeler, batch_size=batch_size, cache_dtype=cache_dtype, report=report,
+                         progress=progress, engine=engine)
+
+
+def label_dataset(
+    dataset: Any,
+    out: str | os.PathLike,
+    labeler: SkillLabeler,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    cache_dtype: str = "float32",
+    report: bool = True,
+    progress: bool = True,
+    engine: str = "local",
+) -> SkillLabels:
+    """Label ``dataset`` with an existing ``labeler`` and write ``out/`` as :func:`extract_skills` does
+    (``labels.npz``, ``labels.json``, a copy of the labeler in ``labeler/``, ``report/``, ``cache/``).
+
+    Fine-tuning (Alg. 1 l.5) labels the target task's demonstrations with the pre-training labeler
+    (``skillgym extract TARGET --out DIR --labeler PRETRAIN_LABELS``), so that skill d means the same
+    behaviour in both datasets.
+    """
     out = Path(out)
     cache = out / "cache"
-    labeler = SkillLabeler.fit(dataset, encoder, k=k, seed=seed, kernel=kernel, min_length=min_length,
-                               fit_samples=fit_samples, cache_dir=cache, cache_dtype=cache_dtype,
-                               encoder_kwargs=encoder_kwargs, progress=progress, engine=engine)
     labels = labeler.label(dataset, cache_dir=cache, batch_size=batch_size, cache_dtype=cache_dtype,
                            progress=progress, engine=engine)
     labels.save(out)
@@ -296,5 +317,5 @@ def extract_skills(
         from skillgym.extract.report import write_report
 
         embeddings = NpyRows(_embedding_path(cache, labeler.encoder))
-        write_report(labels, dataset, out / "report", embeddings=embeddings, seed=seed, progress=progress)
+        write_report(labels, dataset, out / "report", embeddings=embeddings, seed=labeler.seed, progress=progress)
     return labels
