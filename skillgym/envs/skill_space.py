@@ -29,6 +29,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from skillgym.language import INSTRUCTION_KEY
 from skillgym.skills.library import SkillLibrary
 from skillgym.spaces import skill_action_space
 
@@ -44,7 +45,9 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     Args:
         env: the low-level env. Its observation (or its ``"state"``/``"pixels"`` entry for Dict
-            observations) must be what the library's priors expect.
+            observations) must be what the library's priors expect; for a language-conditioned
+            library it is a Dict that also holds the episode's instruction embedding under
+            ``"instruction"`` (as :class:`~skillgym.tasks.libero.LiberoTaskEnv`'s does).
         library: a :class:`~skillgym.skills.library.SkillLibrary` or the path of one.
         max_skill_steps: cap on low-level steps per skill (default: the library's, 30 in kitchen).
         progress_threshold: a skill stops once its predicted progress reaches this value. The
@@ -58,6 +61,10 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
     ``b`` is the library's ``arg_bound`` (the priors are Gaussian, so a few standard deviations
     around 0). Arguments outside the box are clipped; malformed actions raise ``ValueError``
     before the simulator is touched.
+
+    Observation: the priors' input, as the low-level env gives it; with a language-conditioned
+    library a ``Dict`` of it (under the library's ``obs_kind``, "state" or "pixels") and
+    ``"instruction"``, which also goes to the decoder and the priors.
 
     ``info`` after a step: ``skill``, ``arg``, ``skill_steps`` (low-level steps run),
     ``skill_rewards`` (their rewards, float64 ``(max_skill_steps,)``, zeros after ``skill_steps``),
@@ -93,10 +100,16 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise ValueError(f"progress_threshold must be in (0, 1] or None, got {progress_threshold}")
         self.progress_threshold, self.record_frames = progress_threshold, record_frames
 
-        self._obs_key = self._find_observation_key(env.observation_space, self.library.observation_space)
+        cfg = self.library.config
+        prior_space = self.library.observation_space
+        self._conditioned = cfg.language_conditioned
+        if self._conditioned:
+            self._check_instruction(env.observation_space, self.library.instruction_space)
+            prior_space = prior_space[cfg.obs_kind]
+        self._obs_key = self._find_observation_key(env.observation_space, prior_space)
+        self._obs_dtype = prior_space.dtype
         # A closed-loop decoder may observe the state vector while the priors see pixels.
         self._decoder_obs_key = self._obs_key
-        cfg = self.library.config
         if cfg.decoder == "closed_loop" and cfg.decoder_obs_kind != cfg.obs_kind:
             wanted = spaces.Box(-np.inf, np.inf, cfg.decoder_obs_shape, np.float32)
             self._decoder_obs_key = self._find_observation_key(env.observation_space, wanted)
@@ -117,6 +130,16 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return self.library.priors
 
     @staticmethod
+    def _check_instruction(low: spaces.Space, wanted: spaces.Box) -> None:
+        entry = low.spaces.get(INSTRUCTION_KEY) if isinstance(low, spaces.Dict) else None
+        if not (isinstance(entry, spaces.Box) and entry.shape == wanted.shape):
+            raise ValueError(
+                f"the skill library is language-conditioned: the low-level env must observe a Dict with the "
+                f"episode's instruction embedding under {INSTRUCTION_KEY!r}, shape {wanted.shape}, got {low}. "
+                "LiberoTaskEnv does (with embed_instruction=True); or use a library trained without instructions."
+            )
+
+    @staticmethod
     def _find_observation_key(low: spaces.Space, wanted: spaces.Space) -> str | None:
         def fits(space: spaces.Space) -> bool:
             return isinstance(space, spaces.Box) and space.shape == wanted.shape
@@ -133,13 +156,21 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
             "frame_stack=4) for a pixel library) or use a library trained on this observation."
         )
 
-    def _observation(self, obs: Any) -> np.ndarray:
+    def _prior_observation(self, obs: Any) -> np.ndarray:
         obs = obs if self._obs_key is None else obs[self._obs_key]
-        return np.asarray(obs, dtype=self.observation_space.dtype)
+        return np.asarray(obs, dtype=self._obs_dtype)
+
+    def _instruction(self, obs: Any) -> np.ndarray | None:
+        return np.asarray(obs[INSTRUCTION_KEY], np.float32) if self._conditioned else None
+
+    def _observation(self, obs: Any) -> np.ndarray | dict[str, np.ndarray]:
+        if not self._conditioned:
+            return self._prior_observation(obs)
+        return {self.library.config.obs_kind: self._prior_observation(obs), INSTRUCTION_KEY: self._instruction(obs)}
 
     def _decoder_observation(self, obs: Any) -> np.ndarray:
         if self._decoder_obs_key == self._obs_key:
-            return self._observation(obs)
+            return self._prior_observation(obs)
         return np.asarray(obs if self._decoder_obs_key is None else obs[self._decoder_obs_key], np.float32)
 
     # -- action checking ----------------------------------------------------------------------
@@ -184,7 +215,8 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if self._episode_over:
             raise RuntimeError("the episode has ended (terminated or truncated); call reset() before step()")
         skill, arg = self.parse_action(action)
-        state = self.library.start(np.array([skill]), arg[None])
+        instruction = self._instruction(self._last_obs)
+        state = self.library.start(np.array([skill]), arg[None], None if instruction is None else instruction[None])
         terminated = truncated = False
         info: dict[str, Any] = {}
         total, rewards = 0.0, []

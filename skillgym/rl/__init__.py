@@ -1,11 +1,12 @@
 """Stage 3: skill-space RL (EXTRACT §4.3) as a Stable-Baselines3 algorithm."""
 
-from skillgym.rl.buffers import SkillReplayBuffer, SkillReplayBufferSamples
+from skillgym.rl.buffers import SkillDictReplayBuffer, SkillReplayBuffer, SkillReplayBufferSamples
 from skillgym.rl.callbacks import StopAtLowLevelSteps
 from skillgym.rl.distributions import SkillDistribution, categorical_kl, diag_gaussian_kl
 from skillgym.rl.policies import (
     FrameStackCNN,
     MlpStateEncoder,
+    ObservationAndInstruction,
     SkillActions,
     SkillActor,
     SkillCritic,
@@ -17,9 +18,11 @@ from skillgym.rl.train import TrainRLArgs, train_rl
 __all__ = [
     "FrameStackCNN",
     "MlpStateEncoder",
+    "ObservationAndInstruction",
     "SkillActions",
     "SkillActor",
     "SkillCritic",
+    "SkillDictReplayBuffer",
     "SkillDistribution",
     "SkillPolicy",
     "SkillReplayBuffer",

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 from stable_baselines3.common.vec_env import VecNormalize
 
 from skillgym.spaces import check_skill_action_space
@@ -24,10 +24,10 @@ from skillgym.spaces import check_skill_action_space
 class SkillReplayBufferSamples(NamedTuple):
     """A batch of skill transitions sampled from a :class:`SkillReplayBuffer`, as torch tensors."""
 
-    observations: th.Tensor
+    observations: th.Tensor | dict[str, th.Tensor]  # a dict of tensors for Dict observations
     skills: th.Tensor  # (B,) long — the skill that was actually executed
     args: th.Tensor  # (B, nz) float — the argument sampled by the policy (unclipped, see SkillSAC)
-    next_observations: th.Tensor
+    next_observations: th.Tensor | dict[str, th.Tensor]
     dones: th.Tensor  # (B, 1) termination only; 0 where the episode was truncated (time-out)
     rewards: th.Tensor  # (B, 1) as stored by SkillSAC (Σ_t γ^t r_t with gamma_per_step)
     skill_steps: th.Tensor  # (B, 1) number of low-level steps (>= 1)
@@ -94,6 +94,67 @@ class SkillReplayBuffer(ReplayBuffer):
             skills=to(np.rint(actions[:, 0])).long(),
             args=to(actions[:, 1:]),
             next_observations=to(self._normalize_obs(next_obs, env)),  # type: ignore[arg-type]
+            dones=to(dones.reshape(-1, 1)),
+            rewards=to(self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)),
+            skill_steps=to(self.skill_steps[batch_inds, env_indices].reshape(-1, 1)),
+        )
+
+
+class SkillDictReplayBuffer(DictReplayBuffer):
+    """:class:`SkillReplayBuffer` for ``Dict`` observations, such as a language-conditioned skill env's
+    ``{"state" or "pixels": ..., "instruction": ...}``; samples hold a dict of tensors per observation."""
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Dict,
+        action_space: spaces.Space,
+        device: th.device | str = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+    ):
+        self.n_skills, self.arg_dim = check_skill_action_space(action_space)
+        self.skill_action_space = action_space
+        flat = spaces.Box(-np.inf, np.inf, (1 + self.arg_dim,), np.float32)
+        super().__init__(
+            buffer_size,
+            observation_space,
+            flat,
+            device=device,
+            n_envs=n_envs,
+            optimize_memory_usage=optimize_memory_usage,
+            handle_timeout_termination=handle_timeout_termination,
+        )
+        self.skill_steps = np.ones((self.buffer_size, self.n_envs), dtype=np.float32)
+
+    def add(
+        self,
+        obs: dict[str, np.ndarray],
+        next_obs: dict[str, np.ndarray],
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        """As :meth:`SkillReplayBuffer.add`, with a dict of arrays per observation."""
+        self.skill_steps[self.pos] = [max(1, int(info.get("skill_steps", 1))) for info in infos]
+        super().add(obs, next_obs, action, reward, done, infos)
+
+    def _get_samples(
+        self, batch_inds: np.ndarray, env: VecNormalize | None = None
+    ) -> SkillReplayBufferSamples:  # type: ignore[override]
+        env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
+        obs = self._normalize_obs({k: v[batch_inds, env_indices] for k, v in self.observations.items()}, env)
+        next_obs = self._normalize_obs({k: v[batch_inds, env_indices] for k, v in self.next_observations.items()}, env)
+        actions = self.actions[batch_inds, env_indices]
+        dones = self.dones[batch_inds, env_indices] * (1 - self.timeouts[batch_inds, env_indices])
+        to = self.to_torch
+        return SkillReplayBufferSamples(
+            observations={k: to(v) for k, v in obs.items()},  # type: ignore[union-attr]
+            skills=to(np.rint(actions[:, 0])).long(),
+            args=to(actions[:, 1:]),
+            next_observations={k: to(v) for k, v in next_obs.items()},  # type: ignore[union-attr]
             dones=to(dones.reshape(-1, 1)),
             rewards=to(self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)),
             skill_steps=to(self.skill_steps[batch_inds, env_indices].reshape(-1, 1)),

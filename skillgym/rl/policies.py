@@ -5,13 +5,17 @@ The prior reaches the policy as the constructor argument ``prior``: any ``nn.Mod
 ``forward(obs (B, *obs_shape))`` returns ``(logits (B,K), z_mean (B,K,nz), z_log_std (B,K,nz))`` and that does
 its own observation normalisation. ``SkillSAC`` fills ``policy_kwargs["prior"]`` from its ``prior=`` argument or
 from the env attribute ``skill_prior``.
+
+Observations are a ``Box`` (state vector or uint8 frames) or, in the env of a language-conditioned library, a
+``Dict`` of one such ``Box`` and ``"instruction"`` (the episode's instruction embedding); the prior, the actor
+and the critics then all read the instruction (the prior module takes the dict as it is).
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -22,8 +26,31 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
+from skillgym.language import INSTRUCTION_KEY
 from skillgym.rl.distributions import SkillDistribution
 from skillgym.spaces import check_skill_action_space
+
+Observations = th.Tensor | dict[str, th.Tensor]
+
+
+def map_observations(fn: Callable[..., th.Tensor], *observations: Observations) -> Observations:
+    """``fn`` applied to observation tensors, entry by entry for Dict observations (``fn`` of several
+    batches, e.g. ``th.cat``, gets the same entry of each)."""
+    if isinstance(observations[0], Mapping):
+        return {key: fn(*(obs[key] for obs in observations)) for key in observations[0]}
+    return fn(*observations)
+
+
+def instruction_observation_key(observation_space: spaces.Dict) -> str:
+    """The entry of a ``Dict`` observation space that is not the instruction: ``{key: Box, "instruction": Box}``
+    is what the env of a language-conditioned library observes; anything else raises ``ValueError``."""
+    keys = set(observation_space.spaces)
+    others = sorted(keys - {INSTRUCTION_KEY})
+    if INSTRUCTION_KEY not in keys or len(others) != 1 or not all(
+            isinstance(observation_space[k], spaces.Box) for k in keys):
+        raise ValueError(f"SkillPolicy takes Box observations, or a Dict of one Box and an {INSTRUCTION_KEY!r} Box "
+                         f"(a language-conditioned skill env), got {observation_space}")
+    return others[0]
 
 
 class SkillActions:
@@ -130,6 +157,26 @@ class FrameStackCNN(BaseFeaturesExtractor):
         return self.linear(self.cnn(x))
 
 
+class ObservationAndInstruction(BaseFeaturesExtractor):
+    """Critic features extractor for ``{key: observation, "instruction": embedding}`` observations: the
+    observation's features (``FrameStackCNN`` for uint8 frames, else ``MlpStateEncoder``, built with ``kwargs``)
+    with the instruction embedding appended as it is."""
+
+    def __init__(self, observation_space: spaces.Dict, **kwargs: Any):
+        key = instruction_observation_key(observation_space)
+        inner_space = observation_space[key]
+        encoder_class = FrameStackCNN if is_frame_space(inner_space) else MlpStateEncoder
+        encoder = encoder_class(inner_space, **kwargs)
+        super().__init__(observation_space, encoder.features_dim + int(observation_space[INSTRUCTION_KEY].shape[0]))
+        self.key = key
+        self.observation_encoder = encoder
+
+    def forward(self, observations: dict[str, th.Tensor]) -> th.Tensor:
+        """``{key: (B, *shape), "instruction": (B, D)}`` -> ``(B, features_dim)`` float32 features."""
+        return th.cat([self.observation_encoder(observations[self.key]),
+                       observations[INSTRUCTION_KEY].float()], dim=1)
+
+
 class SkillActor(nn.Module):
     """π_d and π_z as trainable deep copies of the prior module.
 
@@ -148,7 +195,7 @@ class SkillActor(nn.Module):
         self.share = share
         self.requires_grad_(True)  # the library ships its priors frozen
 
-    def forward(self, obs: th.Tensor) -> SkillDistribution:
+    def forward(self, obs: Observations) -> SkillDistribution:
         """π(d, z | s) for a batch of observations, as a ``SkillDistribution``."""
         out_d = SkillDistribution.from_module_output(self.pi_d(obs))
         if self.share:
@@ -222,7 +269,7 @@ class SkillCritic(nn.Module):
             for p in params:
                 p.uniform_(-bound, bound)
 
-    def encode(self, obs: th.Tensor) -> th.Tensor:
+    def encode(self, obs: Observations) -> th.Tensor:
         """Observation features shared by all critics: ``(B, *obs_shape) -> (B, features_dim)``."""
         return self.features_extractor(obs)
 
@@ -293,7 +340,8 @@ class SkillCritic(nn.Module):
 class SkillPolicy(BasePolicy):
     """Skill-space actor-critic for ``SkillSAC``.
 
-    :param observation_space: state ``Box`` or uint8 channels-last frames ``Box((S,H,W,C))``
+    :param observation_space: state ``Box`` or uint8 channels-last frames ``Box((S,H,W,C))``, or a ``Dict`` of one
+        of them and ``"instruction"`` (the env of a language-conditioned library)
     :param action_space: ``Dict(skill=Discrete(K), arg=Box((nz,)))``
     :param lr_schedule: learning rate schedule (from the algorithm)
     :param prior: the library's prior module (see module docstring). π_d and π_z start as deep copies of it;
@@ -301,7 +349,7 @@ class SkillPolicy(BasePolicy):
     :param net_arch: critic hidden sizes, a list or ``dict(qf=[...])`` (the actor's architecture is the prior's)
     :param activation_fn: critic activation
     :param features_extractor_class: critic observation encoder; default ``MlpStateEncoder`` for vectors,
-        ``FrameStackCNN`` for uint8 frames
+        ``FrameStackCNN`` for uint8 frames, ``ObservationAndInstruction`` for a ``Dict`` with an instruction
     :param features_extractor_kwargs: its keyword arguments
     :param n_critics: number of critics (2 = clipped double-Q)
     :param arg_layer: hidden layer of the critic whose input gets z (see ``SkillCritic``); -1 = last (DDPG-style,
@@ -341,14 +389,20 @@ class SkillPolicy(BasePolicy):
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
     ):
-        if not isinstance(observation_space, spaces.Box):
+        observation_key = None
+        if isinstance(observation_space, spaces.Dict):
+            observation_key = instruction_observation_key(observation_space)
+        elif not isinstance(observation_space, spaces.Box):
             raise ValueError(
                 f"SkillPolicy supports Box observations (state or uint8 frames), got {observation_space}"
             )
         if not 0.0 <= prior_uniform_mix < 1.0:
             raise ValueError(f"prior_uniform_mix must be in [0, 1), got {prior_uniform_mix}")
         if features_extractor_class is None:
-            features_extractor_class = FrameStackCNN if is_frame_space(observation_space) else MlpStateEncoder
+            if observation_key is not None:
+                features_extractor_class = ObservationAndInstruction
+            else:
+                features_extractor_class = FrameStackCNN if is_frame_space(observation_space) else MlpStateEncoder
         super().__init__(
             observation_space,
             action_space,
@@ -359,6 +413,7 @@ class SkillPolicy(BasePolicy):
             normalize_images=False,  # the prior normalises its own input; the CNN scales frames itself
         )
         self.n_skills, self.arg_dim = check_skill_action_space(action_space)
+        self.observation_key = observation_key  # the non-instruction entry of Dict observations
         if net_arch is None:
             net_arch = [256, 256]
         self.net_arch = net_arch
@@ -402,7 +457,11 @@ class SkillPolicy(BasePolicy):
         self.critic_target.train(False)
 
     def _check_prior_shapes(self) -> None:
-        obs = th.from_numpy(np.zeros((2, *self.observation_space.shape), dtype=self.observation_space.dtype))
+        space = self.observation_space
+        if isinstance(space, spaces.Dict):
+            obs = {k: th.from_numpy(np.zeros((2, *v.shape), dtype=v.dtype)) for k, v in space.spaces.items()}
+        else:
+            obs = th.from_numpy(np.zeros((2, *space.shape), dtype=space.dtype))
         with th.no_grad():
             dist = SkillDistribution.from_module_output(self.prior(self.prior_input(self.encode_observations(obs))))
         if dist.logits.shape[1] != self.n_skills or dist.mean.shape[2] != self.arg_dim:
@@ -415,7 +474,11 @@ class SkillPolicy(BasePolicy):
         """A fresh ``SkillCritic`` with its own features extractor, built from this policy's settings."""
         if self.observation_encoder is not None:  # the critic reads the shared features as they are
             features = spaces.Box(-np.inf, np.inf, (self.observation_encoder.out_dim,), np.float32)
-            features_extractor: BaseFeaturesExtractor = MlpStateEncoder(features)
+            if self.observation_key is None:
+                features_extractor: BaseFeaturesExtractor = MlpStateEncoder(features)
+            else:
+                features_extractor = ObservationAndInstruction(spaces.Dict(
+                    {self.observation_key: features, INSTRUCTION_KEY: self.observation_space[INSTRUCTION_KEY]}))
         else:
             features_extractor = self.make_features_extractor()
         return SkillCritic(
@@ -452,23 +515,27 @@ class SkillPolicy(BasePolicy):
             self.observation_encoder.eval()
         self.training = mode
 
-    def encode_observations(self, obs: th.Tensor) -> th.Tensor:
+    def encode_observations(self, obs: Observations) -> Observations:
         """What the actor, the prior and the critics read: the observations themselves, or with
-        ``share_prior_encoder`` their features from the frozen prior encoder (computed once, no gradients)."""
+        ``share_prior_encoder`` their features from the frozen prior encoder (computed once, no gradients;
+        an instruction stays as it is)."""
         if self.observation_encoder is None:
             return obs
         with th.no_grad():
-            return self.observation_encoder(self.prior_input(obs))
+            obs = self.prior_input(obs)
+            if isinstance(obs, Mapping):
+                return {**obs, self.observation_key: self.observation_encoder(obs[self.observation_key])}
+            return self.observation_encoder(obs)
 
-    def prior_input(self, obs: th.Tensor) -> th.Tensor:
+    def prior_input(self, obs: Observations) -> Observations:
         """Observations as the prior module takes them: float32 for vectors, untouched uint8 frames."""
-        return obs if obs.dtype == th.uint8 else obs.float()
+        return map_observations(lambda t: t if t.dtype == th.uint8 else t.float(), obs)
 
-    def policy_dist(self, obs: th.Tensor) -> SkillDistribution:
+    def policy_dist(self, obs: Observations) -> SkillDistribution:
         """π(d, z | s): the trainable actor's distribution, at observations as ``encode_observations`` gives them."""
         return self.actor(self.prior_input(obs))
 
-    def prior_dist(self, obs: th.Tensor) -> SkillDistribution:
+    def prior_dist(self, obs: Observations) -> SkillDistribution:
         """p(d, z | s): the frozen library prior, its p_d mixed with uniform if ``prior_uniform_mix`` > 0, at
         observations as ``encode_observations`` gives them."""
         with th.no_grad():
@@ -479,7 +546,7 @@ class SkillPolicy(BasePolicy):
             return dist._replace(logits=probs.log())
 
     def sample_skill(
-        self, obs: th.Tensor, deterministic: bool = False, from_prior: bool = False
+        self, obs: Observations, deterministic: bool = False, from_prior: bool = False
     ) -> tuple[th.Tensor, th.Tensor]:
         """(d, z) per observation, z *unclipped*: (B,) long, (B, nz)."""
         obs = self.encode_observations(obs)
@@ -490,19 +557,29 @@ class SkillPolicy(BasePolicy):
         """Arguments ``(B, nz)`` clipped to the action space's ``arg`` Box, as float32."""
         return np.clip(arg, self.arg_low.cpu().numpy(), self.arg_high.cpu().numpy()).astype(np.float32)
 
-    def obs_to_tensor(self, observation: np.ndarray | dict[str, np.ndarray]) -> tuple[th.Tensor, bool]:  # type: ignore[override]
-        """A ``(B, *obs_shape)`` tensor and whether the input was a batch; frames keep the env's
-        channels-last layout (SB3's version would transpose them)."""
+    def obs_to_tensor(self, observation: np.ndarray | dict[str, np.ndarray]) -> tuple[Observations, bool]:  # type: ignore[override]
+        """A ``(B, *obs_shape)`` tensor (a dict of them for Dict observations) and whether the input was a
+        batch; frames keep the env's channels-last layout (SB3's version would transpose them)."""
         # SB3's version transposes 3-D uint8 images to channels-first; the prior wants the env's layout.
+        space = self.observation_space
+        if isinstance(space, spaces.Dict):
+            if not isinstance(observation, Mapping) or set(observation) != set(space.spaces):
+                raise ValueError(f"Observations must be dicts with the keys {sorted(space.spaces)}")
+            _, vectorized = self._batch(observation[self.observation_key], space[self.observation_key].shape)
+            return {k: self._batch(observation[k], v.shape, vectorized)[0] for k, v in space.spaces.items()}, vectorized
+        return self._batch(observation, space.shape)
+
+    def _batch(self, observation: Any, shape: tuple[int, ...] | None, vectorized: bool | None = None
+               ) -> tuple[th.Tensor, bool]:
         obs = np.asarray(observation)
-        shape = self.observation_space.shape
         assert shape is not None
-        vectorized = obs.shape != shape
-        if vectorized and obs.shape[1:] != shape:
+        if vectorized is None:
+            vectorized = obs.shape != shape
+        if (obs.shape[1:] if vectorized else obs.shape) != shape:
             raise ValueError(f"Observation shape {obs.shape} matches neither {shape} nor (n_envs, *{shape})")
         return th.as_tensor(obs.reshape(-1, *shape), device=self.device), vectorized
 
-    def _predict(self, observation: th.Tensor, deterministic: bool = False) -> th.Tensor:  # type: ignore[override]
+    def _predict(self, observation: Observations, deterministic: bool = False) -> th.Tensor:  # type: ignore[override]
         skill, arg = self.sample_skill(observation, deterministic)
         return th.cat([skill[:, None].float(), arg], dim=1)
 
@@ -527,7 +604,7 @@ class SkillPolicy(BasePolicy):
             return {"skill": actions.skill[0], "arg": actions.arg[0]}, state
         return actions, state
 
-    def forward(self, obs: th.Tensor, deterministic: bool = False) -> th.Tensor:
+    def forward(self, obs: Observations, deterministic: bool = False) -> th.Tensor:
         """``(B, 1 + nz)``: the skill id (as float) in column 0, then its unclipped argument."""
         return self._predict(obs, deterministic)
 

@@ -47,16 +47,19 @@ from torch import nn
 from torch.nn import functional as F
 
 from skillgym.envs.toy import ToySkillPrior
-from skillgym.rl.buffers import SkillReplayBuffer, SkillReplayBufferSamples
+from skillgym.rl.buffers import SkillDictReplayBuffer, SkillReplayBuffer, SkillReplayBufferSamples
 from skillgym.rl.checkpoint import optimizer_state, optimizer_tensors
 from skillgym.rl.distributions import SkillDistribution
 from skillgym.rl.policies import (
     FrameStackCNN,
     MlpStateEncoder,
+    ObservationAndInstruction,
+    Observations,
     SkillActions,
     SkillActor,
     SkillCritic,
     SkillPolicy,
+    map_observations,
 )
 from skillgym.skills.config import LibraryConfig
 from skillgym.skills.model import SkillPriors
@@ -138,7 +141,7 @@ class SkillSAC(OffPolicyAlgorithm):
     :param gamma: discount per skill decision, or per low-level step when ``gamma_per_step``
     :param train_freq: update every ``train_freq`` skill decisions (or ``(n, "episode")``)
     :param gradient_steps: gradient steps per update (-1: as many as decisions collected)
-    :param replay_buffer_class: default ``SkillReplayBuffer``
+    :param replay_buffer_class: default ``SkillReplayBuffer`` (``SkillDictReplayBuffer`` for Dict observations)
     :param replay_buffer_kwargs: its keyword arguments
     :param optimize_memory_usage: SB3's memory-efficient buffer (incompatible with time-out handling)
     :param alpha_d: weight of KL(π_d ‖ p_d); a float (fixed, the paper's choice) or ``"auto"``/``"auto_<init>"`` to
@@ -288,7 +291,8 @@ class SkillSAC(OffPolicyAlgorithm):
         if "prior" not in self.policy_kwargs:
             self.policy_kwargs["prior"] = self._prior_from_env()
         if self.replay_buffer_class is None:
-            self.replay_buffer_class = SkillReplayBuffer
+            dict_observations = isinstance(self.observation_space, spaces.Dict)
+            self.replay_buffer_class = SkillDictReplayBuffer if dict_observations else SkillReplayBuffer
         super()._setup_model()
         self.actor = self.policy.actor
         self.critic = self.policy.critic
@@ -437,7 +441,7 @@ class SkillSAC(OffPolicyAlgorithm):
         self,
         pi: SkillDistribution,
         prior: SkillDistribution,
-        obs: th.Tensor,
+        obs: Observations,
         alpha_d: th.Tensor,
         alpha_z: th.Tensor,
     ) -> th.Tensor:
@@ -472,7 +476,7 @@ class SkillSAC(OffPolicyAlgorithm):
 
     def _actor_loss(
         self,
-        obs: th.Tensor,
+        obs: Observations,
         alpha_d: th.Tensor,
         alpha_z: th.Tensor,
         prior: SkillDistribution | None = None,
@@ -510,10 +514,12 @@ class SkillSAC(OffPolicyAlgorithm):
         for gradient_step in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             alpha_d, alpha_z = self._coefs()
-            n = data.observations.shape[0]
+            n = len(data.skills)
             # s and s' in one pass: through a shared encoder (if any), then the frozen prior (pure functions of s).
-            both = self.policy.encode_observations(th.cat([data.observations, data.next_observations]))
-            data = data._replace(observations=both[:n], next_observations=both[n:])
+            both = self.policy.encode_observations(
+                map_observations(lambda s, s_next: th.cat([s, s_next]), data.observations, data.next_observations))
+            data = data._replace(observations=map_observations(lambda t, n=n: t[:n], both),
+                                 next_observations=map_observations(lambda t, n=n: t[n:], both))
             prior_both = self.policy.prior_dist(both)
             prior_s = SkillDistribution(*(t[:n] for t in prior_both))
             prior_next = SkillDistribution(*(t[n:] for t in prior_both))
@@ -652,7 +658,7 @@ class SkillSAC(OffPolicyAlgorithm):
         if callable(lr):
             warnings.warn("SkillSAC.save stores a learning-rate schedule as its current value", stacklevel=3)
             lr = float(self.lr_schedule(self._current_progress_remaining))
-        if self.replay_buffer_class not in (None, SkillReplayBuffer):
+        if self.replay_buffer_class not in (None, SkillReplayBuffer, SkillDictReplayBuffer):
             raise ValueError(f"SkillSAC.save stores the default SkillReplayBuffer only, not "
                              f"{self.replay_buffer_class.__name__}; use save_sb3_zip for other buffers")
         settings = {
@@ -803,7 +809,8 @@ OPTIMIZER_WEIGHTS = "optimizers.safetensors"
 SAVED_COUNTERS = ("num_timesteps", "_total_timesteps", "_num_timesteps_at_start", "_episode_num", "_n_updates",
                   "num_low_level_steps", "_current_progress_remaining")
 # Classes a model.json may name, by name: nothing outside these tables is ever imported or built.
-FEATURE_EXTRACTORS: dict[str, type[nn.Module]] = {"MlpStateEncoder": MlpStateEncoder, "FrameStackCNN": FrameStackCNN}
+FEATURE_EXTRACTORS: dict[str, type[nn.Module]] = {"MlpStateEncoder": MlpStateEncoder, "FrameStackCNN": FrameStackCNN,
+                                                  "ObservationAndInstruction": ObservationAndInstruction}
 MAX_JSON_BYTES = 16 * 2**20
 
 
