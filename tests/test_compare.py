@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from skillgym.compare import CompareArgs, RunSpec, compare, train_run
-from skillgym.compare.page import value_at
+from skillgym.compare.page import skills_tried, value_at
 from skillgym.compare.run import CHECKPOINT
 
 LIBRARY = str(Path(__file__).resolve().parent.parent / "skillgym" / "assets" / "kitchen-state")
@@ -76,13 +76,16 @@ def test_a_tiny_comparison_writes_the_results_page(kitchen_data, tmp_path):
     out = Path(args.out)
     page = (out / "results.md").read_text()
     for name in ("extract", "spirl", "sac", "bc", "curves.png", "skill_lengths.png", "skillgym compare",
-                 "episodes stopping before each subtask"):
+                 "episodes stopping before each subtask", "skills run after the last subtask"):
         assert name in page
     assert (out / "curves.png").stat().st_size > 0 and (out / "skill_lengths.png").stat().st_size > 0
     rows = {row["method"]: row for row in summary["results"]}
     assert set(rows) == {"extract", "spirl", "sac", "bc"} and all(r["finished"] == 1 for r in rows.values())
     spirl = json.loads((out / "runs" / "spirl" / "default" / "seed0" / "result.json").read_text())
     assert set(spirl["skill_lengths"][:-1]) == {10}  # fixed-length skills (the last may be cut by the time limit)
+    extract = json.loads((out / "runs" / "extract" / "default" / "seed0" / "result.json").read_text())
+    (stuck,) = extract["final_skills_after_last_subtask"]  # one evaluation episode, short of all four subtasks
+    assert extract["final_completed"][0] < 4 and stuck and set(stuck) <= set(range(8))
     bc = json.loads((out / "runs" / "bc" / "default" / "seed0" / "result.json").read_text())
     assert [p["low_level_steps"] for p in bc["curve"]] == [0]  # learns from data only
 
@@ -90,6 +93,11 @@ def test_a_tiny_comparison_writes_the_results_page(kitchen_data, tmp_path):
     started = time.time()
     assert compare(args)["results"] == summary["results"]
     assert time.time() - started < 60
+
+
+def test_skills_tried_gives_the_most_run_skills_as_shares():
+    assert skills_tried([[3, 3, 5], [], [3, 1]]) == "skill 3 60 %, skill 1 20 %, skill 5 20 %"
+    assert skills_tried([[], []]) == "–" and skills_tried([]) == "–"
 
 
 def test_value_at_takes_the_first_evaluation_at_or_after_the_budget():

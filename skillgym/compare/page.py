@@ -70,6 +70,15 @@ def stopped_before(task: str, completed: list[int]) -> str:
     return ", ".join(parts)
 
 
+def skills_tried(skill_lists: list[list[int]], top: int = 3) -> str:
+    """``"skill 3 62 %, skill 5 20 %"``: the skills most run after the last completed subtask, as shares."""
+    counts = np.bincount([d for skills in skill_lists for d in skills]) if any(skill_lists) else np.zeros(0)
+    if not counts.sum():
+        return "–"
+    order = np.argsort(-counts, kind="stable")[:top]
+    return ", ".join(f"skill {d} {100 * counts[d] / counts.sum():.0f} %" for d in order if counts[d])
+
+
 def _versions() -> str:
     found = []
     for name in PACKAGES:
@@ -174,7 +183,9 @@ def write_results_page(out: Path, runs: list[tuple[str, RunSpec]], command: str)
     for (label, task), results in grouped.items():
         done = [r for r in results if r is not None]
         if done:
-            stops.append(f"| {label} | {task} | {stopped_before(task, [c for r in done for c in r['final_completed']])} |")
+            where = stopped_before(task, [c for r in done for c in r["final_completed"]])
+            tried = skills_tried([skills for r in done for skills in r.get("final_skills_after_last_subtask", [])])
+            stops.append(f"| {label} | {task} | {where} | {tried} |")
     _plot_curves(grouped, tasks, steps, eval_every, out / "curves.png")
     has_lengths = _plot_skill_lengths(grouped, out / "skill_lengths.png")
 
@@ -198,8 +209,11 @@ def write_results_page(out: Path, runs: list[tuple[str, RunSpec]], command: str)
         "",
     ]
     if stops:
-        lines += ["Where the final policies' evaluation episodes stop (the subtask not completed; all seeds):", "",
-                  "| method | task | episodes stopping before each subtask |", "|---|---|---|", *stops, ""]
+        lines += ["Where the final policies' evaluation episodes stop (the subtask not completed; all seeds), and "
+                  "which skills a skill-space policy keeps running there (share of its decisions after the last "
+                  "completed subtask):", "",
+                  "| method | task | episodes stopping before each subtask | skills run after the last subtask |",
+                  "|---|---|---|---|", *stops, ""]
     if has_lengths:
         lines += ["Low-level steps of the skills executed by the final policies:", "",
                   "![skill lengths](skill_lengths.png)", ""]

@@ -81,22 +81,31 @@ class RunSpec:
 
 
 def evaluate(model: BaseAlgorithm, env: gym.Env, episodes: int) -> dict[str, Any]:
-    """Deterministic episodes ``EVAL_SEED + i``: mean subtasks completed, success rate, skill lengths."""
-    completed, skill_lengths = [], []
+    """Deterministic episodes ``EVAL_SEED + i``: mean subtasks completed, success rate, skill lengths.
+
+    ``skills_after_last_subtask`` holds, per episode, the skills a skill-space policy ran after the
+    last subtask it completed (empty for an episode that completed them all): where a policy gets stuck.
+    """
+    completed, skill_lengths, skills_after_last_subtask = [], [], []
     num_tasks = len(env.unwrapped.tasks)
     for i in range(episodes):
         obs, info = env.reset(seed=EVAL_SEED + i)
-        done = False
+        done, num_completed, skills_since = False, 0, []
         while not done:
             action, _ = model.predict(obs, deterministic=True)
             obs, _, terminated, truncated, info = env.step(action)
             done = terminated or truncated
             if "skill_steps" in info:
                 skill_lengths.append(int(info["skill_steps"]))
+            if info["num_completed"] > num_completed:
+                num_completed, skills_since = info["num_completed"], []
+            elif "skill" in info:
+                skills_since.append(int(info["skill"]))
         completed.append(int(info["num_completed"]))
+        skills_after_last_subtask.append(skills_since if completed[-1] < num_tasks else [])
     return {"subtasks_mean": float(np.mean(completed)), "subtasks_std": float(np.std(completed)),
             "success_rate": float(np.mean([c == num_tasks for c in completed])), "completed": completed,
-            "skill_lengths": skill_lengths}
+            "skill_lengths": skill_lengths, "skills_after_last_subtask": skills_after_last_subtask}
 
 
 def policy_digest(model: BaseAlgorithm) -> str:
@@ -227,7 +236,9 @@ class Run:
         self.writer.close()
         payload = {"spec": asdict(self.spec), "steps": self.spec.steps, "curve": state["curve"],
                    "final": state["curve"][-1], "final_completed": result["completed"],
-                   "skill_lengths": result["skill_lengths"], "policy_sha256": policy_digest(model)}
+                   "skill_lengths": result["skill_lengths"],
+                   "final_skills_after_last_subtask": result["skills_after_last_subtask"],
+                   "policy_sha256": policy_digest(model)}
         (self.folder / RESULT).write_text(json.dumps(payload) + "\n")
         self.note_progress(self.spec.steps)  # offline methods never step the env: count them as done
         return payload
