@@ -174,6 +174,13 @@ def test_a_saved_labeler_labels_new_data_as_the_extraction_did(instructed, tmp_p
     assert main(["extract", str(data), "--out", str(tmp_path / "again"), "--labeler", str(tmp_path / "labels"),
                  "--no-progress"]) == 0
     assert "with the labeler" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        main(["extract", str(data), "--out", str(tmp_path / "other"), "--labeler", str(tmp_path / "labels"),
+              "--k", "5", "--encoder", "state", "--kernel", "3", "--no-progress"])
+    assert refused.value.code == 2 and not (tmp_path / "other").exists()
+    error = capsys.readouterr().err.strip()
+    assert error.endswith("fixes the extraction options; drop --k 5 (the labeler's: 3), --kernel 3 (the labeler's: 7)")
+    assert len(error.splitlines()) == 1
     first, again = SkillLabels.load(tmp_path / "labels"), SkillLabels.load(tmp_path / "again")
     np.testing.assert_array_equal(first.frame_labels, again.frame_labels)
     np.testing.assert_array_equal(first.segments, again.segments)

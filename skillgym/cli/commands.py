@@ -104,6 +104,9 @@ def extract(args: ExtractArgs) -> int:
     labeler = None
     if args.labeler is not None:
         labeler = SkillLabeler.load(args.labeler, **({"weights": args.weights} if args.weights else {}))
+        conflicts = args.labeler_conflicts(labeler)
+        if conflicts:
+            raise ValueError(f"--labeler {args.labeler} fixes the extraction options; drop {', '.join(conflicts)}")
         name = labeler.encoder_name
     else:
         name = args.encoder_name()

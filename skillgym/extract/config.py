@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from skillgym.extract.encoders import default_image_encoder
 from skillgym.extract.segments import DEFAULT_KERNEL, DEFAULT_MIN_LENGTH
@@ -37,7 +37,7 @@ class ExtractArgs:
     labeler: Path | None = None
     """label with this saved labeler (a labels folder of `skillgym extract`, or its labeler/) instead of fitting
     one, as fine-tuning needs for the target task's data; --encoder, --k, --seed, --kernel and --min-length
-    are then the labeler's"""
+    are then the labeler's, and giving another value is refused"""
     engine: Literal["local", "ray"] = "local"
     """where the encoder runs: 'local' (this process) or 'ray' (Ray Data actor pools, one GPU per encoder
     actor if the cluster has GPUs; the cluster at RAY_ADDRESS if set, else a local Ray; same labels; needs
@@ -58,6 +58,19 @@ class ExtractArgs:
             raise ValueError(f"engine must be 'local' or 'ray', got {self.engine!r}")
         if self.weights is not None and not self.encoder.startswith("r3m-"):
             raise ValueError(f"weights are for the r3m-* encoders, not {self.encoder}")
+
+    def labeler_conflicts(self, labeler: Any) -> list[str]:
+        """The options of this extraction that a saved ``labeler`` (a :class:`SkillLabeler`) fixes otherwise.
+
+        An option counts when it is set away from its default to a value other than the labeler's,
+        e.g. ``["--k 5 (the labeler's: 8)"]``; labelling would silently use the labeler's.
+        """
+        defaults = ExtractArgs(dataset=self.dataset, out=self.out)
+        fixed = {"encoder": labeler.encoder_name, "k": labeler.k, "seed": labeler.seed, "kernel": labeler.kernel,
+                 "min_length": labeler.min_length}
+        return [f"--{name.replace('_', '-')} {getattr(self, name)} (the labeler's: {value})"
+                for name, value in fixed.items()
+                if getattr(self, name) != getattr(defaults, name) and getattr(self, name) != value]
 
     def encoder_name(self) -> str:
         """The encoder to use: ``encoder``, with 'auto' resolved on this machine."""
