@@ -79,7 +79,7 @@ def test_the_env_passes_gymnasiums_checker(env):
 
 def test_skill_libero_without_a_library_says_how_to_make_one():
     with pytest.raises(ValueError, match=r"library=DIR.*skillgym data libero"):
-        gym.make("SkillLibero-Spatial-v0")
+        gym.make("SkillLibero-Goal-v0")
 
 
 def test_skill_libero_with_a_state_library_renders_no_frames(tmp_path):

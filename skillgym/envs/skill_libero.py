@@ -1,7 +1,9 @@
-"""``gym.make("SkillLibero-Spatial-v0", library=DIR)`` and its suites: a LIBERO task env in a skill library's space.
+"""``gym.make("SkillLibero-Spatial-v0")`` and its suites: a LIBERO task env in a skill library's space.
 
-No LIBERO skill library is bundled yet, so ``library=`` names one (a folder written by
-``skillgym train-skills`` from LIBERO data, see docs/guides/libero.md).
+``libero_spatial`` has a bundled library (skillgym/assets/libero-spatial, a language-conditioned
+state library trained on scripted demonstrations of its ten tasks), used when ``library=`` is not
+given; the other suites need ``library=``, a folder written by ``skillgym train-skills`` from
+LIBERO data (docs/guides/libero.md).
 """
 
 from __future__ import annotations
@@ -10,9 +12,13 @@ import os
 
 import gymnasium as gym
 
+from skillgym.envs.skill_kitchen import ASSETS
 from skillgym.envs.skill_space import DEFAULT_PROGRESS_THRESHOLD, SkillSpaceEnv
 from skillgym.skills.library import SkillLibrary
 from skillgym.tasks.libero import MAX_EPISODE_STEPS, LiberoTaskEnv, suite_name
+
+# The suites with a bundled library, which ``library=None`` takes.
+BUNDLED_LIBERO_LIBRARIES = {"libero_spatial": ASSETS / "libero-spatial"}
 
 
 def make_skill_libero(
@@ -28,22 +34,28 @@ def make_skill_libero(
 ) -> gym.Env:
     """A LIBERO suite (a task drawn per reset, or the fixed ``task``) in the space of the skill library ``library``.
 
+    ``library=None`` takes the suite's bundled library (``libero_spatial`` only; the other suites
+    need a library folder).
+
     The low-level env observes what the library's priors expect: frames at the library's image
     size and frame stack for a pixel library, the 15-d proprioceptive state for a state library, which
     then renders no frames (the instruction embedding is in the low-level observation either way). Skills run at most
     ``max_skill_steps`` low-level steps (default: the library's; the paper's LIBERO skills are at most
     40 long); ``low_level_steps`` is the task's time limit (300).
     """
+    suite = suite_name(suite)
     if library is None:
-        raise ValueError(
-            "SkillLibero envs need a skill library trained on LIBERO data, and none is bundled yet: "
-            "gym.make('SkillLibero-Spatial-v0', library=DIR) with DIR from `skillgym data libero` -> "
-            "`skillgym extract` -> `skillgym train-skills` (docs/guides/libero.md)"
-        )
+        if suite not in BUNDLED_LIBERO_LIBRARIES:
+            raise ValueError(
+                f"no skill library is bundled for {suite} (only for {', '.join(BUNDLED_LIBERO_LIBRARIES)}): "
+                "pass library=DIR, a library trained on its data with `skillgym data libero` -> "
+                "`skillgym extract` -> `skillgym train-skills` (docs/guides/libero.md)"
+            )
+        library = BUNDLED_LIBERO_LIBRARIES[suite]
     lib = SkillLibrary.load(library)
     pixels = lib.config.obs_kind == "pixels"
     low = LiberoTaskEnv(
-        suite=suite_name(suite), task=task, image_size=lib.config.image_size if pixels else 84,
+        suite=suite, task=task, image_size=lib.config.image_size if pixels else 84,
         frame_stack=lib.config.frame_stack if pixels else 1, max_episode_steps=low_level_steps,
         pixels=pixels, assets=assets, render_mode=render_mode,
     )
