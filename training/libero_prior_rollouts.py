@@ -5,7 +5,10 @@ argument) in ``SkillLibero-*-v0`` with ``task=i`` for ``--episodes`` episodes (e
 with seed ``--seed + j``, which picks one of LIBERO's initial states). Success is LIBERO's own
 check (every goal predicate at once, ``info["success"]``). Prints a table and writes it as JSON:
 
-    python training/libero_prior_rollouts.py --episodes 10 --out docs/guides/libero-spatial-prior-rollouts.json
+    python training/libero_prior_rollouts.py --episodes 10 --workers 2 --out docs/guides/libero-spatial-prior-rollouts.json
+
+Each task is seeded on its own, so ``--workers`` (tasks in parallel processes) changes nothing but the time.
+The JSON is rewritten after every task; running the same command again skips the tasks it holds.
 
 (the bundled libero_spatial library; ``--library DIR`` for another, ``--suite`` for another suite).
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import gymnasium as gym
@@ -28,6 +32,18 @@ ENV_IDS = {"libero_spatial": "SkillLibero-Spatial-v0", "libero_object": "SkillLi
            "libero_goal": "SkillLibero-Goal-v0", "libero_10": "SkillLibero-10-v0"}
 
 
+def task_rollouts(env_id: str, library: str | None, task: int, episodes: int, seed: int) -> dict:
+    """Sampled and greedy prior-only rollouts of one task, with the time they took."""
+    torch.set_num_threads(1)
+    env = gym.make(env_id, library=library, task=task)
+    start = time.perf_counter()
+    try:
+        sampled, greedy = (skill_env_rollouts(env, episodes, seed, greedy=g) for g in (False, True))
+    finally:
+        env.close()
+    return {"task": task, "sampled": sampled, "greedy": greedy, "seconds": round(time.perf_counter() - start, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--library", default=None, help="library folder (default: the suite's bundled one)")
@@ -35,32 +51,47 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, nargs="+", default=None, help="task indices (default: all)")
     parser.add_argument("--episodes", type=int, default=10, help="episodes per task and mode")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="tasks run in this many processes at once")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write the table to")
     args = parser.parse_args()
-    torch.set_num_threads(1)
     names = suite_tasks(args.suite)
     tasks = args.tasks if args.tasks is not None else list(range(len(names)))
-    rows = []
+    run = {"library": args.library or "bundled", "suite": args.suite, "episodes": args.episodes, "seed": args.seed}
+    rows = {}
+    if args.out and args.out.is_file():
+        saved = json.loads(args.out.read_text())
+        if {key: saved.get(key) for key in run} == run:  # the same rollouts: keep the tasks they finished
+            rows = {row["task"]: row for row in saved["tasks"] if row["task"] in tasks}
     print(f"{'task':>4} {'sampled':>8} {'greedy':>7}  name", flush=True)
-    for task in tasks:
-        env = gym.make(ENV_IDS[args.suite], library=args.library, task=task)
-        start = time.perf_counter()
-        try:
-            sampled, greedy = (skill_env_rollouts(env, args.episodes, args.seed, greedy=g) for g in (False, True))
-        finally:
-            env.close()
-        rows.append({"task": task, "name": names[task], "sampled": sampled, "greedy": greedy,
-                     "seconds": round(time.perf_counter() - start, 1)})
-        print(f"{task:>4} {sampled['success_rate']:>8.2f} {greedy['success_rate']:>7.2f}  {names[task]}", flush=True)
-    mean = {mode: sum(r[mode]["success_rate"] for r in rows) / len(rows) for mode in ("sampled", "greedy")}
+    for row in rows.values():
+        print_row(row)
+    with ProcessPoolExecutor(args.workers) as pool:
+        jobs = [pool.submit(task_rollouts, ENV_IDS[args.suite], args.library, task, args.episodes, args.seed)
+                for task in tasks if task not in rows]
+        for job in as_completed(jobs):
+            row = job.result()
+            rows[row["task"]] = {"name": names[row["task"]], **row}
+            print_row(rows[row["task"]])
+            if args.out:
+                write(args.out, run, [rows[t] for t in sorted(rows)], complete=len(rows) == len(tasks))
+    mean = mean_success(list(rows.values()))
     print(f"mean {mean['sampled']:>8.2f} {mean['greedy']:>7.2f}")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        result = {"library": args.library or "bundled", "suite": args.suite, "episodes": args.episodes,
-                  "seed": args.seed, "mean_success": mean, "tasks": rows}
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.out}")
 
+
+def print_row(row: dict) -> None:
+    print(f"{row['task']:>4} {row['sampled']['success_rate']:>8.2f} {row['greedy']['success_rate']:>7.2f}  "
+          f"{row['name']}", flush=True)
+
+
+def mean_success(rows: list[dict]) -> dict[str, float]:
+    """The success rate of each mode, averaged over the tasks in ``rows``."""
+    return {mode: sum(r[mode]["success_rate"] for r in rows) / len(rows) for mode in ("sampled", "greedy")}
+
+
+def write(path: Path, run: dict, rows: list[dict], complete: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result = {**run, "complete": complete, "mean_success": mean_success(rows), "tasks": rows}
+    path.write_text(json.dumps(result, indent=2) + "\n")
 
 if __name__ == "__main__":
     main()
