@@ -33,10 +33,10 @@ class SkillReplayBufferSamples(NamedTuple):
     skill_steps: th.Tensor  # (B, 1) number of low-level steps (>= 1)
 
 
-class SkillReplayBuffer(ReplayBuffer):
-    """ReplayBuffer whose action is a skill and its continuous argument (see module docstring).
+class _SkillActions:
+    """What both skill buffers add to SB3's: the flat skill action and each transition's ``skill_steps``.
 
-    ``add`` expects ``action`` as the flat buffer action (n_envs, 1 + nz) produced by ``SkillSAC``.
+    Mixed in before SB3's ``ReplayBuffer`` / ``DictReplayBuffer``, whose storage it reuses unchanged.
     """
 
     def __init__(
@@ -52,7 +52,7 @@ class SkillReplayBuffer(ReplayBuffer):
         self.n_skills, self.arg_dim = check_skill_action_space(action_space)
         self.skill_action_space = action_space
         flat = spaces.Box(-np.inf, np.inf, (1 + self.arg_dim,), np.float32)
-        super().__init__(
+        super().__init__(  # type: ignore[call-arg]
             buffer_size,
             observation_space,
             flat,
@@ -63,20 +63,36 @@ class SkillReplayBuffer(ReplayBuffer):
         )
         self.skill_steps = np.ones((self.buffer_size, self.n_envs), dtype=np.float32)
 
-    def add(
-        self,
-        obs: np.ndarray,
-        next_obs: np.ndarray,
-        action: np.ndarray,
-        reward: np.ndarray,
-        done: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
+    def add(self, obs, next_obs, action: np.ndarray, reward: np.ndarray, done: np.ndarray,
+            infos: list[dict[str, Any]]) -> None:
         """Store a transition per env; ``action`` is the flat ``(n_envs, 1 + nz)`` skill action and each
         env's ``info["skill_steps"]`` (at least 1, default 1) is kept as its ``skill_steps``."""
         # Written before super().add() because it advances self.pos.
         self.skill_steps[self.pos] = [max(1, int(info.get("skill_steps", 1))) for info in infos]
-        super().add(obs, next_obs, action, reward, done, infos)
+        super().add(obs, next_obs, action, reward, done, infos)  # type: ignore[misc]
+
+    def _skill_samples(self, batch_inds: np.ndarray, env_indices: np.ndarray, observations, next_observations,
+                       env: VecNormalize | None) -> SkillReplayBufferSamples:
+        """The batch, given its observations already as tensors."""
+        actions = self.actions[batch_inds, env_indices]
+        dones = self.dones[batch_inds, env_indices] * (1 - self.timeouts[batch_inds, env_indices])
+        to = self.to_torch
+        return SkillReplayBufferSamples(
+            observations=observations,
+            skills=to(np.rint(actions[:, 0])).long(),
+            args=to(actions[:, 1:]),
+            next_observations=next_observations,
+            dones=to(dones.reshape(-1, 1)),
+            rewards=to(self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)),
+            skill_steps=to(self.skill_steps[batch_inds, env_indices].reshape(-1, 1)),
+        )
+
+
+class SkillReplayBuffer(_SkillActions, ReplayBuffer):
+    """ReplayBuffer whose action is a skill and its continuous argument (see module docstring).
+
+    ``add`` expects ``action`` as the flat buffer action (n_envs, 1 + nz) produced by ``SkillSAC``.
+    """
 
     def _get_samples(
         self, batch_inds: np.ndarray, env: VecNormalize | None = None
@@ -86,60 +102,16 @@ class SkillReplayBuffer(ReplayBuffer):
             next_obs = self.observations[(batch_inds + 1) % self.buffer_size, env_indices]
         else:
             next_obs = self.next_observations[batch_inds, env_indices]
-        actions = self.actions[batch_inds, env_indices]
-        dones = self.dones[batch_inds, env_indices] * (1 - self.timeouts[batch_inds, env_indices])
         to = self.to_torch
-        return SkillReplayBufferSamples(
-            observations=to(self._normalize_obs(self.observations[batch_inds, env_indices], env)),  # type: ignore[arg-type]
-            skills=to(np.rint(actions[:, 0])).long(),
-            args=to(actions[:, 1:]),
-            next_observations=to(self._normalize_obs(next_obs, env)),  # type: ignore[arg-type]
-            dones=to(dones.reshape(-1, 1)),
-            rewards=to(self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)),
-            skill_steps=to(self.skill_steps[batch_inds, env_indices].reshape(-1, 1)),
-        )
+        return self._skill_samples(
+            batch_inds, env_indices,
+            to(self._normalize_obs(self.observations[batch_inds, env_indices], env)),  # type: ignore[arg-type]
+            to(self._normalize_obs(next_obs, env)), env)  # type: ignore[arg-type]
 
 
-class SkillDictReplayBuffer(DictReplayBuffer):
+class SkillDictReplayBuffer(_SkillActions, DictReplayBuffer):
     """:class:`SkillReplayBuffer` for ``Dict`` observations, such as a language-conditioned skill env's
     ``{"state" or "pixels": ..., "instruction": ...}``; samples hold a dict of tensors per observation."""
-
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Dict,
-        action_space: spaces.Space,
-        device: th.device | str = "auto",
-        n_envs: int = 1,
-        optimize_memory_usage: bool = False,
-        handle_timeout_termination: bool = True,
-    ):
-        self.n_skills, self.arg_dim = check_skill_action_space(action_space)
-        self.skill_action_space = action_space
-        flat = spaces.Box(-np.inf, np.inf, (1 + self.arg_dim,), np.float32)
-        super().__init__(
-            buffer_size,
-            observation_space,
-            flat,
-            device=device,
-            n_envs=n_envs,
-            optimize_memory_usage=optimize_memory_usage,
-            handle_timeout_termination=handle_timeout_termination,
-        )
-        self.skill_steps = np.ones((self.buffer_size, self.n_envs), dtype=np.float32)
-
-    def add(
-        self,
-        obs: dict[str, np.ndarray],
-        next_obs: dict[str, np.ndarray],
-        action: np.ndarray,
-        reward: np.ndarray,
-        done: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
-        """As :meth:`SkillReplayBuffer.add`, with a dict of arrays per observation."""
-        self.skill_steps[self.pos] = [max(1, int(info.get("skill_steps", 1))) for info in infos]
-        super().add(obs, next_obs, action, reward, done, infos)
 
     def _get_samples(
         self, batch_inds: np.ndarray, env: VecNormalize | None = None
@@ -147,15 +119,7 @@ class SkillDictReplayBuffer(DictReplayBuffer):
         env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
         obs = self._normalize_obs({k: v[batch_inds, env_indices] for k, v in self.observations.items()}, env)
         next_obs = self._normalize_obs({k: v[batch_inds, env_indices] for k, v in self.next_observations.items()}, env)
-        actions = self.actions[batch_inds, env_indices]
-        dones = self.dones[batch_inds, env_indices] * (1 - self.timeouts[batch_inds, env_indices])
-        to = self.to_torch
-        return SkillReplayBufferSamples(
-            observations={k: to(v) for k, v in obs.items()},  # type: ignore[union-attr]
-            skills=to(np.rint(actions[:, 0])).long(),
-            args=to(actions[:, 1:]),
-            next_observations={k: to(v) for k, v in next_obs.items()},  # type: ignore[union-attr]
-            dones=to(dones.reshape(-1, 1)),
-            rewards=to(self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)),
-            skill_steps=to(self.skill_steps[batch_inds, env_indices].reshape(-1, 1)),
-        )
+        return self._skill_samples(
+            batch_inds, env_indices,
+            {k: self.to_torch(v) for k, v in obs.items()},  # type: ignore[union-attr]
+            {k: self.to_torch(v) for k, v in next_obs.items()}, env)  # type: ignore[union-attr]
