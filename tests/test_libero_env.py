@@ -108,3 +108,38 @@ def test_a_scripted_episode_puts_the_bowl_on_the_plate(env):
     phases = [PHASES[i] for i in episode.subtasks]
     assert phases[0] == "reach" and "grasp" in phases and phases[-1] in ("lower", "release")
     assert np.all(np.diff(episode.subtasks) >= 0)  # the phases follow one another in order
+
+
+def test_without_pixels_the_states_and_the_drawn_frame_match_the_rendering_env(env):
+    lean = LiberoTaskEnv("libero_spatial", task=0, pixels=False)
+    rendered, _ = env.reset(seed=3)
+    state, _ = lean.reset(seed=3)
+    assert "pixels" not in state and np.array_equal(state["state"], rendered["state"])
+    assert lean.robosuite_env.sim._render_context_offscreen is None  # no renderer until a frame is asked for
+    action = np.array([0.3, -0.2, 0.1, 0, 0, 0, -1.0])
+    for _ in range(5):
+        rendered, *_ = env.step(action)
+        state, *_ = lean.step(action)
+    assert np.array_equal(state["state"], rendered["state"])
+    assert np.abs(lean.render_frame().astype(int) - rendered["pixels"][-1].astype(int)).mean() < 1.0
+    # two renderers in one process: each env draws with its own (robosuite draws with the current one)
+    rendered, *_ = env.step(action)
+    lean.step(action)
+    assert np.abs(lean.render_frame().astype(int) - rendered["pixels"][-1].astype(int)).mean() < 1.0
+    lean.close()
+
+
+def test_live_tasks_bounds_the_kept_simulations_and_a_rebuilt_task_replays_exactly():
+    require_libero()
+    env = LiberoTaskEnv("libero_spatial", task=None, pixels=False, embed_instruction=False, live_tasks=1)
+    first, info = env.reset(seed=0, options={"task": 0})
+    action = np.array([0.2, 0.1, -0.1, 0, 0, 0, 1.0])
+    after = env.step(action)[0]
+    env.reset(seed=0, options={"task": 1})
+    assert list(env._envs) == [1]  # task 0's simulation was closed
+    again, info_again = env.reset(seed=0, options={"task": 0})
+    assert list(env._envs) == [0] and info_again["init_state"] == info["init_state"]
+    assert np.array_equal(again["state"], first["state"]) and np.array_equal(env.step(action)[0]["state"], after["state"])
+    with pytest.raises(ValueError, match="live_tasks"):
+        LiberoTaskEnv("libero_spatial", live_tasks=0)
+    env.close()

@@ -30,6 +30,7 @@ def make_skill_libero(
     record_frames: bool = False,
     render_mode: str | None = None,
     low_level_steps: int = MAX_EPISODE_STEPS,
+    live_tasks: int | None = None,
     assets: str | os.PathLike | None = None,
 ) -> gym.Env:
     """A LIBERO suite (a task drawn per reset, or the fixed ``task``) in the space of the skill library ``library``.
@@ -41,7 +42,9 @@ def make_skill_libero(
     size and frame stack for a pixel library, the 15-d proprioceptive state for a state library, which
     then renders no frames (the instruction embedding is in the low-level observation either way). Skills run at most
     ``max_skill_steps`` low-level steps (default: the library's; the paper's LIBERO skills are at most
-    40 long); ``low_level_steps`` is the task's time limit (300).
+    40 long); ``low_level_steps`` is the task's time limit (300). Each task's simulation is kept once
+    built (about 0.4 GB each for a state library, 0.8 GB for a pixel one); ``live_tasks`` bounds how many
+    (:class:`~skillgym.tasks.libero.LiberoTaskEnv`).
     """
     suite = suite_name(suite)
     if library is None:
@@ -57,7 +60,7 @@ def make_skill_libero(
     low = LiberoTaskEnv(
         suite=suite, task=task, image_size=lib.config.image_size if pixels else 84,
         frame_stack=lib.config.frame_stack if pixels else 1, max_episode_steps=low_level_steps,
-        pixels=pixels, assets=assets, render_mode=render_mode,
+        pixels=pixels, live_tasks=live_tasks, assets=assets, render_mode=render_mode,
     )
     env = SkillSpaceEnv(low, lib, max_skill_steps=max_skill_steps, record_frames=record_frames,
                         progress_threshold=progress_threshold or DEFAULT_PROGRESS_THRESHOLD)

@@ -258,14 +258,19 @@ class LiberoTaskEnv(gym.Env):
         max_episode_steps: time limit (truncation).
         embed_instruction: put the embedded instruction in the observation (needs the sentence model).
         pixels: render the camera into ``pixels``; without, steps cost a fraction (rendering is most of
-            a step) and ``render()`` still draws a frame on demand.
+            a step), no renderer is built until ``render()`` draws a frame, and each task's simulation
+            takes about half the memory.
+        live_tasks: at most this many tasks' robosuite envs are kept (least recently used closed first;
+            default all). Each takes about 0.4 GB without ``pixels`` and 0.8 GB with; rebuilding one
+            costs about 2 s. With a task drawn per reset over a suite of ten, bound this when memory is
+            short (several envs or processes).
         assets: LIBERO's assets folder (default: ``$SKILLGYM_LIBERO_ASSETS`` or the installed ones).
 
     ``reset(seed=s)`` is deterministic: the task (if drawn) and LIBERO's initial state are drawn
     from the seed; ``options={"task": t, "init_state": i}`` choose them instead. ``info`` holds
     ``task`` (name), ``instruction`` (text), ``init_state`` (index), ``success`` (LIBERO's check)
     and ``satisfied`` (goal predicates that have held this episode, of ``num_predicates``).
-    The robosuite env of each task is built once and kept.
+    The robosuite env of each task is built at its first reset and kept (see ``live_tasks``).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -279,6 +284,7 @@ class LiberoTaskEnv(gym.Env):
         max_episode_steps: int = MAX_EPISODE_STEPS,
         embed_instruction: bool = True,
         pixels: bool = True,
+        live_tasks: int | None = None,
         assets: str | os.PathLike | None = None,
         render_mode: str | None = None,
     ):
@@ -288,6 +294,8 @@ class LiberoTaskEnv(gym.Env):
             raise ValueError(f"frame_stack must be >= 1, got {frame_stack}")
         if max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
+        if live_tasks is not None and live_tasks < 1:
+            raise ValueError(f"live_tasks must be >= 1 or None, got {live_tasks}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.suite = suite_name(suite)
@@ -295,7 +303,7 @@ class LiberoTaskEnv(gym.Env):
         self.tasks = suite_tasks(self.suite)
         self.image_size, self.frame_stack = image_size, frame_stack
         self.max_episode_steps, self.render_mode = max_episode_steps, render_mode
-        self.embed_instruction, self.pixels = embed_instruction, pixels
+        self.embed_instruction, self.pixels, self.live_tasks = embed_instruction, pixels, live_tasks
         self._fixed_task: int | None = None
         self.set_task(task)
 
@@ -344,21 +352,32 @@ class LiberoTaskEnv(gym.Env):
 
     def _task_env(self, index: int) -> tuple[int, Any]:
         if index not in self._envs:
-            from libero.libero.envs import OffScreenRenderEnv
+            self._build_task_env(index)
+        self._envs[index] = env = self._envs.pop(index)  # most recently used last
+        context = env.env.sim._render_context_offscreen
+        if context is not None:  # robosuite renders into whichever GL context is current, not the sim's own
+            context.gl_ctx.make_current()
+        return index, env
 
-            try:
-                self._envs[index] = OffScreenRenderEnv(
-                    bddl_file_name=str(task_bddl(self.suite, self.tasks[index])), camera_names=["agentview"],
-                    camera_heights=self.image_size, camera_widths=self.image_size, hard_reset=False,
-                    ignore_done=True,
-                )
-            except FileNotFoundError as e:
-                raise LiberoUnavailable(
-                    f"{self.tasks[index]} needs a file that is not in LIBERO's assets folder {self.assets} ({e}); "
-                    "pip install 'skillgym[libero]' installs all of LIBERO's assets"
-                ) from e
-            self._envs[index].env.modify_observable(CAMERA_OBSERVABLE, "enabled", self.pixels)
-        return index, self._envs[index]
+    def _build_task_env(self, index: int) -> None:
+        from libero.libero.envs.env_wrapper import ControlEnv
+
+        # The running episode's task is never closed (reset sets the new task before building it).
+        idle = [i for i in self._envs if i != self._task]
+        while self.live_tasks is not None and idle and len(self._envs) >= self.live_tasks:
+            self._envs.pop(idle.pop(0)).close()
+        try:
+            env = ControlEnv(
+                bddl_file_name=str(task_bddl(self.suite, self.tasks[index])), camera_names=["agentview"],
+                camera_heights=self.image_size, camera_widths=self.image_size, hard_reset=False,
+                ignore_done=True, has_renderer=False, has_offscreen_renderer=self.pixels, use_camera_obs=self.pixels,
+            )
+        except FileNotFoundError as e:
+            raise LiberoUnavailable(
+                f"{self.tasks[index]} needs a file that is not in LIBERO's assets folder {self.assets} ({e}); "
+                "pip install 'skillgym[libero]' installs all of LIBERO's assets"
+            ) from e
+        self._envs[index] = env
 
     def _instruction_of(self, index: int) -> tuple[str, np.ndarray | None]:
         if index not in self._instructions:
@@ -394,6 +413,11 @@ class LiberoTaskEnv(gym.Env):
         if self._frames:
             return self._frames[-1].copy()
         sim = self.robosuite_env.sim
+        if sim._render_context_offscreen is None:  # built without a renderer: attach one, as robosuite would
+            from robosuite.utils.binding_utils import MjRenderContextOffscreen
+
+            context = MjRenderContextOffscreen(sim, device_id=-1)
+            context.vopt.geomgroup[0], context.vopt.geomgroup[1] = 0, 1  # visual meshes, not collision ones
         return upright(sim.render(camera_name="agentview", width=self.image_size, height=self.image_size))
 
     # -- gymnasium API ---------------------------------------------------------------------------
@@ -432,7 +456,8 @@ class LiberoTaskEnv(gym.Env):
         outside = np.random.get_state()
         np.random.seed(int(self.np_random.integers(2**31)))
         # Only the settled scene is seen: the frames on the way there are not rendered.
-        env.env.modify_observable(CAMERA_OBSERVABLE, "enabled", False)
+        if self.pixels:
+            env.env.modify_observable(CAMERA_OBSERVABLE, "enabled", False)
         try:
             env.reset()
             for robot in env.env.robots:  # a kept robosuite env remembers the last gripper command
@@ -442,7 +467,8 @@ class LiberoTaskEnv(gym.Env):
                 env.step(np.zeros(ACTION_DIM))
         finally:
             np.random.set_state(outside)
-            env.env.modify_observable(CAMERA_OBSERVABLE, "enabled", self.pixels)
+            if self.pixels:
+                env.env.modify_observable(CAMERA_OBSERVABLE, "enabled", True)
         raw = env.env._get_observations(force_update=True)
         self._frames.clear()
         self._absorb(raw)
