@@ -143,3 +143,45 @@ def test_live_tasks_bounds_the_kept_simulations_and_a_rebuilt_task_replays_exact
     with pytest.raises(ValueError, match="live_tasks"):
         LiberoTaskEnv("libero_spatial", live_tasks=0)
     env.close()
+
+
+def test_object_positions_in_the_state_the_recording_and_a_state_library(tmp_path):
+    require_libero()
+    from skillgym.data.libero import LiberoDataArgs, record_libero_episode
+
+    env = LiberoTaskEnv("libero_spatial", task=None, pixels=False, embed_instruction=False, object_positions=True,
+                        live_tasks=1)
+    assert env.objects == ("akita_black_bowl_1", "akita_black_bowl_2", "cookies_1", "glazed_rim_porcelain_ramekin_1",
+                           "plate_1")
+    obs, _ = env.reset(seed=0, options={"task": 0, "init_state": 0})
+    assert obs["state"].shape == (STATE_DIM + 15,) and env.observation_space.contains(obs)
+    raw = env.robosuite_env._get_observations(force_update=True)
+    assert np.array_equal(obs["state"][STATE_DIM:STATE_DIM + 3], raw["akita_black_bowl_1_pos"])
+    assert np.array_equal(obs["state"][-3:], raw["plate_1_pos"])
+    moved, _ = env.reset(seed=0, options={"task": 0, "init_state": 1})
+    assert not np.allclose(moved["state"][STATE_DIM:], obs["state"][STATE_DIM:])  # initial states move the objects
+    env.close()
+    recorder = LiberoTaskEnv("libero_spatial", task=0, frame_stack=1, embed_instruction=False, object_positions=True)
+    episode, success = record_libero_episode(recorder, task=0, index=0, seed=0)
+    assert success and episode.states.shape == (episode.num_steps + 1, STATE_DIM + 15)
+    assert np.linalg.norm(episode.states[-1, -3:] - episode.states[0, -3:]) < 0.01  # the plate stays put
+    recorder.close()
+
+    with pytest.raises(ValueError, match="differ: fix one with task="):
+        LiberoTaskEnv("libero_object", task=None, object_positions=True)
+    fixed = LiberoTaskEnv("libero_object", task=0, object_positions=True)
+    with pytest.raises(ValueError, match="other objects"):
+        fixed.set_task(1)
+    with pytest.raises(ValueError, match="scripted recordings"):
+        LiberoDataArgs(out=tmp_path / "data", demos=(__file__,), object_positions=True)
+
+    library = SkillLibrary.build(LibraryConfig(num_skills=3, state_dim=STATE_DIM + 15, action_dim=7, max_skill_steps=5))
+    library.save(tmp_path / "library")
+    skill_env = gym.make("SkillLibero-Spatial-v0", library=str(tmp_path / "library"), task=0)
+    obs, _ = skill_env.reset(seed=0)
+    assert obs.shape == (STATE_DIM + 15,)
+    check_env(skill_env.unwrapped, skip_render_check=True)
+    skill_env.close()
+    SkillLibrary.build(LibraryConfig(num_skills=3, state_dim=STATE_DIM + 4, action_dim=7)).save(tmp_path / "odd")
+    with pytest.raises(ValueError, match=r"observes a 19-d state.*observes 30"):
+        gym.make("SkillLibero-Spatial-v0", library=str(tmp_path / "odd"), task=0)

@@ -56,6 +56,9 @@ class LiberoDataArgs:
     """scripted episodes per task"""
     seed: int = 0
     """scripted episode i of task t depends only on (seed, t, i)"""
+    object_positions: bool = False
+    """record the state with the objects' positions appended (LiberoTaskEnv's object_positions), for a state
+    library that sees where things are; scripted recordings only"""
     overwrite: bool = False
     """replace an existing dataset at --out (only a folder skillgym wrote)"""
 
@@ -72,6 +75,9 @@ class LiberoDataArgs:
             missing = [d for d in self.demos if not Path(d).is_file()]
             if missing:
                 raise FileNotFoundError(f"no LIBERO demonstration file at {', '.join(missing)}")
+            if self.object_positions:
+                raise ValueError("object_positions applies to scripted recordings: LIBERO's files store the "
+                                 "proprioception per step, not the objects' positions")
 
 
 @dataclass
@@ -264,7 +270,7 @@ def record_libero(args: LiberoDataArgs) -> LiberoReport:
         for task in tasks:
             # One simulation per task, closed before the next: ten kept at once would hold ten scenes.
             env = LiberoTaskEnv(SCRIPTED_SUITE, task=task, image_size=IMAGE_SIZE, frame_stack=1,
-                                embed_instruction=False)
+                                embed_instruction=False, object_positions=args.object_positions)
             name = env.tasks[task]
             kept = []
             for index in range(args.episodes):
@@ -291,7 +297,8 @@ def record_libero(args: LiberoDataArgs) -> LiberoReport:
         write_minari_dataset(args.out, chunks(), IMAGE_SIZE, description=(
             f"skillgym scripted LIBERO demonstrations: pick the black bowl and place it on the plate in the "
             f"{SCRIPTED_SUITE} tasks {list(tasks)}, {args.episodes} attempts per task, seed {args.seed}, successful "
-            f"episodes only; infos/subtask = index into {list(PHASES)}."),
+            f"episodes only; infos/subtask = index into {list(PHASES)}"
+            + ("; state = proprioception followed by the objects' positions." if args.object_positions else ".")),
             dataset_id=LIBERO_SCRIPTED_DATASET_ID, overwrite=args.overwrite, finalize=finalize)
     finally:
         progress.close()

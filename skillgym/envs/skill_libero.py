@@ -15,7 +15,7 @@ import gymnasium as gym
 from skillgym.envs.skill_kitchen import ASSETS
 from skillgym.envs.skill_space import DEFAULT_PROGRESS_THRESHOLD, SkillSpaceEnv
 from skillgym.skills.library import SkillLibrary
-from skillgym.tasks.libero import MAX_EPISODE_STEPS, LiberoTaskEnv, suite_name
+from skillgym.tasks.libero import MAX_EPISODE_STEPS, STATE_DIM, LiberoTaskEnv, suite_name
 
 # The suites with a bundled library, which ``library=None`` takes.
 BUNDLED_LIBERO_LIBRARIES = {"libero_spatial": ASSETS / "libero-spatial"}
@@ -39,8 +39,9 @@ def make_skill_libero(
     need a library folder).
 
     The low-level env observes what the library's priors expect: frames at the library's image
-    size and frame stack for a pixel library, the 15-d proprioceptive state for a state library, which
-    then renders no frames (the instruction embedding is in the low-level observation either way). Skills run at most
+    size and frame stack for a pixel library, the 15-d proprioceptive state for a state library (with the
+    objects' positions after it if the library's state is longer: data recorded with
+    ``skillgym data libero --object-positions``), which then renders no frames (the instruction embedding is in the low-level observation either way). Skills run at most
     ``max_skill_steps`` low-level steps (default: the library's; the paper's LIBERO skills are at most
     40 long); ``low_level_steps`` is the task's time limit (300). Each task's simulation is kept once
     built (about 0.4 GB each for a state library, 0.8 GB for a pixel one); ``live_tasks`` bounds how many
@@ -60,8 +61,13 @@ def make_skill_libero(
     low = LiberoTaskEnv(
         suite=suite, task=task, image_size=lib.config.image_size if pixels else 84,
         frame_stack=lib.config.frame_stack if pixels else 1, max_episode_steps=low_level_steps,
-        pixels=pixels, live_tasks=live_tasks, assets=assets, render_mode=render_mode,
+        pixels=pixels, object_positions=not pixels and lib.config.state_dim != STATE_DIM, live_tasks=live_tasks,
+        assets=assets, render_mode=render_mode,
     )
+    state_dim = low.observation_space["state"].shape[0]
+    if not pixels and state_dim != lib.config.state_dim:
+        raise ValueError(f"{library} observes a {lib.config.state_dim}-d state; the {suite} env observes {state_dim} "
+                         f"({STATE_DIM} of proprioception and 3 per object of {', '.join(low.objects) or 'none'})")
     env = SkillSpaceEnv(low, lib, max_skill_steps=max_skill_steps, record_frames=record_frames,
                         progress_threshold=progress_threshold or DEFAULT_PROGRESS_THRESHOLD)
     env.library_path = str(library)

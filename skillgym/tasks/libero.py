@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -233,6 +234,15 @@ def load_init_states(suite: str, task: str) -> np.ndarray:
     return states
 
 
+@functools.cache
+def task_objects(suite: str, task: str) -> tuple[str, ...]:
+    """The movable objects of a task (its BDDL file's ``:objects``), sorted by name."""
+    from libero.libero.envs.bddl_utils import robosuite_parse_problem
+
+    problem = robosuite_parse_problem(str(task_bddl(suite, task)))
+    return tuple(sorted(name for names in problem["objects"].values() for name in names))
+
+
 def proprio_state(obs: dict[str, np.ndarray]) -> np.ndarray:
     """The 15-d ``state`` observation from robosuite's observation dict (see ``PROPRIO_KEYS``)."""
     from robosuite.utils.transform_utils import quat2axisangle
@@ -260,6 +270,10 @@ class LiberoTaskEnv(gym.Env):
         pixels: render the camera into ``pixels``; without, steps cost a fraction (rendering is most of
             a step), no renderer is built until ``render()`` draws a frame, and each task's simulation
             takes about half the memory.
+        object_positions: append the world positions (3 each) of the task's movable objects, sorted
+            by name (:func:`task_objects`), to ``state``, so that a state library sees where things
+            are; every task the env runs must have the same objects (true of libero_spatial and
+            libero_goal, not of libero_object or libero_10, whose tasks it must then fix).
         live_tasks: at most this many tasks' robosuite envs are kept (least recently used closed first;
             default all). Each takes about 0.4 GB without ``pixels`` and 0.8 GB with; rebuilding one
             costs about 2 s. With a task drawn per reset over a suite of ten, bound this when memory is
@@ -284,6 +298,7 @@ class LiberoTaskEnv(gym.Env):
         max_episode_steps: int = MAX_EPISODE_STEPS,
         embed_instruction: bool = True,
         pixels: bool = True,
+        object_positions: bool = False,
         live_tasks: int | None = None,
         assets: str | os.PathLike | None = None,
         render_mode: str | None = None,
@@ -304,13 +319,21 @@ class LiberoTaskEnv(gym.Env):
         self.image_size, self.frame_stack = image_size, frame_stack
         self.max_episode_steps, self.render_mode = max_episode_steps, render_mode
         self.embed_instruction, self.pixels, self.live_tasks = embed_instruction, pixels, live_tasks
+        self.objects: tuple[str, ...] = ()
+        if object_positions:
+            runs = [resolve_task(self.suite, task)[1]] if task is not None else list(self.tasks)
+            kinds = {task_objects(self.suite, name) for name in runs}
+            if len(kinds) > 1:
+                raise ValueError(f"object_positions needs the same objects in every task, and the tasks of {self.suite} "
+                                 "differ: fix one with task=")
+            self.objects = kinds.pop()
         self._fixed_task: int | None = None
         self.set_task(task)
 
         self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
         shape = (image_size, image_size, 3) if frame_stack == 1 else (frame_stack, image_size, image_size, 3)
         entries: dict[str, spaces.Space] = {"pixels": spaces.Box(0, 255, shape, np.uint8)} if pixels else {}
-        entries["state"] = spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float64)
+        entries["state"] = spaces.Box(-np.inf, np.inf, (STATE_DIM + 3 * len(self.objects),), np.float64)
         if embed_instruction:
             entries[INSTRUCTION_KEY] = spaces.Box(-1.0, 1.0, (EMBEDDING_DIM,), np.float32)
         self.observation_space = spaces.Dict(entries)
@@ -329,7 +352,15 @@ class LiberoTaskEnv(gym.Env):
     # -- tasks ---------------------------------------------------------------------------------
     def set_task(self, task: int | str | None) -> None:
         """Fix the task (index or name) or, with None, draw one per reset; takes effect at the next reset."""
-        self._fixed_task = None if task is None else resolve_task(self.suite, task)[0]
+        self._fixed_task = None if task is None else self._runnable(task)
+
+    def _runnable(self, task: int | str) -> int:
+        """The task's index, once checked to have the objects whose positions ``state`` holds."""
+        index, name = resolve_task(self.suite, task)
+        if self.objects and task_objects(self.suite, name) != self.objects:
+            raise ValueError(f"{name} has other objects than the {len(self.objects)} whose positions this env's state "
+                             f"holds ({', '.join(self.objects)})")
+        return index
 
     @property
     def task_name(self) -> str:
@@ -431,6 +462,8 @@ class LiberoTaskEnv(gym.Env):
 
     def _absorb(self, raw: dict[str, np.ndarray]) -> None:
         self._state = proprio_state(raw)
+        if self.objects:
+            self._state = np.concatenate([self._state, *(raw[f"{name}_pos"] for name in self.objects)])
         if self.pixels:
             self._frames.append(upright(raw["agentview_image"]))
 
@@ -438,7 +471,7 @@ class LiberoTaskEnv(gym.Env):
         super().reset(seed=seed)
         options = dict(options or {})
         if "task" in options:
-            index = resolve_task(self.suite, options["task"])[0]
+            index = self._runnable(options["task"])
         elif self._fixed_task is not None:
             index = self._fixed_task
         else:
