@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from skillgym.envs.skill_space import SkillSpaceEnv
 from skillgym.extract.labels import SkillLabels
 from skillgym.rl.skill_sac import SkillSAC
 from skillgym.skills.library import SkillLibrary
-from skillgym.tasks.kitchen import ALL_TASKS, BONUS_THRESH, DEFAULT_TASKS, KitchenTaskEnv
+from skillgym.tasks.kitchen import ALL_TASKS, BONUS_THRESH, DEFAULT_TASKS, KitchenTaskEnv, task_order
 
 
 def eval_task_ceiling(outcomes: list[dict]) -> float:
@@ -325,7 +326,8 @@ def data_report(library: SkillLibrary) -> dict[str, Any] | None:
 
 
 def stall_search(library: SkillLibrary, done: int, samples: int = 16, follow: int = 2, seed: int = 0,
-                 policy: str | None = None, episode_steps: int = 280, reset_seed: int = 0) -> dict[str, Any]:
+                 policy: str | None = None, episode_steps: int = 280, reset_seed: int = 0,
+                 tasks: Sequence[str] = DEFAULT_TASKS) -> dict[str, Any]:
     """Can any skill of the library do the next subtask from where the greedy chain stops?
 
     Runs the greedy prior chain (argmax d, mean z; or a SkillSAC ``policy``'s deterministic
@@ -335,9 +337,9 @@ def stall_search(library: SkillLibrary, done: int, samples: int = 16, follow: in
     greedy skills, and counts whether the next subtask got done. If no (skill, z) does it, no
     policy over this library can, whatever the RL algorithm.
     """
-    low = KitchenTaskEnv(tasks=DEFAULT_TASKS, ordered=True, max_episode_steps=episode_steps)
+    low = KitchenTaskEnv(tasks=tasks, ordered=True, max_episode_steps=episode_steps)
     env = SkillSpaceEnv(low, library, progress_threshold=0.95)
-    target = DEFAULT_TASKS[done]
+    target = tasks[done]
 
     def prior_greedy(obs: np.ndarray) -> tuple[int, np.ndarray]:
         logits, mean, _ = library.prior(obs[None])
@@ -415,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("library")
     p.add_argument("--episodes", type=int, default=0, help="prior-rollout episodes (0: none)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--task", type=task_order, default=DEFAULT_TASKS, metavar="NAME",
+                   help="the ordered task of the prior rollouts and the stall search: a name of the task suite "
+                        "(default, kettle-cabinets, ...) or subtasks joined by '+'")
     p.add_argument("--threshold", type=float, default=None,
                    help="progress threshold that ends a skill (default: SkillSpaceEnv's)")
     p.add_argument("--greedy", action="store_true", help="argmax skill and mean z instead of sampling")
@@ -459,10 +464,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"data": data_report(library)}, indent=2))
     if args.stall_search is not None:
         print(json.dumps({"stall_search": stall_search(library, args.stall_search, args.samples, args.follow,
-                                                       args.seed, args.policy, args.episode_steps)}, indent=2))
+                                                       args.seed, args.policy, args.episode_steps,
+                                                       tasks=args.task)}, indent=2))
     if args.episodes > 0:
         r = prior_rollouts(library, episodes=args.episodes, seed=args.seed,
-                           progress_threshold=args.threshold, greedy=args.greedy, z_scale=args.z_scale)
+                           progress_threshold=args.threshold, greedy=args.greedy, z_scale=args.z_scale,
+                           tasks=args.task)
         ceiling = data_ceiling(library)
         if ceiling is not None:
             r["data_ceiling"] = ceiling

@@ -84,8 +84,9 @@ def skill_env_rollouts(env: gym.Env, episodes: int = 10, seed: int = 0,
 
 def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
                    progress_threshold: float | None = None, max_steps: int = 280,
-                   greedy: bool = False, z_scale: float | Sequence[float] = 1.0) -> dict[str, Any]:
-    """Run the priors alone (no RL) in the kitchen evaluation task; count subtasks completed.
+                   greedy: bool = False, z_scale: float | Sequence[float] = 1.0,
+                   tasks: Sequence[str] = DEFAULT_TASKS) -> dict[str, Any]:
+    """Run the priors alone (no RL) in the ordered kitchen task ``tasks``; count subtasks completed.
 
     Skills execute through :class:`~skillgym.envs.skill_space.SkillSpaceEnv`, exactly as an
     agent's would. ``greedy`` picks argmax d and the prior mean z instead of sampling;
@@ -101,7 +102,7 @@ def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
     if scale.shape != (cfg.z_dim,):
         raise ValueError(f"z_scale: one number or one per z dim ({cfg.z_dim} of them), got {z_scale!r}")
     pixels = cfg.obs_kind == "pixels"
-    low = KitchenTaskEnv(tasks=DEFAULT_TASKS, ordered=True, max_episode_steps=max_steps, pixels=pixels,
+    low = KitchenTaskEnv(tasks=tasks, ordered=True, max_episode_steps=max_steps, pixels=pixels,
                          image_size=cfg.image_size, frame_stack=cfg.frame_stack if pixels else 1)
     threshold = DEFAULT_PROGRESS_THRESHOLD if progress_threshold is None else progress_threshold
     env = SkillSpaceEnv(low, library, progress_threshold=threshold)
@@ -119,7 +120,7 @@ def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
                 skill_lengths.append(info["skill_steps"])
                 done_any.update(t for t in ALL_TASKS if low.task_done(t))
             ordered.append(info["num_completed"])
-            unordered.append(len(done_any & set(DEFAULT_TASKS)))
+            unordered.append(len(done_any & set(tasks)))
             any_task.append(len(done_any))
     finally:
         env.close()
@@ -128,7 +129,7 @@ def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
         "greedy": greedy,
         "z_scale": float(z_scale) if np.ndim(z_scale) == 0 else scale.tolist(),
         "progress_threshold": threshold,
-        "tasks": list(DEFAULT_TASKS),
+        "tasks": list(tasks),
         "ordered_subtasks": ordered,
         "ordered_mean": float(np.mean(ordered)),
         "unordered_subtasks": unordered,
