@@ -130,3 +130,5 @@ def test_prior_rollouts_in_kitchen(tmp_path):
     assert per_dim["skill_histogram"] == r0["skill_histogram"]
     with pytest.raises(ValueError, match="one per z dim"):
         prior_rollouts(lib, episodes=1, max_steps=40, z_scale=[1.0, 0.0])
+    other = prior_rollouts(lib, episodes=1, max_steps=40, tasks=("kettle", "hinge cabinet"))
+    assert other["tasks"] == ["kettle", "hinge cabinet"] and other["unordered_subtasks"][0] <= 2
