@@ -327,7 +327,7 @@ def data_report(library: SkillLibrary) -> dict[str, Any] | None:
 
 def stall_search(library: SkillLibrary, done: int, samples: int = 16, follow: int = 2, seed: int = 0,
                  policy: str | None = None, episode_steps: int = 280, reset_seed: int = 0,
-                 tasks: Sequence[str] = DEFAULT_TASKS) -> dict[str, Any]:
+                 tasks: Sequence[str] = DEFAULT_TASKS, continuations: int = 0) -> dict[str, Any]:
     """Can any skill of the library do the next subtask from where the greedy chain stops?
 
     Runs the greedy prior chain (argmax d, mean z; or a SkillSAC ``policy``'s deterministic
@@ -336,6 +336,10 @@ def stall_search(library: SkillLibrary, done: int, samples: int = 16, follow: in
     box). Each try replays the chain from the same reset, runs the skill, then up to ``follow``
     greedy skills, and counts whether the next subtask got done. If no (skill, z) does it, no
     policy over this library can, whatever the RL algorithm.
+
+    ``continuations`` random chains then run from the stall until the next subtask is done or the
+    episode ends, skills drawn uniformly or from p(d|s) and arguments from p(z|s,d): how often an
+    agent exploring from there meets the reward.
     """
     low = KitchenTaskEnv(tasks=tasks, ordered=True, max_episode_steps=episode_steps)
     env = SkillSpaceEnv(low, library, progress_threshold=0.95)
@@ -396,11 +400,30 @@ def stall_search(library: SkillLibrary, done: int, samples: int = 16, follow: in
                 count += try_skill(d, np.clip(z, -bound, bound))
             hits[scheme].append(count)
             print(f"{scheme:9s} skill {d}: {target} {count}/{samples}", flush=True)
+
+    def random_chain(skills_uniform: bool) -> bool:
+        o, _ = env.reset(seed=reset_seed)
+        for skill, arg in chain:
+            o, *_ = env.step({"skill": skill, "arg": arg})
+        te = tr = False
+        while not (te or tr or low.task_done(target)):
+            lg, mu, ls = library.prior(o[None])
+            p = np.exp(lg[0] - lg[0].max())
+            d = int(rng.integers(library.num_skills)) if skills_uniform else int(rng.choice(len(p), p=p / p.sum()))
+            z = np.clip(mu[0, d] + np.exp(ls[0, d]) * rng.standard_normal(library.z_dim), -bound, bound)
+            o, _, te, tr, _ = env.step({"skill": d, "arg": z.astype(np.float32)})
+        return low.task_done(target)
+
+    chains = {f"{name} skills": sum(random_chain(name == "uniform") for _ in range(continuations))
+              for name in ("uniform", "prior") if continuations}
+    for name, count in chains.items():
+        print(f"random chains, {name}: {target} {count}/{continuations}", flush=True)
     env.close()
     result = {
-        "library": str(library.config.trained_on.get("labels_path", "")), "policy": policy, "target": target, "chain_skills": [d for d, _ in chain],
+        "library": str(library.config.trained_on.get("labels_path", "")), "policy": policy, "tasks": list(tasks),
+        "target": target, "chain_skills": [d for d, _ in chain],
         "prior_d_at_stall": np.round(prior_d / prior_d.sum(), 3).tolist(),
-        "samples_per_skill": samples, "hits": hits,
+        "samples_per_skill": samples, "hits": hits, "random_chains": continuations, "random_chain_hits": chains,
     }
     return result
 
@@ -447,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--follow", type=int, default=2, help="stall search: greedy skills run after the tried one")
     p.add_argument("--policy", default=None, help="stall search: a SkillSAC zip whose deterministic actions build the chain")
     p.add_argument("--episode-steps", type=int, default=280, help="stall search: the task's time limit")
+    p.add_argument("--continuations", type=int, default=0,
+                   help="stall search: also run this many random skill chains from the stall to the episode's end")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     library = SkillLibrary.load(args.library)
@@ -465,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.stall_search is not None:
         print(json.dumps({"stall_search": stall_search(library, args.stall_search, args.samples, args.follow,
                                                        args.seed, args.policy, args.episode_steps,
-                                                       tasks=args.task)}, indent=2))
+                                                       tasks=args.task, continuations=args.continuations)}, indent=2))
     if args.episodes > 0:
         r = prior_rollouts(library, episodes=args.episodes, seed=args.seed,
                            progress_threshold=args.threshold, greedy=args.greedy, z_scale=args.z_scale,
