@@ -60,6 +60,16 @@ def _mean_std(values: list[float | None]) -> str:
     return text if len(done) == len(values) else f"{text} ({len(done)} of {len(values)} seeds)"
 
 
+def mean_over_tasks(per_task: list[list[float | None]]) -> list[float | None]:
+    """Each seed's mean over the tasks, None where one of its tasks has no value.
+
+    Example:
+        >>> mean_over_tasks([[1.0, 2.0, None], [3.0, 3.0, 3.0]])
+        [2.0, 2.5, None]
+    """
+    return [None if None in values else float(np.mean(values)) for values in zip(*per_task, strict=True)]
+
+
 def stopped_before(task: str, completed: list[int]) -> str:
     """``"kettle 3, light switch 5, all done 12"``: how many episodes stopped before each subtask."""
     order = task_order(task)
@@ -169,16 +179,28 @@ def write_results_page(out: Path, runs: list[tuple[str, RunSpec]], command: str)
     tasks = list(dict.fromkeys(spec.task for _, spec in runs))
     steps, eval_every = runs[0][1].steps, runs[0][1].eval_every
     budgets = [b for b in TABLE_BUDGETS if b < steps] + [steps]
-    rows, numbers = [], []
+    rows: dict[str, list[str]] = {}
+    numbers = []
+    by_label: dict[str, list[tuple[dict[int, list[float | None]], list[float | None]]]] = {}
     for (label, task), results in grouped.items():
         curves = [r["curve"] if r else None for r in results]
         at = {b: [value_at(c, b) if c else None for c in curves] for b in budgets}
         success = [value_at(c, steps, "success_rate") if c else None for c in curves]
-        rows.append(f"| {label} | {task} | " + " | ".join(_mean_std(at[b]) for b in budgets)
-                    + f" | {_mean_std(success)} |")
+        rows.setdefault(label, []).append(f"| {label} | {task} | " + " | ".join(_mean_std(at[b]) for b in budgets)
+                                          + f" | {_mean_std(success)} |")
         numbers.append({"method": label, "task": task, "seeds": len(results),
                         "finished": sum(r is not None for r in results),
                         "subtasks": {str(b): at[b] for b in budgets}, "success_rate": success})
+        by_label.setdefault(label, []).append((at, success))
+    for label, per_task in by_label.items():
+        if len(per_task) > 1:  # the paper's summary over several tasks: each seed's mean over them
+            at = {b: mean_over_tasks([a[b] for a, _ in per_task]) for b in budgets}
+            success = mean_over_tasks([s for _, s in per_task])
+            rows[label].append(f"| {label} | mean of {len(per_task)} tasks | "
+                               + " | ".join(_mean_std(at[b]) for b in budgets) + f" | {_mean_std(success)} |")
+            numbers.append({"method": label, "task": f"mean of {len(per_task)} tasks", "seeds": len(success),
+                            "finished": sum(v is not None for v in success),
+                            "subtasks": {str(b): at[b] for b in budgets}, "success_rate": success})
     stops = []
     for (label, task), results in grouped.items():
         done = [r for r in results if r is not None]
@@ -203,7 +225,7 @@ def write_results_page(out: Path, runs: list[tuple[str, RunSpec]], command: str)
         "",
         f"| method | task | {header} | full-sequence success |",
         "|---" * (3 + len(budgets)) + "|",
-        *rows,
+        *(row for label_rows in rows.values() for row in label_rows),
         "",
         "![learning curves](curves.png)",
         "",
