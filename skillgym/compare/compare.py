@@ -179,12 +179,15 @@ def _progress(runs: list[tuple[str, RunSpec]]) -> int:
 def compare(args: CompareArgs, command: str | None = None) -> dict[str, Any]:
     """Run every (method, task, seed) not finished yet, then write the results page; returns its numbers.
 
+    The page is also rewritten whenever a run finishes, so the runs done so far can be read meanwhile.
+
     Runs that need no demonstrations start at once; the others once the data and the SPiRL library
     are ready. Raises :class:`RunsFailed` (after writing the page) if any run raised.
     """
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = plan_runs(args, *data_paths(args))
+    command = command or command_line("skillgym compare", args)
     failures: dict[str, str] = {}
     context = multiprocessing.get_context("spawn")  # torch and MuJoCo state must not be forked
     with ProcessPoolExecutor(max_workers=min(args.workers, len(runs)), mp_context=context,
@@ -208,8 +211,10 @@ def compare(args: CompareArgs, command: str | None = None) -> dict[str, Any]:
                     if future.exception() is not None:
                         failures[run.out] = f"{type(future.exception()).__name__}: {future.exception()}"
                         tqdm.write(f"  {label} / {run.task} / seed {run.seed} failed: {failures[run.out]}")
+                if finished and pending:  # a long comparison shows its finished runs while the others train
+                    write_results_page(out, runs, command)
                 bar.update(_progress(runs) - bar.n)
-    summary = write_results_page(out, runs, command or command_line("skillgym compare", args))
+    summary = write_results_page(out, runs, command)
     if failures:
         raise RunsFailed(f"{len(failures)} of {len(runs)} runs failed (the page shows the others): "
                          + "; ".join(f"{k}: {v}" for k, v in failures.items()))
