@@ -58,14 +58,15 @@ def decode_window(library: SkillLibrary, env: LiberoTaskEnv, obs: dict, actions:
     return obs, info
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Replay the episodes; returns one ``{"episode", "task", "attempt", "success"}`` per episode."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("library", help="a library trained on `skillgym data libero` data")
     parser.add_argument("--episodes", type=int, default=10, help="the data's first N episodes")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the per-episode results")
     parser.add_argument("--recorded-actions", action="store_true",
                         help="replay the recorded actions alone, open loop (the reference for the decoder's replay)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     library = SkillLibrary.load(args.library)
     if library.encoder is None:
@@ -114,6 +115,7 @@ def main() -> None:
     print(f"{what} of {len(results)} training episodes: {rate:.0%} succeed")
     if args.out is not None:
         args.out.write_text(json.dumps({"library": args.library, "success_rate": rate, "episodes": results}, indent=1))
+    return results
 
 
 if __name__ == "__main__":
