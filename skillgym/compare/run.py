@@ -234,7 +234,7 @@ class Run:
                         reset_num_timesteps=checkpoint is None, tb_log_name="train")
         result = self.evaluate(model, state)
         self.writer.close()
-        payload = {"spec": asdict(self.spec), "steps": self.spec.steps, "curve": state["curve"],
+        payload = {"run": asdict(self.spec), "steps": self.spec.steps, "curve": state["curve"],
                    "final": state["curve"][-1], "final_completed": result["completed"],
                    "skill_lengths": result["skill_lengths"],
                    "final_skills_after_last_subtask": result["skills_after_last_subtask"],
