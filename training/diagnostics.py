@@ -408,8 +408,11 @@ def stall_search(library: SkillLibrary, done: int, samples: int = 16, follow: in
         te = tr = False
         while not (te or tr or low.task_done(target)):
             lg, mu, ls = library.prior(o[None])
-            p = np.exp(lg[0] - lg[0].max())
-            d = int(rng.integers(library.num_skills)) if skills_uniform else int(rng.choice(len(p), p=p / p.sum()))
+            if skills_uniform:
+                d = int(rng.integers(library.num_skills))
+            else:
+                p = np.exp(lg[0] - lg[0].max())
+                d = int(rng.choice(len(p), p=p / p.sum()))
             z = np.clip(mu[0, d] + np.exp(ls[0, d]) * rng.standard_normal(library.z_dim), -bound, bound)
             o, _, te, tr, _ = env.step({"skill": d, "arg": z.astype(np.float32)})
         return low.task_done(target)
