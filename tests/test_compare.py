@@ -24,7 +24,7 @@ RUNS = {
 }
 
 
-def spec_of(method: str, out: Path) -> RunSpec:
+def run_settings(method: str, out: Path) -> RunSpec:
     return RunSpec(task="default", seed=1, eval_every=250, eval_episodes=1, out=str(out), **RUNS[method])
 
 
@@ -34,14 +34,14 @@ def without_wall_time(curve):
 
 @pytest.mark.parametrize("method", sorted(RUNS))
 def test_a_killed_run_resumes_to_the_numbers_of_an_uninterrupted_one(method, tmp_path):
-    straight = train_run(spec_of(method, tmp_path / "straight"))
+    straight = train_run(run_settings(method, tmp_path / "straight"))
 
-    spec = spec_of(method, tmp_path / "killed")
+    settings = run_settings(method, tmp_path / "killed")
     code = ("import json, sys; from skillgym.compare.run import RunSpec, train_run; "
             "train_run(RunSpec(**json.loads(sys.argv[1])))")
-    child = subprocess.Popen([sys.executable, "-c", code, json.dumps(asdict(spec))],
+    child = subprocess.Popen([sys.executable, "-c", code, json.dumps(asdict(settings))],
                              env={**os.environ, "MUJOCO_GL": "egl"}, stderr=subprocess.DEVNULL)
-    state = Path(spec.out) / CHECKPOINT / "state.json"
+    state = Path(settings.out) / CHECKPOINT / "state.json"
     deadline = time.time() + 300
     while time.time() < deadline and child.poll() is None:
         if state.is_file() and json.loads(state.read_text())["extra"]["low_level_steps"] >= 250:
@@ -50,21 +50,21 @@ def test_a_killed_run_resumes_to_the_numbers_of_an_uninterrupted_one(method, tmp
     assert child.poll() is None, "the run ended before it could be killed"
     child.send_signal(signal.SIGKILL)
     child.wait()
-    assert not (Path(spec.out) / "result.json").exists()
+    assert not (Path(settings.out) / "result.json").exists()
 
-    resumed = train_run(spec)
+    resumed = train_run(settings)
     assert without_wall_time(resumed["curve"]) == without_wall_time(straight["curve"])
     assert resumed["policy_sha256"] == straight["policy_sha256"]
     assert len(resumed["curve"]) >= 3  # evaluated at 0, after the kill and at the end
 
 
 def test_a_run_folder_with_other_settings_is_refused(tmp_path):
-    spec = spec_of("sac", tmp_path / "run")
-    Path(spec.out).mkdir()
-    (Path(spec.out) / "notes.txt").write_text("mine")
+    settings = run_settings("sac", tmp_path / "run")
+    Path(settings.out).mkdir()
+    (Path(settings.out) / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="holds no comparison run"):
-        train_run(spec)
-    assert (Path(spec.out) / "notes.txt").read_text() == "mine"
+        train_run(settings)
+    assert (Path(settings.out) / "notes.txt").read_text() == "mine"
 
 
 def test_a_tiny_comparison_writes_the_results_page(kitchen_data, tmp_path):
@@ -128,11 +128,11 @@ def test_a_run_does_not_continue_with_a_retrained_library(tmp_path):
 
     library = tmp_path / "library"
     shutil.copytree(LIBRARY, library)
-    spec = RunSpec(method="extract", task="default", seed=0, steps=20, eval_every=20, eval_episodes=1,
+    settings = RunSpec(method="extract", task="default", seed=0, steps=20, eval_every=20, eval_episodes=1,
                    out=str(tmp_path / "run"), library=str(library))
-    train_run(spec)
+    train_run(settings)
     weights = load_file(str(library / "model.safetensors"))
     weights = {k: v + 1e-3 if v.is_floating_point() else v for k, v in weights.items()}
     save_file(weights, str(library / "model.safetensors"))
     with pytest.raises(FileExistsError, match="library_weights_sha256"):
-        train_run(RunSpec(**{**asdict(spec), "steps": 40}))
+        train_run(RunSpec(**{**asdict(settings), "steps": 40}))

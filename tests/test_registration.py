@@ -70,12 +70,12 @@ def test_libraries_by_name():
     assert skill_env(gym.make("SkillKitchen-v0", library="default")).library_path == str(BUNDLED_LIBRARIES["state"])
 
 
-@pytest.mark.parametrize("spec", ["/nonexistent/library", "agnostc"])
-def test_a_missing_library_error_names_the_choices(spec):
+@pytest.mark.parametrize("library", ["/nonexistent/library", "agnostc"])
+def test_a_missing_library_error_names_the_choices(library):
     with pytest.raises(FileNotFoundError, match=r"missing.*'default'.*'agnostic'.*library folder"):
-        resolve_library(spec)
+        resolve_library(library)
     with pytest.raises(FileNotFoundError, match="'agnostic'"):
-        gym.make("SkillKitchen-v0", library=spec)
+        gym.make("SkillKitchen-v0", library=library)
 
 
 def test_bundled_agnostic_library():

@@ -50,59 +50,59 @@ class Method:
     """False: never steps the env to learn (evaluated once)"""
 
 
-def skill_kitchen(spec: RunSpec) -> gym.Env:
+def skill_kitchen(settings: RunSpec) -> gym.Env:
     """``SkillKitchen-v0`` on the run's task, in the run's library ("default": the bundled one)."""
-    return make_skill_kitchen(library=spec.library, tasks=task_order(spec.task))
+    return make_skill_kitchen(library=settings.library, tasks=task_order(settings.task))
 
 
-def flat_skill_kitchen(spec: RunSpec) -> gym.Env:
+def flat_skill_kitchen(settings: RunSpec) -> gym.Env:
     """The same skill space as one flat ``Box``, for stock agents."""
-    return FlattenSkillAction(skill_kitchen(spec))
+    return FlattenSkillAction(skill_kitchen(settings))
 
 
-def spirl_kitchen(spec: RunSpec) -> gym.Env:
+def spirl_kitchen(settings: RunSpec) -> gym.Env:
     """The task in the SPiRL library's space: every skill runs its 10 steps."""
-    assert spec.library is not None
-    return make_spirl_env(spec.library, tasks=task_order(spec.task))
+    assert settings.library is not None
+    return make_spirl_env(settings.library, tasks=task_order(settings.task))
 
 
-def low_level_kitchen(spec: RunSpec) -> gym.Env:
+def low_level_kitchen(settings: RunSpec) -> gym.Env:
     """The low-level task: 9-d joint actions, 280 steps."""
-    return KitchenTaskEnv(tasks=task_order(spec.task))
+    return KitchenTaskEnv(tasks=task_order(settings.task))
 
 
-def skillsac(spec: RunSpec, env: gym.Env, tensorboard_log: str) -> BaseAlgorithm:
+def skillsac(settings: RunSpec, env: gym.Env, tensorboard_log: str) -> BaseAlgorithm:
     """SkillSAC with ``skillgym train-rl``'s settings."""
-    kwargs = {**TrainRLArgs().skillsac_kwargs(), **spec.agent_kwargs}
-    return SkillSAC("SkillPolicy", env, **kwargs, seed=spec.seed, tensorboard_log=tensorboard_log)
+    kwargs = {**TrainRLArgs().skillsac_kwargs(), **settings.agent_kwargs}
+    return SkillSAC("SkillPolicy", env, **kwargs, seed=settings.seed, tensorboard_log=tensorboard_log)
 
 
-def spirl_skillsac(spec: RunSpec, env: gym.Env, tensorboard_log: str) -> BaseAlgorithm:
+def spirl_skillsac(settings: RunSpec, env: gym.Env, tensorboard_log: str) -> BaseAlgorithm:
     """SkillSAC with one skill: SAC in z with KL to p(z|s), the target scaled to the size of z."""
     kwargs = {**TrainRLArgs().skillsac_kwargs(), **spirl_skillsac_kwargs(env.action_space["arg"].shape[0]),
-              **spec.agent_kwargs}
-    return SkillSAC("SkillPolicy", env, **kwargs, seed=spec.seed, tensorboard_log=tensorboard_log)
+              **settings.agent_kwargs}
+    return SkillSAC("SkillPolicy", env, **kwargs, seed=settings.seed, tensorboard_log=tensorboard_log)
 
 
-def sac(spec: RunSpec, env: gym.Env, tensorboard_log: str) -> BaseAlgorithm:
+def sac(settings: RunSpec, env: gym.Env, tensorboard_log: str) -> BaseAlgorithm:
     """Stock SB3 SAC."""
-    return SAC("MlpPolicy", env, **spec.agent_kwargs, seed=spec.seed, tensorboard_log=tensorboard_log)
+    return SAC("MlpPolicy", env, **settings.agent_kwargs, seed=settings.seed, tensorboard_log=tensorboard_log)
 
 
-def tqc(spec: RunSpec, env: gym.Env, tensorboard_log: str) -> BaseAlgorithm:
+def tqc(settings: RunSpec, env: gym.Env, tensorboard_log: str) -> BaseAlgorithm:
     """Stock sb3-contrib TQC."""
-    return TQC("MlpPolicy", env, **spec.agent_kwargs, seed=spec.seed, tensorboard_log=tensorboard_log)
+    return TQC("MlpPolicy", env, **settings.agent_kwargs, seed=settings.seed, tensorboard_log=tensorboard_log)
 
 
-def behaviour_cloning(spec: RunSpec, model: BaseAlgorithm) -> dict[str, float]:
+def behaviour_cloning(settings: RunSpec, model: BaseAlgorithm) -> dict[str, float]:
     """Train the SAC actor on the demonstrations; returns the BC metrics."""
-    assert spec.dataset is not None and isinstance(model, SAC)
-    return pretrain_actor(model, BCArgs(dataset=spec.dataset, steps=spec.bc_steps, seed=spec.seed, progress=False))
+    assert settings.dataset is not None and isinstance(model, SAC)
+    return pretrain_actor(model, BCArgs(dataset=settings.dataset, steps=settings.bc_steps, seed=settings.seed, progress=False))
 
 
-def behaviour_cloning_for_sac(spec: RunSpec, model: BaseAlgorithm) -> None:
+def behaviour_cloning_for_sac(settings: RunSpec, model: BaseAlgorithm) -> None:
     """BC, then SAC's entropy tuning aimed at the cloned policy's entropy (see ``anchor_entropy``)."""
-    anchor_entropy(model, behaviour_cloning(spec, model)["entropy"])
+    anchor_entropy(model, behaviour_cloning(settings, model)["entropy"])
 
 
 METHODS: dict[str, Method] = {

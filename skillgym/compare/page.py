@@ -102,12 +102,12 @@ def _versions() -> str:
 def _load(runs: list[tuple[str, RunSpec]]) -> dict[tuple[str, str], list[dict[str, Any] | None]]:
     """Results by (method label, task): one entry per seed, None for runs not finished."""
     grouped: dict[tuple[str, str], list[dict[str, Any] | None]] = {}
-    for label, spec in runs:
-        file = Path(spec.out) / RESULT
+    for label, settings in runs:
+        file = Path(settings.out) / RESULT
         result = json.loads(file.read_text()) if file.is_file() else None
-        if result is not None and result["steps"] < spec.steps:
+        if result is not None and result["steps"] < settings.steps:
             result = None
-        grouped.setdefault((label, spec.task), []).append(result)
+        grouped.setdefault((label, settings.task), []).append(result)
     return grouped
 
 
@@ -176,7 +176,7 @@ def _plot_skill_lengths(grouped: dict, out: Path) -> bool:
 def write_results_page(out: Path, runs: list[tuple[str, RunSpec]], command: str) -> dict[str, Any]:
     """Write ``results.md``, ``curves.png``, ``skill_lengths.png`` and ``results.json`` into ``out``."""
     grouped = _load(runs)
-    tasks = list(dict.fromkeys(spec.task for _, spec in runs))
+    tasks = list(dict.fromkeys(settings.task for _, settings in runs))
     steps, eval_every = runs[0][1].steps, runs[0][1].eval_every
     budgets = [b for b in TABLE_BUDGETS if b < steps] + [steps]
     rows: dict[str, list[str]] = {}

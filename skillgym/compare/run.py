@@ -142,12 +142,12 @@ class EvaluateAndCheckpoint(BaseCallback):
         if self.state["low_level_steps"] >= self.next_note:
             self.run.note_progress(self.state["low_level_steps"])
             self.next_note = self.state["low_level_steps"] + PROGRESS_EVERY
-        return self.state["low_level_steps"] < self.run.spec.steps
+        return self.state["low_level_steps"] < self.run.settings.steps
 
     def _on_rollout_start(self) -> None:
         if self.between_episodes and self.state["low_level_steps"] >= self.state["next_eval"]:
             self.run.evaluate(self.model, self.state)
-            self.state["next_eval"] += self.run.spec.eval_every
+            self.state["next_eval"] += self.run.settings.eval_every
             # The env has already been reset for the coming episode: a resumed run resets it again.
             self.state["episode"] = self.run.seeded_env.episode - 1
             self.state["wall_seconds"] = self.run.wall_seconds()
@@ -157,9 +157,9 @@ class EvaluateAndCheckpoint(BaseCallback):
 class Run:
     """Trains, evaluates and checkpoints one :class:`RunSpec` (see the module docstring)."""
 
-    def __init__(self, spec: RunSpec):
-        self.spec = spec
-        self.folder = Path(spec.out)
+    def __init__(self, settings: RunSpec):
+        self.settings = settings
+        self.folder = Path(settings.out)
 
     def wall_seconds(self) -> float:
         """Seconds of training so far, over all the processes that worked on this run."""
@@ -170,7 +170,7 @@ class Run:
 
     def evaluate(self, model: BaseAlgorithm, state: dict[str, Any]) -> dict[str, Any]:
         """Evaluate, add the point to the curve and to TensorBoard; returns the evaluation."""
-        result = evaluate(model, self.eval_env, self.spec.eval_episodes)
+        result = evaluate(model, self.eval_env, self.settings.eval_episodes)
         point = {"low_level_steps": state["low_level_steps"], "subtasks_mean": result["subtasks_mean"],
                  "subtasks_std": result["subtasks_std"], "success_rate": result["success_rate"],
                  "wall_seconds": self.wall_seconds()}
@@ -184,7 +184,7 @@ class Run:
     def _claim_folder(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         spec_file = self.folder / RUN_JSON
-        identity = self.spec.identity()
+        identity = self.settings.identity()
         if spec_file.is_file():
             saved = json.loads(spec_file.read_text())
             if saved != identity:
@@ -200,7 +200,7 @@ class Run:
         result_file = self.folder / RESULT
         if result_file.is_file():
             result = json.loads(result_file.read_text())
-            if result["steps"] >= self.spec.steps:
+            if result["steps"] >= self.settings.steps:
                 return result
         return None
 
@@ -213,11 +213,11 @@ class Run:
         if done is not None:
             return done
         torch.set_num_threads(1)  # small MLPs at batch 256: one thread per run, runs in parallel
-        method = METHODS[self.spec.method]
-        self.eval_env = method.make_env(self.spec)
-        self.seeded_env = SeedEpisodes(method.make_env(self.spec), self.spec.seed)
+        method = METHODS[self.settings.method]
+        self.eval_env = method.make_env(self.settings)
+        self.seeded_env = SeedEpisodes(method.make_env(self.settings), self.settings.seed)
         self.writer = SummaryWriter(str(self.folder / "tb" / "eval"))
-        model = method.make_model(self.spec, self.seeded_env, str(self.folder / "tb"))
+        model = method.make_model(self.settings, self.seeded_env, str(self.folder / "tb"))
         state: dict[str, Any] = {"low_level_steps": 0, "next_eval": 0, "episode": 0, "curve": [],
                                  "wall_seconds": 0.0}
         checkpoint = checkpoint_folder(self.folder / CHECKPOINT)
@@ -226,7 +226,7 @@ class Run:
             state, resumed_obs = load_training_state(model, checkpoint)
             self.seeded_env.episode = state["episode"]
         elif method.pretrain is not None:
-            method.pretrain(self.spec, model)
+            method.pretrain(self.settings, model)
         self.wall_before, self.started = state["wall_seconds"], time.time()
         if method.online:
             # learn() counts decisions; the callback stops at the low-level budget long before this.
@@ -234,17 +234,17 @@ class Run:
                         reset_num_timesteps=checkpoint is None, tb_log_name="train")
         result = self.evaluate(model, state)
         self.writer.close()
-        payload = {"run": asdict(self.spec), "steps": self.spec.steps, "curve": state["curve"],
+        payload = {"run": asdict(self.settings), "steps": self.settings.steps, "curve": state["curve"],
                    "final": state["curve"][-1], "final_completed": result["completed"],
                    "skill_lengths": result["skill_lengths"],
                    "final_skills_after_last_subtask": result["skills_after_last_subtask"],
                    "policy_sha256": policy_digest(model)}
         (self.folder / RESULT).write_text(json.dumps(payload) + "\n")
-        self.note_progress(self.spec.steps)  # offline methods never step the env: count them as done
+        self.note_progress(self.settings.steps)  # offline methods never step the env: count them as done
         return payload
 
 
-def train_run(spec: RunSpec) -> dict[str, Any]:
+def train_run(settings: RunSpec) -> dict[str, Any]:
     """Train one run (a process-pool entry point)."""
-    return Run(spec).train()
+    return Run(settings).train()
 

@@ -19,8 +19,8 @@ BUNDLED_LIBRARIES = {"state": ASSETS / "kitchen-state", "pixels": ASSETS / "kitc
 NAMED_LIBRARIES = {"agnostic": ASSETS / "kitchen-agnostic"}
 
 
-def resolve_library(spec: str | os.PathLike | None, observation: str = "state") -> Path:
-    """The folder of the skill library that ``library=spec`` names.
+def resolve_library(library: str | os.PathLike | None, observation: str = "state") -> Path:
+    """The folder of the skill library that ``library`` names.
 
     ``None`` or ``"default"`` is the bundled library for ``observation`` ("state" or "pixels"),
     ``"agnostic"`` the bundled task-agnostic state library (trained on random orders of all seven
@@ -35,7 +35,7 @@ def resolve_library(spec: str | os.PathLike | None, observation: str = "state") 
     """
     if observation not in BUNDLED_LIBRARIES:
         raise ValueError(f"observation must be 'state' or 'pixels', got {observation!r}")
-    if spec is None or spec == "default":
+    if library is None or library == "default":
         path = BUNDLED_LIBRARIES[observation]
         if not path.is_dir():
             raise FileNotFoundError(
@@ -44,9 +44,9 @@ def resolve_library(spec: str | os.PathLike | None, observation: str = "state") 
                 "gym.make(..., library=DIR)."
             )
         return path
-    path = NAMED_LIBRARIES.get(spec, Path(spec)) if isinstance(spec, str) else Path(spec)
+    path = NAMED_LIBRARIES.get(library, Path(library)) if isinstance(library, str) else Path(library)
     if not path.is_dir():
-        problem = f"the bundled library '{spec}' is missing ({path})" if spec in NAMED_LIBRARIES else \
+        problem = f"the bundled library '{library}' is missing ({path})" if library in NAMED_LIBRARIES else \
             f"no skill library at {path} (the folder is missing)"
         raise FileNotFoundError(
             f"{problem}; library= takes 'default' (the bundled {observation} library), 'agnostic' (the bundled "

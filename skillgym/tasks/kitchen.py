@@ -54,7 +54,7 @@ BONUS_THRESH = 0.3
 CAMERA = dict(distance=2.2, lookat=(-0.2, 0.5, 2.0), azimuth=70.0, elevation=-35.0)
 
 
-def task_order(spec: str) -> tuple[str, ...]:
+def task_order(name: str) -> tuple[str, ...]:
     """The subtasks of a task: a name from ``TASK_SUITE`` or subtasks joined by ``+``.
 
     Example:
@@ -63,15 +63,15 @@ def task_order(spec: str) -> tuple[str, ...]:
         >>> task_order("kettle+microwave")
         ('kettle', 'microwave')
     """
-    if spec in TASK_SUITE:
-        return TASK_SUITE[spec]
-    tasks = tuple(part.strip() for part in spec.split("+"))
+    if name in TASK_SUITE:
+        return TASK_SUITE[name]
+    tasks = tuple(part.strip() for part in name.split("+"))
     unknown = [t for t in tasks if t not in ALL_TASKS]
-    if "+" not in spec and unknown:
-        raise ValueError(f"unknown task {spec!r}: name one of {sorted(TASK_SUITE)} or join subtasks with '+' "
+    if "+" not in name and unknown:
+        raise ValueError(f"unknown task {name!r}: name one of {sorted(TASK_SUITE)} or join subtasks with '+' "
                          f"(e.g. 'kettle+microwave'); subtasks: {', '.join(ALL_TASKS)}")
     if unknown or len(set(tasks)) != len(tasks):
-        raise ValueError(f"task {spec!r} must list distinct subtasks from {', '.join(ALL_TASKS)} joined by '+'")
+        raise ValueError(f"task {name!r} must list distinct subtasks from {', '.join(ALL_TASKS)} joined by '+'")
     return tasks
 
 
