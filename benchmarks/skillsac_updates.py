@@ -11,9 +11,11 @@ The env is ``ToySkillEnv`` at kitchen-state size (obs dim 59, K=8, nz=5) so no s
 
 ``--kitchen`` instead times SkillSAC's update on ``SkillKitchenPixels-v0`` (64x64 frame stacks of 4, uint8 in
 the replay buffer, the pixel prior's conv encoder in the actor, a conv encoder in the critics) against
-``SkillKitchen-v0`` (state vector), and the pixel env with ``share_prior_encoder=True`` (one frozen conv pass
-per observation, the pixel prior's own encoder), each with its bundled library and default settings, on replay buffers
-filled with random transitions of the envs' spaces (an update's cost does not depend on the values).
+``SkillKitchen-v0`` (state vector), and the pixel env with ``share_prior_encoder=True`` (the pixel prior's own
+encoder, frozen), once with frames in the replay buffer (one conv pass per sampled observation) and once with
+the encoder's features stored instead (the default: no conv pass in an update), each with its bundled library
+and default settings, on replay buffers filled with random transitions of the envs' spaces (an update's cost
+does not depend on the values).
 
 Both algorithms are timed on ``model.train(gradient_steps=N, batch_size)`` after the same warm-up, in
 alternating rounds, on the CPU time of this process (``time.process_time``, robust to neighbours on a shared
@@ -40,6 +42,7 @@ from stable_baselines3 import SAC
 
 from skillgym.envs.toy import ToySkillEnv
 from skillgym.rl import SkillSAC
+from skillgym.rl.buffers import SkillReplayBuffer
 from skillgym.rl.utils import keep_freed_memory
 
 
@@ -67,12 +70,11 @@ def time_updates(model: Any, steps: int, batch_size: int) -> float:
     return steps / (time.process_time() - t0)
 
 
-def filled_skill_sac(env: gym.Env, transitions: int, batch_size: int, **policy_kwargs: Any) -> SkillSAC:
-    """SkillSAC on ``env`` with ``transitions`` random transitions of its spaces in the replay buffer."""
+def filled_skill_sac(env: gym.Env, transitions: int, batch_size: int, **kwargs: Any) -> SkillSAC:
+    """SkillSAC(**kwargs) on ``env`` with ``transitions`` random transitions of its spaces in the replay buffer."""
     from stable_baselines3.common.logger import configure
 
-    model = SkillSAC("SkillPolicy", env, batch_size=batch_size, buffer_size=transitions, seed=0,
-                     policy_kwargs=policy_kwargs)
+    model = SkillSAC("SkillPolicy", env, batch_size=batch_size, buffer_size=transitions, seed=0, **kwargs)
     model.set_logger(configure(None, []))
     rng = np.random.default_rng(0)
     space = env.observation_space
@@ -90,8 +92,11 @@ def kitchen_pixels_vs_state(args: argparse.Namespace) -> None:
     """Gradient steps/s of SkillSAC on the pixel kitchen env over the state one (see the module docstring)."""
     import skillgym  # noqa: F401  (registers the envs)
 
+    shared = {"policy_kwargs": {"share_prior_encoder": True}}
     variants = {"pixels": ("SkillKitchenPixels-v0", {}),
-                "pixels, shared prior encoder": ("SkillKitchenPixels-v0", {"share_prior_encoder": True}),
+                "pixels, shared, frames stored": ("SkillKitchenPixels-v0",
+                                                  {**shared, "replay_buffer_class": SkillReplayBuffer}),
+                "pixels, shared, features stored": ("SkillKitchenPixels-v0", shared),
                 "state": ("SkillKitchen-v0", {})}
     models = {name: filled_skill_sac(gym.make(env_id), 4 * args.batch_size, args.batch_size, **kwargs)
               for name, (env_id, kwargs) in variants.items()}
@@ -104,17 +109,18 @@ def kitchen_pixels_vs_state(args: argparse.Namespace) -> None:
     best = {k: max(v) for k, v in rates.items()}
     for name, model in models.items():
         n = sum(p.numel() for p in model.policy.parameters() if p.requires_grad)
-        print(f"{name:29s} gradient steps/s: best {best[name]:7.2f}  rounds {', '.join(f'{v:.2f}' for v in rates[name])}"
+        print(f"{name:31s} gradient steps/s: best {best[name]:7.2f}  rounds {', '.join(f'{v:.2f}' for v in rates[name])}"
               f"  ({n:,} trainable parameters, observation {model.observation_space.shape} "
               f"{model.observation_space.dtype})")
-    print(f"batch {args.batch_size}, threads {args.threads}; update cost over state: pixels "
-          f"{best['state'] / best['pixels']:.1f}x, pixels with the shared prior encoder "
-          f"{best['state'] / best['pixels, shared prior encoder']:.1f}x  (load average "
+    costs = ", ".join(f"{name} {best['state'] / rate:.1f}x" for name, rate in best.items() if name != "state")
+    print(f"batch {args.batch_size}, threads {args.threads}; update cost over state: {costs}  (load average "
           + " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs)")
     if args.profile:
         with th.profiler.profile(activities=[th.profiler.ProfilerActivity.CPU]) as prof:
             models["pixels"].train(gradient_steps=args.profile, batch_size=args.batch_size)
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+    for model in models.values():
+        model.env.close()  # free the renderers before the interpreter tears EGL down
 
 
 def main() -> None:

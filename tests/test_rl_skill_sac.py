@@ -16,7 +16,8 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from skillgym.envs.toy import ToySkillEnv
-from skillgym.rl import SkillActions, SkillSAC
+from skillgym.rl import SkillActions, SkillFeatureReplayBuffer, SkillReplayBuffer, SkillSAC
+from skillgym.rl.checkpoint import load_training_state, save_training_state
 from skillgym.rl.distributions import SkillDistribution
 
 th.set_num_threads(1)
@@ -234,7 +235,11 @@ def test_shared_prior_encoder_on_frames_trains_heads_not_the_encoder(tmp_path: P
     assert th.allclose(policy.policy_dist(features).logits, expected.logits, atol=1e-6)
 
     model.learn(60)
-    assert model.replay_buffer.observations.dtype == np.uint8  # frames are stored, features are not
+    # The buffer holds the frozen encoder's features of what the env returned, not the frames.
+    buffer = model.replay_buffer
+    assert isinstance(buffer, SkillFeatureReplayBuffer) and buffer.observations.shape[1:] == (1, 16)
+    first = th.as_tensor(env.reset(seed=0)[0][None])
+    assert np.allclose(buffer.observations[0], policy.encode_observations(first).numpy(), atol=1e-6)
     for k, v in policy.observation_encoder.state_dict().items():
         assert th.equal(v, encoder_before[k]), k
     assert any(not th.equal(a, b) for a, b in zip(policy.actor.parameters(), heads_before, strict=True))
@@ -247,6 +252,35 @@ def test_shared_prior_encoder_on_frames_trains_heads_not_the_encoder(tmp_path: P
     obs = env.reset(seed=5)[0]
     assert loaded.policy.share_prior_encoder
     assert loaded.predict(obs, deterministic=True)[0]["skill"] == model.predict(obs, deterministic=True)[0]["skill"]
+
+
+def test_stored_features_learn_what_stored_frames_learn(tmp_path: Path) -> None:
+    from skillgym.skills.config import LibraryConfig
+    from skillgym.skills.library import SkillLibrary
+
+    prior = SkillLibrary.build(LibraryConfig(num_skills=3, z_dim=2, obs_kind="pixels", image_size=32, frame_stack=2,
+                                             pixel_feature_dim=16, prior_hidden_dim=16, prior_layers=2),
+                               seed=0).priors
+    models = {}
+    for buffer_class in (SkillFeatureReplayBuffer, SkillReplayBuffer):
+        env = toy(n_skills=3, arg_dim=2, obs_type="pixels", frame_size=32, frame_stack=2)
+        models[buffer_class] = SkillSAC("SkillPolicy", env, prior=prior, seed=0, learning_starts=20, batch_size=8,
+                                        replay_buffer_class=buffer_class,
+                                        policy_kwargs=dict(net_arch=[16], share_prior_encoder=True)).learn(60)
+    features, frames = models[SkillFeatureReplayBuffer], models[SkillReplayBuffer]
+    assert frames.replay_buffer.observations.dtype == np.uint8 and features._n_updates == frames._n_updates > 0
+    for key, value in features.policy.state_dict().items():
+        assert th.allclose(value, frames.policy.state_dict()[key], atol=1e-5), key
+    # A checkpoint keeps the stored features as they are.
+    save_training_state(features, tmp_path / "checkpoint")
+    again = SkillSAC("SkillPolicy", toy(n_skills=3, arg_dim=2, obs_type="pixels", frame_size=32, frame_stack=2),
+                     prior=prior, seed=0, learning_starts=20, batch_size=8,
+                     policy_kwargs=dict(net_arch=[16], share_prior_encoder=True))
+    load_training_state(again, tmp_path / "checkpoint")
+    assert np.array_equal(again.replay_buffer.observations, features.replay_buffer.observations)
+    with pytest.raises(ValueError, match="needs policy_kwargs share_prior_encoder=True"):
+        SkillSAC("SkillPolicy", toy(n_skills=3, arg_dim=2, obs_type="pixels", frame_size=32, frame_stack=2),
+                 prior=prior, replay_buffer_class=SkillFeatureReplayBuffer)
 
 
 def test_shared_prior_encoder_needs_an_encoder_module() -> None:

@@ -1,6 +1,11 @@
 """Stage 3: skill-space RL (EXTRACT §4.3) as a Stable-Baselines3 algorithm."""
 
-from skillgym.rl.buffers import SkillDictReplayBuffer, SkillReplayBuffer, SkillReplayBufferSamples
+from skillgym.rl.buffers import (
+    SkillDictReplayBuffer,
+    SkillFeatureReplayBuffer,
+    SkillReplayBuffer,
+    SkillReplayBufferSamples,
+)
 from skillgym.rl.callbacks import StopAtLowLevelSteps
 from skillgym.rl.distributions import SkillDistribution, categorical_kl, diag_gaussian_kl
 from skillgym.rl.policies import (
@@ -24,6 +29,7 @@ __all__ = [
     "SkillCritic",
     "SkillDictReplayBuffer",
     "SkillDistribution",
+    "SkillFeatureReplayBuffer",
     "SkillPolicy",
     "SkillReplayBuffer",
     "SkillReplayBufferSamples",

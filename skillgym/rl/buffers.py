@@ -6,10 +6,14 @@ as the flat float vector ``[skill, arg_0, ..., arg_{nz-1}]`` (skill indices < 2*
 Per transition we also keep ``skill_steps`` (low-level steps the skill ran, for ``gamma_per_step``). The reward
 stored is the one ``SkillSAC`` hands over: the env's reward, or Σ_t γ^t r_t over the skill's low-level rewards
 with ``gamma_per_step``.
+
+:class:`SkillFeatureReplayBuffer` stores observations as the features of a frozen encoder instead (frame stacks
+under ``share_prior_encoder``), so that no update runs the encoder.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -123,3 +127,43 @@ class SkillDictReplayBuffer(_SkillActions, DictReplayBuffer):
             batch_inds, env_indices,
             {k: self.to_torch(v) for k, v in obs.items()},  # type: ignore[union-attr]
             {k: self.to_torch(v) for k, v in next_obs.items()}, env)  # type: ignore[union-attr]
+
+
+class SkillFeatureReplayBuffer(SkillReplayBuffer):
+    """:class:`SkillReplayBuffer` that stores each observation as the features a frozen encoder makes of it.
+
+    With frame stacks and a frozen encoder (``SkillPolicy(share_prior_encoder=True)``), encoding s and s' of
+    every sampled transition at every update repeats the same conv passes many times over; here the encoder
+    runs once per stored observation, updates read the features, and a transition takes a few hundred floats
+    instead of two frame stacks. The encoder must never change: features are computed when stored.
+    ``SkillSAC`` chooses this buffer for frame observations with ``share_prior_encoder`` and sets ``encode``.
+
+    :param features_dim: size of the encoder's feature vector
+    """
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: th.device | str = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+        *,
+        features_dim: int,
+    ):
+        self.frame_space = observation_space
+        features = spaces.Box(-np.inf, np.inf, (features_dim,), np.float32)
+        super().__init__(buffer_size, features, action_space, device=device, n_envs=n_envs,
+                         optimize_memory_usage=optimize_memory_usage,
+                         handle_timeout_termination=handle_timeout_termination)
+        self.encode: Callable[[np.ndarray], np.ndarray] | None = None
+        """(n_envs, *frame shape) observations -> (n_envs, features_dim) float32 features"""
+
+    def add(self, obs, next_obs, action: np.ndarray, reward: np.ndarray, done: np.ndarray,
+            infos: list[dict[str, Any]]) -> None:
+        """Store a transition per env (see ``SkillReplayBuffer.add``), observations as their features."""
+        if self.encode is None:
+            raise RuntimeError("SkillFeatureReplayBuffer.encode is not set: give it the frozen encoder first")
+        super().add(self.encode(obs), self.encode(next_obs), action, reward, done, infos)

@@ -47,7 +47,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from skillgym.envs.toy import ToySkillPrior
-from skillgym.rl.buffers import SkillDictReplayBuffer, SkillReplayBuffer, SkillReplayBufferSamples
+from skillgym.rl.buffers import (
+    SkillDictReplayBuffer,
+    SkillFeatureReplayBuffer,
+    SkillReplayBuffer,
+    SkillReplayBufferSamples,
+)
 from skillgym.rl.checkpoint import optimizer_state, optimizer_tensors
 from skillgym.rl.distributions import SkillDistribution
 from skillgym.rl.policies import (
@@ -59,6 +64,7 @@ from skillgym.rl.policies import (
     SkillActor,
     SkillCritic,
     SkillPolicy,
+    is_frame_space,
     map_observations,
 )
 from skillgym.skills.config import LibraryConfig
@@ -141,7 +147,8 @@ class SkillSAC(OffPolicyAlgorithm):
     :param gamma: discount per skill decision, or per low-level step when ``gamma_per_step``
     :param train_freq: update every ``train_freq`` skill decisions (or ``(n, "episode")``)
     :param gradient_steps: gradient steps per update (-1: as many as decisions collected)
-    :param replay_buffer_class: default ``SkillReplayBuffer`` (``SkillDictReplayBuffer`` for Dict observations)
+    :param replay_buffer_class: default ``SkillReplayBuffer``; ``SkillDictReplayBuffer`` for Dict observations,
+        ``SkillFeatureReplayBuffer`` (stores the frozen encoder's features) for frames with ``share_prior_encoder``
     :param replay_buffer_kwargs: its keyword arguments
     :param optimize_memory_usage: SB3's memory-efficient buffer (incompatible with time-out handling)
     :param alpha_d: weight of KL(π_d ‖ p_d); a float (fixed, the paper's choice) or ``"auto"``/``"auto_<init>"`` to
@@ -291,14 +298,36 @@ class SkillSAC(OffPolicyAlgorithm):
         if "prior" not in self.policy_kwargs:
             self.policy_kwargs["prior"] = self._prior_from_env()
         if self.replay_buffer_class is None:
-            dict_observations = isinstance(self.observation_space, spaces.Dict)
-            self.replay_buffer_class = SkillDictReplayBuffer if dict_observations else SkillReplayBuffer
+            self.replay_buffer_class = self._default_buffer_class()
+        if self.replay_buffer_class is SkillFeatureReplayBuffer:
+            self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "features_dim": self._shared_features_dim()}
         super()._setup_model()
+        if isinstance(self.replay_buffer, SkillFeatureReplayBuffer):
+            self.replay_buffer.encode = self._encode_for_buffer
         self.actor = self.policy.actor
         self.critic = self.policy.critic
         self.critic_target = self.policy.critic_target
         self.log_alpha_d, self.alpha_d_tensor, self.alpha_d_optimizer = self._setup_coef(self.alpha_d)
         self.log_alpha_z, self.alpha_z_tensor, self.alpha_z_optimizer = self._setup_coef(self.alpha_z)
+
+    def _default_buffer_class(self) -> type[ReplayBuffer]:
+        if isinstance(self.observation_space, spaces.Dict):
+            return SkillDictReplayBuffer
+        if self.policy_kwargs.get("share_prior_encoder") and is_frame_space(self.observation_space):
+            return SkillFeatureReplayBuffer  # the frozen encoder runs once per stored frame stack
+        return SkillReplayBuffer
+
+    def _shared_features_dim(self) -> int:
+        encoder = getattr(self.policy_kwargs["prior"], "encoder", None)
+        if not self.policy_kwargs.get("share_prior_encoder") or not isinstance(getattr(encoder, "out_dim", None), int):
+            raise ValueError("SkillFeatureReplayBuffer stores the shared prior encoder's features: it needs "
+                             "policy_kwargs share_prior_encoder=True and a prior with an `encoder` module that has an "
+                             "int `out_dim` (the library's SkillPriors)")
+        return encoder.out_dim
+
+    def _encode_for_buffer(self, observations: np.ndarray) -> np.ndarray:
+        features = self.policy.encode_observations(th.as_tensor(observations, device=self.device))
+        return features.cpu().numpy()
 
     def _setup_coef(
         self, value: float | str
@@ -515,9 +544,11 @@ class SkillSAC(OffPolicyAlgorithm):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             alpha_d, alpha_z = self._coefs()
             n = len(data.skills)
-            # s and s' in one pass: through a shared encoder (if any), then the frozen prior (pure functions of s).
-            both = self.policy.encode_observations(
-                map_observations(lambda s, s_next: th.cat([s, s_next]), data.observations, data.next_observations))
+            # s and s' in one pass: through a shared encoder (if any; a feature buffer holds its output already),
+            # then the frozen prior (pure functions of s).
+            both = map_observations(lambda s, s_next: th.cat([s, s_next]), data.observations, data.next_observations)
+            if not isinstance(self.replay_buffer, SkillFeatureReplayBuffer):
+                both = self.policy.encode_observations(both)
             data = data._replace(observations=map_observations(lambda t, n=n: t[:n], both),
                                  next_observations=map_observations(lambda t, n=n: t[n:], both))
             prior_both = self.policy.prior_dist(both)
@@ -658,7 +689,7 @@ class SkillSAC(OffPolicyAlgorithm):
         if callable(lr):
             warnings.warn("SkillSAC.save stores a learning-rate schedule as its current value", stacklevel=3)
             lr = float(self.lr_schedule(self._current_progress_remaining))
-        if self.replay_buffer_class not in (None, SkillReplayBuffer, SkillDictReplayBuffer):
+        if self.replay_buffer_class not in (None, SkillReplayBuffer, SkillDictReplayBuffer, SkillFeatureReplayBuffer):
             raise ValueError(f"SkillSAC.save stores the default SkillReplayBuffer only, not "
                              f"{self.replay_buffer_class.__name__}; use save_sb3_zip for other buffers")
         settings = {
