@@ -219,9 +219,11 @@ def test_shared_prior_encoder_on_frames_trains_heads_not_the_encoder(tmp_path: P
     prior = SkillLibrary.build(LibraryConfig(num_skills=3, z_dim=2, obs_kind="pixels", image_size=32, frame_stack=2,
                                              pixel_feature_dim=16, prior_hidden_dim=16, prior_layers=2),
                                seed=0).priors
+    # Frames and a prior with an encoder: shared by default.
     model = SkillSAC("SkillPolicy", env, prior=prior, seed=0, learning_starts=20, batch_size=8,
-                     policy_kwargs=dict(net_arch=[16], share_prior_encoder=True))
+                     policy_kwargs=dict(net_arch=[16]))
     policy = model.policy
+    assert policy.share_prior_encoder
     encoder_before = {k: v.clone() for k, v in policy.observation_encoder.state_dict().items()}
     heads_before = [p.detach().clone() for p in policy.actor.parameters()]
     # One encoder, frozen; the critics have no conv layers; π starts equal to the prior.
@@ -246,12 +248,17 @@ def test_shared_prior_encoder_on_frames_trains_heads_not_the_encoder(tmp_path: P
     action, _ = model.predict(env.reset(seed=0)[0])
     assert env.action_space.contains(action)
 
-    # Saved and loaded with the flag, the same actions.
+    # Saved and loaded, still shared, the same actions.
     model.save(tmp_path / "shared")
     loaded = SkillSAC.load(tmp_path / "shared", env=env)
     obs = env.reset(seed=5)[0]
     assert loaded.policy.share_prior_encoder
     assert loaded.predict(obs, deterministic=True)[0]["skill"] == model.predict(obs, deterministic=True)[0]["skill"]
+
+    # Asked not to share, the critics get conv encoders of their own and frames go to the buffer.
+    own = SkillSAC("SkillPolicy", env, prior=prior, seed=0, policy_kwargs=dict(share_prior_encoder=False))
+    assert any(isinstance(m, th.nn.Conv2d) for m in own.policy.critic.modules())
+    assert own.replay_buffer.observations.dtype == np.uint8
 
 
 def test_stored_features_learn_what_stored_frames_learn(tmp_path: Path) -> None:
@@ -280,7 +287,7 @@ def test_stored_features_learn_what_stored_frames_learn(tmp_path: Path) -> None:
     assert np.array_equal(again.replay_buffer.observations, features.replay_buffer.observations)
     with pytest.raises(ValueError, match="needs policy_kwargs share_prior_encoder=True"):
         SkillSAC("SkillPolicy", toy(n_skills=3, arg_dim=2, obs_type="pixels", frame_size=32, frame_stack=2),
-                 prior=prior, replay_buffer_class=SkillFeatureReplayBuffer)
+                 prior=prior, replay_buffer_class=SkillFeatureReplayBuffer, policy_kwargs=dict(share_prior_encoder=False))
 
 
 def test_shared_prior_encoder_needs_an_encoder_module() -> None:
@@ -358,7 +365,7 @@ def test_library_skill_priors_module(obs_kind: str) -> None:
     model.learn(32)
     obs = th.as_tensor(np.stack([env.reset(seed=i)[0] for i in range(3)]))
     with th.no_grad():
-        assert th.allclose(model.policy.prior_dist(obs).logits, prior(obs)[0])
+        assert th.allclose(model.policy.prior_dist(model.policy.encode_observations(obs)).logits, prior(obs)[0])
     action, _ = model.predict(obs.numpy()[0])
     assert env.action_space.contains(action)
 

@@ -93,6 +93,21 @@ def is_frame_space(observation_space: spaces.Space) -> bool:
     )
 
 
+def prior_encoder_dim(prior: nn.Module) -> int | None:
+    """Feature size of the prior's own observation encoder (``prior.encoder.out_dim``), or None if it has none."""
+    encoder = getattr(prior, "encoder", None)
+    out_dim = getattr(encoder, "out_dim", None)
+    return out_dim if isinstance(encoder, nn.Module) and isinstance(out_dim, int) else None
+
+
+def shares_prior_encoder(share_prior_encoder: bool | None, observation_space: spaces.Space, prior: nn.Module) -> bool:
+    """``SkillPolicy``'s ``share_prior_encoder`` setting, with None resolved: share for frame observations when
+    the prior has an encoder (the library's ``SkillPriors``), since conv passes would otherwise dominate updates."""
+    if share_prior_encoder is not None:
+        return share_prior_encoder
+    return is_frame_space(observation_space) and prior_encoder_dim(prior) is not None
+
+
 class MlpStateEncoder(BaseFeaturesExtractor):
     """Critic features extractor for state vectors: float32 cast, then an optional MLP (``net_arch=[]`` = identity).
 
@@ -359,7 +374,8 @@ class SkillPolicy(BasePolicy):
     :param share_prior_encoder: encode each observation once with the prior's own observation encoder (the
         library's ``SkillPriors.encoder``), frozen, and run the actor, the prior's heads and the critics on those
         features. For frame stacks this is one conv pass per observation instead of one per network, and no
-        conv gradients; the critics then get no encoder of their own (``features_extractor_class`` is unused)
+        conv gradients; the critics then get no encoder of their own (``features_extractor_class`` is unused).
+        None (default): share for frame-stack observations if the prior has an encoder, else not
     :param prior_uniform_mix: ε in [0, 1): the skill prior the KL is taken to is (1 − ε)·p_d + ε/K. A
         prior trained to 90 % accuracy can give the right skill log-probability −11; with ε > 0 no skill
         costs more than log(K/ε) nats of KL_d. 0 = the library's prior unchanged (the paper)
@@ -384,7 +400,7 @@ class SkillPolicy(BasePolicy):
         n_critics: int = 2,
         arg_layer: int = -1,
         share_actor: bool = True,
-        share_prior_encoder: bool = False,
+        share_prior_encoder: bool | None = None,
         prior_uniform_mix: float = 0.0,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
@@ -422,7 +438,7 @@ class SkillPolicy(BasePolicy):
         self.n_critics = n_critics
         self.arg_layer = arg_layer
         self.share_actor = share_actor
-        self.share_prior_encoder = share_prior_encoder
+        self.share_prior_encoder = shares_prior_encoder(share_prior_encoder, observation_space, prior)
         self.prior_uniform_mix = float(prior_uniform_mix)
         arg_space = action_space["arg"]
         self.register_buffer("arg_low", th.as_tensor(arg_space.low, dtype=th.float32), persistent=False)
@@ -432,11 +448,10 @@ class SkillPolicy(BasePolicy):
     def _build(self, lr_schedule: Schedule, prior: nn.Module) -> None:
         self.observation_encoder: nn.Module | None = None
         if self.share_prior_encoder:
-            encoder = getattr(prior, "encoder", None)
-            if not isinstance(encoder, nn.Module) or not isinstance(getattr(encoder, "out_dim", None), int):
+            if prior_encoder_dim(prior) is None:
                 raise ValueError("share_prior_encoder needs a prior with an `encoder` module that has an int "
                                  "`out_dim` (the library's SkillPriors)")
-            self.observation_encoder = copy.deepcopy(encoder).requires_grad_(False).eval()
+            self.observation_encoder = copy.deepcopy(prior.encoder).requires_grad_(False).eval()
             prior = copy.deepcopy(prior)
             prior.encoder = nn.Identity()  # its heads now read the shared features
         # The frozen reference p_d, p_z: always eval mode, no gradients, never in an optimizer.

@@ -66,6 +66,8 @@ from skillgym.rl.policies import (
     SkillPolicy,
     is_frame_space,
     map_observations,
+    prior_encoder_dim,
+    shares_prior_encoder,
 )
 from skillgym.skills.config import LibraryConfig
 from skillgym.skills.model import SkillPriors
@@ -313,17 +315,21 @@ class SkillSAC(OffPolicyAlgorithm):
     def _default_buffer_class(self) -> type[ReplayBuffer]:
         if isinstance(self.observation_space, spaces.Dict):
             return SkillDictReplayBuffer
-        if self.policy_kwargs.get("share_prior_encoder") and is_frame_space(self.observation_space):
+        if is_frame_space(self.observation_space) and self._shares_prior_encoder():
             return SkillFeatureReplayBuffer  # the frozen encoder runs once per stored frame stack
         return SkillReplayBuffer
 
+    def _shares_prior_encoder(self) -> bool:
+        return shares_prior_encoder(self.policy_kwargs.get("share_prior_encoder"), self.observation_space,
+                                    self.policy_kwargs["prior"])
+
     def _shared_features_dim(self) -> int:
-        encoder = getattr(self.policy_kwargs["prior"], "encoder", None)
-        if not self.policy_kwargs.get("share_prior_encoder") or not isinstance(getattr(encoder, "out_dim", None), int):
+        features_dim = prior_encoder_dim(self.policy_kwargs["prior"])
+        if not self._shares_prior_encoder() or features_dim is None:
             raise ValueError("SkillFeatureReplayBuffer stores the shared prior encoder's features: it needs "
                              "policy_kwargs share_prior_encoder=True and a prior with an `encoder` module that has an "
                              "int `out_dim` (the library's SkillPriors)")
-        return encoder.out_dim
+        return features_dim
 
     def _encode_for_buffer(self, observations: np.ndarray) -> np.ndarray:
         features = self.policy.encode_observations(th.as_tensor(observations, device=self.device))
