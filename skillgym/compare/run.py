@@ -234,6 +234,8 @@ class Run:
                         reset_num_timesteps=checkpoint is None, tb_log_name="train")
         result = self.evaluate(model, state)
         self.writer.close()
+        for env in (self.eval_env, self.seeded_env):
+            env.close()  # a pixel env's renderer must go before the interpreter tears EGL down
         payload = {"run": asdict(self.settings), "steps": self.settings.steps, "curve": state["curve"],
                    "final": state["curve"][-1], "final_completed": result["completed"],
                    "skill_lengths": result["skill_lengths"],

@@ -16,7 +16,7 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 # The default library of each observation kind (shaped toward the evaluation order).
 BUNDLED_LIBRARIES = {"state": ASSETS / "kitchen-state", "pixels": ASSETS / "kitchen-pixels"}
 # Other bundled libraries, by the name ``library=`` takes.
-NAMED_LIBRARIES = {"agnostic": ASSETS / "kitchen-agnostic"}
+NAMED_LIBRARIES = {"agnostic": ASSETS / "kitchen-agnostic", "pixels": BUNDLED_LIBRARIES["pixels"]}
 
 
 def resolve_library(library: str | os.PathLike | None, observation: str = "state") -> Path:
@@ -24,7 +24,8 @@ def resolve_library(library: str | os.PathLike | None, observation: str = "state
 
     ``None`` or ``"default"`` is the bundled library for ``observation`` ("state" or "pixels"),
     ``"agnostic"`` the bundled task-agnostic state library (trained on random orders of all seven
-    subtasks), anything else the path of a library folder.
+    subtasks), ``"pixels"`` the bundled pixel library whatever ``observation`` says, anything else the path
+    of a library folder.
 
     >>> resolve_library("default").name
     'kitchen-state'
@@ -50,7 +51,8 @@ def resolve_library(library: str | os.PathLike | None, observation: str = "state
             f"no skill library at {path} (the folder is missing)"
         raise FileNotFoundError(
             f"{problem}; library= takes 'default' (the bundled {observation} library), 'agnostic' (the bundled "
-            "task-agnostic state library) or a library folder (`skillgym train-skills LABELS --out DIR` makes one)"
+            "task-agnostic state library), 'pixels' (the bundled pixel library) or a library folder "
+            "(`skillgym train-skills LABELS --out DIR` makes one)"
         )
     return path
 
