@@ -53,7 +53,7 @@ from skillgym.data.record import RecordArgs
 from skillgym.envs.skill_kitchen import ASSETS, BUNDLED_LIBRARIES
 from skillgym.extract.config import ExtractArgs
 from skillgym.pipeline import PipelineArgs, run_pipeline
-from skillgym.skills.train import TrainSkillsArgs, train_skills
+from skillgym.skills.train import CHECKPOINT_DIR, TrainSkillsArgs, train_skills
 
 DATA_OPTIONS = ("episodes", "action_noise", "clean_labels", "eval_prefix_fraction", "eval_windows_fraction", "subtasks",
                 "workers")
@@ -101,7 +101,8 @@ def main() -> None:
     if args.observation == "pixels":
         library = args.work / "library-pixels"
         if not (library / "model.safetensors").is_file():
-            train_skills(replace(skills, labels=str(args.work / "labels"), out=str(library), obs="pixels"))
+            resume = (library / CHECKPOINT_DIR / "state.json").is_file()  # an interrupted run continues
+            train_skills(replace(skills, labels=str(args.work / "labels"), out=str(library), obs="pixels", resume=resume))
     if not args.no_install:
         install(library, ASSETS / args.target if args.target else BUNDLED_LIBRARIES[args.observation])
 
