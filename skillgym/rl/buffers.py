@@ -138,26 +138,14 @@ class SkillFeatureReplayBuffer(SkillReplayBuffer):
     instead of two frame stacks. The encoder must never change: features are computed when stored.
     ``SkillSAC`` chooses this buffer for frame observations with ``share_prior_encoder`` and sets ``encode``.
 
-    :param features_dim: size of the encoder's feature vector
+    :param features_dim: size of the encoder's feature vector (the other arguments are SB3's)
     """
 
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        device: th.device | str = "auto",
-        n_envs: int = 1,
-        optimize_memory_usage: bool = False,
-        handle_timeout_termination: bool = True,
-        *,
-        features_dim: int,
-    ):
+    def __init__(self, buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space, *args: Any,
+                 features_dim: int, **kwargs: Any):
         self.frame_space = observation_space
         features = spaces.Box(-np.inf, np.inf, (features_dim,), np.float32)
-        super().__init__(buffer_size, features, action_space, device=device, n_envs=n_envs,
-                         optimize_memory_usage=optimize_memory_usage,
-                         handle_timeout_termination=handle_timeout_termination)
+        super().__init__(buffer_size, features, action_space, *args, **kwargs)
         self.encode: Callable[[np.ndarray], np.ndarray] | None = None
         """(n_envs, *frame shape) observations -> (n_envs, features_dim) float32 features"""
 
