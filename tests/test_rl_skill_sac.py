@@ -285,6 +285,11 @@ def test_stored_features_learn_what_stored_frames_learn(tmp_path: Path) -> None:
                      policy_kwargs=dict(net_arch=[16], share_prior_encoder=True))
     load_training_state(again, tmp_path / "checkpoint")
     assert np.array_equal(again.replay_buffer.observations, features.replay_buffer.observations)
+    # So does SB3's own (pickled) buffer file, and the buffer it loads stores features again.
+    features.save_replay_buffer(tmp_path / "buffer.pkl")
+    again.load_replay_buffer(tmp_path / "buffer.pkl")
+    assert np.array_equal(again.replay_buffer.observations, features.replay_buffer.observations)
+    again.learn(10, reset_num_timesteps=False)
     with pytest.raises(ValueError, match="needs policy_kwargs share_prior_encoder=True"):
         SkillSAC("SkillPolicy", toy(n_skills=3, arg_dim=2, obs_type="pixels", frame_size=32, frame_stack=2),
                  prior=prior, replay_buffer_class=SkillFeatureReplayBuffer, policy_kwargs=dict(share_prior_encoder=False))

@@ -149,6 +149,10 @@ class SkillFeatureReplayBuffer(SkillReplayBuffer):
         self.encode: Callable[[np.ndarray], np.ndarray] | None = None
         """(n_envs, *frame shape) observations -> (n_envs, features_dim) float32 features"""
 
+    def __getstate__(self) -> dict[str, Any]:
+        # SB3's save_replay_buffer pickles the buffer: leave the encoder (a method of the model) out of it.
+        return {**self.__dict__, "encode": None}
+
     def add(self, obs, next_obs, action: np.ndarray, reward: np.ndarray, done: np.ndarray,
             infos: list[dict[str, Any]]) -> None:
         """Store a transition per env (see ``SkillReplayBuffer.add``), observations as their features."""

@@ -14,6 +14,7 @@ Truncation (time-outs) bootstraps: SB3's ``handle_timeout_termination`` zeroes `
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import math
 import os
@@ -334,6 +335,12 @@ class SkillSAC(OffPolicyAlgorithm):
     def _encode_for_buffer(self, observations: np.ndarray) -> np.ndarray:
         features = self.policy.encode_observations(th.as_tensor(observations, device=self.device))
         return features.cpu().numpy()
+
+    def load_replay_buffer(self, path: str | os.PathLike | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
+        """SB3's ``load_replay_buffer``; a feature buffer gets this model's encoder back."""
+        super().load_replay_buffer(path, truncate_last_traj)
+        if isinstance(self.replay_buffer, SkillFeatureReplayBuffer):
+            self.replay_buffer.encode = self._encode_for_buffer
 
     def _setup_coef(
         self, value: float | str
