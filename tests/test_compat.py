@@ -73,9 +73,9 @@ def test_record_skill_video_writes_every_low_level_frame(tmp_path):
 
 
 def load_example():
-    spec = importlib.util.spec_from_file_location("cleanrl_sac_skill", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    found = importlib.util.spec_from_file_location("cleanrl_sac_skill", EXAMPLE)
+    module = importlib.util.module_from_spec(found)
+    found.loader.exec_module(module)
     return module
 
 

@@ -77,9 +77,9 @@ def test_bad_arguments_are_rejected():
 
 def integration_state(env: KitchenTaskEnv) -> np.ndarray:
     """Everything MuJoCo's next step reads, not just qpos and qvel."""
-    spec = mujoco.mjtState.mjSTATE_INTEGRATION
-    state = np.empty(mujoco.mj_stateSize(env.model, spec))
-    mujoco.mj_getState(env.model, env.data, state, spec)
+    saved_fields = mujoco.mjtState.mjSTATE_INTEGRATION
+    state = np.empty(mujoco.mj_stateSize(env.model, saved_fields))
+    mujoco.mj_getState(env.model, env.data, state, saved_fields)
     return state
 
 

@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def diagnostics():
-    spec = importlib.util.spec_from_file_location("diagnostics", ROOT / "training" / "diagnostics.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    found = importlib.util.spec_from_file_location("diagnostics", ROOT / "training" / "diagnostics.py")
+    module = importlib.util.module_from_spec(found)
+    found.loader.exec_module(module)
     return module
 
 

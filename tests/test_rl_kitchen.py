@@ -67,9 +67,9 @@ def _kitchen_extract_script():
     from pathlib import Path
 
     script = Path(__file__).parents[1] / "training" / "kitchen_extract.py"
-    spec = importlib.util.spec_from_file_location("kitchen_extract", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    found = importlib.util.spec_from_file_location("kitchen_extract", script)
+    module = importlib.util.module_from_spec(found)
+    found.loader.exec_module(module)
     return module
 
 

@@ -2,7 +2,7 @@
 
 A library is a folder::
 
-    config.json          LibraryConfig (shapes, observation spec, provenance, versions)
+    config.json          LibraryConfig (shapes, observation layout, provenance, versions)
     model.safetensors    weights: ``decoder.*``, ``priors.*`` (and ``encoder.*``, the VAE encoder
                          q(z|a,d), kept only so a library can be fine-tuned; inference ignores it)
 

