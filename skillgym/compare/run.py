@@ -183,17 +183,17 @@ class Run:
 
     def _claim_folder(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        spec_file = self.folder / RUN_JSON
+        run_file = self.folder / RUN_JSON
         identity = self.settings.identity()
-        if spec_file.is_file():
-            saved = json.loads(spec_file.read_text())
+        if run_file.is_file():
+            saved = json.loads(run_file.read_text())
             if saved != identity:
                 changed = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
                 raise FileExistsError(f"{self.folder} holds a run with other settings ({', '.join(changed)}); "
                                       "use another --out")
         elif any(self.folder.iterdir()):
             raise FileExistsError(f"{self.folder} is not empty and holds no comparison run; use another --out")
-        spec_file.write_text(json.dumps(identity, indent=1) + "\n")
+        run_file.write_text(json.dumps(identity, indent=1) + "\n")
 
     def finished(self) -> dict[str, Any] | None:
         """The result of a run that already reached this budget, if any."""

@@ -143,7 +143,6 @@ class SkillFeatureReplayBuffer(SkillReplayBuffer):
 
     def __init__(self, buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space, *args: Any,
                  features_dim: int, **kwargs: Any):
-        self.frame_space = observation_space
         features = spaces.Box(-np.inf, np.inf, (features_dim,), np.float32)
         super().__init__(buffer_size, features, action_space, *args, **kwargs)
         self.encode: Callable[[np.ndarray], np.ndarray] | None = None
@@ -158,4 +157,5 @@ class SkillFeatureReplayBuffer(SkillReplayBuffer):
         """Store a transition per env (see ``SkillReplayBuffer.add``), observations as their features."""
         if self.encode is None:
             raise RuntimeError("SkillFeatureReplayBuffer.encode is not set: give it the frozen encoder first")
-        super().add(self.encode(obs), self.encode(next_obs), action, reward, done, infos)
+        features = self.encode(np.concatenate([obs, next_obs]))  # s and s' in one encoder pass
+        super().add(features[:len(obs)], features[len(obs):], action, reward, done, infos)
