@@ -24,7 +24,8 @@ from skillgym.data.dataset import DatasetError, Episode, open_dataset, write_min
 from skillgym.envs.toy import ToySkillEnv
 from skillgym.extract.labeler import SkillLabeler, extract_skills
 from skillgym.extract.labels import LabelsError, SkillLabels
-from skillgym.rl.skill_sac import ModelError, SkillSAC
+from skillgym.rl.model_folder import ModelError
+from skillgym.rl.skill_sac import SkillSAC
 from skillgym.skills import train as train_module
 from skillgym.skills.config import LibraryConfig, LibraryError
 from skillgym.skills.library import SkillLibrary
