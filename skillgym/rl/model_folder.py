@@ -42,6 +42,7 @@ class ModelError(ValueError):
 
 
 def read_json(file: Path) -> Any:
+    """The JSON in ``file``; a :class:`ModelError` saying what is wrong if it is missing, huge or not JSON."""
     if not file.is_file():
         raise ModelError(f"{file.parent} has no {file.name}: not a SkillSAC model folder, or an interrupted save")
     if file.stat().st_size > MAX_JSON_BYTES:
@@ -53,6 +54,7 @@ def read_json(file: Path) -> Any:
 
 
 def read_safetensors(file: Path) -> dict[str, th.Tensor]:
+    """The tensors in ``file`` on the CPU; a :class:`ModelError` if it is missing or unreadable."""
     if not file.is_file():
         raise ModelError(f"{file.parent} has no {file.name}: the weights are missing (interrupted save?)")
     try:
@@ -74,6 +76,7 @@ def _torch_classes(module: Any, base: type) -> dict[str, type]:
 
 
 def policy_kwargs_to_json(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``policy_kwargs`` with its classes (activation, optimizer, features extractor) replaced by their names."""
     out = dict(kwargs)
     if "activation_fn" in out:
         out["activation_fn"] = _class_name(out["activation_fn"], _torch_classes(nn, nn.Module), "activation")
@@ -87,6 +90,7 @@ def policy_kwargs_to_json(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def policy_kwargs_from_json(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`policy_kwargs_to_json`; only names of the known classes are accepted."""
     if not isinstance(kwargs, dict):
         raise ValueError("policy_kwargs must be an object")
     out = dict(kwargs)
