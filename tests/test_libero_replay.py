@@ -1,4 +1,5 @@
-"""training/libero_posterior_replay.py on a real scripted recording: every episode found at its recorded start."""
+"""training/libero_posterior_replay.py on a real scripted recording: every episode found at its recorded start,
+and every labelled step decoded on the recorded states."""
 
 import json
 import subprocess
@@ -11,6 +12,7 @@ from libero_support import require_libero
 from skillgym.data.dataset import open_dataset
 from skillgym.data.libero import LiberoDataArgs, record_libero
 from skillgym.extract.labeler import extract_skills
+from skillgym.extract.labels import SkillLabels
 from skillgym.skills.train import TrainSkillsArgs, train_skills
 
 SCRIPT = Path(__file__).resolve().parents[1] / "training" / "libero_posterior_replay.py"
@@ -32,3 +34,10 @@ def test_the_replay_finds_each_recorded_start_and_redoes_the_recorded_actions(tm
     assert [(e["task"], e["attempt"]) for e in decoded] == [(0, 0), (0, 1)]
     assert [(e["task"], e["attempt"]) for e in recorded] == [(0, 0), (0, 1)]
     assert any(e["success"] for e in recorded)  # the clean recorded actions redo the scripted pick-and-place
+
+    subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "library"), "--episodes", "2", "--recorded-states",
+                    "--out", str(tmp_path / "fit.json")], check=True, capture_output=True)
+    fit = json.loads((tmp_path / "fit.json").read_text())
+    steps = sum(int(end - start) for _, start, end, _ in SkillLabels.load(tmp_path / "labels").segments)
+    assert fit["steps"] == steps and len(fit["action_mse_per_dim"]) == 7
+    assert 0 <= fit["gripper_sign_agreement"] <= 1 and fit["action_mse"] > 0

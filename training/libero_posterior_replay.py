@@ -5,9 +5,12 @@ from the recording's seed, task and attempt number), then every labelled window 
 encoder's mean for that window's recorded actions, closed loop on the state the env gives; steps outside
 the segments replay the recorded actions. Success is LIBERO's own check. If the replays succeed where the
 priors alone do not (training/libero_prior_rollouts.py), the priors' choices of skill and argument are what
-fails; if the replays fail too, the decoder does.
+fails; if the replays fail too, the decoder does. With ``--recorded-states`` nothing is simulated: each
+window is decoded on the states the recording saw, step by step, which tells a decoder that does not fit its
+data apart from one whose small errors add up once its own actions move the robot.
 
     python training/libero_posterior_replay.py runs/libero-objpos/library --episodes 10
+    python training/libero_posterior_replay.py runs/libero-objpos/library --episodes 10 --recorded-states
 
 Run it in the LIBERO environment; the library must keep its encoder (every ``skillgym train-skills``
 library does) and its labels and data must be where ``config.trained_on`` says.
@@ -25,7 +28,7 @@ import torch
 from skillgym.data.dataset import open_dataset
 from skillgym.data.libero import REPORT_FILE, SCRIPTED_SUITE
 from skillgym.extract.labels import SkillLabels
-from skillgym.language import INSTRUCTION_KEY
+from skillgym.language import INSTRUCTION_KEY, embed_instructions
 from skillgym.skills.library import SkillLibrary
 from skillgym.tasks.libero import LiberoTaskEnv
 
@@ -42,13 +45,47 @@ def reset_seed(seed: int, task: int, index: int) -> int:
     return int(np.random.default_rng(np.random.SeedSequence([seed, task, index])).integers(2**31))
 
 
-def decode_window(library: SkillLibrary, env: LiberoTaskEnv, obs: dict, actions: np.ndarray, skill: int):
-    """Run one window's skill with z = the encoder mean of its recorded ``actions``."""
+def skill_windows(labels: SkillLabels, episode: int, cap: int) -> dict[int, tuple[int, int]]:
+    """``{first step: (steps, skill)}`` of the decoder windows of an episode: its segments cut every ``cap`` steps."""
+    windows = {}
+    for _, start, end, skill in labels.segments[labels.segments[:, 0] == episode]:
+        for a in range(int(start), int(end), cap):
+            windows[a] = (min(cap, int(end) - a), int(skill))
+    return windows
+
+
+def encoder_mean(library: SkillLibrary, actions: np.ndarray, skill: int) -> np.ndarray:
+    """The encoder's mean z for one window's recorded ``actions``: ``(1, z_dim)``."""
     with torch.no_grad():
         z, _ = library.encoder(torch.from_numpy(actions[None].astype(np.float32)), torch.tensor([skill]),
                                torch.tensor([len(actions)]))
+    return z.numpy()
+
+
+def decode_on_recorded_states(library: SkillLibrary, dataset, labels: SkillLabels, episodes: int) -> dict:
+    """Decode every window of the first ``episodes`` on the recorded states: per-dimension action MSE and how
+    often the gripper command has the recorded sign (over the steps whose recorded command is not 0)."""
+    instructions = embed_instructions(dataset.instructions()) if library.config.instruction_dim else None
+    squared, gripper = [], []
+    for e in range(min(episodes, len(dataset))):
+        ep = dataset.episode(e, frames=False)
+        for t, (n, skill) in skill_windows(labels, e, library.config.max_skill_steps).items():
+            actions = ep.actions[t:t + n]
+            state = library.start(np.array([skill]), encoder_mean(library, actions, skill),
+                                  None if instructions is None else instructions[e][None])
+            for i, recorded in enumerate(actions):
+                action, _, state = library.step(state, np.asarray(ep.states[t + i], np.float32)[None])
+                squared.append((action[0] - recorded) ** 2)
+                if recorded[-1] != 0:
+                    gripper.append(np.sign(action[0, -1]) == np.sign(recorded[-1]))
+    return {"steps": len(squared), "action_mse_per_dim": np.mean(squared, axis=0).tolist(),
+            "action_mse": float(np.mean(squared)), "gripper_sign_agreement": float(np.mean(gripper))}
+
+
+def decode_window(library: SkillLibrary, env: LiberoTaskEnv, obs: dict, actions: np.ndarray, skill: int):
+    """Run one window's skill with z = the encoder mean of its recorded ``actions``."""
     instruction = obs[INSTRUCTION_KEY][None] if library.config.instruction_dim else None
-    state = library.start(np.array([skill]), z.numpy(), instruction)
+    state = library.start(np.array([skill]), encoder_mean(library, actions, skill), instruction)
     info: dict = {}
     for _ in range(len(actions)):
         action, _, state = library.step(state, np.asarray(obs["state"], np.float32)[None])
@@ -66,6 +103,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the per-episode results")
     parser.add_argument("--recorded-actions", action="store_true",
                         help="replay the recorded actions alone, open loop (the reference for the decoder's replay)")
+    parser.add_argument("--recorded-states", action="store_true",
+                        help="simulate nothing: decode every window on the recorded states and print the action errors")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     library = SkillLibrary.load(args.library)
@@ -73,6 +112,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         raise SystemExit(f"{args.library} was saved without its encoder q(z|a,d); replaying needs it")
     labels = SkillLabels.load(library.config.trained_on["labels_path"])
     dataset = open_dataset(library.config.trained_on["dataset_path"])
+    if args.recorded_states:
+        fit = decode_on_recorded_states(library, dataset, labels, args.episodes)
+        print(f"decoded on the recorded states of {args.episodes} episodes ({fit['steps']} steps): action MSE "
+              f"{fit['action_mse']:.4f}, per dimension {np.round(fit['action_mse_per_dim'], 4).tolist()}; "
+              f"gripper command of the recorded sign in {fit['gripper_sign_agreement']:.1%} of the steps")
+        if args.out is not None:
+            args.out.write_text(json.dumps({"library": args.library, **fit}, indent=1))
+        return []
     recording = json.loads((Path(dataset.path) / REPORT_FILE).read_text())
     seed, object_positions = recording["args"]["seed"], recording["args"]["object_positions"]
     cap = library.config.max_skill_steps
@@ -92,10 +139,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 break
         else:
             raise SystemExit(f"episode {e}: no attempt of the recording starts where it does")
-        windows = {}
-        for _, start, end, skill in labels.segments[labels.segments[:, 0] == e] if not args.recorded_actions else []:
-            for a in range(int(start), int(end), cap):
-                windows[a] = (min(cap, int(end) - a), int(skill))
+        windows = {} if args.recorded_actions else skill_windows(labels, e, cap)
         t, success = 0, False
         while t < len(ep.actions) and not success:
             if t in windows:
