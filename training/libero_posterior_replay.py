@@ -79,7 +79,8 @@ def decode_on_recorded_states(library: SkillLibrary, dataset, labels: SkillLabel
                 if recorded[-1] != 0:
                     gripper.append(np.sign(action[0, -1]) == np.sign(recorded[-1]))
     return {"steps": len(squared), "action_mse_per_dim": np.mean(squared, axis=0).tolist(),
-            "action_mse": float(np.mean(squared)), "gripper_sign_agreement": float(np.mean(gripper))}
+            "action_mse": float(np.mean(squared)),
+            "gripper_sign_agreement": float(np.mean(gripper)) if gripper else None}
 
 
 def decode_window(library: SkillLibrary, env: LiberoTaskEnv, obs: dict, actions: np.ndarray, skill: int):
@@ -96,15 +97,17 @@ def decode_window(library: SkillLibrary, env: LiberoTaskEnv, obs: dict, actions:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    """Replay the episodes; returns one ``{"episode", "task", "attempt", "success"}`` per episode."""
+    """Replay the episodes; returns one ``{"episode", "task", "attempt", "success"}`` per episode (none with
+    ``--recorded-states``, which only prints and writes the action errors)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("library", help="a library trained on `skillgym data libero` data")
     parser.add_argument("--episodes", type=int, default=10, help="the data's first N episodes")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the per-episode results")
-    parser.add_argument("--recorded-actions", action="store_true",
-                        help="replay the recorded actions alone, open loop (the reference for the decoder's replay)")
-    parser.add_argument("--recorded-states", action="store_true",
-                        help="simulate nothing: decode every window on the recorded states and print the action errors")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--recorded-actions", action="store_true",
+                      help="replay the recorded actions alone, open loop (the reference for the decoder's replay)")
+    mode.add_argument("--recorded-states", action="store_true",
+                      help="simulate nothing: decode every window on the recorded states and print the action errors")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     library = SkillLibrary.load(args.library)
@@ -114,9 +117,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     dataset = open_dataset(library.config.trained_on["dataset_path"])
     if args.recorded_states:
         fit = decode_on_recorded_states(library, dataset, labels, args.episodes)
+        agreement = fit["gripper_sign_agreement"]
         print(f"decoded on the recorded states of {args.episodes} episodes ({fit['steps']} steps): action MSE "
               f"{fit['action_mse']:.4f}, per dimension {np.round(fit['action_mse_per_dim'], 4).tolist()}; "
-              f"gripper command of the recorded sign in {fit['gripper_sign_agreement']:.1%} of the steps")
+              "gripper command of the recorded sign in "
+              f"{'n/a' if agreement is None else f'{agreement:.1%}'} of the steps that open or close it")
         if args.out is not None:
             args.out.write_text(json.dumps({"library": args.library, **fit}, indent=1))
         return []
