@@ -35,7 +35,8 @@ import numpy as np
 from skillgym.cli.options import add_options, command_line, parse_options
 from skillgym.data.dataset import open_dataset
 from skillgym.extract.clustering import assign_labels, fit_centroids
-from skillgym.extract.quality import boundary_scores, purity, segment_boundaries, subtask_boundaries
+from skillgym.extract.labels import SkillLabels
+from skillgym.extract.quality import subtask_quality
 from skillgym.extract.segments import DEFAULT_KERNEL, find_segments, median_filter
 
 
@@ -113,18 +114,12 @@ def principal_components(embeddings: np.ndarray, dim: int, seed: int) -> np.ndar
 def score(features: np.ndarray, offsets: np.ndarray, subtasks: list[np.ndarray], k: int, kernel: int,
           seed: int) -> dict[str, float]:
     """Cluster, median-filter and segment as `skillgym extract` does, then score against the subtasks."""
-    from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
-
     clusters = assign_labels(features, fit_centroids(features, k=k, seed=seed))
     labels = np.concatenate([median_filter(episode, kernel) for episode in episodes(clusters, offsets)])
-    truth = np.concatenate(subtasks)
-    known = truth >= 0
     segments = find_segments(labels, offsets)
-    predicted = [p[s[p] >= 0] for p, s in zip(segment_boundaries(segments, len(subtasks)), subtasks, strict=True)]
-    boundaries = boundary_scores(predicted, [subtask_boundaries(s) for s in subtasks])
-    return {"ami": adjusted_mutual_info_score(truth[known], labels[known]),
-            "ari": adjusted_rand_score(truth[known], labels[known]),
-            "purity": purity(labels, truth, k)[1], "boundary_f1": boundaries["f1"] or 0.0,
+    quality = subtask_quality(SkillLabels(labels, offsets, segments, k, "", ""), subtasks)
+    return {"ami": quality["subtask_ami"], "ari": quality["subtask_ari"], "purity": quality["purity"],
+            "boundary_f1": quality["boundary_f1"] or 0.0,
             "mean_segment_length": float(np.mean(segments[:, 2] - segments[:, 1]))}
 
 
