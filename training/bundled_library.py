@@ -26,15 +26,11 @@ random orders over all seven subtasks with no start from the evaluation order, t
         --eval-prefix-fraction 0 --eval-windows-fraction 0 --subtasks "bottom burner" "top burner" "light switch" \
         "slide cabinet" "hinge cabinet" microwave kettle --workers 1 --skill-steps 10000 --threads 2
 
-`--observation pixels` then trains the SkillKitchenPixels-v0 library on the same dataset and
-labels: priors on 64x64 frames (framestack 4, re-rendered from the stored sim states exactly as
-the env renders them), closed-loop decoder on the state vector (``decoder_obs="state"``).
-
-    python training/bundled_library.py --work runs/bundled --observation pixels --skill-steps 8000 \
-        --eval-prefix-fraction 0.5 --eval-windows-fraction 0 --action-noise 0.05 --no-clean-labels --no-state-skip
-
-is the bundled pixel library (its data: 100 episodes at seed 0, half starting like the evaluation task,
-labels as executed).
+`--observation pixels` then trains a pixel library on the same dataset and labels: priors on 64x64
+frames (framestack 4; the stored frames when the recording has them at 64x64, else re-rendered from the
+stored sim states exactly as the env renders them), closed-loop decoder on the state vector
+(``decoder_obs="state"``). The bundled pixel library (skillgym/assets/kitchen-pixels) is made from
+recordings with 64x64 frames by the commands in skillgym/assets/README.md.
 
 Stages whose artifact exists under --work are skipped, so the script resumes.
 """
