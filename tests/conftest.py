@@ -1,5 +1,7 @@
 import os
+import re
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -7,6 +9,33 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 # Stock SB3 creates a fresh /tmp/SB3-<time> folder for every model without a log dir; keep the
 # test run's in one place.
 os.environ.setdefault("SB3_LOGDIR", tempfile.mkdtemp(prefix="skillgym-tests-sb3-"))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n N` gives each worker a core: torch's own threads would oversubscribe them.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# Under `pytest -n N`, each of these groups of test files runs on one worker: the files that use a
+# costly session fixture (a scripted recording, a whole pipeline run), so it is built once, and the
+# files that start a local Ray, so only one runs at a time. Every other file is a group of its own.
+WORKER_GROUPS = {"tiny_run": r"\btiny_run\b", "kitchen_data": r"\bkitchen_data\b", "ray": r"importorskip\(\"ray"}
+
+
+def worker_group(test_file: Path) -> str:
+    """The group of a test file (see ``WORKER_GROUPS``)."""
+    text = test_file.read_text()
+    return next((group for group, pattern in WORKER_GROUPS.items() if re.search(pattern, text)), test_file.name)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """pytest-xdist's scope scheduling with a test file's scope being its group."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    root = Path(config.rootpath)
+
+    class FileGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(root / nodeid.split("::", 1)[0])
+
+    return FileGroupScheduling(config, log)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -116,6 +117,7 @@ def test_a_killed_run_resumes_to_the_same_artifacts(tiny_run, tmp_path):
     labels, library and agent as the uninterrupted run."""
     out, summary = tiny_run
     again = tmp_path / "run"
+    shutil.copytree(out / "data", again / "data")  # the recording stage is not what is tested here
     code = ("import sys; sys.path.insert(0, {!r}); from conftest import tiny_pipeline; from pathlib import Path; "
             "from skillgym.pipeline import run_pipeline; import skillgym.pipeline as p; p.PRIOR_ROLLOUT_EPISODES = 2; "
             "run_pipeline(tiny_pipeline(Path({!r}), beta=0.02))").format(str(ROOT / "tests"), str(again))

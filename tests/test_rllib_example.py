@@ -21,7 +21,7 @@ def test_rllib_ppo_runs_an_iteration_in_the_dict_skill_space(tmp_path):
     env.pop("RAY_ADDRESS", None)  # a local Ray of its own
     run = subprocess.run([sys.executable, str(SCRIPT), "--iterations", "1", "--env-runners", "1", "--train-batch", "64",
                           "--minibatch", "32", "--epochs", "1", "--seed", "0", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=300, env=env)
+                         capture_output=True, text=True, timeout=900, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "iteration 1: return" in run.stdout
     result = json.loads((tmp_path / "result.json").read_text())

@@ -83,8 +83,10 @@ def ppo_config(args: RLlibPPOArgs) -> Any:
     return (
         PPOConfig()
         .environment(ENV_NAME, env_config={"env_id": args.env_id, "library": args.library})
+        # No sample timeout: on a busy machine RLlib would otherwise drop a slow runner's samples
+        # and hand back an iteration without any.
         .env_runners(num_env_runners=args.env_runners, num_envs_per_env_runner=args.envs_per_runner,
-                     rollout_fragment_length="auto")
+                     rollout_fragment_length="auto", sample_timeout_s=None)
         .training(train_batch_size_per_learner=args.train_batch, minibatch_size=args.minibatch,
                   num_epochs=args.epochs, lr=args.lr, gamma=args.gamma)
         .debugging(seed=args.seed)
