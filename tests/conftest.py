@@ -1,3 +1,4 @@
+import functools
 import os
 import re
 import tempfile
@@ -19,6 +20,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 WORKER_GROUPS = {"tiny_run": r"\btiny_run\b", "kitchen_data": r"\bkitchen_data\b", "ray": r"importorskip\(\"ray"}
 
 
+@functools.cache  # asked once per test, read once per file
 def worker_group(test_file: Path) -> str:
     """The group of a test file (see ``WORKER_GROUPS``)."""
     text = test_file.read_text()
