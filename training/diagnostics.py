@@ -31,6 +31,7 @@ import torch
 
 from skillgym.data.dataset import open_dataset
 from skillgym.envs.prior_rollouts import prior_rollouts
+from skillgym.envs.skill_kitchen import kitchen_env_for
 from skillgym.envs.skill_space import SkillSpaceEnv
 from skillgym.extract.labels import SkillLabels
 from skillgym.rl.skill_sac import SkillSAC
@@ -341,7 +342,7 @@ def stall_search(library: SkillLibrary, done: int, samples: int = 16, follow: in
     episode ends, skills drawn uniformly or from p(d|s) and arguments from p(z|s,d): how often an
     agent exploring from there meets the reward.
     """
-    low = KitchenTaskEnv(tasks=tasks, ordered=True, max_episode_steps=episode_steps)
+    low = kitchen_env_for(library, tasks=tasks, ordered=True, max_episode_steps=episode_steps)
     env = SkillSpaceEnv(low, library, progress_threshold=0.95)
     target = tasks[done]
 

@@ -14,10 +14,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from skillgym.envs.skill_kitchen import kitchen_env_for
 from skillgym.envs.skill_space import DEFAULT_PROGRESS_THRESHOLD, SkillSpaceEnv
 from skillgym.language import INSTRUCTION_KEY
 from skillgym.skills.library import SkillLibrary
-from skillgym.tasks.kitchen import ALL_TASKS, DEFAULT_TASKS, KitchenTaskEnv
+from skillgym.tasks.kitchen import ALL_TASKS, DEFAULT_TASKS
 
 
 def prior_action(library: SkillLibrary, obs: Any, rng: np.random.Generator, greedy: bool = False,
@@ -101,9 +102,7 @@ def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
         scale = np.full(cfg.z_dim, float(scale))
     if scale.shape != (cfg.z_dim,):
         raise ValueError(f"z_scale: one number or one per z dim ({cfg.z_dim} of them), got {z_scale!r}")
-    pixels = cfg.obs_kind == "pixels"
-    low = KitchenTaskEnv(tasks=tasks, ordered=True, max_episode_steps=max_steps, pixels=pixels,
-                         image_size=cfg.image_size, frame_stack=cfg.frame_stack if pixels else 1)
+    low = kitchen_env_for(library, tasks=tasks, ordered=True, max_episode_steps=max_steps)
     threshold = DEFAULT_PROGRESS_THRESHOLD if progress_threshold is None else progress_threshold
     env = SkillSpaceEnv(low, library, progress_threshold=threshold)
     ordered, unordered, any_task, skills_used, skill_lengths = [], [], [], [], []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 
@@ -57,6 +58,21 @@ def resolve_library(library: str | os.PathLike | None, observation: str = "state
     return path
 
 
+def kitchen_env_for(library: SkillLibrary, **kwargs: Any) -> KitchenTaskEnv:
+    """The kitchen task env whose observations ``library``'s priors read: the state vector, or frames
+    at the library's size and frame stack. ``kwargs`` go to :class:`KitchenTaskEnv` (tasks, time limit...).
+
+    Example:
+        >>> from skillgym.envs.skill_kitchen import BUNDLED_LIBRARIES
+        >>> env = kitchen_env_for(SkillLibrary.load(BUNDLED_LIBRARIES["state"]), max_episode_steps=50)
+        >>> env.observation_space.shape
+        (59,)
+    """
+    pixels = library.config.obs_kind == "pixels"
+    return KitchenTaskEnv(pixels=pixels, image_size=library.config.image_size or 64,
+                          frame_stack=library.config.frame_stack if pixels else 1, **kwargs)
+
+
 def make_skill_kitchen(
     library: str | os.PathLike | None = None,
     tasks: Sequence[str] = DEFAULT_TASKS,
@@ -77,15 +93,7 @@ def make_skill_kitchen(
     """
     path = resolve_library(library, observation)
     lib = SkillLibrary.load(path)
-    pixels = lib.config.obs_kind == "pixels"
-    low = KitchenTaskEnv(
-        tasks=tasks,
-        max_episode_steps=low_level_steps,
-        pixels=pixels,
-        image_size=lib.config.image_size or 64,
-        frame_stack=lib.config.frame_stack if pixels else 1,
-        render_mode=render_mode,
-    )
+    low = kitchen_env_for(lib, tasks=tasks, max_episode_steps=low_level_steps, render_mode=render_mode)
     env = SkillSpaceEnv(low, lib, max_skill_steps=max_skill_steps, record_frames=record_frames,
                         progress_threshold=progress_threshold or DEFAULT_PROGRESS_THRESHOLD)
     env.library_path = str(path)
