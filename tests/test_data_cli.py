@@ -1,8 +1,11 @@
 """`skillgym data ...`: a real (tiny) recording, the contact sheet, and one-line argument errors."""
 
 import json
+import multiprocessing as mp
 import subprocess
 import sys
+import threading
+import time
 
 import minari
 import numpy as np
@@ -28,6 +31,22 @@ def recorded(tmp_path_factory):
     out = tmp_path_factory.mktemp("data") / "kitchen"
     report = record_dataset(RecordArgs(out=out, **NOISY))
     return out, report
+
+
+def test_a_dead_recording_process_stops_the_recording_with_a_clear_error(tmp_path):
+    def kill_a_worker():
+        deadline = time.monotonic() + 120
+        while not mp.active_children() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for child in mp.active_children()[:1]:
+            child.kill()
+
+    killer = threading.Thread(target=kill_a_worker, daemon=True)
+    killer.start()
+    with pytest.raises(RuntimeError, match="a recording process stopped"):
+        record_dataset(RecordArgs(out=tmp_path / "kitchen", **{**NOISY, "episodes": 4, "workers": 2}))
+    killer.join()
+    assert sorted(tmp_path.iterdir()) == []  # no dataset, no staging folder
 
 
 def test_recording_is_a_minari_dataset_with_labels(recorded):

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from queue import Full
+from queue import Empty, Full
 from typing import Literal
 
 import numpy as np
@@ -295,7 +295,15 @@ def _episodes_in_order(args: RecordArgs) -> Iterator[tuple[Episode | None, Episo
     try:
         for next_index in range(first, end):
             while next_index not in pending:
-                item = queue.get(timeout=1800)
+                try:
+                    item = queue.get(timeout=10)
+                except Empty:
+                    # No time limit on an episode (a loaded machine may take long): only a dead worker stops us.
+                    dead = [p for p in procs if p.exitcode not in (None, 0)]
+                    if dead or all(p.exitcode == 0 for p in procs):
+                        raise RuntimeError(f"a recording process stopped before episode {next_index} arrived "
+                                           f"(exit codes {[p.exitcode for p in procs]}); --out is left as it was") from None
+                    continue
                 pending[item[1].index] = item
             yield pending.pop(next_index)
         finished = True
