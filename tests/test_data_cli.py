@@ -1,4 +1,4 @@
-"""`skillgym data ...`: a real (tiny) recording, the contact sheet, and one-line argument errors."""
+"""`skillgym data ...`: a real (tiny) recording, the contact sheet, one-line argument errors, and a recording process that dies."""
 
 import json
 import multiprocessing as mp
