@@ -39,6 +39,8 @@ def comma_ints(text: str) -> tuple[int, ...]:
 
 
 EXTRACTION_SCORES = ("subtask_ami", "subtask_ari", "purity", "boundary_f1", "mean_segment_length")
+LIBRARY_SCORES = ("action_mse", "prior_accuracy")  # on the library's held-out segments (eval.json)
+DIGITS = {"action_mse": 4, "mean_segment_length": 1}  # decimals in the tables (others: 2)
 
 
 @dataclass
@@ -72,6 +74,10 @@ class AblationArgs:
     """torch threads of skill training"""
     workers: int = 2
     """RL runs in parallel"""
+    eval_every: int | None = None
+    """low-level steps between evaluations of an RL run (default: `skillgym compare`'s, steps / 10)"""
+    eval_episodes: int = 20
+    """deterministic episodes per evaluation of an RL run"""
 
 
 def variants(args: AblationArgs) -> list[tuple[str, int]]:
@@ -118,8 +124,10 @@ def collect(args: AblationArgs, results: dict[str, Any]) -> list[dict[str, Any]]
     for encoder, k in variants(args):
         name = variant_name(encoder, k)
         summary = json.loads((Path(args.out) / "labels" / name / "report" / "summary.json").read_text())
+        heldout = json.loads((Path(args.out) / "libraries" / name / "eval.json").read_text())["heldout"]
         row: dict[str, Any] = {"variant": name, "encoder": encoder, "k": k,
-                               **{s: summary.get(s) for s in EXTRACTION_SCORES}}
+                               **{s: summary.get(s) for s in EXTRACTION_SCORES},
+                               **{s: heldout.get(s) for s in LIBRARY_SCORES}}
         for entry in results["results"]:
             if entry["method"] == f"extract[{name}]":
                 row[entry["task"]] = mean_std(entry["subtasks"][str(args.steps)])
@@ -127,10 +135,10 @@ def collect(args: AblationArgs, results: dict[str, Any]) -> list[dict[str, Any]]
     return rows
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, digits: int = 2) -> str:
     if isinstance(value, tuple):
         return "–" if value[0] is None else f"{value[0]:.2f} ± {value[1]:.2f}"
-    return "–" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
+    return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def write_page(args: AblationArgs, rows: list[dict[str, Any]], command: str) -> None:
@@ -141,19 +149,20 @@ def write_page(args: AblationArgs, rows: list[dict[str, Any]], command: str) -> 
     import matplotlib.pyplot as plt
 
     out = Path(args.out)
-    header = ["variant", "AMI", "ARI", "purity", "boundary F1", "mean segment", *[f"{t} @ {steps_label(args.steps)}"
-                                                                               for t in args.tasks]]
-    keys = [*EXTRACTION_SCORES, *args.tasks]
+    header = ["variant", "AMI", "ARI", "purity", "boundary F1", "mean segment", "action MSE", "prior top-1",
+              *[f"{t} @ {steps_label(args.steps)}" for t in args.tasks]]
+    keys = [*EXTRACTION_SCORES, *LIBRARY_SCORES, *args.tasks]
 
     def table(selected: list[dict[str, Any]]) -> list[str]:
         return ["| " + " | ".join(header) + " |", "|---" * len(header) + "|",
-                *["| " + " | ".join([r["variant"], *[_cell(r.get(key)) for key in keys]]) + " |" for r in selected]]
+                *["| " + " | ".join([r["variant"], *[_cell(r.get(key), DIGITS.get(key, 2)) for key in keys]]) + " |" for r in selected]]
 
     by_encoder = [r for r in rows if r["k"] == args.base_k and r["encoder"] in args.encoders]
     by_k = sorted((r for r in rows if r["encoder"] == args.base_encoder and r["k"] in args.ks), key=lambda r: r["k"])
     lines = ["# Encoder and K ablations", "", f"Made by `{command}`.", "",
              f"Extraction scores against the executed subtask (AMI, ARI, purity, boundary F1 within ±10 steps) and "
-             f"SkillSAC's subtasks completed at {args.steps:,} low-level steps (mean ± std over {args.seeds} seeds).",
+             f"the library's held-out action MSE and skill-prior top-1 accuracy; SkillSAC's subtasks completed at "
+             f"{args.steps:,} low-level steps (mean ± std over {args.seeds} seeds).",
              "", f"## Encoder (K = {args.base_k})", "", *table(by_encoder), "",
              f"## K ({args.base_encoder})", "", *table(by_k), "", "![ablations](ablations.png)", ""]
     (out / "ablations.md").write_text("\n".join(lines))
@@ -182,7 +191,8 @@ def write_page(args: AblationArgs, rows: list[dict[str, Any]], command: str) -> 
 def main(args: AblationArgs, command: str) -> None:
     libraries = [str(make_library(args, e, k)) for e, k in variants(args)]
     results = compare(CompareArgs(out=str(Path(args.out) / "rl"), methods=("extract",), tasks=args.tasks,
-                                  seeds=args.seeds, steps=args.steps, library=tuple(libraries), workers=args.workers),
+                                  seeds=args.seeds, steps=args.steps, library=tuple(libraries), workers=args.workers,
+                                  eval_every=args.eval_every, eval_episodes=args.eval_episodes),
                       command=command)
     write_page(args, collect(args, results), command)
     print(f"wrote {Path(args.out) / 'ablations.md'}")
