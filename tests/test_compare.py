@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from skillgym.compare import CompareArgs, RunSpec, compare, train_run
-from skillgym.compare.page import skills_tried, value_at
+from skillgym.compare.page import skills_tried, value_at, write_results_page
 from skillgym.compare.run import CHECKPOINT
 
 LIBRARY = str(Path(__file__).resolve().parent.parent / "skillgym" / "assets" / "kitchen-state")
@@ -95,6 +95,14 @@ def test_a_tiny_comparison_writes_the_results_page(kitchen_data, tmp_path):
     started = time.time()
     assert compare(args)["results"] == summary["results"]
     assert time.time() - started < 60
+
+
+def test_the_page_of_a_comparison_with_no_finished_run_says_so(tmp_path, recwarn):
+    runs = [("extract", run_settings("extract", tmp_path / "runs" / f"seed{seed}")) for seed in (0, 1)]
+    write_results_page(tmp_path, runs, command="skillgym compare")
+    assert "| extract | default | – | – |" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
 
 
 def test_skills_tried_gives_the_most_run_skills_as_shares():

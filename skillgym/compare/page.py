@@ -144,7 +144,10 @@ def _plot_curves(grouped: dict, tasks: list[str], steps: int, eval_every: int, o
         ax.set_xlabel("low-level env steps")
         ax.set_ylim(-0.1, len(task_order(task)) + 0.1)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="upper left")
+        else:
+            ax.text(0.5, 0.5, "no finished runs yet", ha="center", va="center", transform=ax.transAxes)
     axes[0][0].set_ylabel("subtasks completed (mean ± std over seeds)")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
