@@ -45,6 +45,7 @@ def test_each_variant_gets_its_extraction_scores_and_return_and_a_rerun_resumes(
     assert "| state-k3 |" in encoder_table and "| action-k3 |" in encoder_table and "state-k4" not in encoder_table
     assert "| state-k4 |" in page.split("## K")[1]
     assert (out / "ablations.png").stat().st_size > 0
+    assert "(rl/results.md)" in page and (out / "rl" / "results.md").is_file()  # the curves' page it links
 
     started = time.time()
     rerun = run_ablations(kitchen_data, out)

@@ -164,7 +164,8 @@ def write_page(args: AblationArgs, rows: list[dict[str, Any]], command: str) -> 
              f"the library's held-out action MSE and skill-prior top-1 accuracy; SkillSAC's subtasks completed at "
              f"{args.steps:,} low-level steps (mean ± std over {args.seeds} seeds).",
              "", f"## Encoder (K = {args.base_k})", "", *table(by_encoder), "",
-             f"## K ({args.base_encoder})", "", *table(by_k), "", "![ablations](ablations.png)", ""]
+             f"## K ({args.base_encoder})", "", *table(by_k), "", "![ablations](ablations.png)", "",
+             "The RL runs' learning curves and where their episodes stop: [rl/results.md](rl/results.md).", ""]
     (out / "ablations.md").write_text("\n".join(lines))
     (out / "ablations.json").write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
 
