@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # compare: --out --methods --tasks --seeds --steps --library --data --workers --eval-every --eval-episodes
 # data libero: --out --demos --tasks --episodes --seed --overwrite
 # extract --labeler (label with a saved labeler), train-skills --instructions (language conditioning)
-FLAG_BUDGET = 90
+# data libero --frames (record LIBERO without drawing frames), train-skills --decoder-obs-noise (robust skills)
+FLAG_BUDGET = 92
 REMOVED = ("--autoregressive", "--prior-z-target", "--window-starts", "--detach-progress", "--follow-through",
            "--include-hinge", "--prior-uniform-mix", "--reconstruction")
 

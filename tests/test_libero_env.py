@@ -109,6 +109,13 @@ def test_a_scripted_episode_puts_the_bowl_on_the_plate(env):
     assert phases[0] == "reach" and "grasp" in phases and phases[-1] in ("lower", "release")
     assert np.all(np.diff(episode.subtasks) >= 0)  # the phases follow one another in order
 
+    # --no-frames records the same episode without drawing a frame
+    lean = LiberoTaskEnv("libero_spatial", task=0, frame_stack=1, pixels=False, embed_instruction=False)
+    unframed, success = record_libero_episode(lean, task=0, index=0, seed=0)
+    assert success and unframed.frames is None
+    assert np.array_equal(unframed.states, episode.states) and np.array_equal(unframed.actions, episode.actions)
+    lean.close()
+
 
 def test_without_pixels_the_states_and_the_drawn_frame_match_the_rendering_env(env):
     lean = LiberoTaskEnv("libero_spatial", task=0, pixels=False)
@@ -174,6 +181,8 @@ def test_object_positions_in_the_state_the_recording_and_a_state_library(tmp_pat
         fixed.set_task(1)
     with pytest.raises(ValueError, match="scripted recordings"):
         LiberoDataArgs(out=tmp_path / "data", demos=(__file__,), object_positions=True)
+    with pytest.raises(ValueError, match="scripted recordings"):
+        LiberoDataArgs(out=tmp_path / "data", demos=(__file__,), frames=False)
 
     library = SkillLibrary.build(LibraryConfig(num_skills=3, state_dim=STATE_DIM + 15, action_dim=7, max_skill_steps=5))
     library.save(tmp_path / "library")

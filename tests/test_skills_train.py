@@ -29,9 +29,10 @@ def tiny_args(labels, out, **kw):
 @pytest.mark.parametrize("noise", [0.0, 0.2])
 def test_resume_reproduces_the_uninterrupted_run(labelled, tmp_path, noise):
     _, labels = labelled
-    full = train_skills(tiny_args(labels, tmp_path / "full", steps=24, prior_obs_noise=noise))
-    first = train_skills(tiny_args(labels, tmp_path / "split", steps=12, prior_obs_noise=noise))
-    rest = train_skills(tiny_args(labels, tmp_path / "split", steps=24, resume=True, prior_obs_noise=noise))
+    noises = dict(prior_obs_noise=noise, decoder_obs_noise=noise)
+    full = train_skills(tiny_args(labels, tmp_path / "full", steps=24, **noises))
+    first = train_skills(tiny_args(labels, tmp_path / "split", steps=12, **noises))
+    rest = train_skills(tiny_args(labels, tmp_path / "split", steps=24, resume=True, **noises))
     assert rest.start_step == 12
     for key in ("loss", "action", "kl", "prior_d", "prior_z"):
         assert first.history[key] + rest.history[key] == full.history[key], key
@@ -46,6 +47,16 @@ def test_prior_obs_noise_only_changes_the_prior_terms(labelled, tmp_path):
     noisy = train_skills(tiny_args(labels, tmp_path / "noisy", steps=1, prior_obs_noise=0.5))
     assert clean.history["action"] == noisy.history["action"]  # same batch, same VAE terms
     assert clean.history["prior_z"] != noisy.history["prior_z"]
+
+
+def test_decoder_obs_noise_only_changes_the_decoder_terms(labelled, tmp_path):
+    _, labels = labelled
+    clean = train_skills(tiny_args(labels, tmp_path / "clean", steps=1))
+    noisy = train_skills(tiny_args(labels, tmp_path / "noisy", steps=1, decoder_obs_noise=0.5))
+    assert clean.history["prior_d"] == noisy.history["prior_d"] and clean.history["prior_z"] == noisy.history["prior_z"]
+    assert clean.history["action"] != noisy.history["action"]
+    with pytest.raises(ValueError, match="decoder_obs_noise"):
+        tiny_args(labels, tmp_path / "bad", decoder_obs_noise=-0.1)
 
 
 def test_resume_refuses_changed_arguments_and_fresh_run_refuses_overwrite(labelled, tmp_path):

@@ -59,6 +59,9 @@ class LiberoDataArgs:
     object_positions: bool = False
     """record the state with the objects' positions appended (LiberoTaskEnv's object_positions), for a state
     library that sees where things are; scripted recordings only"""
+    frames: bool = True
+    """store the agentview frames; --no-frames records without rendering (about 2 s an episode instead of
+    a minute) for state libraries with skills from the state encoder; scripted recordings only"""
     overwrite: bool = False
     """replace an existing dataset at --out (only a folder skillgym wrote)"""
 
@@ -78,6 +81,9 @@ class LiberoDataArgs:
             if self.object_positions:
                 raise ValueError("object_positions applies to scripted recordings: LIBERO's files store the "
                                  "proprioception per step, not the objects' positions")
+            if not self.frames:
+                raise ValueError("--no-frames applies to scripted recordings; LIBERO's files are converted with "
+                                 "their frames")
 
 
 @dataclass
@@ -228,7 +234,9 @@ def record_libero_episode(env: Any, task: int, index: int, seed: int) -> tuple[E
     obs, info = env.reset(seed=int(rng.integers(2**31)))
     controller = ScriptedLiberoController(env, rng, action_noise=ACTION_NOISE)
 
-    def frame(obs: dict[str, np.ndarray]) -> np.ndarray:
+    def frame(obs: dict[str, np.ndarray]) -> np.ndarray | None:
+        if not env.pixels:
+            return None
         return obs["pixels"][-1] if env.frame_stack > 1 else obs["pixels"]
 
     states, frames, sims = [obs["state"]], [frame(obs)], [env.get_sim_state()]
@@ -249,7 +257,8 @@ def record_libero_episode(env: Any, task: int, index: int, seed: int) -> tuple[E
     return Episode(
         states=np.asarray(states, np.float64), actions=np.clip(np.asarray(actions), -1.0, 1.0),
         rewards=np.asarray(rewards, np.float32), terminations=np.arange(t) == t - 1, truncations=np.zeros(t, bool),
-        frames=np.asarray(frames, np.uint8), subtasks=np.asarray(phases, np.int16), sim_states=np.asarray(sims),
+        frames=np.asarray(frames, np.uint8) if env.pixels else None, subtasks=np.asarray(phases, np.int16),
+        sim_states=np.asarray(sims),
         instruction=info["instruction"],
     ), True
 
@@ -269,7 +278,7 @@ def record_libero(args: LiberoDataArgs) -> LiberoReport:
     def chunks() -> Iterator[list[Episode]]:
         for task in tasks:
             # One simulation per task, closed before the next: ten kept at once would hold ten scenes.
-            env = LiberoTaskEnv(SCRIPTED_SUITE, task=task, image_size=IMAGE_SIZE, frame_stack=1,
+            env = LiberoTaskEnv(SCRIPTED_SUITE, task=task, image_size=IMAGE_SIZE, frame_stack=1, pixels=args.frames,
                                 embed_instruction=False, object_positions=args.object_positions)
             name = env.tasks[task]
             kept = []
@@ -294,11 +303,12 @@ def record_libero(args: LiberoDataArgs) -> LiberoReport:
                                           "success_rate": report.success_rate(), **asdict(report)})
 
     try:
-        write_minari_dataset(args.out, chunks(), IMAGE_SIZE, description=(
+        write_minari_dataset(args.out, chunks(), IMAGE_SIZE if args.frames else None, description=(
             f"skillgym scripted LIBERO demonstrations: pick the black bowl and place it on the plate in the "
             f"{SCRIPTED_SUITE} tasks {list(tasks)}, {args.episodes} attempts per task, seed {args.seed}, successful "
             f"episodes only; infos/subtask = index into {list(PHASES)}"
-            + ("; state = proprioception followed by the objects' positions." if args.object_positions else ".")),
+            + ("; state = proprioception followed by the objects' positions" if args.object_positions else "")
+            + ("" if args.frames else "; no frames") + "."),
             dataset_id=LIBERO_SCRIPTED_DATASET_ID, overwrite=args.overwrite, finalize=finalize)
     finally:
         progress.close()

@@ -87,6 +87,10 @@ class TrainSkillsArgs:
     prior_obs_noise: float = 0.1
     """Gaussian noise (in state stds) on the priors' state input in training, so they tolerate the small
     drift of executed skills off the demonstrations"""
+    decoder_obs_noise: float = 0.0
+    """Gaussian noise (in state stds) on a closed-loop decoder's state input in training, so a skill tolerates the
+    states its own small errors lead to (in LIBERO a slightly wrong gripper command moves the fingers by several
+    of the data's stds)"""
     obs: Literal["state", "pixels"] = "state"
     """what the priors observe: the state vector or frame stacks"""
     decoder: Literal["closed_loop", "open_loop"] = "closed_loop"
@@ -123,9 +127,9 @@ class TrainSkillsArgs:
         for name in ("steps", "batch_size", "window", "z_dim", "hidden_dim", "image_size", "frame_stack"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.beta < 0 or self.prior_obs_noise < 0:
-            raise ValueError(f"lr must be > 0 and beta, prior_obs_noise >= 0; got {self.lr}, {self.beta}, "
-                             f"{self.prior_obs_noise}")
+        if self.lr <= 0 or self.beta < 0 or self.prior_obs_noise < 0 or self.decoder_obs_noise < 0:
+            raise ValueError(f"lr must be > 0 and beta, prior_obs_noise, decoder_obs_noise >= 0; got {self.lr}, "
+                             f"{self.beta}, {self.prior_obs_noise}, {self.decoder_obs_noise}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
 
@@ -419,6 +423,10 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
             noise = rng.standard_normal((args.batch_size, *batch.prior_obs.shape[1:])).astype(np.float32)
             batch.prior_obs = batch.prior_obs + torch.from_numpy(noise[mine] * args.prior_obs_noise) \
                 * model.priors.encoder.obs_std
+        if args.decoder_obs_noise > 0 and batch.step_obs is not None and model.config.decoder_obs_kind == "state":
+            noise = rng.standard_normal((args.batch_size, *batch.step_obs.shape[1:])).astype(np.float32)
+            batch.step_obs = batch.step_obs + torch.from_numpy(noise[mine] * args.decoder_obs_noise) \
+                * model.decoder.obs_encoder[0].obs_std
         z_noise = torch.randn(args.batch_size, config.z_dim)
         loss, terms = trainer(batch, beta=args.beta, reconstruction=RECONSTRUCTION, z_noise=z_noise[mine])
         if not torch.isfinite(loss):
