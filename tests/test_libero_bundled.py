@@ -27,7 +27,8 @@ def test_skill_libero_spatial_runs_the_bundled_library():
     assert env.get_wrapper_attr("library_path") == str(BUNDLED_LIBERO_LIBRARIES["libero_spatial"])
     assert library.config.language_conditioned and library.config.obs_kind == "state"
     obs, info = env.reset(seed=0)
-    assert obs["state"].shape == (STATE_DIM,) and obs[INSTRUCTION_KEY].shape == (library.config.instruction_dim,)
+    # the bundled library sees the objects' positions (5 objects x 3) after the proprioception
+    assert obs["state"].shape == (STATE_DIM + 15,) and obs[INSTRUCTION_KEY].shape == (library.config.instruction_dim,)
     assert "pixels" not in env.unwrapped.observation_space.spaces  # a state library renders no frames
     action = prior_action(library, obs, np.random.default_rng(0), greedy=True)
     obs, reward, terminated, truncated, info = env.step(action)
