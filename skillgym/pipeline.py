@@ -18,6 +18,7 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -30,20 +31,29 @@ import stable_baselines3
 import torch
 from PIL import Image
 
-from skillgym.data.dataset import open_dataset
+from skillgym import outputs
+from skillgym.data.dataset import DATASET_FOLDER_ENTRIES, is_skillgym_dataset, open_dataset
 from skillgym.data.record import RecordArgs, record_dataset, recorded_args
 from skillgym.data.show import contact_sheet
 from skillgym.envs.prior_rollouts import prior_rollouts
 from skillgym.envs.show_skills import write_skill_sheets
 from skillgym.envs.skill_kitchen import BUNDLED_LIBRARIES, make_skill_kitchen
 from skillgym.extract.config import ExtractArgs
-from skillgym.extract.labeler import extract_skills
+from skillgym.extract.labeler import LABELS_FOLDER_ENTRIES, extract_skills, is_labels_folder
+from skillgym.extract.labels import read_json_object
 from skillgym.report import verdict, write_report
 from skillgym.rl.skill_sac import SkillSAC
-from skillgym.rl.train import TrainRLArgs, train_rl
+from skillgym.rl.train import RUN_ENTRIES, TrainRLArgs, is_run_folder, train_rl
 from skillgym.skills.evaluate import write_eval
 from skillgym.skills.library import SkillLibrary
-from skillgym.skills.train import CHECKPOINT_DIR, RESUMABLE_CHANGES, TrainSkillsArgs, train_skills
+from skillgym.skills.train import (
+    CHECKPOINT_DIR,
+    LIBRARY_ENTRIES,
+    RESUMABLE_CHANGES,
+    TrainSkillsArgs,
+    is_library_folder,
+    train_skills,
+)
 from skillgym.version import __version__
 
 # Sizes per scale: (scripted episodes, skill-training steps, SkillSAC low-level steps, torch threads
@@ -57,6 +67,7 @@ SCALES = {
 # Whole-job wall time on a 2-core machine (README: the measured quick run).
 ESTIMATES = {"quick": "about half an hour", "paper": "several hours (about 3)"}
 PRIOR_ROLLOUT_EPISODES = 10
+SKILL_SHEETS_FOLDER = "show"  # `skillgym skills show` of the new library, inside its folder
 REPORT_FIGURES = ("contact_sheet.png", "policy.gif", "learning_curve.png")  # written into out/report
 
 
@@ -129,24 +140,34 @@ def run_pipeline(args: PipelineArgs) -> dict:
     """Run (or reuse) every stage and write ``out/report.html``; returns the summary also written
     to ``out/summary.json``."""
     data, extract, skills, rl = args.stages()
-    if args.force:
-        for folder in (data.out, extract.out, Path(skills.out), *([Path(rl.out)] if rl else [])):
-            _remove_own_artifact(folder)
+    summary_file, report_dir = args.out / "summary.json", args.out / "report"
+    ours = outputs.is_marker(summary_file, ("run",))  # written first thing, so an interrupted run is ours too
+    outputs.check_output_folder(args.out, ("summary.json", "report.html", "report"), ours=ours)
+    if report_dir.is_dir():
+        outputs.check_output_folder(report_dir, REPORT_FIGURES, ours=ours)
+    if args.force:  # every stage folder is checked before any is deleted
+        stages = [(data.out, DATASET_FOLDER_ENTRIES, is_skillgym_dataset),
+                  (extract.out, LABELS_FOLDER_ENTRIES, is_labels_folder),
+                  (Path(skills.out), (*LIBRARY_ENTRIES, SKILL_SHEETS_FOLDER), is_library_folder)]
+        stages += [(Path(rl.out), RUN_ENTRIES, is_run_folder)] if rl else []
+        for folder, entries, is_ours in stages:
+            _check_own_artifact(folder, entries, is_ours)
+        for folder, _, _ in stages:
+            shutil.rmtree(folder, ignore_errors=True)
         for name in REPORT_FIGURES:
-            (args.out / "report" / name).unlink(missing_ok=True)
+            (report_dir / name).unlink(missing_ok=True)
     summary: dict = {"run": {"command": shlex.join(["skillgym", *sys.argv[1:]]) if sys.argv[0].endswith("skillgym")
                              else f"run_pipeline({args!r})", "seed": args.seed, "scale": args.scale,
                              "versions": _versions()}}
-    summary_file = args.out / "summary.json"
-    made_in = json.loads(summary_file.read_text()).get("timings", {}) if summary_file.is_file() else {}
-    report_dir = args.out / "report"
+    made_in = _read_json(summary_file).get("timings", {}) if summary_file.is_file() else {}
     report_dir.mkdir(parents=True, exist_ok=True)
+    summary_file.write_text(json.dumps({**summary, "timings": made_in}, indent=2, default=str) + "\n")
     print(f"skillgym run kitchen, {args.scale} scale: {ESTIMATES[args.scale]} on 2 CPU cores; stages already "
           f"in {args.out} are reused")
 
     with _stage(summary, 1, f"dataset -> {data.out}", made_in) as reused:
         if (data.out / "recording.json").is_file():
-            recording = json.loads((data.out / "recording.json").read_text())
+            recording = _read_json(data.out / "recording.json")
             if recording.get("mixed_recipes"):  # put there by `skillgym data merge --mixed-recipes`
                 print(f"      using the mixed training set at {data.out} (merged from "
                       f"{', '.join(recording['merged_from'])}); the data options are not used")
@@ -157,7 +178,7 @@ def run_pipeline(args: PipelineArgs) -> dict:
                 reused.append(True)
         else:
             print("      " + record_dataset(data).summary())
-        summary["dataset"] = json.loads((data.out / "recording.json").read_text())["report"]
+        summary["dataset"] = _read_json(data.out / "recording.json").get("report")
         if not (report_dir / "contact_sheet.png").is_file():
             contact_sheet(data.out, 0, report_dir / "contact_sheet.png")
 
@@ -165,7 +186,7 @@ def run_pipeline(args: PipelineArgs) -> dict:
     with _stage(summary, 2, f"skill extraction: {encoder}, K={extract.k} -> {extract.out}", made_in) as reused:
         if (extract.out / "labels.json").is_file():
             _refuse_other_options("labels folder", extract.out,
-                                  json.loads((extract.out / "labels.json").read_text())["metadata"],
+                                  _read_json(extract.out / "labels.json").get("metadata", {}),
                                   {"encoder": encoder, "k": extract.k, "seed": extract.seed})
             print("      reusing the labels there")
             reused.append(True)
@@ -175,23 +196,25 @@ def run_pipeline(args: PipelineArgs) -> dict:
                            engine=extract.engine)
         summary_path = extract.out / "report" / "summary.json"
         if summary_path.is_file():
-            summary["extraction"] = json.loads(summary_path.read_text())
+            summary["extraction"] = _read_json(summary_path)
 
     library_dir = Path(skills.out)
     with _stage(summary, 3, f"skill learning: {skills.steps} steps -> {library_dir}", made_in) as reused:
         checkpoint = library_dir / CHECKPOINT_DIR / "state.json"
         if checkpoint.is_file():
             ignored = (RESUMABLE_CHANGES - {"steps"}) | {"labels", "out", "dataset"}
-            saved = json.loads(checkpoint.read_text())["args"]
+            saved = _read_json(checkpoint).get("args", {})
             _refuse_other_options("skill library", library_dir, saved,
                                   {k: v for k, v in asdict(skills).items() if k not in ignored})
         eval_path = library_dir / "eval.json"
         if not (library_dir / "model.safetensors").is_file() or not eval_path.is_file():
             train_skills(replace(skills, resume=checkpoint.is_file()))
         else:
+            _refuse_other_options("skill library", library_dir, _read_json(eval_path),
+                                  {"steps": skills.steps, "seed": skills.seed})
             print("      reusing the library there")
             reused.append(True)
-        results = json.loads(eval_path.read_text())
+        results = _read_json(eval_path)
         if "rollouts" not in results:
             library = SkillLibrary.load(library_dir)
             for key, greedy in (("rollouts", False), ("rollouts_greedy", True)):
@@ -202,16 +225,21 @@ def run_pipeline(args: PipelineArgs) -> dict:
         reference = BUNDLED_LIBRARIES["state"] / "eval.json"
         summary["reference"] = json.loads(reference.read_text()) if reference.is_file() else None
         print(f"      {verdict(results, summary['reference'])}")
-        if not (library_dir / "show" / "skills.png").is_file():
-            write_skill_sheets(library_dir, library_dir / "show", start_states=2, seed=skills.seed)
+        if not (library_dir / SKILL_SHEETS_FOLDER / "skills.png").is_file():
+            write_skill_sheets(library_dir, library_dir / SKILL_SHEETS_FOLDER, start_states=2, seed=skills.seed)
 
     if rl is not None:
         with _stage(summary, 4, f"SkillSAC on {rl.env_id} with the new library: {rl.steps} low-level steps", made_in) as reused:
             result_file = Path(rl.out) / "result.json"
-            if result_file.is_file() and json.loads(result_file.read_text())["args"]["steps"] == rl.steps:
+            earlier = _read_json(result_file) if result_file.is_file() else {}
+            earlier_args = earlier["args"] if isinstance(earlier.get("args"), dict) else {}
+            # Another budget is redone (the run is this command's own); other options are refused.
+            _refuse_other_options("SkillSAC run", Path(rl.out), earlier_args,
+                                  {k: v for k, v in asdict(rl).items() if k not in ("steps", "out")})
+            if earlier_args.get("steps") == rl.steps and "curve" in earlier and "final" in earlier:
                 print("      reusing the finished run there")
                 reused.append(True)
-                summary["rl"] = json.loads(result_file.read_text())
+                summary["rl"] = earlier
             else:
                 summary["rl"] = train_rl(rl)
             if not (report_dir / "policy.gif").is_file():
@@ -248,14 +276,19 @@ def _versions() -> dict[str, str]:
             "gymnasium": gym.__version__, "stable-baselines3": stable_baselines3.__version__}
 
 
-def _remove_own_artifact(folder: Path) -> None:
-    """--force: delete a stage's folder, but only one this pipeline wrote (it holds that stage's marker)."""
-    markers = ("recording.json", "labels.json", "config.json", "curve.json", "checkpoint")
-    if folder.exists():
-        if not any((folder / m).exists() for m in markers):
-            raise FileExistsError(f"{folder} exists but holds no skillgym artifact; --force only replaces "
-                                  "what skillgym wrote, pick another --out")
-        shutil.rmtree(folder)
+def _check_own_artifact(folder: Path, entries: tuple[str, ...], ours: Callable[[Path], bool]) -> None:
+    """--force deletes a stage's folder only if skillgym wrote it (``ours``) and it holds nothing but the
+    stage's ``entries``."""
+    if not folder.exists():
+        return
+    if not folder.is_dir() or not ours(folder):
+        raise FileExistsError(f"{folder} is not a folder this stage wrote; --force only replaces what skillgym "
+                              "wrote, pick another --out")
+    outputs.check_whole_folder(folder, entries)
+
+
+def _read_json(path: Path) -> dict:
+    return read_json_object(path, ValueError, f"delete {path} to redo what it records")
 
 
 def _refuse_other_options(stage: str, folder: Path, recorded: dict, wanted: dict) -> None:

@@ -70,6 +70,23 @@ def test_usage_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     assert err.startswith("skillgym extract: error: k must be >= 2") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("argv", [
+    ["extract", "data", "--seed", "-1"],
+    ["train-skills", "labels", "--seed", "-1"],
+    ["skills", "show", "library", "--seed", "-1"],
+    ["train-skills", "labels", "--lr", "inf"],
+    ["train-skills", "labels", "--lr", "nan"],
+])
+def test_bad_numbers_are_refused_before_anything_is_written(tmp_path, capsys, argv):
+    option = argv[-2]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    expected = "--seed must be >= 0" if option == "--seed" else "lr must be a finite number > 0"
+    assert expected in err and not (tmp_path / "out").exists()
+
+
 def test_train_rl_defaults_are_the_documented_setting():
     ns = build_parser().parse_args(["train-rl", "SkillKitchen-v0", "--steps", "300000", "--seed", "0"])
     from skillgym.cli.options import parse_options

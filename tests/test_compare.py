@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -9,13 +10,17 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from skillgym.compare import CompareArgs, RunSpec, compare, train_run
+from skillgym.compare.compare import check_output_folder, library_labels, plan_runs
 from skillgym.compare.page import skills_tried, value_at, write_results_page
 from skillgym.compare.run import CHECKPOINT
+from skillgym.data.dataset import Episode, write_minari_dataset
 
-LIBRARY = str(Path(__file__).resolve().parent.parent / "skillgym" / "assets" / "kitchen-state")
+ASSETS = Path(__file__).resolve().parent.parent / "skillgym" / "assets"
+LIBRARY = str(ASSETS / "kitchen-state")
 
 # Budgets that cross several episode ends (280 low-level steps each) with gradient steps from the start;
 # small batches keep the gradient steps cheap (resuming is what is tested, not learning).
@@ -132,8 +137,6 @@ def test_bad_options_are_one_line_errors(flags, message, tmp_path, capsys):
 
 
 def test_a_run_does_not_continue_with_a_retrained_library(tmp_path):
-    import shutil
-
     from safetensors.torch import load_file, save_file
 
     library = tmp_path / "library"
@@ -146,3 +149,120 @@ def test_a_run_does_not_continue_with_a_retrained_library(tmp_path):
     save_file(weights, str(library / "model.safetensors"))
     with pytest.raises(FileExistsError, match="library_weights_sha256"):
         train_run(RunSpec(**{**asdict(settings), "steps": 40}))
+
+
+def run_compare_cli(tmp_path, capsys, *flags: str) -> str:
+    """``skillgym compare`` with tiny settings; returns its one-line error (it must fail with exit 2)."""
+    from skillgym.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--methods", "extract", "--steps", "100", "--seeds", "1", "--eval-episodes", "1",
+              "--workers", "1", *flags])
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("names", [("results.md", "results.json"), ("curves.png",), ("runs",)])
+def test_an_out_folder_holding_the_users_files_named_like_the_page_is_refused(names, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    out.mkdir()
+    for name in names:
+        path = out / name / "mine.txt" if name == "runs" else out / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_text('{"mine": 1}')
+    err = run_compare_cli(tmp_path, capsys, "--out", str(out))
+    assert "which skillgym did not write" in err and names[0] in err
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    assert all((out / name).is_dir() or (out / name).read_text() == '{"mine": 1}' for name in names)
+
+
+def test_an_out_that_is_a_file_is_refused(tmp_path, capsys):
+    out = tmp_path / "afile"
+    out.write_text("mine")
+    assert f"--out {out} is a file; pick a folder" in run_compare_cli(tmp_path, capsys, "--out", str(out))
+    assert out.read_text() == "mine"
+
+
+def test_an_earlier_comparisons_folder_is_its_own(tmp_path):
+    args = CompareArgs(out=str(tmp_path / "cmp"), methods=("extract",), seeds=1)
+    run = Path(plan_runs(args, None, None)[0][1].out)
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"method": "extract", "task": "default", "seed": 0}))
+    (tmp_path / "cmp" / "results.md").write_text("an earlier page")
+    check_output_folder(args)  # run folders mark it: no error
+    (run / "run.json").unlink()
+    with pytest.raises(FileExistsError, match="did not write"):
+        check_output_folder(args)
+    (tmp_path / "cmp" / "results.json").write_text(json.dumps({"command": "skillgym compare", "steps": 100,
+                                                               "eval_every": 10, "results": []}))
+    check_output_folder(args)  # so does an earlier page's results.json
+
+
+def test_libraries_of_the_same_name_get_labels_and_folders_of_their_own(tmp_path):
+    assert library_labels(["default", "/runs/a/library", "/runs/b/library", "/runs/c"]) == [
+        "default", "a/library", "b/library", "c"]
+    assert library_labels(["agnostic", "/x/agnostic", "/y/a/lib", "/z/a/lib"]) == [
+        "agnostic", "x/agnostic", "y/a/lib", "z/a/lib"]
+    for folder in ("a/library", "b/library"):
+        (tmp_path / folder).mkdir(parents=True)
+    args = CompareArgs(out=str(tmp_path / "cmp"), methods=("extract",), seeds=1,
+                       library=(str(tmp_path / "a/library"), str(tmp_path / "b/library")))
+    runs = plan_runs(args, None, None)
+    assert [label for label, _ in runs] == ["extract[a/library]", "extract[b/library]"]
+    assert [Path(run.out).parts[-3] for _, run in runs] == ["extract[a-library]", "extract[b-library]"]
+
+
+def test_a_library_named_twice_runs_once():
+    args = CompareArgs(out="cmp", methods=("extract",), library=("default", "agnostic", "default", LIBRARY))
+    assert args.library == ("default", "agnostic")
+    labels = [label for label, _ in plan_runs(args, None, None)]
+    assert labels == ["extract[default]"] * 3 + ["extract[agnostic]"] * 3
+
+
+def write_bad_library(folder: Path, problem: str) -> Path:
+    if problem == "libero":
+        return ASSETS / "libero-spatial"
+    shutil.copytree(LIBRARY, folder)
+    if problem == "labels":  # a labels folder given as a library
+        for name in ("config.json", "model.safetensors"):
+            (folder / name).unlink()
+        (folder / "labels.json").write_text("{}")
+    else:
+        (folder / "model.safetensors").write_bytes(b"not safetensors")
+    return folder
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("labels", "has no config.json: not a skill library"),
+    ("corrupt", "cannot be read as safetensors"),
+    ("libero", "does not fit the kitchen: the skill library is language-conditioned"),
+])
+def test_a_library_that_will_not_do_is_refused_before_any_run(problem, message, tmp_path, capsys):
+    library = write_bad_library(tmp_path / "library", problem)
+    err = run_compare_cli(tmp_path, capsys, "--out", str(tmp_path / "cmp"), "--library", f"default,{library}")
+    assert message in err.strip().splitlines()[-1]
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_data_that_are_not_kitchen_demonstrations_are_refused_before_any_run(tmp_path, capsys):
+    data = tmp_path / "data"
+    write_minari_dataset(data, [[Episode(states=np.zeros((4, 12)), actions=np.zeros((3, 7), np.float32))]])
+    err = run_compare_cli(tmp_path, capsys, "--out", str(tmp_path / "cmp"), "--methods", "bc", "--data", str(data))
+    assert "holds 12-d states and 7-d actions, but the kitchen's are 59-d and 9-d" in err
+    assert "no dataset at" in run_compare_cli(tmp_path, capsys, "--out", str(tmp_path / "cmp"), "--methods", "bc",
+                                              "--data", str(tmp_path / "none"))
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_a_run_that_failed_before_training_starts_again_with_other_settings(tmp_path):
+    from skillgym.skills.library import LibraryError
+
+    library = tmp_path / "library"
+    write_bad_library(library, "corrupt")
+    settings = RunSpec(method="extract", task="default", seed=0, steps=20, eval_every=20, eval_episodes=1,
+                       out=str(tmp_path / "run"), library=str(library))
+    with pytest.raises(LibraryError, match="cannot be read as safetensors"):
+        train_run(settings)
+    assert (tmp_path / "run" / "run.json").is_file()
+    shutil.copy(Path(LIBRARY) / "model.safetensors", library / "model.safetensors")  # the library fixed
+    assert train_run(settings)["steps"] == 20

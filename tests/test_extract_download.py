@@ -82,7 +82,7 @@ def test_download_into_cache_via_cli(server, tmp_path, monkeypatch, capsys):
         ("/truncated.pt", {}, "incomplete"),
         ("/r3m_18.pt", {"expected_size": 123}, "expected 123"),
         ("/r3m_18.pt", {"sha256": "0" * 64}, "sha256"),
-        ("/garbage.pt", {}, "not a valid r3m-18 checkpoint"),
+        ("/garbage.pt", {}, "did not serve a valid r3m-18 checkpoint"),
         ("/missing.pt", {}, "cannot download"),
     ],
 )

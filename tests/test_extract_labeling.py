@@ -4,6 +4,7 @@ segments, the SkillLabeler artifact, the report and the ``extract`` command."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from skillgym.extract.clustering import (
     embedding_differences,
 )
 from skillgym.extract.encoders import EncoderInputError, make_encoder
-from skillgym.extract.labeler import LabelerError, SkillLabeler, extract_skills
+from skillgym.extract.labeler import LabelerError, SkillLabeler, extract_skills, label_dataset
 from skillgym.extract.labels import SkillLabels
 from skillgym.extract.segments import find_segments, label_runs, median_filter
 
@@ -185,6 +186,26 @@ def test_embedding_cache_is_reused(tiny_dataset, tmp_path):
     assert n == len(tiny_dataset) and len(calls) == n
 
 
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _fill_with_nan(path):
+    rows = np.load(path)
+    rows[:] = np.nan
+    np.save(path, rows)
+
+
+@pytest.mark.parametrize("damage", [_truncate, _fill_with_nan])
+def test_a_damaged_embedding_cache_is_computed_again(tiny_dataset, tmp_path, capsys, damage):
+    path = tmp_path / "cache" / "embeddings-state.npy"
+    whole = np.asarray(compute_embeddings(tiny_dataset, make_encoder("state"), path, progress=False)).copy()
+    damage(path)
+    again = compute_embeddings(tiny_dataset, make_encoder("state"), path, progress=False)
+    assert np.array_equal(np.asarray(again), whole)
+    assert f"the embedding cache {path}" in capsys.readouterr().out
+
+
 def test_an_interrupted_embedding_pass_resumes_at_the_next_episode(tiny_dataset, tmp_path):
     state = make_encoder("state", dim=tiny_dataset.state_dim)
     whole = np.asarray(compute_embeddings(tiny_dataset, state, tmp_path / "a" / "e.npy", progress=False)[:])
@@ -283,6 +304,60 @@ def test_cli_bad_arguments(tiny_dataset, tmp_path, capsys, argv, message):
         main(["extract", str(tiny_dataset.path), "--out", str(tmp_path / "x"), "--no-progress", *argv])
     assert e.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def state_labeler(tiny_dataset, tmp_path_factory):
+    return SkillLabeler.fit(tiny_dataset, "state", k=3, progress=False).save(tmp_path_factory.mktemp("lab") / "labeler")
+
+
+@pytest.fixture
+def no_report(monkeypatch):
+    """Labelling without its report (plots and scores take seconds; these tests do not read them)."""
+    import skillgym.extract.report
+
+    monkeypatch.setattr(skillgym.extract.report, "write_report", lambda *a, **kw: None)
+
+
+def test_cli_warns_about_skills_without_segments(tiny_dataset, tmp_path, capsys, no_report):
+    assert main(["extract", str(tiny_dataset.path), "--encoder", "state", "--k", "40", "--out", str(tmp_path / "x"),
+                 "--no-progress"]) == 0
+    used = len(set(SkillLabels.load(tmp_path / "x").segments[:, 3].tolist()))
+    assert used < 40  # 18 behaviours in the data
+    err = capsys.readouterr().err
+    assert f"warning: only {used} of the 40 skills occur in the segments" in err and "lower --k" in err
+
+
+def test_cli_without_segments_names_the_folder_and_keeps_its_labels(tiny_dataset, state_labeler, tmp_path, capsys):
+    out = tmp_path / "labels"
+    label_dataset(tiny_dataset, out, SkillLabeler.load(state_labeler), report=False, progress=False)
+    before = (out / "labels.npz").read_bytes(), (out / "labels.json").read_bytes()
+    with pytest.raises(SystemExit) as e:
+        main(["extract", str(tiny_dataset.path), "--encoder", "state", "--k", "3", "--out", str(out),
+              "--min-length", "100000", "--no-progress"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1
+    assert f"{out}: no segment to write" in err and "--min-length" in err
+    assert ((out / "labels.npz").read_bytes(), (out / "labels.json").read_bytes()) == before
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"median_kernel": "7"}, "median_kernel must be an int >= 1, got '7'"),
+    ({"min_length": 0}, "min_length must be an int >= 1"),
+    ({"k": 3.0}, "k must be an int >= 2"),
+    ({"seed": -1}, "seed must be an int >= 0"),
+    ({"fit_samples": None}, "fit_samples must be an int"),
+    ({"median_kernel": 4}, "median_kernel must be odd"),
+    ({"encoder_config": {"foo": 1}}, "encoder 'state' has no setting 'foo'"),
+])
+def test_labeler_json_with_wrong_settings_is_named(state_labeler, tmp_path, change, message):
+    folder = tmp_path / "labeler"
+    shutil.copytree(state_labeler, folder)
+    meta = folder / "labeler.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), **change}))
+    with pytest.raises(LabelerError, match="skillgym extract") as e:
+        SkillLabeler.load(folder)
+    assert str(e.value).startswith(f"{meta}: ") and message in str(e.value)
 
 
 def test_cli_missing_dataset(tmp_path, capsys):

@@ -2,7 +2,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from skillgym.tasks.kitchen import DEFAULT_TASKS, KitchenTaskEnv
+from skillgym.tasks.kitchen import DEFAULT_TASKS, TASK_SUITE, KitchenTaskEnv
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,20 @@ def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match="finite"):
         env.step(np.full(9, np.nan))
     assert DEFAULT_TASKS == ("microwave", "kettle", "bottom burner", "light switch")
+
+
+def test_tasks_as_a_string_is_a_task_order_not_its_characters():
+    env = KitchenTaskEnv(tasks="kettle-cabinets")
+    assert env.tasks == TASK_SUITE["kettle-cabinets"]
+    env.set_tasks("default")
+    assert env.tasks == DEFAULT_TASKS
+    env.set_tasks("microwave + kettle")
+    assert env.tasks == ("microwave", "kettle")
+    with pytest.raises(ValueError, match=r"tasks='kettle-cabinetz': unknown task.*list of subtask names"):
+        env.set_tasks("kettle-cabinetz")
+    with pytest.raises(ValueError, match=r"tasks='kettle\+toaster'"):
+        env.set_tasks("kettle+toaster")
+    assert env.tasks == ("microwave", "kettle")  # a refused change leaves the tasks alone
 
 
 def integration_state(env: KitchenTaskEnv) -> np.ndarray:

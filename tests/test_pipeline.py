@@ -127,7 +127,7 @@ def test_a_killed_run_resumes_to_the_same_artifacts(tiny_run, tmp_path):
         time.sleep(0.2)
     process.kill()
     process.wait()
-    assert not (again / "summary.json").is_file(), "the run finished before it could be killed"
+    assert not (again / "report.html").is_file(), "the run finished before it could be killed"
     resumed = run_pipeline(tiny(again, beta=0.02))
     for artifact in ("labels/labels.npz", "library/model.safetensors"):
         assert (again / artifact).read_bytes() == (out / artifact).read_bytes(), artifact

@@ -89,3 +89,40 @@ def test_bundled_agnostic_library():
     obs, _, _, _, info = env.step({"skill": 0, "arg": np.zeros(skill_env(env).library.config.z_dim, np.float32)})
     assert env.observation_space.contains(obs) and 1 <= info["skill_steps"] <= 30
     check_env(skill_env(env), skip_render_check=True)
+
+
+def test_low_level_steps_errors_name_low_level_steps():
+    with pytest.raises(ValueError, match=r"low_level_steps must be an int >= 1.*got 0"):
+        gym.make("SkillKitchen-v0", low_level_steps=0)
+    with pytest.raises(ValueError, match="low_level_steps"):
+        gym.make("SkillKitchen-v0", low_level_steps=2.5)
+
+
+def test_tasks_as_a_string_names_a_task_order():
+    from skillgym.tasks.kitchen import TASK_SUITE
+
+    env = gym.make("SkillKitchen-v0", tasks="kettle-cabinets", low_level_steps=20)
+    assert env.unwrapped.tasks == TASK_SUITE["kettle-cabinets"]
+    assert gym.make("SkillKitchen-v0", tasks="kettle+microwave").unwrapped.tasks == ("kettle", "microwave")
+    with pytest.raises(ValueError, match=r"tasks='kettle-cabinetz'.*'kettle-cabinets'.*list of subtask names"):
+        gym.make("SkillKitchen-v0", tasks="kettle-cabinetz")
+
+
+@pytest.mark.parametrize("env_id", ["SkillKitchen-v0", "SkillLibero-Spatial-v0"])
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"progress_threshold": 0.0}, r"progress_threshold must be a number in \(0, 1\].*got 0.0"),
+    ({"progress_threshold": 1.5}, "progress_threshold"),
+    ({"max_skill_steps": 0}, r"max_skill_steps must be an int >= 1.*got 0"),
+])
+def test_skill_options_out_of_range_are_refused_not_defaulted(env_id, kwargs, message):
+    with pytest.raises(ValueError, match=message):  # before any simulator (LIBERO need not be installed)
+        gym.make(env_id, **kwargs)
+
+
+def test_progress_threshold_none_runs_fixed_length_skills():
+    assert skill_env(gym.make("SkillKitchen-v0")).progress_threshold == 0.95
+    env = gym.make("SkillKitchen-v0", progress_threshold=None, max_skill_steps=3, low_level_steps=20)
+    assert skill_env(env).progress_threshold is None
+    env.reset(seed=0)
+    for skill in range(4):
+        assert env.step({"skill": skill, "arg": np.zeros(5, np.float32)})[-1]["skill_steps"] == 3

@@ -207,3 +207,38 @@ def test_pixels_rendered_at_skill_ends_equal_pixels_rendered_every_step():
                 np.testing.assert_array_equal(integration_state(fast), integration_state(every))
     assert render.call_count == 2  # the resets
     assert render_snapshot.call_count <= 4 * 5 < low_steps
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"progress_threshold": 0.0}, "progress_threshold"),
+    ({"progress_threshold": -0.5}, "progress_threshold"),
+    ({"progress_threshold": 1.01}, "progress_threshold"),
+    ({"progress_threshold": float("nan")}, "progress_threshold"),
+    ({"progress_threshold": "0.9"}, "progress_threshold"),
+    ({"progress_threshold": True}, "progress_threshold"),
+    ({"max_skill_steps": 0}, "max_skill_steps"),
+    ({"max_skill_steps": -3}, "max_skill_steps"),
+    ({"max_skill_steps": 2.5}, "max_skill_steps"),
+])
+def test_out_of_range_skill_options_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SkillSpaceEnv(KitchenTaskEnv(), make_library(), **kwargs)
+
+
+def test_progress_threshold_none_ignores_progress():
+    """None: fixed-length skills, even from a progress head that says "done" at once."""
+    env = make_env(progress_bias=20.0, progress_threshold=None)
+    env.reset(seed=0)
+    assert env.step(act())[-1]["skill_steps"] == 10
+    capped = make_env(progress_bias=20.0, progress_threshold=None, max_skill_steps=np.int64(4))
+    capped.reset(seed=0)
+    assert capped.step(act())[-1]["skill_steps"] == 4 and capped.max_skill_steps == 4
+
+
+def test_toy_env_refuses_an_obs_dim_below_its_states():
+    from skillgym.envs.toy import ToySkillEnv
+
+    assert ToySkillEnv(n_states=3).observation_space.shape == (3,)
+    assert ToySkillEnv(n_states=3, obs_dim=5).observation_space.shape == (5,)
+    with pytest.raises(ValueError, match=r"obs_dim must be >= n_states = 3.*got 0"):
+        ToySkillEnv(n_states=3, obs_dim=0)

@@ -1,12 +1,17 @@
 """SkillLibrary: the public interface of stage 2 (shapes, save/load, rejections, speed)."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from skillgym.skills import LibraryConfig, LibraryError, SkillLibrary
+from skillgym.skills.config import ADDED_IN_FORMAT_1
+
+ASSETS = Path(__file__).resolve().parents[1] / "skillgym" / "assets"
 
 torch.set_num_threads(1)
 
@@ -255,3 +260,32 @@ def test_open_loop_start_step_ignores_obs(kw):
         np.testing.assert_array_equal(a1, a2)
         np.testing.assert_array_equal(a1[0], actions[0, t])
         np.testing.assert_array_equal(p1[0], progress[0, t])
+
+
+@pytest.mark.parametrize("missing", [["z_dim", "state_dim"], ["max_skill_steps"], ["num_skills"]])
+def test_a_config_missing_keys_is_refused_not_filled_with_defaults(tmp_path, missing):
+    # A LIBERO-like library: defaults would give it 30-step skills and a 59-d state.
+    path = SkillLibrary.build(small(max_skill_steps=40, state_dim=30, action_dim=7)).save(tmp_path / "lib")
+    cfg = json.loads((path / "config.json").read_text())
+    for key in missing:
+        del cfg[key]
+    (path / "config.json").write_text(json.dumps(cfg))
+    message = f"{path / 'config.json'}: config lacks the keys {sorted(missing)}"
+    with pytest.raises(LibraryError, match=re.escape(message)):
+        SkillLibrary.load(path)
+
+
+def test_a_config_saved_before_the_later_format_1_fields_still_loads(tmp_path):
+    lib = SkillLibrary.build(small(decoder="closed_loop"), seed=1)
+    path = lib.save(tmp_path / "lib")
+    cfg = json.loads((path / "config.json").read_text())
+    for key in ADDED_IN_FORMAT_1:
+        del cfg[key]
+    (path / "config.json").write_text(json.dumps(cfg))
+    assert SkillLibrary.load(path).config == lib.config  # the defaults are what such a library does
+
+
+@pytest.mark.parametrize("name", ["kitchen-state", "kitchen-agnostic", "kitchen-pixels", "libero-spatial"])
+def test_bundled_configs_hold_every_required_key(name):
+    payload = json.loads((ASSETS / name / "config.json").read_text())
+    assert LibraryConfig.from_dict(payload).max_skill_steps == payload["max_skill_steps"]

@@ -1,6 +1,7 @@
 """train-skills: exact --resume, fine-tuning, CLI, pixel variant, built-in evaluation (tiny data)."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -8,8 +9,10 @@ import torch
 from synthetic import write_synthetic_labels
 
 from skillgym.cli import main
+from skillgym.extract.labels import SkillLabels
 from skillgym.skills import LibraryConfig, SkillLibrary
-from skillgym.skills.train import TrainSkillsArgs, train_skills
+from skillgym.skills import train as train_module
+from skillgym.skills.train import CheckpointError, TrainSkillsArgs, train_skills
 
 torch.set_num_threads(1)
 
@@ -66,6 +69,86 @@ def test_resume_refuses_changed_arguments_and_fresh_run_refuses_overwrite(labell
         train_skills(tiny_args(labels, tmp_path / "run", steps=10, resume=True, lr=5e-4))
     with pytest.raises(FileExistsError, match="--resume"):
         train_skills(tiny_args(labels, tmp_path / "run", steps=10))
+
+
+@pytest.fixture
+def interrupted_run(labelled, tmp_path):
+    """A 2-step run with hidden_dim 16 in ``tmp_path / "run"``, whose checkpoint --resume reads."""
+    _, labels = labelled
+    out = tmp_path / "run"
+    train_skills(tiny_args(labels, out, steps=2, hidden_dim=16))
+    return out
+
+
+def _truncate_half(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+DAMAGE = {
+    "truncated weights": ("state.safetensors", _truncate_half),
+    "empty state": ("state.json", lambda path: path.write_text("{}")),
+    "state not JSON": ("state.json", lambda path: path.write_text("{garbage")),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_resume_names_a_damaged_checkpoint_file_and_keeps_it(labelled, interrupted_run, damage):
+    _, labels = labelled
+    out = interrupted_run
+    name, harm = DAMAGE[damage]
+    harm(out / "checkpoint" / name)
+    before = (out / "checkpoint" / name).read_bytes()
+    with pytest.raises(CheckpointError, match="--overwrite") as e:
+        train_skills(tiny_args(labels, out, steps=4, hidden_dim=16, resume=True))
+    assert str(out / "checkpoint" / name) in str(e.value)
+    assert (out / "checkpoint" / name).read_bytes() == before
+
+
+def test_resume_refuses_a_forgotten_size_option_before_reading_the_data(labelled, interrupted_run, monkeypatch):
+    _, labels = labelled
+    out = interrupted_run
+    monkeypatch.setattr(train_module, "load_segments", lambda *a, **kw: pytest.fail("the data was read"))
+    with pytest.raises(ValueError, match="hidden_dim: 16 -> 32.*--overwrite"):
+        train_skills(tiny_args(labels, out, steps=4, resume=True))  # run made with hidden_dim 16
+
+
+def test_resume_refuses_weights_of_other_sizes(labelled, interrupted_run, tmp_path):
+    _, labels = labelled
+    out = interrupted_run
+    train_skills(tiny_args(labels, tmp_path / "other", steps=2, hidden_dim=8))
+    shutil.copy(tmp_path / "other" / "checkpoint" / "state.safetensors", out / "checkpoint")
+    with pytest.raises(CheckpointError, match=r"state.safetensors holds \d+ weights of other shapes"):
+        train_skills(tiny_args(labels, out, steps=4, hidden_dim=16, resume=True))
+
+
+@pytest.mark.parametrize("option", [dict(seed=-1), dict(lr=float("inf")), dict(lr=float("nan")),
+                                    dict(beta=float("nan")), dict(prior_obs_noise=float("inf"))])
+def test_bad_numbers_are_refused_before_anything_is_written(labelled, tmp_path, option):
+    _, labels = labelled
+    name = next(iter(option))
+    with pytest.raises(ValueError, match=f"{name} must be"):
+        tiny_args(labels, tmp_path / "lib", **option)
+    assert not (tmp_path / "lib").exists()
+
+
+def test_skills_without_training_segments_are_warned_about(labelled, tmp_path):
+    _, labels = labelled
+    wider = SkillLabels.load(labels)
+    wider.num_skills = 6  # the synthetic segments show skills 0-3 only
+    wider.save(tmp_path / "labels")
+    with pytest.warns(UserWarning, match=r"2 of the 6 skills .* \(skills 4, 5\).*lower --k"):
+        train_skills(tiny_args(tmp_path / "labels", tmp_path / "lib", steps=2))
+    assert SkillLibrary.load(tmp_path / "lib").num_skills == 6
+
+
+def test_labels_without_segments_are_named(labelled, tmp_path):
+    _, labels = labelled
+    empty = SkillLabels.load(labels)
+    empty.segments = np.zeros((0, 4), np.int64)
+    empty.save(tmp_path / "empty")
+    with pytest.raises(ValueError, match=f"labels in {tmp_path / 'empty'} hold no segments.*--min-length"):
+        train_skills(tiny_args(tmp_path / "empty", tmp_path / "lib", steps=2))
+    assert not (tmp_path / "lib").exists()
 
 
 def test_training_learns_and_writes_library_and_eval(labelled, tmp_path):

@@ -123,20 +123,27 @@ def extract(args: ExtractArgs) -> int:
     if labeler is not None:
         print(f"labelling {args.dataset} ({len(dataset)} episodes, {dataset.total_steps} steps) with the labeler "
               f"{args.labeler}: encoder {encoder.name}, K={labeler.k}")
-        label_dataset(dataset, args.out, labeler, progress=args.progress, engine=args.engine)
+        labels = label_dataset(dataset, args.out, labeler, progress=args.progress, engine=args.engine)
     else:
         if args.k > dataset.total_steps:
             raise ValueError(f"--k {args.k} is larger than the number of steps in the dataset "
                              f"({dataset.total_steps})")
         print(f"extracting skills from {args.dataset}: {len(dataset)} episodes, {dataset.total_steps} steps, "
               f"encoder {encoder.name} ({size_encoder(encoder, dataset)}-d), K={args.k}, seed={args.seed}")
-        extract_skills(dataset, args.out, encoder=encoder, k=args.k, seed=args.seed, kernel=args.kernel,
-                       min_length=args.min_length, progress=args.progress, engine=args.engine)
+        labels = extract_skills(dataset, args.out, encoder=encoder, k=args.k, seed=args.seed, kernel=args.kernel,
+                                min_length=args.min_length, progress=args.progress, engine=args.engine)
     summary = args.out / "report" / "summary.json"
     if summary.is_file() and not args.progress:  # with progress on, the report has just printed these lines
         print(format_summary(json.loads(summary.read_text())))
     print(f"wrote {args.out / 'labels.npz'}, {args.out / 'labeler'}, {args.out / 'report'} "
           f"(every number in {summary.name})")
+    unused = sorted(set(range(labels.num_skills)) - set(labels.segments[:, 3].tolist()))
+    if unused:
+        used = labels.num_skills - len(unused)
+        fix = "the labeler fixes K" if labeler else f"extract again with a lower --k (e.g. --k {max(used, 2)})"
+        print(f"skillgym extract: warning: only {used} of the {labels.num_skills} skills occur in the segments; "
+              f"skills {', '.join(map(str, unused[:10]))}{' ...' if len(unused) > 10 else ''} have none, and "
+              f"train-skills would train a library with them all; {fix}", file=sys.stderr)
     return 0
 
 
@@ -259,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                                    getattr(ns, "skills_command", None)) if x)
     try:
         return int(ns.handler(parse_options(ns.config, ns)) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, DownloadError) as e:
+    except (ValueError, OSError, DownloadError) as e:  # bad input, missing or protected files, a full disk
         if os.environ.get("SKILLGYM_DEBUG"):
             raise
         parser.exit(2, f"skillgym {command}: error: {e}\n")

@@ -10,12 +10,17 @@ recording made in ``<out>/data`` with ``skillgym data kitchen``'s defaults. Outp
     data/, spirl/                     the recorded demonstrations and the SPiRL skill library (if needed)
     runs/<method>/<task>/seed<k>/     one run each (skillgym.compare.run)
     results.md, curves.png, skill_lengths.png, results.json   the results page and its numbers
+
+Before any run starts, the libraries, ``--data`` and the output folder are checked: a library that
+does not load or does not fit the kitchen, data that are not kitchen demonstrations, or an output
+folder holding files named like these that an earlier comparison did not write, stop the command.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +28,18 @@ from typing import Any
 
 from tqdm import tqdm
 
+from skillgym import outputs
 from skillgym.cli.options import command_line
 from skillgym.compare.methods import METHOD_GROUPS, METHODS
-from skillgym.compare.page import write_results_page
-from skillgym.compare.run import PROGRESS, RunSpec, train_run
-from skillgym.envs.skill_kitchen import NAMED_LIBRARIES, resolve_library
+from skillgym.compare.page import PAGE_FILES, SUMMARY_KEYS, write_results_page
+from skillgym.compare.run import PROGRESS, RUN_JSON, RunSpec, train_run
+from skillgym.data.dataset import open_dataset
+from skillgym.envs.skill_kitchen import NAMED_LIBRARIES, kitchen_env_for, resolve_library
+from skillgym.envs.skill_space import SkillSpaceEnv
+from skillgym.extract.labels import LABELS_JSON
 from skillgym.notices import quiet_third_party_notices
-from skillgym.tasks.kitchen import HELD_OUT_TASKS, TASK_SUITE, task_order
+from skillgym.skills.library import SkillLibrary
+from skillgym.tasks.kitchen import ACTION_DIM, HELD_OUT_TASKS, STATE_DIM, TASK_SUITE, task_order
 
 # Evaluation points: every 20k low-level steps at the paper's budgets, ten points on short runs.
 EVAL_EVERY_MAX = 20_000
@@ -87,8 +97,11 @@ class CompareArgs:
             raise ValueError(f"unknown methods {unknown}; choose from {', '.join([*METHODS, *METHOD_GROUPS])}")
         for task in self.task_names():
             task_order(task)
+        # One library named twice (or by two paths) would have two processes train in one run folder.
+        folders: dict[Path, str] = {}
         for library in self.library:
-            resolve_library(library)
+            folders.setdefault(resolve_library(library).resolve(), library)
+        self.library = tuple(folders.values())
 
     def method_names(self) -> list[str]:
         """The methods, groups expanded, in the order given."""
@@ -109,31 +122,56 @@ class CompareArgs:
         return self.eval_every or max(1, min(EVAL_EVERY_MAX, self.steps // 10))
 
 
-def library_label(library: str) -> str:
-    """How the page names a library: the bundled name or the folder's name."""
-    return library if library == "default" or library in NAMED_LIBRARIES else Path(library).name
+def library_labels(libraries: Sequence[str]) -> list[str]:
+    """How the page names each library: the bundled name, or the folder's name with as many of its parent
+    folders as it takes to tell the libraries apart.
+
+    Example:
+        >>> library_labels(["default", "/runs/a/library", "/runs/b/library", "/runs/c"])
+        ['default', 'a/library', 'b/library', 'c']
+    """
+    parts = {library: Path(library).resolve().parts[1:] for library in libraries
+             if library != "default" and library not in NAMED_LIBRARIES}
+    depth = dict.fromkeys(parts, 1)
+    while True:
+        labels = {library: "/".join(parts[library][-depth[library]:]) if library in parts else library
+                  for library in libraries}
+        taken = list(labels.values())
+        clashing = [library for library in parts
+                    if taken.count(labels[library]) > 1 and depth[library] < len(parts[library])]
+        if not clashing:
+            return [labels[library] for library in libraries]
+        for library in clashing:
+            depth[library] += 1
 
 
 def plan_runs(args: CompareArgs, dataset: str | None, spirl_library: str | None) -> list[tuple[str, RunSpec]]:
     """``(method label, run)`` for every method, library, task and seed."""
     out = Path(args.out)
     runs = []
+    labels = dict(zip(args.library, library_labels(args.library), strict=True))
     for method in args.method_names():
         uses = METHODS[method].uses
         libraries: list[str | None] = list(args.library) if uses == "library" else [spirl_library]
         for library in libraries:
             label = method
             if uses == "library" and len(args.library) > 1:
-                label = f"{method}[{library_label(str(library))}]"
+                label = f"{method}[{labels[str(library)]}]"
+            folder = label.replace("/", "-")
             for task in args.task_names():
                 for seed in range(args.seeds):
                     runs.append((label, RunSpec(
                         method=method, task=task, seed=seed, steps=args.steps, eval_every=args.eval_interval(),
-                        eval_episodes=args.eval_episodes, out=str(out / "runs" / label / task / f"seed{seed}"),
+                        eval_episodes=args.eval_episodes, out=str(out / "runs" / folder / task / f"seed{seed}"),
                         library=library if uses in ("library", "spirl") else None,
                         dataset=dataset if uses == "data" else None,
                         agent_kwargs=args.agent_kwargs.get(method, {}),
                         **({"bc_steps": args.pretrain_steps["bc"]} if "bc" in args.pretrain_steps else {}))))
+    folders = [run.out for _, run in runs]
+    shared = sorted({f for f in folders if folders.count(f) > 1})
+    if shared:
+        raise ValueError(f"two runs would share the folder {shared[0]}: the libraries' folder names tell them "
+                         "apart there only with / turned into -; rename one of the folders")
     return runs
 
 
@@ -143,6 +181,58 @@ def data_paths(args: CompareArgs) -> tuple[str | None, str | None]:
     dataset = (args.data or str(Path(args.out) / "data")) if needs & {"data", "spirl"} else None
     spirl_library = str(Path(args.out) / "spirl" / "library") if "spirl" in needs else None
     return dataset, spirl_library
+
+
+def check_library(library: str) -> None:
+    """Load ``library`` and wrap the kitchen env in its skill space, with the checks ``SkillKitchen-v0``
+    (and so ``skillgym train-rl``) makes: raises ``ValueError`` naming the problem if it is no library, is
+    corrupt, or does not fit the kitchen (a LIBERO library, a library of another observation)."""
+    lib = SkillLibrary.load(resolve_library(library))  # its message names the folder and what is wrong
+    try:
+        SkillSpaceEnv(kitchen_env_for(lib), lib).close()
+    except ValueError as e:
+        raise ValueError(f"--library {library} does not fit the kitchen: {e}") from e
+
+
+def check_dataset(path: str) -> None:
+    """Open ``--data`` and check that it holds kitchen demonstrations, which ``bc`` clones and ``spirl``
+    learns its skills from."""
+    dataset = open_dataset(path)
+    dataset.close()
+    if (dataset.state_dim, dataset.action_dim) != (STATE_DIM, ACTION_DIM):
+        raise ValueError(f"--data {path} holds {dataset.state_dim}-d states and {dataset.action_dim}-d actions, "
+                         f"but the kitchen's are {STATE_DIM}-d and {ACTION_DIM}-d: pass Franka Kitchen "
+                         "demonstrations (`skillgym data kitchen` records them), or leave out --data")
+
+
+def check_output_folder(args: CompareArgs) -> None:
+    """Refuse ``--out`` if it is a file, or if it holds entries named like the ones a comparison writes (the
+    page, ``runs/``, ``spirl/``) and is not an earlier comparison's output (no ``results.json`` of one, no
+    run folder, no SPiRL labels)."""
+    out = Path(args.out)
+    written = [*PAGE_FILES, "runs"]
+    if data_paths(args)[1] is not None:
+        written.append("spirl")
+    # data/ is not among them: a finished recording there is used as it is, and recording refuses a
+    # folder that exists.
+    run_files = out.glob(f"runs/*/*/seed*/{RUN_JSON}")
+    spirl_labels = out / "spirl" / "labels" / LABELS_JSON
+    ours = (outputs.is_marker(out / "results.json", SUMMARY_KEYS)
+            or any(outputs.is_marker(f, ("method", "task", "seed")) for f in run_files)
+            or outputs.is_marker(spirl_labels, ("format_version", "num_skills", "dataset_fingerprint")))
+    outputs.check_output_folder(out, written, ours=ours)
+
+
+def check_inputs(args: CompareArgs) -> None:
+    """Everything that can be checked before a run starts: the output folder, the libraries and ``--data``
+    of the chosen methods."""
+    check_output_folder(args)
+    uses = {METHODS[m].uses for m in args.method_names()}
+    if "library" in uses:
+        for library in args.library:
+            check_library(library)
+    if args.data is not None and uses & {"data", "spirl"}:
+        check_dataset(args.data)
 
 
 def prepare_data(args: CompareArgs) -> None:
@@ -182,11 +272,16 @@ def compare(args: CompareArgs, command: str | None = None) -> dict[str, Any]:
     The page is also rewritten whenever a run finishes, so the runs done so far can be read meanwhile.
 
     Runs that need no demonstrations start at once; the others once the data and the SPiRL library
-    are ready. Raises :class:`RunsFailed` (after writing the page) if any run raised.
+    are ready. Raises :class:`RunsFailed` (after writing the page) if any run raised, and ``ValueError`` or
+    ``OSError`` before any run starts if a library, ``--data`` or the output folder will not do.
+
+    Call it under ``if __name__ == "__main__":`` in a script: the runs' processes are spawned, and each
+    imports the script's main module again.
     """
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     runs = plan_runs(args, *data_paths(args))
+    check_inputs(args)
+    out.mkdir(parents=True, exist_ok=True)
     command = command or command_line("skillgym compare", args)
     failures: dict[str, str] = {}
     context = multiprocessing.get_context("spawn")  # torch and MuJoCo state must not be forked

@@ -27,6 +27,10 @@ from skillgym.tasks.kitchen import task_order  # noqa: E402
 
 # Budgets the table reports when a run reaches them (the paper's 100k / 300k / 1M), then the run's own.
 TABLE_BUDGETS = (100_000, 300_000, 1_000_000)
+# What the page is made of, all written into the comparison's output folder.
+PAGE_FILES = ("results.md", "results.json", "curves.png", "skill_lengths.png")
+# The keys of results.json: what marks a folder as a comparison's output.
+SUMMARY_KEYS = ("command", "steps", "eval_every", "results")
 PACKAGES = ("skillgym", "torch", "stable-baselines3", "sb3-contrib", "gymnasium", "gymnasium-robotics", "mujoco",
             "numpy")
 

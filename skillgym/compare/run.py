@@ -11,6 +11,10 @@ larger budget continues the same way. Run folder::
     checkpoint/   the training state at the last evaluation
     result.json   the finished run: its curve and the final policy's executed skill lengths
     tb/           TensorBoard: SB3's training scalars, and eval/* against low-level steps
+
+A folder is continued only by a run with the same settings, except one whose run failed before its
+first checkpoint (a library that did not load, wrong data): nothing was trained there, so a run with
+other settings may start it again.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from torch.utils.tensorboard import SummaryWriter
 from skillgym.envs.seed_episodes import SeedEpisodes
 from skillgym.envs.skill_kitchen import resolve_library
 from skillgym.rl.checkpoint import checkpoint_folder, load_training_state, save_training_state
-from skillgym.skills.library import WEIGHTS_FILE
+from skillgym.skills.library import WEIGHTS_FILE, SkillLibrary
 
 # Evaluation episode i is reset with EVAL_SEED + i: every method and seed meets the same episodes,
 # and no training episode (SeedEpisodes: seed * 10**6 + n) has one of these seeds.
@@ -76,6 +80,8 @@ class RunSpec:
         identity = {k: v for k, v in asdict(self).items() if k not in ("steps", "out")}
         if self.library is not None:
             weights = resolve_library(self.library) / WEIGHTS_FILE
+            if not weights.is_file():
+                SkillLibrary.load(weights.parent)  # says what the folder is missing
             identity["library_weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
         return identity
 
@@ -186,14 +192,21 @@ class Run:
         run_file = self.folder / RUN_JSON
         identity = self.settings.identity()
         if run_file.is_file():
-            saved = json.loads(run_file.read_text())
-            if saved != identity:
+            try:
+                saved = json.loads(run_file.read_text())
+            except ValueError:  # cut short by a kill while it was written
+                saved = {}
+            if saved != identity and self._trained():
                 changed = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
                 raise FileExistsError(f"{self.folder} holds a run with other settings ({', '.join(changed)}); "
                                       "use another --out")
         elif any(self.folder.iterdir()):
             raise FileExistsError(f"{self.folder} is not empty and holds no comparison run; use another --out")
         run_file.write_text(json.dumps(identity, indent=1) + "\n")
+
+    def _trained(self) -> bool:
+        """Whether the folder holds training to continue: a checkpoint or a result."""
+        return checkpoint_folder(self.folder / CHECKPOINT) is not None or (self.folder / RESULT).is_file()
 
     def finished(self) -> dict[str, Any] | None:
         """The result of a run that already reached this budget, if any."""

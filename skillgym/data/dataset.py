@@ -48,12 +48,16 @@ from typing import Any
 import h5py
 import numpy as np
 
+from skillgym import outputs
+
 DEFAULT_DATASET_ID = "skillgym/offline-v0"
 KITCHEN_DATASET_ID = "skillgym/kitchen-scripted-v0"
 # Observation entries that hold the state vector, in the order they are looked for:
 # skillgym and gymnasium's AddRenderObservation write "state", D4RL's Minari datasets "observation".
 STATE_KEYS = ("state", "observation")
 PIXELS_KEY = "pixels"
+EPISODE_PREFIX = "episode_"
+NUMERIC_KINDS = "biuf"  # numpy dtype kinds of bool, int, unsigned and float arrays
 
 
 class DatasetError(ValueError):
@@ -172,7 +176,12 @@ class OfflineDataset:
 
     # -- indexing -----------------------------------------------------------------------------
     def _load_minari_index(self, f: h5py.File) -> None:
-        names = sorted((k for k in f.keys() if k.startswith("episode_")), key=lambda k: int(k.split("_")[1]))
+        names = [k for k in f.keys() if k.startswith(EPISODE_PREFIX)]
+        unnumbered = [k for k in names if not k.removeprefix(EPISODE_PREFIX).isdecimal()]
+        if unnumbered:
+            raise DatasetError(f"{self._file}: groups {unnumbered} are not named '{EPISODE_PREFIX}<number>'; "
+                               f"rename them ({EPISODE_PREFIX}0, {EPISODE_PREFIX}1, ...) or remove them")
+        names.sort(key=lambda k: int(k.removeprefix(EPISODE_PREFIX)))
         if not names:
             raise DatasetError(f"{self._file} holds no episodes (expected groups 'episode_<i>')")
         self._episode_names = names
@@ -206,15 +215,16 @@ class OfflineDataset:
         self.state_dim, self.action_dim = int(states.shape[1]), int(actions.shape[1])
         self.has_frames = isinstance(obs, h5py.Group) and PIXELS_KEY in obs
         self._stored_frame_size = int(_read_pixels(obs[PIXELS_KEY], 1).shape[1]) if self.has_frames else None
-        infos = first["infos"] if "infos" in first else {}
+        infos = first.get("infos")
+        infos = infos if isinstance(infos, h5py.Group) else {}
         self.has_subtasks = "subtask" in infos
         self.has_sim_states = "sim_state" in infos
         self.has_instructions = any(INSTRUCTION_ATTR in f[name].attrs for name in names)
         self._check_episode_layouts(f, names)
 
     def _check_episode_layouts(self, f: h5py.File, names: list[str]) -> None:
-        """Every episode has the first one's state, action and frame sizes and ``T + 1`` observations
-        (checked on the HDF5 shapes, without reading the data)."""
+        """Every episode has the first one's state, action and frame sizes, ``T + 1`` observations and
+        numeric arrays (checked on the HDF5 shapes and types, without reading the data)."""
         for name in names:
             g = f[name]
             obs = g["observations"]
@@ -224,19 +234,34 @@ class OfflineDataset:
             t = g["actions"].shape[0]
             problems = []
             if not isinstance(states, h5py.Dataset) or states.shape != (t + 1, self.state_dim):
-                problems.append(f"states {getattr(states, 'shape', None)} != ({t + 1}, {self.state_dim})")
+                problems.append(f"states {_describe(states)} != ({t + 1}, {self.state_dim})")
             if g["actions"].shape[1] != self.action_dim:
                 problems.append(f"actions {g['actions'].shape} != ({t}, {self.action_dim})")
             if self.has_frames:
                 pixels = obs.get(PIXELS_KEY) if isinstance(obs, h5py.Group) else None
-                if not isinstance(pixels, h5py.Dataset) or len(pixels) != t + 1:
-                    problems.append(f"frames {getattr(pixels, 'shape', None)} != {t + 1} frames")
+                if not isinstance(pixels, h5py.Dataset) or pixels.ndim < 1 or len(pixels) != t + 1:
+                    problems.append(f"frames {_describe(pixels)} != {t + 1} frames")
+                elif problem := _pixels_problem(pixels):
+                    problems.append(f"frames {problem}")
                 elif pixels.ndim == 4 and pixels.shape[1:] != (self._stored_frame_size, self._stored_frame_size, 3):
                     problems.append(f"frames {pixels.shape[1:]} != the first episode's "
                                     f"({self._stored_frame_size}, {self._stored_frame_size}, 3)")
             for key in ("rewards", "terminations", "truncations"):
-                if key not in g or g[key].shape != (t,):
-                    problems.append(f"{key} {getattr(g.get(key), 'shape', 'missing')} != ({t},)")
+                if not isinstance(g.get(key), h5py.Dataset) or g[key].shape != (t,):
+                    problems.append(f"{key} {_describe(g.get(key))} != ({t},)")
+            infos = g.get("infos")
+            infos = infos if isinstance(infos, h5py.Group) else {}
+            arrays = {"states": states, **{key: g.get(key) for key in ("actions", "rewards", "terminations",
+                                                                      "truncations")}}
+            for key, stored in (("subtask", self.has_subtasks), ("sim_state", self.has_sim_states)):
+                if not stored:
+                    continue
+                arrays[f"infos/{key}"] = entry = infos.get(key)
+                if not isinstance(entry, h5py.Dataset) or entry.ndim < 1 or len(entry) != t + 1:
+                    problems.append(f"infos/{key} {_describe(entry)} != {t + 1} entries")
+            for key, array in arrays.items():
+                if isinstance(array, h5py.Dataset) and array.dtype.kind not in NUMERIC_KINDS:
+                    problems.append(f"{key} hold {array.dtype} values, not numbers")
             if t < 1:
                 problems.append("no actions (an episode needs at least one)")
             if problems:
@@ -245,26 +270,35 @@ class OfflineDataset:
 
     def _load_d4rl_index(self, f: h5py.File) -> None:
         obs, actions = f["observations"], f["actions"]
-        if obs.ndim != 2 or obs.shape[1] != 60 or actions.shape != (obs.shape[0], 9):
+        arrays = isinstance(obs, h5py.Dataset) and isinstance(actions, h5py.Dataset)
+        if not arrays or obs.ndim != 2 or obs.shape[1] != 60 or actions.shape != (obs.shape[0], 9):
             raise DatasetError(
                 f"{self._file}: D4RL v0 kitchen needs observations (N, 60) and actions (N, 9), "
-                f"got {obs.shape} and {actions.shape}"
+                f"got {_describe(obs)} and {_describe(actions)}"
             )
-        missing = [k for k in ("observations", "actions", "terminals", "timeouts")
-                   if not isinstance(f.get(k), h5py.Dataset)]
+        missing = [k for k in ("terminals", "timeouts") if not isinstance(f.get(k), h5py.Dataset)]
         if missing:
             raise DatasetError(f"{self._file}: a D4RL v0 kitchen file needs the arrays observations, actions, "
-                               f"terminals and timeouts; {missing} are missing. Download the complete file")
+                               f"terminals and timeouts; {missing} are missing or not arrays. Download the "
+                               "complete file")
         if f["terminals"].shape != (obs.shape[0],) or f["timeouts"].shape != (obs.shape[0],):
             raise DatasetError(f"{self._file}: terminals {f['terminals'].shape} and timeouts {f['timeouts'].shape} "
                                f"must have one entry per step ({obs.shape[0]},)")
-        if "rewards" in f and f["rewards"].shape != (obs.shape[0],):
-            raise DatasetError(f"{self._file}: rewards {f['rewards'].shape} != ({obs.shape[0]},)")
+        if "rewards" in f and (not isinstance(f["rewards"], h5py.Dataset) or f["rewards"].shape != (obs.shape[0],)):
+            raise DatasetError(f"{self._file}: rewards {_describe(f['rewards'])} != ({obs.shape[0]},)")
+        not_numeric = [k for k in ("observations", "actions", "terminals", "timeouts", "rewards")
+                       if k in f and f[k].dtype.kind not in NUMERIC_KINDS]
+        if not_numeric:
+            raise DatasetError(f"{self._file}: {not_numeric} hold values that are not numbers "
+                               f"({[str(f[k].dtype) for k in not_numeric]})")
         ends = np.flatnonzero(np.asarray(f["terminals"][:], bool) | np.asarray(f["timeouts"][:], bool))
         if len(ends) == 0 or ends[-1] != obs.shape[0] - 1:
             ends = np.append(ends, obs.shape[0] - 1)
         starts = np.concatenate([[0], ends[:-1] + 1])
         keep = ends - starts >= 1  # an episode needs one action and a next observation
+        if not keep.any():
+            raise DatasetError(f"{self._file} holds no episode with at least one action: each episode needs two "
+                               "steps (an action and the observation after it) between terminals/timeouts")
         self._d4rl_bounds = np.stack([starts[keep], ends[keep]], axis=1)
         # v0 stores no final observation: the last stored step becomes the final observation.
         self.episode_lengths = self._d4rl_bounds[:, 1] - self._d4rl_bounds[:, 0]
@@ -334,11 +368,17 @@ class OfflineDataset:
         """
         if not 0 <= index < len(self):
             raise IndexError(f"episode {index} out of range [0, {len(self)})")
-        with h5py.File(self._file, "r") as f:
-            ep = self._read_minari(f, index, frames) if self._kind == "minari" else self._read_d4rl(f, index)
+        try:
+            with h5py.File(self._file, "r") as f:
+                ep = self._read_minari(f, index, frames) if self._kind == "minari" else self._read_d4rl(f, index)
+        except OSError as e:
+            raise DatasetError(f"cannot read episode {index} from {self._file}: {e}. Is the file complete?") from e
         if frames and ep.frames is None and self.is_kitchen:
             ep.frames = self.render_frames(ep)
-        ep.validate()
+        try:
+            ep.validate()
+        except DatasetError as e:
+            raise DatasetError(f"{self._file}: episode {index}: {e}. Re-record or re-export the dataset") from None
         return ep
 
     def _read_minari(self, f: h5py.File, index: int, frames: bool) -> Episode:
@@ -495,15 +535,47 @@ def _find_hdf5(path: Path) -> Path:
     )
 
 
+def _describe(entry: Any) -> str:
+    """An HDF5 entry's shape for error messages, or what it is instead of an array."""
+    if isinstance(entry, h5py.Dataset):
+        return str(entry.shape)
+    return "missing" if entry is None else f"(a {type(entry).__name__.lower()}, not an array)"
+
+
+def _pixels_problem(pixels: Any) -> str | None:
+    """Why ``pixels`` holds neither ``(N, H, W, 3) uint8`` frames nor one encoded image per frame
+    (None if it holds either)."""
+    if not isinstance(pixels, h5py.Dataset):
+        return _describe(pixels)
+    if pixels.ndim == 4 and pixels.dtype == np.uint8 and pixels.shape[-1] == 3:
+        return None
+    # Minari's JPEGs: a (N, bytes) uint8 array when all have one length, else variable-length rows.
+    if (pixels.ndim == 2 and pixels.dtype == np.uint8) or (pixels.ndim == 1 and (
+            h5py.check_vlen_dtype(pixels.dtype) is not None or pixels.dtype.kind in "OSV")):
+        return None
+    return (f"{pixels.shape} {pixels.dtype} are neither (N, H, W, 3) uint8 frames nor one encoded image "
+            "per frame")
+
+
 def _read_pixels(pixels: h5py.Dataset, count: int | None = None) -> np.ndarray:
     """The first ``count`` (default all) frames as ``(N, H, W, 3) uint8``: stored as arrays, or
     as one JPEG per frame (Minari's default ``jpeg_encoding=True``)."""
+    where = f"{pixels.file.filename}:{pixels.name.lstrip('/')}"
+    problem = _pixels_problem(pixels)
+    if problem:
+        raise DatasetError(f"{where}: frames {problem}. Re-record or re-export the dataset")
     if pixels.ndim == 4:
         return pixels[()] if count is None else pixels[:count]
     from PIL import Image
 
     encoded = pixels[()] if count is None else pixels[:count]
-    return np.stack([np.asarray(Image.open(io.BytesIO(bytes(b))).convert("RGB"), np.uint8) for b in encoded])
+    if len(encoded) == 0:
+        return np.empty((0, 0, 0, 3), np.uint8)
+    try:
+        return np.stack([np.asarray(Image.open(io.BytesIO(bytes(b))).convert("RGB"), np.uint8) for b in encoded])
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{where}: a stored frame is not a readable image ({e}). Re-record or re-export "
+                           "the dataset") from None
 
 
 def _read_metadata(hdf5: Path) -> dict[str, Any]:
@@ -709,16 +781,22 @@ def is_skillgym_dataset(path: Path) -> bool:
     return False
 
 
+# What a dataset folder skillgym writes holds: the Minari dataset and the recording's report.
+DATASET_FOLDER_ENTRIES = ("data", "metadata.json", "recording.json", "libero.json")
+
+
 def check_replaceable(out: Path, overwrite: bool) -> None:
     """Refuse to write a dataset at ``out`` unless nothing is there, or ``overwrite`` and it is a
     dataset skillgym wrote."""
     if not out.exists():
+        outputs.check_creatable(out)
         return
     if not overwrite:
         raise FileExistsError(f"{out} exists; pick another output folder (or overwrite a skillgym dataset)")
     if out.is_symlink() or not out.is_dir() or not is_skillgym_dataset(out):
         raise FileExistsError(f"{out} exists and is not a dataset skillgym wrote; it is never replaced, "
                               "pick another output folder")
+    outputs.check_whole_folder(out, DATASET_FOLDER_ENTRIES)
 
 
 def write_json(path: str | os.PathLike, payload: dict) -> None:

@@ -69,6 +69,8 @@ class LiberoDataArgs:
         self.out = Path(self.out)
         if self.episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {self.episodes}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.tasks is not None:
             self.tasks = tuple(int(t) for t in self.tasks)
             if not self.tasks or len(set(self.tasks)) != len(self.tasks) or not all(0 <= t < 10 for t in self.tasks):
@@ -166,7 +168,11 @@ def read_libero_demos(path: str | os.PathLike) -> Iterator[Episode]:
     final observation is the last ``next_obs``. Frames are turned upright unless the file says its
     images follow OpenCV's convention, and resized to 84x84.
     """
-    with h5py.File(path, "r") as f:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise DatasetError(f"cannot read {path} as a LIBERO demonstration file (HDF5): {e}") from None
+    with f:
         if "data" not in f:
             raise DatasetError(f"{path} is not a LIBERO demonstration file (no 'data' group)")
         instruction = instruction_of(path, f)

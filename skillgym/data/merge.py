@@ -23,6 +23,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from skillgym.data.dataset import DatasetError, Episode, open_dataset, write_json, write_minari_dataset
 from skillgym.data.record import RecordArgs, RecordReport, recorded_args
@@ -44,11 +45,45 @@ class MergeArgs:
 PER_PART = {"out", "episodes", "first_episode", "workers", "overwrite"}
 
 
+# What merging reads from a part's recording.json, with its type.
+RECORDING_FIELDS = {"args": dict, "episodes": list, "subtask_names": list}
+OUTCOME_FIELDS = {"order": list, "failed": list, "raw_steps": int, "kept_steps": int}
+
+
 def _recording(path: Path) -> dict:
+    """A part's recording.json, checked to hold everything merging reads, so a bad part stops the merge
+    before anything is written."""
     file = path / "recording.json"
     if not file.is_file():
         raise DatasetError(f"{path} has no recording.json: only `skillgym data kitchen` recordings can be merged")
-    return json.loads(file.read_text())
+    try:
+        recording = json.loads(file.read_text())
+    except (ValueError, OSError) as e:
+        raise DatasetError(f"{file} is not readable JSON ({e}); re-record that part") from None
+    problem = _recording_problem(recording)
+    if problem:
+        raise DatasetError(f"{file} is not the recording.json of a `skillgym data kitchen` recording: {problem}")
+    return recording
+
+
+def _recording_problem(recording: Any) -> str | None:
+    """What in a parsed recording.json is missing or of the wrong type (None if nothing)."""
+    if not isinstance(recording, dict):
+        return f"it holds a {type(recording).__name__}, not an object"
+    wrong = [f"'{key}' ({kind.__name__})" for key, kind in RECORDING_FIELDS.items()
+             if not isinstance(recording.get(key), kind)]
+    if wrong:
+        return f"{', '.join(wrong)} missing or of another type"
+    args = recording["args"]
+    for key, value in (("episodes", args.get("episodes")), ("first_episode", args.get("first_episode", 0))):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return f"args.{key} is {value!r}, not a number of episodes"
+    for i, outcome in enumerate(recording["episodes"]):
+        fields_fit = isinstance(outcome, dict) and all(isinstance(outcome.get(key), kind)
+                                                       for key, kind in OUTCOME_FIELDS.items())
+        if not fields_fit or not all(isinstance(task, str) for task in outcome["order"] + outcome["failed"]):
+            return f"episodes[{i}] is not an episode outcome with {', '.join(OUTCOME_FIELDS)}"
+    return None
 
 
 def merge_recordings(parts: Sequence[str | os.PathLike], out: str | os.PathLike,
@@ -86,16 +121,12 @@ def merge_recordings(parts: Sequence[str | os.PathLike], out: str | os.PathLike,
                 yield [dataset.episode(i) for i in range(lo, min(lo + size, len(dataset)))]
 
     first = recorded_args(recordings[0]["args"])
-    args = RecordArgs(**{**{f.name: first[f.name] for f in fields(RecordArgs) if f.name in first}, "out": out,
-                         "episodes": sum(r["args"]["episodes"] for r in recordings)})
-    if mixed_recipes:
-        description = (f"skillgym scripted Franka Kitchen demonstrations of {len(paths)} recipes (differing in "
-                       f"{', '.join(differ) or 'nothing'}), merged from {', '.join(map(str, paths))}.")
-    else:
-        description = (f"skillgym scripted Franka Kitchen demonstrations: episodes {args.first_episode}-"
-                       f"{args.first_episode + args.episodes - 1} of seed {args.seed}, merged from {len(paths)} recordings.")
-    write_minari_dataset(out, chunks(), image_size, description=description, dataset_id=datasets[0].dataset_id)
-
+    try:
+        args = RecordArgs(**{**{f.name: first[f.name] for f in fields(RecordArgs) if f.name in first}, "out": out,
+                             "episodes": sum(r["args"]["episodes"] for r in recordings)})
+    except (TypeError, ValueError) as e:
+        raise DatasetError(f"{paths[0] / 'recording.json'}: its args are not options of `skillgym data kitchen` "
+                           f"({e}); re-record that part") from None
     report = RecordReport()
     outcomes = [episode for rec in recordings for episode in rec["episodes"]]
     for outcome in outcomes:
@@ -106,14 +137,22 @@ def merge_recordings(parts: Sequence[str | os.PathLike], out: str | os.PathLike,
         for name in differ:  # a mixed set has no single value for these
             stored_args[name] = [r.get(name) for r in recipe]
         extra = {"mixed_recipes": True, "parts": [r["args"] for r in recordings]}
-    write_json(out / "recording.json", {
+    recording = {
         "args": stored_args,
         "report": asdict(report),
         "subtask_names": recordings[0]["subtask_names"],
         "episodes": outcomes,
         "merged_from": [str(p) for p in paths],
         **extra,
-    })
+    }
+    if mixed_recipes:
+        description = (f"skillgym scripted Franka Kitchen demonstrations of {len(paths)} recipes (differing in "
+                       f"{', '.join(differ) or 'nothing'}), merged from {', '.join(map(str, paths))}.")
+    else:
+        description = (f"skillgym scripted Franka Kitchen demonstrations: episodes {args.first_episode}-"
+                       f"{args.first_episode + args.episodes - 1} of seed {args.seed}, merged from {len(paths)} recordings.")
+    write_minari_dataset(out, chunks(), image_size, description=description, dataset_id=datasets[0].dataset_id,
+                         finalize=lambda folder: write_json(folder / "recording.json", recording))
     return report
 
 

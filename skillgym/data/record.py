@@ -12,6 +12,7 @@ last completed subtask, and an episode with none is dropped. The yield is report
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing as mp
 import os
 import signal
@@ -76,13 +77,14 @@ class RecordArgs:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 8 <= self.image_size <= 512:
             raise ValueError(f"image_size must be in [8, 512], got {self.image_size}")
-        if self.first_episode < 0:
-            raise ValueError(f"first_episode must be >= 0, got {self.first_episode}")
+        for name in ("seed", "first_episode"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("eval_prefix_fraction", "eval_windows_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.action_noise < 0:
-            raise ValueError(f"action_noise must be >= 0, got {self.action_noise}")
+        if not 0.0 <= self.action_noise < math.inf:  # written this way round, NaN fails it too
+            raise ValueError(f"action_noise must be a finite number >= 0, got {self.action_noise}")
         self.subtasks = tuple(self.subtasks)
         unknown = [t for t in self.subtasks if t not in ALL_TASKS]
         if unknown or len(set(self.subtasks)) < 4:

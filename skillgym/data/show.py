@@ -6,7 +6,30 @@ from pathlib import Path
 
 import numpy as np
 
+from skillgym import outputs
 from skillgym.data.dataset import open_dataset
+
+SOFTWARE = "skillgym"  # the PNG's Software field: a sheet skillgym wrote, which it may replace
+
+
+def check_png_out(out: Path) -> None:
+    """Refuse an ``--out`` that is not a ``.png`` path, or an existing file skillgym did not write."""
+    from PIL import Image, UnidentifiedImageError
+
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"--out {out} must name a .png file")
+    if out.is_dir():
+        raise FileExistsError(f"--out {out} is a folder; name a .png file")
+    outputs.check_creatable(out)
+    if out.exists():
+        try:
+            with Image.open(out) as image:
+                ours = image.info.get("Software") == SOFTWARE
+        except (OSError, UnidentifiedImageError):
+            ours = False
+        if not ours:
+            raise FileExistsError(f"{out} exists and skillgym did not write it; it never replaces files it did "
+                                  "not write, pick another --out")
 
 
 def label_runs(labels: np.ndarray) -> list[tuple[int, int, int]]:
@@ -27,6 +50,8 @@ def contact_sheet(dataset_path: str | Path, episode: int, out: str | Path, frame
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    out = Path(out)
+    check_png_out(out)
     ds = open_dataset(dataset_path, image_size=image_size)
     ep = ds.episode(episode)
     if ep.frames is None:
@@ -51,8 +76,7 @@ def contact_sheet(dataset_path: str | Path, episode: int, out: str | Path, frame
     fig.suptitle(f"{Path(dataset_path).name} - episode {episode}: {ep.num_steps} steps, "
                  f"return {ep.rewards.sum():.0f}", fontsize=10)
     fig.tight_layout()
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, metadata={"Software": SOFTWARE})
     plt.close(fig)
     return out

@@ -14,6 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from skillgym import outputs
+
+SKILL_SHEETS = ("skills.png", "skills.json", "skill_*.gif")  # what this writes into its folder
+
 
 def rollout_skills(library_path: str | Path, start_states: int = 3, warmup_skills: int = 2,
                    image_size: int = 96, seed: int = 0) -> dict[int, list[list[np.ndarray]]]:
@@ -63,8 +67,9 @@ def write_skill_sheets(library_path: str | Path, out: str | Path, start_states: 
     from PIL import Image
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    outputs.check_output_folder(out, SKILL_SHEETS, ours=outputs.is_marker(out / "skills.json", ("mean_length",)))
     frames = rollout_skills(library_path, start_states=start_states, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
     lengths = {d: [len(f) for f in runs] for d, runs in frames.items()}
     rows = [(d, i) for d in frames for i in range(start_states)]
     fig, axes = plt.subplots(len(rows), frames_per_row, figsize=(1.3 * frames_per_row, 1.35 * len(rows)),
@@ -106,3 +111,5 @@ class ShowSkillsArgs:
     def __post_init__(self) -> None:
         if self.start_states < 1:
             raise ValueError(f"start_states must be >= 1, got {self.start_states}")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"--seed must be >= 0 (and < 2**32), got {self.seed}")

@@ -9,7 +9,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from skillgym.envs.skill_space import DEFAULT_PROGRESS_THRESHOLD, SkillSpaceEnv
+from skillgym.envs.skill_space import DEFAULT_PROGRESS_THRESHOLD, SkillSpaceEnv, check_skill_options
 from skillgym.skills.library import SkillLibrary
 from skillgym.tasks.kitchen import DEFAULT_TASKS, KitchenTaskEnv
 
@@ -69,16 +69,16 @@ def kitchen_env_for(library: SkillLibrary, **kwargs: Any) -> KitchenTaskEnv:
         (59,)
     """
     pixels = library.config.obs_kind == "pixels"
-    return KitchenTaskEnv(pixels=pixels, image_size=library.config.image_size or 64,
+    return KitchenTaskEnv(pixels=pixels, image_size=library.config.image_size,
                           frame_stack=library.config.frame_stack if pixels else 1, **kwargs)
 
 
 def make_skill_kitchen(
     library: str | os.PathLike | None = None,
-    tasks: Sequence[str] = DEFAULT_TASKS,
+    tasks: str | Sequence[str] = DEFAULT_TASKS,
     observation: str = "state",
     max_skill_steps: int | None = None,
-    progress_threshold: float | None = None,
+    progress_threshold: float | None = DEFAULT_PROGRESS_THRESHOLD,
     record_frames: bool = False,
     render_mode: str | None = None,
     low_level_steps: int = 280,
@@ -87,14 +87,27 @@ def make_skill_kitchen(
 
     ``library`` is a bundled library's name or a folder (:func:`resolve_library`): by default the
     bundled library for ``observation`` ("state" or "pixels"); a pixel library gets frames rendered
-    at its own size and frame stack. ``low_level_steps`` is the
+    at its own size and frame stack. ``tasks`` is a list of subtask names in order, or a string:
+    a name from :data:`~skillgym.tasks.kitchen.TASK_SUITE` such as ``"kettle-cabinets"`` or
+    subtasks joined by ``+`` (:func:`~skillgym.tasks.kitchen.task_order`). ``low_level_steps`` is the
     task's time limit; it is not called ``max_episode_steps`` because ``gym.make`` takes that name for
-    its own ``TimeLimit``, which would count skill decisions.
+    its own ``TimeLimit``, which would count skill decisions. ``max_skill_steps`` (None: the library's)
+    and ``progress_threshold`` (None: fixed-length skills) are :class:`SkillSpaceEnv`'s.
+
+    Example:
+        >>> env = make_skill_kitchen(tasks="kettle-cabinets", low_level_steps=100)
+        >>> env.unwrapped.tasks
+        ('kettle', 'light switch', 'slide cabinet', 'hinge cabinet')
+        >>> make_skill_kitchen(low_level_steps=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: low_level_steps must be an int >= 1 (the task's time limit in low-level steps), got 0
     """
+    check_skill_options(max_skill_steps, progress_threshold, low_level_steps)
     path = resolve_library(library, observation)
     lib = SkillLibrary.load(path)
     low = kitchen_env_for(lib, tasks=tasks, max_episode_steps=low_level_steps, render_mode=render_mode)
     env = SkillSpaceEnv(low, lib, max_skill_steps=max_skill_steps, record_frames=record_frames,
-                        progress_threshold=progress_threshold or DEFAULT_PROGRESS_THRESHOLD)
+                        progress_threshold=progress_threshold)
     env.library_path = str(path)
     return env

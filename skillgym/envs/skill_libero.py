@@ -13,7 +13,7 @@ import os
 import gymnasium as gym
 
 from skillgym.envs.skill_kitchen import ASSETS
-from skillgym.envs.skill_space import DEFAULT_PROGRESS_THRESHOLD, SkillSpaceEnv
+from skillgym.envs.skill_space import DEFAULT_PROGRESS_THRESHOLD, SkillSpaceEnv, check_skill_options
 from skillgym.skills.library import SkillLibrary
 from skillgym.tasks.libero import MAX_EPISODE_STEPS, STATE_DIM, LiberoTaskEnv, suite_name
 
@@ -26,7 +26,7 @@ def make_skill_libero(
     suite: str = "libero_spatial",
     task: int | str | None = None,
     max_skill_steps: int | None = None,
-    progress_threshold: float | None = None,
+    progress_threshold: float | None = DEFAULT_PROGRESS_THRESHOLD,
     record_frames: bool = False,
     render_mode: str | None = None,
     low_level_steps: int = MAX_EPISODE_STEPS,
@@ -45,8 +45,10 @@ def make_skill_libero(
     ``max_skill_steps`` low-level steps (default: the library's; the paper's LIBERO skills are at most
     40 long); ``low_level_steps`` is the task's time limit (300). Each task's simulation is kept once
     built (about 0.4 GB each for a state library, 0.8 GB for a pixel one); ``live_tasks`` bounds how many
-    (:class:`~skillgym.tasks.libero.LiberoTaskEnv`).
+    (:class:`~skillgym.tasks.libero.LiberoTaskEnv`). ``progress_threshold`` is :class:`SkillSpaceEnv`'s (None:
+    fixed-length skills).
     """
+    check_skill_options(max_skill_steps, progress_threshold, low_level_steps)
     suite = suite_name(suite)
     if library is None:
         if suite not in BUNDLED_LIBERO_LIBRARIES:
@@ -69,6 +71,6 @@ def make_skill_libero(
         raise ValueError(f"{library} observes a {lib.config.state_dim}-d state; the {suite} env observes {state_dim} "
                          f"({STATE_DIM} of proprioception and 3 per object of {', '.join(low.objects) or 'none'})")
     env = SkillSpaceEnv(low, lib, max_skill_steps=max_skill_steps, record_frames=record_frames,
-                        progress_threshold=progress_threshold or DEFAULT_PROGRESS_THRESHOLD)
+                        progress_threshold=progress_threshold)
     env.library_path = str(library)
     return env

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,6 +41,36 @@ from skillgym.spaces import skill_action_space
 DEFAULT_PROGRESS_THRESHOLD = 0.95
 
 
+def check_skill_options(max_skill_steps: int | None, progress_threshold: float | None,
+                        low_level_steps: int | None = None) -> None:
+    """Raise ``ValueError`` naming the option that is out of range.
+
+    ``max_skill_steps`` is None (the library's cap) or an int >= 1; ``progress_threshold`` is None
+    (fixed-length skills) or a number in (0, 1]; ``low_level_steps`` (a task's time limit, checked if
+    given) an int >= 1.
+
+    Example:
+        >>> check_skill_options(None, DEFAULT_PROGRESS_THRESHOLD)
+        >>> check_skill_options(30, 0.0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: progress_threshold must be a number in (0, 1] ... got 0.0
+    """
+    if max_skill_steps is not None and (isinstance(max_skill_steps, bool)
+                                        or not isinstance(max_skill_steps, numbers.Integral) or max_skill_steps < 1):
+        raise ValueError(f"max_skill_steps must be an int >= 1 (low-level steps per skill), or None for the "
+                         f"library's cap; got {max_skill_steps!r}")
+    if progress_threshold is not None and (isinstance(progress_threshold, bool)
+                                           or not isinstance(progress_threshold, numbers.Real)
+                                           or not 0.0 < progress_threshold <= 1.0):
+        raise ValueError(f"progress_threshold must be a number in (0, 1] (default {DEFAULT_PROGRESS_THRESHOLD}), "
+                         f"or None for fixed-length skills; got {progress_threshold!r}")
+    if low_level_steps is not None and (isinstance(low_level_steps, bool)
+                                        or not isinstance(low_level_steps, numbers.Integral) or low_level_steps < 1):
+        raise ValueError(f"low_level_steps must be an int >= 1 (the task's time limit in low-level steps), "
+                         f"got {low_level_steps!r}")
+
+
 class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Wrap a low-level env with a ``Dict(skill=Discrete(K), arg=Box)`` action space.
 
@@ -49,8 +80,8 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
             library it is a Dict that also holds the episode's instruction embedding under
             ``"instruction"`` (as :class:`~skillgym.tasks.libero.LiberoTaskEnv`'s does).
         library: a :class:`~skillgym.skills.library.SkillLibrary` or the path of one.
-        max_skill_steps: cap on low-level steps per skill (default: the library's, 30 in kitchen).
-        progress_threshold: a skill stops once its predicted progress reaches this value. The
+        max_skill_steps: cap on low-level steps per skill, >= 1 (None: the library's, 30 in kitchen).
+        progress_threshold: a skill stops once its predicted progress reaches this value, in (0, 1]. The
             progress head is a sigmoid trained on t/N, so it approaches 1.0 (float32 rounds it to 1.0
             only from a logit of ~17). None: ignore progress, every skill runs ``max_skill_steps``
             (fixed-length skills such as SPiRL's).
@@ -90,14 +121,11 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
             self, library=str(library) if isinstance(library, (str, os.PathLike)) else "<SkillLibrary>",
             max_skill_steps=max_skill_steps, progress_threshold=progress_threshold, record_frames=record_frames,
         )
+        check_skill_options(max_skill_steps, progress_threshold)
         gym.Wrapper.__init__(self, env)
         self.library = library if isinstance(library, SkillLibrary) else SkillLibrary.load(library)
         self.library_path = None if isinstance(library, SkillLibrary) else str(Path(library))
-        self.max_skill_steps = int(max_skill_steps or self.library.max_skill_steps)
-        if self.max_skill_steps < 1:
-            raise ValueError(f"max_skill_steps must be >= 1, got {max_skill_steps}")
-        if progress_threshold is not None and not 0.0 < progress_threshold <= 1.0:
-            raise ValueError(f"progress_threshold must be in (0, 1] or None, got {progress_threshold}")
+        self.max_skill_steps = self.library.max_skill_steps if max_skill_steps is None else int(max_skill_steps)
         self.progress_threshold, self.record_frames = progress_threshold, record_frames
 
         cfg = self.library.config

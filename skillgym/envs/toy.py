@@ -116,8 +116,10 @@ class ToySkillEnv(gym.Env[np.ndarray, dict[str, Any]]):
             arg=spaces.Box(-arg_bound, arg_bound, (arg_dim,), np.float32),
         )
         if obs_type == "state":
-            self.obs_dim = obs_dim or n_states
-            assert self.obs_dim >= n_states
+            self.obs_dim = n_states if obs_dim is None else obs_dim
+            if self.obs_dim < n_states:
+                raise ValueError(f"obs_dim must be >= n_states = {n_states} (the observation is a one-hot of the "
+                                 f"state, zero padded), or None for n_states; got {obs_dim!r}")
             self.observation_space: spaces.Box = spaces.Box(0.0, 1.0, (self.obs_dim,), obs_dtype)
         elif obs_type == "pixels":
             self.observation_space = spaces.Box(0, 255, (frame_stack, frame_size, frame_size, 3), np.uint8)

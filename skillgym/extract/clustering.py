@@ -76,6 +76,10 @@ class NpyRows:
     def __len__(self) -> int:
         return self.shape[0]
 
+    def is_complete(self) -> bool:
+        """Whether the file holds exactly the bytes its header announces (an interrupted copy or write does not)."""
+        return self.path.stat().st_size == self._offset + len(self) * self._row_bytes
+
     @property
     def ndim(self) -> int:
         """Always 2: the rows are ``(N, D)``."""
@@ -198,13 +202,9 @@ def compute_embeddings(
     key_path = path.with_suffix(".json")
     key = _cache_key(dataset, encoder, dtype)
     if path.is_file() and key_path.is_file():
-        try:
-            if json.loads(key_path.read_text()) == key:
-                cached = NpyRows(path)
-                if cached.shape == (dataset.total_steps, encoder.dim):
-                    return cached
-        except (ValueError, OSError):
-            pass  # unreadable cache: recompute
+        cached = _reusable_cache(path, key_path, key)
+        if cached is not None:
+            return cached
     path.parent.mkdir(parents=True, exist_ok=True)
     key_path.unlink(missing_ok=True)  # the key is written last: a crash leaves no valid cache
     tmp = path.with_name(path.stem + ".tmp.npy")
@@ -243,6 +243,32 @@ def compute_embeddings(
     tmp_key.unlink(missing_ok=True)
     key_path.write_text(json.dumps(key, indent=2) + "\n")
     return NpyRows(path)
+
+
+def _reusable_cache(path: Path, key_path: Path, key: dict[str, Any]) -> NpyRows | None:
+    """The embedding file ``path`` if ``key_path`` says it was written for ``key`` and it holds what ``key``
+    promises: every row, of its size and dtype, all finite. None means compute it again."""
+    try:
+        if json.loads(key_path.read_text()) != key:
+            return None
+        cached = NpyRows(path)
+        expected = ((key["num_frames"], key["dim"]), np.dtype(key["dtype"]))
+        if (cached.shape, cached.dtype) != expected:
+            problem = f"holds {cached.shape} {cached.dtype} values instead of {expected[0]} {expected[1]}"
+        elif not cached.is_complete():
+            problem = "is truncated or has extra bytes"
+        elif not _all_finite(cached):
+            problem = "holds NaN or infinite values"
+        else:
+            return cached
+    except (ValueError, OSError) as e:
+        problem = f"cannot be read ({e})"
+    print(f"the embedding cache {path} {problem}; computing it again")
+    return None
+
+
+def _all_finite(rows: NpyRows, block: int = DEFAULT_BATCH_SIZE) -> bool:
+    return all(np.isfinite(rows[i : i + block]).all() for i in range(0, len(rows), block))
 
 
 def resumable_episodes(tmp: Path, tmp_key: Path, key: dict[str, Any], episode_lengths: Any) -> tuple[int, int]:

@@ -48,6 +48,8 @@ class ExtractArgs:
         self.labeler = None if self.labeler is None else Path(self.labeler)
         if self.k < 2:
             raise ValueError(f"k must be >= 2, got {self.k}")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"--seed must be >= 0 (and < 2**32), got {self.seed}")
         if self.min_length < 1:
             raise ValueError(f"min_length must be >= 1, got {self.min_length}")
         if self.kernel < 1 or self.kernel % 2 == 0:

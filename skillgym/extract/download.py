@@ -66,13 +66,22 @@ def download_weights(
     url = url or DOWNLOADABLE[name]
     dest = Path(dest).expanduser() if dest else default_destination(name)
     sha256 = (sha256 or KNOWN_SHA256.get(name) or "").lower() or None
-    if dest.exists() and not overwrite:
-        return dest
+    if dest.is_dir():
+        raise DownloadError(f"{dest} is a folder; pass --dest the path of the file to write")
+    if dest.exists():
+        why = _not_a_checkpoint(dest, name)
+        if why:  # a file skillgym did not write: downloads land under a temporary name, renamed once valid
+            raise DownloadError(f"{dest} exists and {why}; skillgym never replaces files it did not write: "
+                                "move it or pick another --dest")
+        if not overwrite:
+            return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     try:
         _fetch(url, part, sha256, expected_size, progress, timeout)
-        _check_checkpoint(part, name)
+        why = _not_a_checkpoint(part, name)
+        if why:
+            raise DownloadError(f"{url} did not serve a valid {name} checkpoint: the file {why}; nothing was kept")
         os.replace(part, dest)
     finally:
         part.unlink(missing_ok=True)
@@ -107,10 +116,13 @@ def _fetch(url: str, part: Path, sha256: str | None, expected_size: int | None, 
         raise DownloadError(f"{url}: sha256 {digest.hexdigest()} != expected {sha256}; the file is corrupt")
 
 
-def _check_checkpoint(path: Path, name: str) -> None:
-    from skillgym.extract.encoders import EncoderError, load_r3m_state_dict
+def _not_a_checkpoint(path: Path, name: str) -> str | None:
+    """Why ``path`` is not a valid ``name`` checkpoint ("is not ..."), or None if it is one."""
+    from skillgym.extract.encoders import GET_R3M, EncoderError, load_r3m_state_dict
 
+    size = int(name.split("-")[1])
     try:
-        load_r3m_state_dict(path, int(name.split("-")[1]))
+        load_r3m_state_dict(path, size)
     except EncoderError as e:
-        raise DownloadError(f"the downloaded file is not a valid {name} checkpoint: {e}") from e
+        return str(e).removeprefix(f"{path}").lstrip(": ").removesuffix(GET_R3M.format(size=size))
+    return None

@@ -25,7 +25,9 @@ Add your own encoder (any object with ``name``, ``input``, ``dim``, ``encode``, 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -103,11 +105,35 @@ def available_encoders() -> list[str]:
 
 def make_encoder(name: str, **kwargs: Any) -> Encoder:
     """Build a registered encoder; ``kwargs`` go to its factory (e.g. ``weights=PATH`` for R3M)."""
-    if name not in _REGISTRY:
-        raise EncoderError(f"unknown encoder {name!r}; available: {', '.join(available_encoders())}")
+    check_encoder_settings(name, kwargs)
     encoder = _REGISTRY[name](**kwargs)
     check_encoder(encoder)
     return encoder
+
+
+def check_encoder_settings(name: str, settings: dict[str, Any]) -> None:
+    """Raise :class:`EncoderError` if ``name`` is not registered or its factory takes no keyword named in ``settings``.
+
+    Example:
+        >>> check_encoder_settings("state", {"dim": 59})
+        >>> check_encoder_settings("state", {"foo": 1})
+        Traceback (most recent call last):
+        ...
+        skillgym.extract.encoders.EncoderError: encoder 'state' has no setting 'foo'; its settings: dim
+    """
+    if name not in _REGISTRY:
+        raise EncoderError(f"unknown encoder {name!r}; available: {', '.join(available_encoders())}")
+    try:
+        parameters = inspect.signature(_REGISTRY[name]).parameters.values()
+    except (TypeError, ValueError):  # a factory without a signature: let the call decide
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return
+    known = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = [key for key in settings if key not in known]
+    if unknown:
+        raise EncoderError(f"encoder {name!r} has no setting {unknown[0]!r}; "
+                           f"its settings: {', '.join(known) or 'none'}")
 
 
 def check_encoder(encoder: Any) -> None:
@@ -204,6 +230,9 @@ def find_r3m_checkpoint(size: int) -> Path | None:
     return next((p for p in candidates + _default_r3m_paths(size) if p.is_file()), None)
 
 
+GET_R3M = "; get one with `skillgym download r3m-{size}`"
+
+
 def load_r3m_state_dict(path: str | os.PathLike, size: int) -> dict[str, torch.Tensor]:
     """Read an R3M checkpoint (``{"r3m": state_dict}``) and return the ResNet's own state dict.
 
@@ -214,10 +243,9 @@ def load_r3m_state_dict(path: str | os.PathLike, size: int) -> dict[str, torch.T
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for truncated/garbage files
-        raise EncoderError(
-            f"{path} is not a readable R3M checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
-            f"Delete it and fetch it again with `skillgym download r3m-{size}`"
-        ) from e
+        why = "it holds Python objects besides tensors" if isinstance(e, pickle.UnpicklingError) \
+            else f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
+        raise EncoderError(f"{path} is not a readable R3M checkpoint ({why}){GET_R3M.format(size=size)}") from e
     state = ckpt.get("r3m") if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         keys = list(ckpt)[:5] if isinstance(ckpt, dict) else type(ckpt).__name__
@@ -225,7 +253,7 @@ def load_r3m_state_dict(path: str | os.PathLike, size: int) -> dict[str, torch.T
     prefix = "module.convnet."
     convnet = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     if not convnet:
-        raise EncoderError(f"{path}: no 'module.convnet.*' weights inside the 'r3m' state dict")
+        raise EncoderError(f"{path} is not an R3M checkpoint: no 'module.convnet.*' weights in its 'r3m' state dict")
     return convnet
 
 

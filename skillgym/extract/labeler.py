@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from skillgym import outputs
 from skillgym.extract.clustering import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_FIT_SAMPLES,
@@ -47,14 +48,30 @@ from skillgym.extract.clustering import (
     fit_centroids,
     size_encoder,
 )
-from skillgym.extract.encoders import Encoder, check_encoder, make_encoder
-from skillgym.extract.labels import SkillLabels, read_json_object, read_npz, write_npz_json
+from skillgym.extract.encoders import (
+    Encoder,
+    EncoderError,
+    available_encoders,
+    check_encoder,
+    check_encoder_settings,
+    make_encoder,
+)
+from skillgym.extract.labels import (
+    LABELS_JSON,
+    LABELS_NPZ,
+    SkillLabels,
+    read_json_object,
+    read_npz,
+    write_npz_json,
+)
 from skillgym.extract.segments import DEFAULT_KERNEL, DEFAULT_MIN_LENGTH, find_segments, median_filter
 from skillgym.version import __version__
 
 LABELER_NPZ = "labeler.npz"
 LABELER_JSON = "labeler.json"
 LABELER_FORMAT = 1
+# The smallest value of each integer setting in labeler.json.
+LOWEST_SETTINGS = {"k": 2, "embedding_dim": 1, "seed": 0, "median_kernel": 1, "min_length": 1, "fit_samples": 1}
 
 
 class LabelerError(ValueError):
@@ -241,6 +258,14 @@ class SkillLabeler:
             raise LabelerError(f"{meta} lacks {missing}; {fix}")
         if not isinstance(payload["encoder_config"], dict) or not isinstance(payload["encoder"], str):
             raise LabelerError(f"{meta}: encoder must be a name and encoder_config an object; {fix}")
+        wrong = _settings_problems(payload)
+        if wrong:
+            raise LabelerError(f"{meta}: {'; '.join(wrong)}; {fix}")
+        if payload["encoder"] in available_encoders():  # an unregistered one is reported when it is needed
+            try:
+                check_encoder_settings(payload["encoder"], payload["encoder_config"])
+            except EncoderError as e:
+                raise LabelerError(f"{meta}: {e}; {fix}") from e
         centroids = read_npz(npz, ("centroids",), LabelerError, fix)["centroids"]
         if not np.issubdtype(centroids.dtype, np.floating) or not np.all(np.isfinite(centroids)):
             raise LabelerError(f"{npz}: centroids must be finite floats; {fix}")
@@ -252,6 +277,25 @@ class SkillLabeler:
                    payload["fit_dataset_fingerprint"], payload["fit_dataset_path"], payload.get("frame_size"))
 
 
+def _settings_problems(payload: dict[str, Any]) -> list[str]:
+    """Every setting of a ``labeler.json`` of the wrong type or out of range."""
+    wrong = [f"{key} must be an int >= {low}, got {payload[key]!r}" for key, low in LOWEST_SETTINGS.items()
+             if not _is_int(payload[key]) or payload[key] < low]
+    if not wrong and payload["median_kernel"] % 2 == 0:
+        wrong.append(f"median_kernel must be odd, got {payload['median_kernel']}")
+    if not wrong and payload["seed"] >= 2**32:
+        wrong.append(f"seed must be < 2**32, got {payload['seed']}")
+    size = payload.get("frame_size")
+    if size is not None and not (_is_int(size) and size >= 1):
+        wrong.append(f"frame_size must be a positive int or null, got {size!r}")
+    return wrong + [f"{key} must be a string, got {payload[key]!r}"
+                    for key in ("fit_dataset_fingerprint", "fit_dataset_path") if not isinstance(payload[key], str)]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _resolve_encoder(encoder: str | Encoder, encoder_kwargs: dict[str, Any] | None) -> Encoder:
     if isinstance(encoder, str):
         return make_encoder(encoder, **(encoder_kwargs or {}))
@@ -261,6 +305,25 @@ def _resolve_encoder(encoder: str | Encoder, encoder_kwargs: dict[str, Any] | No
 
 def _embedding_path(cache_dir: str | os.PathLike, encoder: Encoder) -> Path:
     return Path(cache_dir) / f"embeddings-{encoder.name}.npy"
+
+
+# What labelling writes into its output folder; a folder holding any of them must be one skillgym wrote.
+LABELS_FOLDER_ENTRIES = (LABELS_NPZ, LABELS_JSON, "labeler", "report", "cache")
+
+
+def is_labels_folder(out: str | os.PathLike) -> bool:
+    """Whether skillgym wrote ``out`` as a labels folder, or began to: its ``labels.json`` is a labels file,
+    its ``labeler/`` a saved labeler, or its ``cache/`` holds only embeddings."""
+    out = Path(out)
+    cache = out / "cache"
+    return (outputs.is_marker(out / LABELS_JSON, ("format_version", "num_skills", "dataset_fingerprint"))
+            or outputs.is_marker(out / "labeler" / "labeler.json", ("format_version", "encoder", "k"))
+            or (cache.is_dir() and any(cache.iterdir()) and not outputs.unmatched(cache, ("embeddings-*",))))
+
+
+def check_labels_folder(out: str | os.PathLike) -> None:
+    """Stop before any work if ``out`` holds entries of a labels folder that skillgym did not write."""
+    outputs.check_output_folder(Path(out), LABELS_FOLDER_ENTRIES, ours=is_labels_folder(out))
 
 
 def extract_skills(
@@ -283,6 +346,7 @@ def extract_skills(
     ``labels.npz`` + ``labels.json`` (:class:`SkillLabels`), ``labeler/``, ``report/``, and the
     embedding cache ``cache/`` (reused when you re-run with another K or seed). ``engine="ray"``
     embeds the frames on a Ray cluster (:mod:`skillgym.extract.ray_engine`); the labels are the same."""
+    check_labels_folder(out)
     labeler = SkillLabeler.fit(dataset, encoder, k=k, seed=seed, kernel=kernel, min_length=min_length,
                                fit_samples=fit_samples, cache_dir=Path(out) / "cache", cache_dtype=cache_dtype,
                                encoder_kwargs=encoder_kwargs, progress=progress, engine=engine)
@@ -308,9 +372,17 @@ def label_dataset(
     behaviour in both datasets.
     """
     out = Path(out)
+    check_labels_folder(out)
     cache = out / "cache"
     labels = labeler.label(dataset, cache_dir=cache, batch_size=batch_size, cache_dtype=cache_dtype,
                            progress=progress, engine=engine)
+    if not len(labels.segments):
+        runs = find_segments(labels.frame_labels, labels.episode_offsets, 1, absorb_lead_in=False)
+        raise LabelerError(
+            f"{out}: no segment to write, no skill lasts min_length={labeler.min_length} steps in a row in "
+            f"{labels.dataset_path} (the longest run lasts {int(np.max(runs[:, 2] - runs[:, 1], initial=0))}); "
+            f"the labels in {out} are left as they were. Extract again with a lower --min-length"
+        )
     labels.save(out)
     labeler.save(out / "labeler")
     if report:

@@ -345,7 +345,10 @@ class SkillSAC(OffPolicyAlgorithm):
         return features.cpu().numpy()
 
     def load_replay_buffer(self, path: str | os.PathLike | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
-        """SB3's ``load_replay_buffer``; a feature buffer gets this model's encoder back."""
+        """SB3's ``load_replay_buffer``; a feature buffer gets this model's encoder back.
+
+        The file is an SB3 pickle: unpickling runs whatever code its author put in it, so only load
+        buffers you saved yourself."""
         super().load_replay_buffer(path, truncate_last_traj)
         if isinstance(self.replay_buffer, SkillFeatureReplayBuffer):
             self.replay_buffer.encode = self._encode_for_buffer

@@ -24,8 +24,10 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from tqdm import tqdm
 
 import skillgym  # noqa: F401  (registers the skill envs with gymnasium)
+from skillgym import outputs
 from skillgym.rl.skill_sac import SkillSAC
 from skillgym.rl.utils import keep_freed_memory
+from skillgym.spaces import check_skill_action_space
 
 
 def kl_coefficient(text: str) -> float | str:
@@ -98,6 +100,29 @@ class TrainRLArgs:
                     learning_starts=self.learning_starts)
 
 
+# What a run writes into --out: the evaluation curve, the final result, the model, TensorBoard logs.
+RUN_ENTRIES = ("curve.json", "result.json", "skillsac", "tb")
+
+
+def is_run_folder(out: Path) -> bool:
+    """Whether skillgym wrote ``out`` as a ``train-rl`` run (finished, or cut after its first evaluation)."""
+    return outputs.is_marker(out / "result.json", ("args", "final", "curve")) or _is_curve(out / "curve.json")
+
+
+def check_run_folder(out: Path) -> None:
+    """Stop before training if ``out`` holds a curve, result or model that skillgym did not write (an earlier
+    run there is replaced; ``tb/`` is only added to)."""
+    outputs.check_output_folder(out, [name for name in RUN_ENTRIES if name != "tb"], ours=is_run_folder(out))
+
+
+def _is_curve(path: Path) -> bool:
+    try:
+        points = json.loads(path.read_text()) if path.stat().st_size < outputs.MAX_MARKER_BYTES else None
+    except (ValueError, OSError, RecursionError):
+        return False
+    return isinstance(points, list) and all(isinstance(p, dict) and "low_level_steps" in p for p in points)
+
+
 class LowLevelBudget(BaseCallback):
     """Stop at a low-level step budget; evaluate every ``eval_every`` low-level steps."""
 
@@ -142,12 +167,21 @@ def train_rl(args: TrainRLArgs) -> dict[str, Any]:
     torch.set_num_threads(1)  # batch-256 updates of small MLPs: more threads only add overhead
     keep_freed_memory()  # a training process: trade held memory for ~25 % faster updates
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_run_folder(out)
     kwargs = dict(args.env_kwargs)
     if args.library:
         kwargs["library"] = args.library
-    env = gym.make(args.env_id, **kwargs)
+    try:
+        env = gym.make(args.env_id, **kwargs)
+    except gym.error.Error as e:
+        raise ValueError(f"cannot make {args.env_id!r}: {e}") from e
+    try:
+        check_skill_action_space(env.action_space)
+    except ValueError as e:
+        env.close()
+        raise ValueError(f"{args.env_id} is not a skill-space env, SkillSAC cannot act in it: {e}") from e
     eval_env = gym.make(args.env_id, **kwargs)
+    out.mkdir(parents=True, exist_ok=True)
     eval_env.reset(seed=10_000 + args.seed)  # evaluation episodes never share seeds with training
     model = SkillSAC("SkillPolicy", env, **args.skillsac_kwargs(), seed=args.seed, tensorboard_log=str(out / "tb"),
                      verbose=0)

@@ -21,6 +21,10 @@ MAX_SIZES = {"hidden_dim": 4096, "prior_hidden_dim": 4096, "lstm_layers": 16, "p
              "pixel_feature_dim": 4096, "decoder_obs_dim": 4096, "instruction_dim": 4096,
              "instruction_feature_dim": 4096, "image_size": 1024, "frame_stack": 64,
              "num_skills": 4096, "z_dim": 1024}
+# Fields added to format 1 after its first release: a config.json saved before them lacks them, and their
+# defaults are what such a library does (the decoder observes the priors' observation, no state skip, no
+# instruction). Every other field is in every config.json that SkillLibrary.save wrote.
+ADDED_IN_FORMAT_1 = ("decoder_obs", "state_skip", "instruction_dim", "instruction_feature_dim")
 # How the pixel observations of the training data were produced; the RL env must render the same.
 DEFAULT_FRAME_PREPROCESSING = (
     "the kitchen task env's KitchenRenderer, rendered directly at image_size x image_size, uint8 RGB, "
@@ -166,7 +170,21 @@ class LibraryConfig:
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> LibraryConfig:
         """A config from :meth:`to_dict`'s output; :class:`LibraryError` on another format version, unknown
-        keys or invalid values."""
+        or missing keys, or invalid values.
+
+        Only the fields of :data:`ADDED_IN_FORMAT_1` may be missing (a library saved before they existed);
+        any other missing key would silently become a default that need not be the library's.
+
+        Example:
+            >>> payload = LibraryConfig(num_skills=8, max_skill_steps=40).to_dict()
+            >>> LibraryConfig.from_dict(payload).max_skill_steps
+            40
+            >>> del payload["max_skill_steps"], payload["z_dim"]
+            >>> LibraryConfig.from_dict(payload)  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            skillgym.skills.config.LibraryError: config lacks the keys ['max_skill_steps', 'z_dim'], which ...
+        """
         if not isinstance(payload, dict):
             raise LibraryError(f"config must be a JSON object, got {type(payload).__name__}")
         version = payload.get("format_version")
@@ -179,8 +197,13 @@ class LibraryConfig:
         unknown = sorted(set(payload) - known)
         if unknown:
             raise LibraryError(f"config has unknown keys {unknown}; known keys: {sorted(known)}")
-        if "num_skills" not in payload:
-            raise LibraryError("config lacks 'num_skills'")
+        missing = sorted(known - set(payload) - set(ADDED_IN_FORMAT_1))
+        if missing:
+            raise LibraryError(
+                f"config lacks the keys {missing}, which every saved skill library's config holds: the file was "
+                "not written by SkillLibrary.save, or was edited. Restore them from the training run or retrain "
+                "with `skillgym train-skills`"
+            )
         try:
             return cls(**payload)
         except LibraryError:

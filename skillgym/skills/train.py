@@ -28,6 +28,7 @@ import random
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,21 +36,26 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from skillgym import outputs
 from skillgym.data.dataset import OfflineDataset, open_dataset
-from skillgym.extract.labels import SkillLabels
+from skillgym.extract.labels import SkillLabels, read_json_object
 from skillgym.language import embed_instructions
 from skillgym.skills.config import LibraryConfig
 from skillgym.skills.data import load_segments, make_batch, split_episodes, state_statistics, window_offsets
 from skillgym.skills.distributed import join_torchrun
 from skillgym.skills.evaluate import evaluate_heldout, write_eval
-from skillgym.skills.library import CONFIG_FILE, SkillLibrary, current_versions
+from skillgym.skills.library import CONFIG_FILE, WEIGHTS_FILE, SkillLibrary, current_versions
 from skillgym.skills.model import SkillVAE
 
 CHECKPOINT_DIR = "checkpoint"
+# What training writes into --out; a folder holding any of them must be a library or a run skillgym wrote.
+LIBRARY_ENTRIES = (CONFIG_FILE, WEIGHTS_FILE, "eval.json", "eval.png", CHECKPOINT_DIR, "tb")
+LIBRARY_CONFIG_KEYS = ("num_skills", "format_version")  # what tells a library's config.json from another one
 # Arguments that may differ between an interrupted run and its --resume.
 RESUMABLE_CHANGES = {"steps", "resume", "progress", "threads", "overwrite"}
 WEIGHT_DECAY = 0.01  # AdamW's default
@@ -127,9 +133,13 @@ class TrainSkillsArgs:
         for name in ("steps", "batch_size", "window", "z_dim", "hidden_dim", "image_size", "frame_stack"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.beta < 0 or self.prior_obs_noise < 0 or self.decoder_obs_noise < 0:
-            raise ValueError(f"lr must be > 0 and beta, prior_obs_noise, decoder_obs_noise >= 0; got {self.lr}, "
-                             f"{self.beta}, {self.prior_obs_noise}, {self.decoder_obs_noise}")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"--seed must be >= 0 (and < 2**32), got {self.seed}")
+        if not 0 < self.lr < math.inf:  # written so that NaN fails too
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        for name in ("beta", "prior_obs_noise", "decoder_obs_noise"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
 
@@ -159,6 +169,14 @@ class TrainResult:
 
 
 # -- checkpoints (exact resume, no pickles) ---------------------------------------------------
+RESTART = "pass --overwrite instead of --resume to start the run over"
+CHECKPOINT_FIELDS = {"step": int, "args": dict, "numpy_rng": dict, "python_rng": list, "config": dict, "split": dict}
+
+
+class CheckpointError(ValueError):
+    """A --resume checkpoint is unreadable, incomplete, or does not fit the run being resumed."""
+
+
 def save_checkpoint(path: Path, step: int, model: SkillVAE, optimizer: torch.optim.Optimizer,
                     rng: np.random.Generator, args: TrainSkillsArgs, split: dict[str, list[int]]) -> None:
     """Write a resumable checkpoint to the folder ``path``: ``state.safetensors`` (model, AdamW state,
@@ -184,26 +202,60 @@ def save_checkpoint(path: Path, step: int, model: SkillVAE, optimizer: torch.opt
     os.replace(path / "state.json.tmp", path / "state.json")
 
 
+def read_checkpoint_state(path: Path) -> dict[str, Any]:
+    """The ``state.json`` of a :func:`save_checkpoint` folder, checked to hold every field a resume needs;
+    :class:`CheckpointError` naming the file otherwise."""
+    file = path / "state.json"
+    if not file.is_file() or not (path / "state.safetensors").is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint in {path} (state.json + state.safetensors)")
+    meta = read_json_object(file, CheckpointError, RESTART)
+    wrong = [key for key, kind in CHECKPOINT_FIELDS.items()
+             if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool)]
+    if wrong or meta["step"] < 0:
+        raise CheckpointError(f"{file} is incomplete or damaged ({', '.join(wrong) or 'step'} missing or of the "
+                              f"wrong type); {RESTART}")
+    return meta
+
+
 def load_checkpoint(path: Path, model: SkillVAE, optimizer: torch.optim.Optimizer,
                     rng: np.random.Generator) -> dict[str, Any]:
     """Restore a :func:`save_checkpoint` folder into ``model``, ``optimizer``, ``rng`` and the global
-    torch and Python RNGs; returns the ``state.json`` contents."""
-    if not (path / "state.json").is_file() or not (path / "state.safetensors").is_file():
-        raise FileNotFoundError(f"--resume: no checkpoint in {path} (state.json + state.safetensors)")
-    meta = json.loads((path / "state.json").read_text())
-    tensors = load_file(str(path / "state.safetensors"))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for k, v in tensors.items():
-        if k.startswith("optim."):
-            _, i, key = k.split(".", 2)
-            state.setdefault(int(i), {})[key] = v
-    optim_state = optimizer.state_dict()
-    optim_state["state"] = state
-    optimizer.load_state_dict(optim_state)
-    torch.set_rng_state(tensors["rng.torch"])
-    rng.bit_generator.state = meta["numpy_rng"]
-    random.setstate((3, tuple(meta["python_rng"]), None))
+    torch and Python RNGs; returns the ``state.json`` contents. :class:`CheckpointError` naming the
+    file if the checkpoint is unreadable, incomplete or made for other network sizes."""
+    meta = read_checkpoint_state(path)
+    file = path / "state.safetensors"
+    try:
+        tensors = load_file(str(file), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{file} cannot be read as safetensors ({e}); the checkpoint is corrupt or "
+                              f"truncated, {RESTART}") from e
+    if "rng.torch" not in tensors:
+        raise CheckpointError(f"{file} lacks the tensor rng.torch: not a complete checkpoint; {RESTART}")
+    weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    expected = model.state_dict()
+    wrong = [f"{k} {tuple(weights[k].shape)} instead of {tuple(v.shape)}" for k, v in expected.items()
+             if k in weights and weights[k].shape != v.shape]
+    missing = [k for k in expected if k not in weights]
+    if wrong or missing:
+        found = f"{len(wrong)} weights of other shapes, e.g. {wrong[0]}" if wrong else f"no weights {missing[:3]}"
+        raise CheckpointError(f"{file} holds {found}: it was made for other network sizes; give the options of "
+                              f"the interrupted run, or {RESTART}")
+    try:
+        model.load_state_dict(weights)
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for k, v in tensors.items():
+            if k.startswith("optim."):
+                _, i, key = k.split(".", 2)
+                state.setdefault(int(i), {})[key] = v
+        optim_state = optimizer.state_dict()
+        optim_state["state"] = state
+        optimizer.load_state_dict(optim_state)
+        torch.set_rng_state(tensors["rng.torch"])
+        rng.bit_generator.state = meta["numpy_rng"]
+        random.setstate((3, tuple(meta["python_rng"]), None))
+    except (KeyError, RuntimeError, TypeError, ValueError) as e:
+        raise CheckpointError(f"the checkpoint in {path} does not fit this run ({type(e).__name__}: "
+                              f"{' '.join(str(e).split())[:300]}); {RESTART}") from e
     return meta
 
 
@@ -216,6 +268,7 @@ def _check_resume_args(saved: dict[str, Any], args: TrainSkillsArgs) -> None:
         raise ValueError(
             "--resume with different arguments would not continue the same run: "
             + ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
+            + "; give the options of the interrupted run, or pass --overwrite instead of --resume to start over"
         )
 
 
@@ -275,23 +328,25 @@ class NonFiniteLossError(ValueError):
     """Skill training produced a NaN or infinite loss."""
 
 
+def is_library_folder(out: Path) -> bool:
+    """Whether skillgym wrote ``out`` as a skill library or a skill-training run."""
+    return outputs.is_marker(out / CONFIG_FILE, LIBRARY_CONFIG_KEYS) or (out / CHECKPOINT_DIR / "state.json").is_file()
+
+
 def check_output_folder(args: TrainSkillsArgs) -> None:
     """Refuse to replace what is in ``--out`` unless asked: a finished library needs ``--overwrite``,
     an interrupted run ``--resume`` (or ``--overwrite``), and a ``config.json`` that is not a skill
     library's is never replaced."""
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out {out} is a file; pick a folder")
     config = out / CONFIG_FILE
-    has_run = (out / CHECKPOINT_DIR / "state.json").exists()
-    if config.exists() and not _is_library_config(config):
+    has_run = (out / CHECKPOINT_DIR / "state.json").is_file()
+    if config.exists() and not outputs.is_marker(config, LIBRARY_CONFIG_KEYS):
         raise FileExistsError(f"{out} holds a {CONFIG_FILE} that is not a skill library's; it is never replaced, "
                               "pick another --out")
-    if args.resume:
-        return
-    if args.overwrite:
-        for folder in (out / CHECKPOINT_DIR, out / "tb"):  # the replaced run's own files
-            shutil.rmtree(folder, ignore_errors=True)
+    # Without --overwrite tb/ is only added to, as after a run cut before its first checkpoint.
+    replaced = LIBRARY_ENTRIES if args.overwrite else tuple(n for n in LIBRARY_ENTRIES if n != "tb")
+    outputs.check_output_folder(out, replaced, ours=is_library_folder(out))
+    if args.resume or args.overwrite:  # --overwrite removes the old run once the new one is ready to start
         return
     if has_run:
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it, --overwrite to start "
@@ -299,14 +354,6 @@ def check_output_folder(args: TrainSkillsArgs) -> None:
     if config.exists():
         raise FileExistsError(f"{out} already holds a skill library; pass --overwrite to replace it or pick "
                               "another --out")
-
-
-def _is_library_config(path: Path) -> bool:
-    try:
-        payload = json.loads(path.read_text()) if path.stat().st_size < 2**20 else None
-    except (ValueError, OSError, RecursionError):
-        return False
-    return isinstance(payload, dict) and "num_skills" in payload and "format_version" in payload
 
 
 def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instructions) -> TrainResult:
@@ -332,6 +379,8 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
     if ranks.is_main:
         check_output_folder(args)
     ranks.wait()
+    if args.resume:  # a changed option is refused before the data is read
+        _check_resume_args(read_checkpoint_state(ckpt_dir)["args"], args)
     if args.threads:
         torch.set_num_threads(args.threads)
     # Seeding: python, numpy (window sampling, its own Generator), torch (z samples, init).
@@ -342,6 +391,9 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
 
     # Data: every segment of the labelled dataset in memory; ~10 % of episodes held out.
     labels = SkillLabels.load(args.labels)
+    if not len(labels.segments):
+        raise ValueError(f"the labels in {args.labels} hold no segments: nothing to train on; extract them again "
+                         "with a lower --min-length")
     dataset = open_dataset(args.dataset or labels.dataset_path)
     if labels.dataset_fingerprint and not dataset.matches_fingerprint(labels.dataset_fingerprint):
         raise ValueError(
@@ -361,6 +413,14 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
     train = load_segments(labels, dataset, train_eps, args.obs, args.image_size, instructions)
     val = load_segments(labels, dataset, val_eps, args.obs, args.image_size, instructions)
     dataset.close()  # frees the renderer used for pixel observations
+    # A fine-tuned library keeps its labeler's skills, so target data showing only some of them is expected.
+    unused = sorted(set(range(labels.num_skills)) - set(train.segments[:, 3].tolist()))
+    if unused and not args.init_from and ranks.is_main:
+        fix = ("extract again with a lower --k" if set(unused) - set(labels.segments[:, 3].tolist())
+               else "their segments are all in the held-out episodes; record more episodes")
+        warnings.warn(f"{len(unused)} of the {labels.num_skills} skills of {args.labels} have no training segment "
+                      f"(skills {_first(unused)}): the library keeps them, but the decoder never learns them and the "
+                      f"priors learn never to choose them; {fix}", stacklevel=2)
     split = {"train": train_eps.tolist(), "val": val_eps.tolist()}
     trained_on = {"dataset_path": str(dataset.path), "dataset_fingerprint": dataset.fingerprint,
                   "labels_path": str(Path(args.labels)), "num_segments": int(train.num_segments),
@@ -400,11 +460,13 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
     start_step = 0
     if args.resume:
         meta = load_checkpoint(ckpt_dir, model, optimizer, rng)
-        _check_resume_args(meta["args"], args)
         start_step = meta["step"]
         if meta["split"] != split:
             raise ValueError("--resume: the train/validation split differs from the interrupted run")
 
+    if args.overwrite and ranks.is_main:
+        for folder in (ckpt_dir, out / "tb"):  # the replaced run's own files
+            shutil.rmtree(folder, ignore_errors=True)
     writer = SummaryWriter(str(out / "tb"), purge_step=start_step if args.resume else None) if ranks.is_main \
         else None
     closed_loop = args.decoder == "closed_loop"
@@ -483,10 +545,14 @@ def _non_finite_message(step: int, terms: dict[str, Any], args: TrainSkillsArgs,
     bad = [k for k, v in terms.items() if k != "loss" and not math.isfinite(float(v))]
     cause = f"the terms {bad} are" if bad else "the total is"
     saved = (f"; the last good checkpoint in {ckpt_dir} is kept" if (ckpt_dir / "state.json").exists()
-             else "; nothing was saved")
+             else "; no checkpoint was saved")
     return (f"training stopped at step {step + 1}: the loss is not finite ({cause} NaN or infinite). "
             f"The weights diverged (lower --lr, now {args.lr}) or the data holds extreme values "
             f"(check the dataset's states and actions){saved}")
+
+
+def _first(ids: list[int], n: int = 10) -> str:
+    return ", ".join(map(str, ids[:n])) + (f" and {len(ids) - n} more" if len(ids) > n else "")
 
 
 def _bounds(values) -> list[float] | None:

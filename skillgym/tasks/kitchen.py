@@ -170,7 +170,8 @@ class KitchenTaskEnv(gym.Env):
     """FrankaKitchen-v1 with an ordered task list, +1 per subtask completed in order.
 
     Args:
-        tasks: subtasks to complete, in order (names from ``ALL_TASKS``).
+        tasks: subtasks to complete, in order (names from ``ALL_TASKS``), or a string for
+            :func:`task_order`: a name from ``TASK_SUITE`` (``"kettle-cabinets"``) or subtasks joined by ``+``.
         ordered: if True (SPiRL's evaluation), only the next subtask in the list can score.
         max_episode_steps: time limit; reaching it is truncation, never termination.
         pixels: add rendered frames to the observation (``Dict(state, pixels)``).
@@ -207,7 +208,7 @@ class KitchenTaskEnv(gym.Env):
 
     def __init__(
         self,
-        tasks: Sequence[str] = DEFAULT_TASKS,
+        tasks: str | Sequence[str] = DEFAULT_TASKS,
         ordered: bool = True,
         max_episode_steps: int = 280,
         pixels: bool = False,
@@ -249,8 +250,14 @@ class KitchenTaskEnv(gym.Env):
         self._steps = 0
         self._started = False
 
-    def set_tasks(self, tasks: Sequence[str]) -> None:
-        """Change the subtask list; takes effect at the next ``reset``."""
+    def set_tasks(self, tasks: str | Sequence[str]) -> None:
+        """Change the subtask list; takes effect at the next ``reset``. A string is a task's name for
+        :func:`task_order`."""
+        if isinstance(tasks, str):
+            try:
+                tasks = task_order(tasks)
+            except ValueError as e:
+                raise ValueError(f"tasks={tasks!r}: {e}; or pass a list of subtask names, in order") from None
         tasks = tuple(tasks)
         if not tasks or len(set(tasks)) != len(tasks) or any(t not in ALL_TASKS for t in tasks):
             raise ValueError(f"tasks must be distinct names from {ALL_TASKS}, got {list(tasks)}")

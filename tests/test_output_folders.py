@@ -1,0 +1,193 @@
+"""Every command that writes stops before any work when its output holds files it did not write, and
+replaces its own earlier output as before; the user's files are left byte for byte."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import tiny_pipeline
+from PIL import Image
+
+from skillgym.cli import main
+from skillgym.data.dataset import open_dataset, write_minari_dataset
+from skillgym.data.show import contact_sheet
+from skillgym.envs.show_skills import write_skill_sheets
+from skillgym.extract.download import DownloadError, download_weights
+from skillgym.extract.labeler import extract_skills
+from skillgym.pipeline import run_pipeline
+from skillgym.rl.train import TrainRLArgs, train_rl
+from skillgym.skills.train import LIBRARY_ENTRIES, TrainSkillsArgs, train_skills
+from tests.synthetic import synthetic_episodes, write_synthetic_labels
+
+
+def user_files(folder: Path, names: tuple[str, ...]) -> dict[Path, bytes]:
+    """Write a user's own files (folders for names without a suffix) and return their contents."""
+    written = {}
+    for name in names:
+        path = folder / name
+        if not path.suffix:
+            path.mkdir(parents=True)
+            path = path / "mine.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(f"the user's {name}".encode())
+        written[path] = path.read_bytes()
+    return written
+
+
+def assert_intact(files: dict[Path, bytes]) -> None:
+    for path, content in files.items():
+        assert path.read_bytes() == content, path
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> tuple[Path, Path]:
+    return write_synthetic_labels(tmp_path_factory.mktemp("syn"), num_episodes=6, num_skills=3)
+
+
+def tiny_training(labels: Path, out: Path, **kw) -> TrainSkillsArgs:
+    return TrainSkillsArgs(labels=str(labels), out=str(out), steps=4, batch_size=8, hidden_dim=16, window=10,
+                           progress=False, threads=1, **kw)
+
+
+@pytest.mark.parametrize(("names", "overwrite"),
+                         [(("tb", "checkpoint"), True), (("eval.json", "model.safetensors"), False)])
+def test_train_skills_refuses_a_folder_with_files_named_like_a_librarys(synthetic, tmp_path, names, overwrite):
+    files = user_files(tmp_path / "out", names)
+    with pytest.raises(FileExistsError, match="skillgym did not write"):
+        train_skills(tiny_training(synthetic[1], tmp_path / "out", overwrite=overwrite))
+    assert_intact(files)
+
+
+def test_train_skills_leaves_other_files_and_replaces_its_own_library(synthetic, tmp_path):
+    notes = user_files(tmp_path / "out", ("notes.txt",))
+    train_skills(tiny_training(synthetic[1], tmp_path / "out"))
+    train_skills(tiny_training(synthetic[1], tmp_path / "out", overwrite=True, seed=1))
+    assert_intact(notes)
+    assert set(LIBRARY_ENTRIES) <= {p.name for p in (tmp_path / "out").iterdir()}
+
+
+def test_extract_refuses_a_folder_with_a_users_labels_or_report(synthetic, tmp_path):
+    dataset = open_dataset(synthetic[0])
+    files = user_files(tmp_path / "out", ("labels.json", "report"))
+    with pytest.raises(FileExistsError, match="labels.json, report, which skillgym did not write"):
+        extract_skills(dataset, tmp_path / "out", encoder="state", k=3, progress=False, report=False)
+    assert_intact(files)
+    # Its own labels folder is relabelled (another seed), next to a user's unrelated file.
+    notes = user_files(tmp_path / "own", ("notes.txt",))
+    extract_skills(dataset, tmp_path / "own", encoder="state", k=3, progress=False, report=False)
+    extract_skills(dataset, tmp_path / "own", encoder="state", k=3, seed=1, progress=False, report=False)
+    assert_intact(notes)
+
+
+def test_dataset_overwrite_refuses_a_folder_holding_more_than_a_dataset(tmp_path):
+    episodes, _ = synthetic_episodes(2)
+    out = write_minari_dataset(tmp_path / "data", [episodes])
+    files = user_files(out, ("notes.txt", "labels"))
+    with pytest.raises(FileExistsError, match="also holds labels, notes.txt"):
+        write_minari_dataset(out, [episodes], overwrite=True)
+    assert_intact(files)
+    (out / "notes.txt").unlink()
+    shutil.rmtree(out / "labels")
+    write_minari_dataset(out, [episodes[:1]], overwrite=True)  # a dataset folder alone is still replaced
+    assert len(open_dataset(out)) == 1
+
+
+def test_run_force_checks_every_stage_folder_before_deleting_any(tmp_path):
+    out = tmp_path / "run"
+    episodes, _ = synthetic_episodes(2)
+    write_minari_dataset(out / "data", [episodes])  # a stage folder skillgym wrote
+    files = user_files(out / "labels", ("labels.json",))  # and one it did not
+    with pytest.raises(FileExistsError, match="labels is not a folder this stage wrote"):
+        run_pipeline(replace(tiny_pipeline(out), force=True))
+    assert_intact(files)
+    assert len(open_dataset(out / "data")) == 2
+    shutil.rmtree(out / "labels")
+    notebook = user_files(out / "library", ("analysis.ipynb",))
+    with pytest.raises(FileExistsError, match="library is not a folder this stage wrote"):
+        run_pipeline(replace(tiny_pipeline(out), force=True))
+    assert_intact(notebook)
+
+
+def test_run_refuses_a_users_report_and_an_rl_run_made_with_other_options(tiny_run, tmp_path):
+    user = tmp_path / "user"
+    files = user_files(user, ("summary.json",))
+    with pytest.raises(FileExistsError, match="summary.json, which skillgym did not write"):
+        run_pipeline(tiny_pipeline(user))
+    assert_intact(files)
+    out = tmp_path / "copy"
+    shutil.copytree(tiny_run[0], out)
+    result = json.loads((out / "rl" / "result.json").read_text())
+    result["args"]["alpha_d"] = 0.5
+    (out / "rl" / "result.json").write_text(json.dumps(result))
+    with pytest.raises(ValueError, match="holds a SkillSAC run made with other options"):
+        run_pipeline(tiny_pipeline(out, beta=0.02))
+
+
+def test_train_rl_checks_its_folder_and_env_before_training(tmp_path):
+    files = user_files(tmp_path / "rl", ("curve.json", "result.json"))
+    with pytest.raises(FileExistsError, match="curve.json, result.json, which skillgym did not write"):
+        train_rl(TrainRLArgs(steps=10, out=str(tmp_path / "rl")))
+    assert_intact(files)
+    for env_id, message in (("NoSuchEnv-v0", "cannot make 'NoSuchEnv-v0'"), ("CartPole-v1", "not a skill-space env")):
+        with pytest.raises(ValueError, match=message):
+            train_rl(TrainRLArgs(env_id=env_id, steps=10, out=str(tmp_path / "new")))
+        assert not (tmp_path / "new").exists()
+
+
+def test_skills_show_refuses_a_users_files_before_running_anything(tmp_path):
+    files = user_files(tmp_path / "show", ("skills.json", "skill_0.gif"))
+    with pytest.raises(FileExistsError, match="skill_0.gif, skills.json, which skillgym did not write"):
+        write_skill_sheets(tmp_path / "no-library-needed", tmp_path / "show")
+    assert_intact(files)
+    assert not (tmp_path / "no-library-needed").exists()
+
+
+def test_data_show_replaces_only_its_own_png(tmp_path):
+    dataset, _ = write_synthetic_labels(tmp_path / "syn", num_episodes=1, num_skills=2, image_size=16)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(photo)
+    files = {photo: photo.read_bytes()}
+    with pytest.raises(FileExistsError, match="skillgym did not write it"):
+        contact_sheet(dataset, 0, photo)
+    assert_intact(files)
+    sheet = contact_sheet(dataset, 0, tmp_path / "sheet.png")
+    assert contact_sheet(dataset, 0, sheet) == sheet  # its own sheet, written again
+    with pytest.raises(ValueError, match="must name a .png file"):
+        contact_sheet(dataset, 0, tmp_path / "sheet")
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_download_never_replaces_a_file_that_is_not_a_checkpoint(tmp_path, force):
+    dest = tmp_path / "weights.pt"
+    dest.write_text("my thesis")
+    with pytest.raises(DownloadError, match="exists and is not a readable R3M checkpoint"):
+        download_weights("r3m-18", url="http://127.0.0.1:9/never-asked", dest=dest, overwrite=force, progress=False)
+    assert dest.read_text() == "my thesis"
+    with pytest.raises(DownloadError, match="is a folder"):
+        download_weights("r3m-18", url="http://127.0.0.1:9/never-asked", dest=tmp_path, overwrite=force)
+
+
+def test_an_output_under_a_file_is_refused_before_any_work(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    episodes, _ = synthetic_episodes(1)
+    with pytest.raises(FileExistsError, match="a-file is a file, not a folder"):
+        write_minari_dataset(blocker / "data", iter([episodes]))
+    with pytest.raises(FileExistsError, match="a-file is a file, not a folder"):
+        train_rl(TrainRLArgs(steps=10, out=str(blocker / "rl")))
+
+
+def test_cli_turns_os_errors_into_one_line(synthetic, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        main(["extract", str(synthetic[0]), "--out", str(blocker / "labels"), "--encoder", "state", "--k", "3",
+              "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and err.count("\n") == 0 and "a-file" in err, err
+    assert blocker.read_text() == "x"
