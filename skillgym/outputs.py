@@ -1,14 +1,15 @@
 """Output folders: skillgym replaces only what it wrote itself.
 
-Each command knows the entries it writes into its output folder (a library's ``config.json``,
-``model.safetensors``, ``checkpoint/`` ...) and the marker that shows a folder is its own (a
-``config.json`` a library wrote, a ``labels.json`` ...). Before any work it checks the folder:
+Each command declares the layout it writes into its output folder, as paths or glob patterns
+(a library: ``config.json``, ``model.safetensors``, ``checkpoint/state.*``, ``tb/events.out.tfevents.*``
+...), and knows the marker that shows a folder is its own (a ``config.json`` a library wrote, a
+``labels.json`` ...). Before any work it checks the folder:
 
-- :func:`check_output_folder`: if one of those entries already exists (other than as an empty folder) and
-  the folder carries no marker, the command stops; other entries (a user's notes next to a library) are
-  left alone.
-- :func:`check_whole_folder`: a command that replaces the whole folder (``--overwrite`` of a
-  dataset, ``skillgym run --force``) also stops if the folder holds anything else.
+- :func:`check_output_folder`: if one of the layout's top-level entries already exists (other than as an
+  empty folder) and the folder carries no marker, the command stops; other entries (a user's notes next
+  to a library) are left alone.
+- :func:`check_whole_folder`: a command that deletes a folder (``--overwrite`` of a dataset, ``skillgym
+  run --force``) also stops if anything in it, at any depth, is not part of the layout.
 
 Example:
     >>> import tempfile
@@ -20,6 +21,10 @@ Example:
     ... except FileExistsError as e:
     ...     print(str(e).split(", which")[0].endswith("holds eval.json"))
     True
+    >>> (folder / "tb").mkdir()
+    >>> _ = (folder / "tb" / "notes.txt").write_text("mine")
+    >>> strays(folder, ("eval.json", "tb/events.out.tfevents.*"))
+    ['tb/notes.txt']
 """
 
 from __future__ import annotations
@@ -32,28 +37,51 @@ from pathlib import Path
 MAX_MARKER_BYTES = 2**20
 
 
-def matching(folder: Path, names: Iterable[str]) -> list[str]:
-    """The entries of ``folder`` whose names match one of ``names`` (names or glob patterns), sorted."""
-    names = tuple(names)
-    return sorted(p.name for p in folder.iterdir() if any(fnmatch(p.name, n) for n in names))
+def top_level(layout: Iterable[str]) -> tuple[str, ...]:
+    """The top-level entries of a layout: ``("checkpoint/state.*", "eval.json")`` -> ``("checkpoint", "eval.json")``."""
+    return tuple(dict.fromkeys(pattern.split("/", 1)[0] for pattern in layout))
 
 
-def unmatched(folder: Path, names: Iterable[str]) -> list[str]:
-    """The entries of ``folder`` whose names match none of ``names``, sorted."""
-    names = tuple(names)
-    return sorted(p.name for p in Path(folder).iterdir() if not any(fnmatch(p.name, n) for n in names))
+def inside(layout: Iterable[str], entry: str) -> tuple[str, ...]:
+    """The layout of the folder ``entry``: ``inside(("tb/events.*",), "tb")`` -> ``("events.*",)``."""
+    return tuple(p.split("/", 1)[1] for p in layout if "/" in p and fnmatch(entry, p.split("/", 1)[0]))
 
 
-def check_output_folder(folder: Path, names: Iterable[str], ours: bool, option: str = "--out") -> None:
-    """Refuse ``folder`` if it is a file, or if it holds entries named like ``names`` (what the command
-    writes there) while not ``ours`` (the command's marker is missing)."""
+def strays(folder: Path, layout: Iterable[str]) -> list[str]:
+    """Paths under ``folder`` (relative, sorted) that ``layout`` does not describe; a folder the layout names
+    without a pattern for its contents is taken whole."""
+    layout = tuple(layout)
+    found = []
+    for entry in sorted(Path(folder).iterdir()):
+        patterns = [p for p in layout if fnmatch(entry.name, p.split("/", 1)[0])]
+        if any("/" not in p for p in patterns):
+            continue
+        if patterns and entry.is_dir() and not entry.is_symlink():
+            found += [f"{entry.name}/{path}" for path in strays(entry, inside(patterns, entry.name))]
+        else:
+            found.append(entry.name)
+    return found
+
+
+def holds_only(folder: Path, layout: Iterable[str], entry: str) -> bool:
+    """Whether, of the layout's top-level entries, ``folder`` holds ``entry`` alone, and it holds nothing the
+    layout does not describe: what a command leaves when cut early (e.g. only TensorBoard events)."""
+    present = [name for name in top_level(layout) if any(Path(folder).glob(name))]
+    return present == [entry] and not strays(Path(folder) / entry, inside(layout, entry))
+
+
+def check_output_folder(folder: Path, layout: Iterable[str], ours: bool, option: str = "--out") -> None:
+    """Refuse ``folder`` if it is a file, if it cannot be made, or if it holds top-level entries of
+    ``layout`` (what the command writes there) while not ``ours`` (the command's marker is missing)."""
     folder = Path(folder)
     if not folder.exists():
         check_creatable(folder, option)
         return
     if not folder.is_dir():
         raise FileExistsError(f"{option} {folder} is a file; pick a folder")
-    clash = [name for name in matching(folder, names) if not _empty_folder(folder / name)]  # nothing to lose
+    names = top_level(layout)
+    clash = sorted(p.name for p in folder.iterdir()
+                   if any(fnmatch(p.name, n) for n in names) and not _empty_folder(p))  # nothing to lose
     if clash and not ours:
         raise FileExistsError(f"{folder} holds {_listed(clash)}, which skillgym did not write; it never replaces "
                               f"files it did not write: move them or pick another {option}")
@@ -68,9 +96,9 @@ def check_creatable(path: Path, option: str = "--out") -> None:
             return
 
 
-def check_whole_folder(folder: Path, names: Iterable[str], option: str = "--out") -> None:
-    """Before replacing all of ``folder``: refuse if it holds any entry not named in ``names``."""
-    others = unmatched(folder, names)
+def check_whole_folder(folder: Path, layout: Iterable[str], option: str = "--out") -> None:
+    """Before deleting ``folder``: refuse if anything in it is not part of ``layout``."""
+    others = strays(folder, layout)
     if others:
         raise FileExistsError(f"{folder} also holds {_listed(others)}, which skillgym did not write there; it only "
                               f"replaces a folder that holds nothing else: move them or pick another {option}")

@@ -32,23 +32,23 @@ import torch
 from PIL import Image
 
 from skillgym import outputs
-from skillgym.data.dataset import DATASET_FOLDER_ENTRIES, is_skillgym_dataset, open_dataset
+from skillgym.data.dataset import DATASET_LAYOUT, is_skillgym_dataset, open_dataset
 from skillgym.data.record import RecordArgs, record_dataset, recorded_args
 from skillgym.data.show import contact_sheet
 from skillgym.envs.prior_rollouts import prior_rollouts
-from skillgym.envs.show_skills import write_skill_sheets
+from skillgym.envs.show_skills import SKILL_SHEETS, write_skill_sheets
 from skillgym.envs.skill_kitchen import BUNDLED_LIBRARIES, make_skill_kitchen
 from skillgym.extract.config import ExtractArgs
-from skillgym.extract.labeler import LABELS_FOLDER_ENTRIES, extract_skills, is_labels_folder
+from skillgym.extract.labeler import LABELS_LAYOUT, extract_skills, is_labels_folder
 from skillgym.extract.labels import read_json_object
 from skillgym.report import verdict, write_report
 from skillgym.rl.skill_sac import SkillSAC
-from skillgym.rl.train import RUN_ENTRIES, TrainRLArgs, is_run_folder, train_rl
+from skillgym.rl.train import RUN_LAYOUT, TrainRLArgs, is_run_folder, train_rl
 from skillgym.skills.evaluate import write_eval
 from skillgym.skills.library import SkillLibrary
 from skillgym.skills.train import (
     CHECKPOINT_DIR,
-    LIBRARY_ENTRIES,
+    LIBRARY_LAYOUT,
     RESUMABLE_CHANGES,
     TrainSkillsArgs,
     is_library_folder,
@@ -142,14 +142,18 @@ def run_pipeline(args: PipelineArgs) -> dict:
     data, extract, skills, rl = args.stages()
     summary_file, report_dir = args.out / "summary.json", args.out / "report"
     ours = outputs.is_marker(summary_file, ("run",))  # written first thing, so an interrupted run is ours too
+    if summary_file.exists() and not ours:
+        raise FileExistsError(f"{summary_file} is not a summary this command wrote, or is corrupt; it is never "
+                              "replaced: delete it if skillgym wrote it (the stages made so far are reused), or pick "
+                              "another --out")
     outputs.check_output_folder(args.out, ("summary.json", "report.html", "report"), ours=ours)
     if report_dir.is_dir():
         outputs.check_output_folder(report_dir, REPORT_FIGURES, ours=ours)
     if args.force:  # every stage folder is checked before any is deleted
-        stages = [(data.out, DATASET_FOLDER_ENTRIES, is_skillgym_dataset),
-                  (extract.out, LABELS_FOLDER_ENTRIES, is_labels_folder),
-                  (Path(skills.out), (*LIBRARY_ENTRIES, SKILL_SHEETS_FOLDER), is_library_folder)]
-        stages += [(Path(rl.out), RUN_ENTRIES, is_run_folder)] if rl else []
+        sheets = tuple(f"{SKILL_SHEETS_FOLDER}/{name}" for name in SKILL_SHEETS)
+        stages = [(data.out, DATASET_LAYOUT, is_skillgym_dataset), (extract.out, LABELS_LAYOUT, is_labels_folder),
+                  (Path(skills.out), (*LIBRARY_LAYOUT, *sheets), is_library_folder)]
+        stages += [(Path(rl.out), RUN_LAYOUT, is_run_folder)] if rl else []
         for folder, entries, is_ours in stages:
             _check_own_artifact(folder, entries, is_ours)
         for folder, _, _ in stages:
@@ -233,9 +237,10 @@ def run_pipeline(args: PipelineArgs) -> dict:
             result_file = Path(rl.out) / "result.json"
             earlier = _read_json(result_file) if result_file.is_file() else {}
             earlier_args = earlier["args"] if isinstance(earlier.get("args"), dict) else {}
-            # Another budget is redone (the run is this command's own); other options are refused.
+            # Another budget is redone (the run is this command's own); other options are refused. The library
+            # is this pipeline's own, however --out is spelled.
             _refuse_other_options("SkillSAC run", Path(rl.out), earlier_args,
-                                  {k: v for k, v in asdict(rl).items() if k not in ("steps", "out")})
+                                  {k: v for k, v in asdict(rl).items() if k not in ("steps", "out", "library")})
             if earlier_args.get("steps") == rl.steps and "curve" in earlier and "final" in earlier:
                 print("      reusing the finished run there")
                 reused.append(True)

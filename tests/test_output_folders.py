@@ -21,7 +21,7 @@ from skillgym.extract.download import DownloadError, download_weights
 from skillgym.extract.labeler import extract_skills
 from skillgym.pipeline import run_pipeline
 from skillgym.rl.train import TrainRLArgs, train_rl
-from skillgym.skills.train import LIBRARY_ENTRIES, TrainSkillsArgs, train_skills
+from skillgym.skills.train import TrainSkillsArgs, train_skills
 from tests.synthetic import synthetic_episodes, write_synthetic_labels
 
 
@@ -50,8 +50,8 @@ def synthetic(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def tiny_training(labels: Path, out: Path, **kw) -> TrainSkillsArgs:
-    return TrainSkillsArgs(labels=str(labels), out=str(out), steps=4, batch_size=8, hidden_dim=16, window=10,
-                           progress=False, threads=1, **kw)
+    defaults = dict(steps=4, batch_size=8, hidden_dim=16, window=10, progress=False, threads=1)
+    return TrainSkillsArgs(labels=str(labels), out=str(out), **{**defaults, **kw})
 
 
 @pytest.mark.parametrize(("names", "overwrite"),
@@ -63,12 +63,20 @@ def test_train_skills_refuses_a_folder_with_files_named_like_a_librarys(syntheti
     assert_intact(files)
 
 
+def test_a_run_cut_before_its_first_checkpoint_is_still_its_own(synthetic, tmp_path):
+    events = tmp_path / "out" / "tb" / "events.out.tfevents.1.host.1.0"
+    events.parent.mkdir(parents=True)
+    events.write_bytes(b"")
+    train_skills(tiny_training(synthetic[1], tmp_path / "out", overwrite=True))
+    assert not events.exists() and (tmp_path / "out" / "model.safetensors").is_file()
+
+
 def test_train_skills_leaves_other_files_and_replaces_its_own_library(synthetic, tmp_path):
     notes = user_files(tmp_path / "out", ("notes.txt",))
     train_skills(tiny_training(synthetic[1], tmp_path / "out"))
     train_skills(tiny_training(synthetic[1], tmp_path / "out", overwrite=True, seed=1))
     assert_intact(notes)
-    assert set(LIBRARY_ENTRIES) <= {p.name for p in (tmp_path / "out").iterdir()}
+    assert json.loads((tmp_path / "out" / "eval.json").read_text())["seed"] == 1
 
 
 def test_extract_refuses_a_folder_with_a_users_labels_or_report(synthetic, tmp_path):
@@ -116,7 +124,7 @@ def test_run_force_checks_every_stage_folder_before_deleting_any(tmp_path):
 def test_run_refuses_a_users_report_and_an_rl_run_made_with_other_options(tiny_run, tmp_path):
     user = tmp_path / "user"
     files = user_files(user, ("summary.json",))
-    with pytest.raises(FileExistsError, match="summary.json, which skillgym did not write"):
+    with pytest.raises(FileExistsError, match="summary.json is not a summary this command wrote"):
         run_pipeline(tiny_pipeline(user))
     assert_intact(files)
     out = tmp_path / "copy"
@@ -152,7 +160,7 @@ def test_data_show_replaces_only_its_own_png(tmp_path):
     photo = tmp_path / "photo.png"
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(photo)
     files = {photo: photo.read_bytes()}
-    with pytest.raises(FileExistsError, match="skillgym did not write it"):
+    with pytest.raises(FileExistsError, match="skillgym cannot tell it wrote it"):
         contact_sheet(dataset, 0, photo)
     assert_intact(files)
     sheet = contact_sheet(dataset, 0, tmp_path / "sheet.png")
@@ -191,3 +199,62 @@ def test_cli_turns_os_errors_into_one_line(synthetic, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and err.count("\n") == 0 and "a-file" in err, err
     assert blocker.read_text() == "x"
+
+
+def test_generic_file_names_do_not_make_a_folder_skillgyms(synthetic, tmp_path):
+    """A user's checkpoint/state.json, an empty curve.json, a recording.json or an embeddings cache next to
+    the user's own labels.json are not skillgym's markers."""
+    files = user_files(tmp_path / "exp", ("checkpoint/state.json", "tb/events.txt", "eval.json"))
+    with pytest.raises(FileExistsError, match="skillgym did not write"):
+        train_skills(tiny_training(synthetic[1], tmp_path / "exp", overwrite=True))
+    assert_intact(files)
+
+    (tmp_path / "rl").mkdir()
+    (tmp_path / "rl" / "curve.json").write_text("[]")
+    files = user_files(tmp_path / "rl", ("result.json",))
+    with pytest.raises(FileExistsError, match="skillgym did not write"):
+        train_rl(TrainRLArgs(steps=10, out=str(tmp_path / "rl")))
+    assert_intact(files)
+
+    episodes, _ = synthetic_episodes(1)
+    files = user_files(tmp_path / "data", ("recording.json", "data/results.csv"))
+    with pytest.raises(FileExistsError, match="not a dataset skillgym wrote"):
+        write_minari_dataset(tmp_path / "data", [episodes], overwrite=True)
+    assert_intact(files)
+
+    files = user_files(tmp_path / "labels", ("labels.json", "cache/embeddings-clip.npy"))
+    with pytest.raises(FileExistsError, match="labels.json"):
+        extract_skills(open_dataset(synthetic[0]), tmp_path / "labels", encoder="state", k=3, progress=False)
+    assert_intact(files)
+
+
+def test_replacing_a_folder_looks_inside_its_subfolders(synthetic, tmp_path):
+    episodes, _ = synthetic_episodes(2)
+    out = write_minari_dataset(tmp_path / "data", [episodes])
+    files = user_files(out, ("data/notes.txt",))
+    with pytest.raises(FileExistsError, match="also holds data/notes.txt"):
+        write_minari_dataset(out, [episodes], overwrite=True)
+    assert_intact(files)
+
+    train_skills(tiny_training(synthetic[1], tmp_path / "lib"))
+    files = user_files(tmp_path / "lib", ("tb/notes.txt", "checkpoint/notes.txt"))
+    with pytest.raises(FileExistsError, match="also holds notes.txt"):
+        train_skills(tiny_training(synthetic[1], tmp_path / "lib", overwrite=True))
+    assert_intact(files)
+
+
+def test_a_download_never_touches_a_users_file_named_like_its_temporary_one(tmp_path):
+    dest = tmp_path / "r3m.pt"
+    (tmp_path / "r3m.pt.part").write_text("mine")
+    with pytest.raises(DownloadError):
+        download_weights("r3m-18", url="http://127.0.0.1:9/refused", dest=dest, progress=False, timeout=2)
+    assert (tmp_path / "r3m.pt.part").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r3m.pt.part"]
+
+
+def test_resume_takes_the_same_folders_written_another_way(synthetic, tmp_path, monkeypatch):
+    monkeypatch.chdir(synthetic[1].parent)
+    args = tiny_training(Path("labels"), tmp_path / "lib", steps=60)
+    train_skills(args)
+    resumed = train_skills(replace(args, labels="./labels/", steps=80, resume=True))
+    assert resumed.start_step == 60

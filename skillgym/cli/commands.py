@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     command = " ".join(x for x in (ns.command, getattr(ns, "data_command", None),
                                    getattr(ns, "skills_command", None)) if x)
+    if not os.environ.get("SKILLGYM_DEBUG"):  # a warning is one line for a user, as an error is
+        warnings.showwarning = lambda message, *_, **__: print(f"skillgym {command}: warning: {message}",
+                                                                file=sys.stderr)
     try:
         return int(ns.handler(parse_options(ns.config, ns)) or 0)
     except (ValueError, OSError, DownloadError) as e:  # bad input, missing or protected files, a full disk

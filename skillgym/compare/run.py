@@ -196,8 +196,10 @@ class Run:
                 saved = json.loads(run_file.read_text())
             except ValueError:  # cut short by a kill while it was written
                 saved = {}
-            if saved != identity and self._trained():
-                changed = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
+            # The library's weights hash names it however its path is written (./lib, lib/, an absolute path).
+            changed = sorted(k for k in set(saved) | set(identity)
+                             if k != "library" and saved.get(k) != identity.get(k))
+            if changed and self._trained():
                 raise FileExistsError(f"{self.folder} holds a run with other settings ({', '.join(changed)}); "
                                       "use another --out")
         elif any(self.folder.iterdir()):

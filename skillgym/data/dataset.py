@@ -767,7 +767,7 @@ def _remove_stale_staging(folder: Path) -> None:
 def is_skillgym_dataset(path: Path) -> bool:
     """Whether ``path`` is a dataset folder skillgym wrote (a recording, or Minari metadata with skillgym
     as author)."""
-    if (path / "recording.json").is_file():
+    if outputs.is_marker(path / "recording.json", ("args", "report")):
         return True
     for meta in (path / "data" / "metadata.json", path / "metadata.json"):
         try:
@@ -782,7 +782,7 @@ def is_skillgym_dataset(path: Path) -> bool:
 
 
 # What a dataset folder skillgym writes holds: the Minari dataset and the recording's report.
-DATASET_FOLDER_ENTRIES = ("data", "metadata.json", "recording.json", "libero.json")
+DATASET_LAYOUT = ("data/main_data.hdf5", "data/metadata.json", "recording.json", "libero.json")
 
 
 def check_replaceable(out: Path, overwrite: bool) -> None:
@@ -796,7 +796,7 @@ def check_replaceable(out: Path, overwrite: bool) -> None:
     if out.is_symlink() or not out.is_dir() or not is_skillgym_dataset(out):
         raise FileExistsError(f"{out} exists and is not a dataset skillgym wrote; it is never replaced, "
                               "pick another output folder")
-    outputs.check_whole_folder(out, DATASET_FOLDER_ENTRIES)
+    outputs.check_whole_folder(out, DATASET_LAYOUT)
 
 
 def write_json(path: str | os.PathLike, payload: dict) -> None:

@@ -28,8 +28,9 @@ def check_png_out(out: Path) -> None:
         except (OSError, UnidentifiedImageError):
             ours = False
         if not ours:
-            raise FileExistsError(f"{out} exists and skillgym did not write it; it never replaces files it did "
-                                  "not write, pick another --out")
+            raise FileExistsError(f"{out} exists and skillgym cannot tell it wrote it (sheets it writes say so in the "
+                                  "PNG); it never replaces such a file: delete it if it is an old sheet, or pick "
+                                  "another --out")
 
 
 def label_runs(labels: np.ndarray) -> list[tuple[int, int, int]]:

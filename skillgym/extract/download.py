@@ -1,6 +1,6 @@
 """Fetch R3M checkpoints into skillgym's cache (``skillgym download r3m-50``).
 
-The download goes to ``<dest>.part`` in the destination folder and is moved into place only when
+The download goes to a temporary file next to ``dest`` (``.<name>.*.part``) and is moved into place only when
 the byte count matches the server's ``Content-Length`` (and the sha256, when known) and the file
 reads as an R3M checkpoint; on any failure the partial file is removed, so a later run never
 mistakes a truncated download for weights.
@@ -15,9 +15,12 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from skillgym import outputs
 
 R3M_URL = "https://pytorch.s3.amazonaws.com/models/rl/r3m/r3m_{size}.pt"
 DOWNLOADABLE = {f"r3m-{s}": R3M_URL.format(size=s) for s in (18, 34, 50)}
@@ -75,8 +78,11 @@ def download_weights(
                                 "move it or pick another --dest")
         if not overwrite:
             return dest
+    outputs.check_creatable(dest, "--dest")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
+    handle, name_part = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(handle)
+    part = Path(name_part)
     try:
         _fetch(url, part, sha256, expected_size, progress, timeout)
         why = _not_a_checkpoint(part, name)
@@ -97,7 +103,7 @@ def _fetch(url: str, part: Path, sha256: str | None, expected_size: int | None, 
             header = response.headers.get("Content-Length")
             total = int(header) if header is not None else None
             with open(part, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                                              desc=f"download {part.name[:-5]}", disable=not progress) as bar:
+                                              desc=f"download {url.rsplit('/', 1)[-1]}", disable=not progress) as bar:
                 while chunk := response.read(1 << 16):
                     f.write(chunk)
                     digest.update(chunk)

@@ -308,22 +308,24 @@ def _embedding_path(cache_dir: str | os.PathLike, encoder: Encoder) -> Path:
 
 
 # What labelling writes into its output folder; a folder holding any of them must be one skillgym wrote.
-LABELS_FOLDER_ENTRIES = (LABELS_NPZ, LABELS_JSON, "labeler", "report", "cache")
+LABELS_LAYOUT = (LABELS_NPZ, LABELS_JSON, f"{LABELS_NPZ}.tmp", f"{LABELS_JSON}.tmp", "labeler/*", "report/*",
+                 "cache/embeddings-*", "feature_options.*")  # the last: training/feature_options.py's tables
 
 
 def is_labels_folder(out: str | os.PathLike) -> bool:
     """Whether skillgym wrote ``out`` as a labels folder, or began to: its ``labels.json`` is a labels file,
-    its ``labeler/`` a saved labeler, or its ``cache/`` holds only embeddings."""
+    or (none yet) its ``labeler/`` is a saved labeler or its ``cache/`` holds only embeddings."""
     out = Path(out)
+    if (out / LABELS_JSON).exists():
+        return outputs.is_marker(out / LABELS_JSON, ("format_version", "num_skills", "dataset_fingerprint"))
     cache = out / "cache"
-    return (outputs.is_marker(out / LABELS_JSON, ("format_version", "num_skills", "dataset_fingerprint"))
-            or outputs.is_marker(out / "labeler" / "labeler.json", ("format_version", "encoder", "k"))
-            or (cache.is_dir() and any(cache.iterdir()) and not outputs.unmatched(cache, ("embeddings-*",))))
+    return (outputs.is_marker(out / "labeler" / "labeler.json", ("format_version", "encoder", "k"))
+            or (cache.is_dir() and any(cache.iterdir()) and not outputs.strays(cache, ("embeddings-*",))))
 
 
 def check_labels_folder(out: str | os.PathLike) -> None:
     """Stop before any work if ``out`` holds entries of a labels folder that skillgym did not write."""
-    outputs.check_output_folder(Path(out), LABELS_FOLDER_ENTRIES, ours=is_labels_folder(out))
+    outputs.check_output_folder(Path(out), LABELS_LAYOUT, ours=is_labels_folder(out))
 
 
 def extract_skills(

@@ -101,18 +101,20 @@ class TrainRLArgs:
 
 
 # What a run writes into --out: the evaluation curve, the final result, the model, TensorBoard logs.
-RUN_ENTRIES = ("curve.json", "result.json", "skillsac", "tb")
+RUN_LAYOUT = ("curve.json", "result.json", "skillsac/*", ".skillsac-*", "tb/seed*/events.out.tfevents.*")
 
 
 def is_run_folder(out: Path) -> bool:
     """Whether skillgym wrote ``out`` as a ``train-rl`` run (finished, or cut after its first evaluation)."""
-    return outputs.is_marker(out / "result.json", ("args", "final", "curve")) or _is_curve(out / "curve.json")
+    if (out / "result.json").exists():
+        return outputs.is_marker(out / "result.json", ("args", "final", "curve"))
+    return _is_curve(out / "curve.json") or outputs.holds_only(out, RUN_LAYOUT, "tb")
 
 
 def check_run_folder(out: Path) -> None:
     """Stop before training if ``out`` holds a curve, result or model that skillgym did not write (an earlier
     run there is replaced; ``tb/`` is only added to)."""
-    outputs.check_output_folder(out, [name for name in RUN_ENTRIES if name != "tb"], ours=is_run_folder(out))
+    outputs.check_output_folder(out, [p for p in RUN_LAYOUT if not p.startswith("tb/")], ours=is_run_folder(out))
 
 
 def _is_curve(path: Path) -> bool:
@@ -120,7 +122,8 @@ def _is_curve(path: Path) -> bool:
         points = json.loads(path.read_text()) if path.stat().st_size < outputs.MAX_MARKER_BYTES else None
     except (ValueError, OSError, RecursionError):
         return False
-    return isinstance(points, list) and all(isinstance(p, dict) and "low_level_steps" in p for p in points)
+    return isinstance(points, list) and bool(points) and all(isinstance(p, dict) and "low_level_steps" in p
+                                                             for p in points)
 
 
 class LowLevelBudget(BaseCallback):

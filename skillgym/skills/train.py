@@ -54,10 +54,12 @@ from skillgym.skills.model import SkillVAE
 
 CHECKPOINT_DIR = "checkpoint"
 # What training writes into --out; a folder holding any of them must be a library or a run skillgym wrote.
-LIBRARY_ENTRIES = (CONFIG_FILE, WEIGHTS_FILE, "eval.json", "eval.png", CHECKPOINT_DIR, "tb")
+LIBRARY_LAYOUT = (CONFIG_FILE, WEIGHTS_FILE, f"{CONFIG_FILE}.tmp", f"{WEIGHTS_FILE}.tmp", "eval.json", "eval.png",
+                  f"{CHECKPOINT_DIR}/state.*", "tb/events.out.tfevents.*")
 LIBRARY_CONFIG_KEYS = ("num_skills", "format_version")  # what tells a library's config.json from another one
 # Arguments that may differ between an interrupted run and its --resume.
-RESUMABLE_CHANGES = {"steps", "resume", "progress", "threads", "overwrite"}
+RESUMABLE_CHANGES = {"steps", "resume", "progress", "threads", "overwrite", "out"}
+PATH_ARGS = {"labels", "dataset", "init_from"}  # compared as the folders they name
 WEIGHT_DECAY = 0.01  # AdamW's default
 VAL_FRACTION = 0.1  # episodes held out for validation
 DECODER_OBS_DIM = 64  # width of a closed-loop decoder's observation features
@@ -262,8 +264,14 @@ def load_checkpoint(path: Path, model: SkillVAE, optimizer: torch.optim.Optimize
 def _check_resume_args(saved: dict[str, Any], args: TrainSkillsArgs) -> None:
     current = asdict(args)
     defaults = asdict(TrainSkillsArgs(labels=args.labels, out=args.out))  # for arguments a checkpoint predates
+
+    def same(key: str, before: Any, now: Any) -> bool:
+        if key in PATH_ARGS and before is not None and now is not None:  # ./labels and labels are one folder
+            return Path(before).resolve() == Path(now).resolve()
+        return before == now
+
     changed = {k: (saved.get(k, defaults[k]), v) for k, v in current.items()
-               if k not in RESUMABLE_CHANGES and saved.get(k, defaults[k]) != v}
+               if k not in RESUMABLE_CHANGES and not same(k, saved.get(k, defaults[k]), v)}
     if changed:
         raise ValueError(
             "--resume with different arguments would not continue the same run: "
@@ -329,8 +337,11 @@ class NonFiniteLossError(ValueError):
 
 
 def is_library_folder(out: Path) -> bool:
-    """Whether skillgym wrote ``out`` as a skill library or a skill-training run."""
-    return outputs.is_marker(out / CONFIG_FILE, LIBRARY_CONFIG_KEYS) or (out / CHECKPOINT_DIR / "state.json").is_file()
+    """Whether skillgym wrote ``out`` as a skill library or a skill-training run (one cut before its first
+    checkpoint leaves only TensorBoard events)."""
+    return (outputs.is_marker(out / CONFIG_FILE, LIBRARY_CONFIG_KEYS)
+            or outputs.is_marker(out / CHECKPOINT_DIR / "state.json", CHECKPOINT_FIELDS)
+            or outputs.holds_only(out, LIBRARY_LAYOUT, "tb"))
 
 
 def check_output_folder(args: TrainSkillsArgs) -> None:
@@ -344,9 +355,13 @@ def check_output_folder(args: TrainSkillsArgs) -> None:
         raise FileExistsError(f"{out} holds a {CONFIG_FILE} that is not a skill library's; it is never replaced, "
                               "pick another --out")
     # Without --overwrite tb/ is only added to, as after a run cut before its first checkpoint.
-    replaced = LIBRARY_ENTRIES if args.overwrite else tuple(n for n in LIBRARY_ENTRIES if n != "tb")
+    replaced = LIBRARY_LAYOUT if args.overwrite else tuple(p for p in LIBRARY_LAYOUT if not p.startswith("tb/"))
     outputs.check_output_folder(out, replaced, ours=is_library_folder(out))
-    if args.resume or args.overwrite:  # --overwrite removes the old run once the new one is ready to start
+    if args.overwrite:  # it deletes the old run's checkpoint/ and tb/ once the new run is ready to start
+        for folder in (CHECKPOINT_DIR, "tb"):
+            if (out / folder).is_dir():
+                outputs.check_whole_folder(out / folder, outputs.inside(LIBRARY_LAYOUT, folder))
+    if args.resume or args.overwrite:
         return
     if has_run:
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it, --overwrite to start "
