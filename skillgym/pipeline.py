@@ -39,11 +39,11 @@ from skillgym.envs.prior_rollouts import prior_rollouts
 from skillgym.envs.show_skills import SKILL_SHEETS, write_skill_sheets
 from skillgym.envs.skill_kitchen import BUNDLED_LIBRARIES, make_skill_kitchen
 from skillgym.extract.config import ExtractArgs
-from skillgym.extract.labeler import LABELS_LAYOUT, extract_skills, is_labels_folder
+from skillgym.extract.labeler import LABELS_LAYOUT, check_labels_folder, extract_skills, is_labels_folder
 from skillgym.extract.labels import read_json_object
 from skillgym.report import verdict, write_report
 from skillgym.rl.skill_sac import SkillSAC
-from skillgym.rl.train import RUN_LAYOUT, TrainRLArgs, is_run_folder, train_rl
+from skillgym.rl.train import RUN_LAYOUT, TrainRLArgs, check_run_folder, is_run_folder, train_rl
 from skillgym.skills.evaluate import write_eval
 from skillgym.skills.library import SkillLibrary
 from skillgym.skills.train import (
@@ -141,7 +141,7 @@ def run_pipeline(args: PipelineArgs) -> dict:
     to ``out/summary.json``."""
     data, extract, skills, rl = args.stages()
     summary_file, report_dir = args.out / "summary.json", args.out / "report"
-    ours = outputs.is_marker(summary_file, ("run",))  # written first thing, so an interrupted run is ours too
+    ours = _is_summary(summary_file)  # written first thing, so an interrupted run is ours too
     if summary_file.exists() and not ours:
         raise FileExistsError(f"{summary_file} is not a summary this command wrote, or is corrupt; it is never "
                               "replaced: delete it if skillgym wrote it (the stages made so far are reused), or pick "
@@ -149,6 +149,14 @@ def run_pipeline(args: PipelineArgs) -> dict:
     outputs.check_output_folder(args.out, ("summary.json", "report.html", "report"), ours=ours)
     if report_dir.is_dir():
         outputs.check_output_folder(report_dir, REPORT_FIGURES, ours=ours)
+    # Every stage's folder before anything is written: one the user made there is refused now, not after hours.
+    if data.out.exists() and not is_skillgym_dataset(data.out):
+        raise FileExistsError(f"{data.out} exists and is not a recording skillgym made; it is never replaced, "
+                              "pick another --out")
+    check_labels_folder(extract.out)
+    outputs.check_output_folder(Path(skills.out), LIBRARY_LAYOUT, ours=is_library_folder(Path(skills.out)))
+    if rl is not None:
+        check_run_folder(Path(rl.out))
     if args.force:  # every stage folder is checked before any is deleted
         sheets = tuple(f"{SKILL_SHEETS_FOLDER}/{name}" for name in SKILL_SHEETS)
         stages = [(data.out, DATASET_LAYOUT, is_skillgym_dataset), (extract.out, LABELS_LAYOUT, is_labels_folder),
@@ -284,12 +292,20 @@ def _versions() -> dict[str, str]:
 def _check_own_artifact(folder: Path, entries: tuple[str, ...], ours: Callable[[Path], bool]) -> None:
     """--force deletes a stage's folder only if skillgym wrote it (``ours``) and it holds nothing but the
     stage's ``entries``."""
-    if not folder.exists():
+    if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
         return
     if not folder.is_dir() or not ours(folder):
         raise FileExistsError(f"{folder} is not a folder this stage wrote; --force only replaces what skillgym "
                               "wrote, pick another --out")
     outputs.check_whole_folder(folder, entries)
+
+
+def _is_summary(path: Path) -> bool:
+    """Whether ``path`` is a ``summary.json`` this command wrote."""
+    if not outputs.is_marker(path, ("run",)):
+        return False
+    run = json.loads(path.read_text())["run"]
+    return isinstance(run, dict) and all(key in run for key in ("command", "seed", "scale", "versions"))
 
 
 def _read_json(path: Path) -> dict:

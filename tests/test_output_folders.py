@@ -68,7 +68,8 @@ def test_a_run_cut_before_its_first_checkpoint_is_still_its_own(synthetic, tmp_p
     events.parent.mkdir(parents=True)
     events.write_bytes(b"")
     train_skills(tiny_training(synthetic[1], tmp_path / "out", overwrite=True))
-    assert not events.exists() and (tmp_path / "out" / "model.safetensors").is_file()
+    # Only events, no library or checkpoint: they may be the user's, so they are added to, not deleted.
+    assert events.exists() and (tmp_path / "out" / "model.safetensors").is_file()
 
 
 def test_train_skills_leaves_other_files_and_replaces_its_own_library(synthetic, tmp_path):
@@ -110,7 +111,7 @@ def test_run_force_checks_every_stage_folder_before_deleting_any(tmp_path):
     episodes, _ = synthetic_episodes(2)
     write_minari_dataset(out / "data", [episodes])  # a stage folder skillgym wrote
     files = user_files(out / "labels", ("labels.json",))  # and one it did not
-    with pytest.raises(FileExistsError, match="labels is not a folder this stage wrote"):
+    with pytest.raises(FileExistsError, match="labels holds labels.json, which skillgym did not write"):
         run_pipeline(replace(tiny_pipeline(out), force=True))
     assert_intact(files)
     assert len(open_dataset(out / "data")) == 2
@@ -258,3 +259,24 @@ def test_resume_takes_the_same_folders_written_another_way(synthetic, tmp_path, 
     train_skills(args)
     resumed = train_skills(replace(args, labels="./labels/", steps=80, resume=True))
     assert resumed.start_step == 60
+
+
+def test_markers_are_checked_for_what_skillgym_writes_in_them(synthetic, tmp_path):
+    files = user_files(tmp_path / "exp", ("report.html", "report/learning_curve.png"))
+    (tmp_path / "exp" / "summary.json").write_text('{"run": "exp-12", "accuracy": 0.93}')
+    with pytest.raises(FileExistsError, match="not a summary this command wrote"):
+        run_pipeline(tiny_pipeline(tmp_path / "exp"))
+    assert_intact(files)
+
+    files = user_files(tmp_path / "labels", ("cache/embeddings-bert.npy", "report/summary.json"))
+    with pytest.raises(FileExistsError, match="report, which skillgym did not write"):
+        extract_skills(open_dataset(synthetic[0]), tmp_path / "labels", encoder="state", k=3, progress=False)
+    assert_intact(files)
+
+
+def test_run_checks_every_stage_folder_before_writing_anything(tmp_path):
+    files = user_files(tmp_path / "run", ("data/train.csv",))
+    with pytest.raises(FileExistsError, match="is not a recording skillgym made"):
+        run_pipeline(tiny_pipeline(tmp_path / "run"))
+    assert_intact(files)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["data"]

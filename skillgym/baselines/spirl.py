@@ -32,6 +32,7 @@ import numpy as np
 
 from skillgym.data.dataset import open_dataset
 from skillgym.envs.skill_space import SkillSpaceEnv
+from skillgym.extract.labeler import check_labels_folder
 from skillgym.extract.labels import LABELS_JSON, SkillLabels
 from skillgym.skills.library import CONFIG_FILE, LibraryError, SkillLibrary
 from skillgym.skills.train import CHECKPOINT_DIR, TrainSkillsArgs, train_skills
@@ -128,6 +129,7 @@ def train_spirl(args: SpirlArgs) -> Path:
             raise FileExistsError(f"{labels_dir} holds other labels (another dataset, horizon or seed); "
                                   "pick another out")
     else:
+        check_labels_folder(labels_dir)
         labels.save(labels_dir)
 
     if (library_dir / CONFIG_FILE).is_file() and _library_matches(library_dir, args, labels):

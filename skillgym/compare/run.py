@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -204,7 +205,9 @@ class Run:
                                       "use another --out")
         elif any(self.folder.iterdir()):
             raise FileExistsError(f"{self.folder} is not empty and holds no comparison run; use another --out")
-        run_file.write_text(json.dumps(identity, indent=1) + "\n")
+        part = run_file.with_name(run_file.name + ".tmp")  # a kill mid-write leaves the old file or none
+        part.write_text(json.dumps(identity, indent=1) + "\n")
+        os.replace(part, run_file)
 
     def _trained(self) -> bool:
         """Whether the folder holds training to continue: a checkpoint or a result."""

@@ -71,6 +71,13 @@ def write_skill_sheets(library_path: str | Path, out: str | Path, start_states: 
     frames = rollout_skills(library_path, start_states=start_states, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     lengths = {d: [len(f) for f in runs] for d, runs in frames.items()}
+    # skills.json first (it marks the folder as this command's), skills.png last (the sheet is complete).
+    summary = {"library": str(library_path), "start_states": start_states,
+               "mean_length": {d: float(np.mean(v)) for d, v in lengths.items()}, "lengths": lengths}
+    (out / "skills.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for d, runs in frames.items():
+        images = [Image.fromarray(f) for run in runs for f in run]
+        images[0].save(out / f"skill_{d}.gif", save_all=True, append_images=images[1:], duration=80, loop=0)
     rows = [(d, i) for d in frames for i in range(start_states)]
     fig, axes = plt.subplots(len(rows), frames_per_row, figsize=(1.3 * frames_per_row, 1.35 * len(rows)),
                              squeeze=False)
@@ -86,12 +93,6 @@ def write_skill_sheets(library_path: str | Path, out: str | Path, start_states: 
     fig.tight_layout()
     fig.savefig(out / "skills.png", dpi=90)
     plt.close(fig)
-    for d, runs in frames.items():
-        images = [Image.fromarray(f) for run in runs for f in run]
-        images[0].save(out / f"skill_{d}.gif", save_all=True, append_images=images[1:], duration=80, loop=0)
-    summary = {"library": str(library_path), "start_states": start_states,
-               "mean_length": {d: float(np.mean(v)) for d, v in lengths.items()}, "lengths": lengths}
-    (out / "skills.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 

@@ -156,6 +156,9 @@ def size_encoder(encoder: Encoder, dataset: Any) -> int:
     return int(encoder.dim)
 
 
+CACHE_KEY_FIELDS = ("dataset_fingerprint", "num_frames", "encoder", "dim", "dtype")  # what a cache's .json holds
+
+
 def _cache_key(dataset: Any, encoder: Encoder, dtype: str) -> dict[str, Any]:
     config = {k: v for k, v in encoder.config().items() if k != "weights"}  # paths may move
     return {"dataset_fingerprint": dataset.fingerprint, "num_frames": int(dataset.total_steps),

@@ -40,6 +40,7 @@ import numpy as np
 
 from skillgym import outputs
 from skillgym.extract.clustering import (
+    CACHE_KEY_FIELDS,
     DEFAULT_BATCH_SIZE,
     DEFAULT_FIT_SAMPLES,
     NpyRows,
@@ -314,13 +315,12 @@ LABELS_LAYOUT = (LABELS_NPZ, LABELS_JSON, f"{LABELS_NPZ}.tmp", f"{LABELS_JSON}.t
 
 def is_labels_folder(out: str | os.PathLike) -> bool:
     """Whether skillgym wrote ``out`` as a labels folder, or began to: its ``labels.json`` is a labels file,
-    or (none yet) its ``labeler/`` is a saved labeler or its ``cache/`` holds only embeddings."""
+    or (none yet) its ``labeler/`` is a saved labeler or its ``cache/`` holds an embedding cache's key."""
     out = Path(out)
     if (out / LABELS_JSON).exists():
         return outputs.is_marker(out / LABELS_JSON, ("format_version", "num_skills", "dataset_fingerprint"))
-    cache = out / "cache"
     return (outputs.is_marker(out / "labeler" / "labeler.json", ("format_version", "encoder", "k"))
-            or (cache.is_dir() and any(cache.iterdir()) and not outputs.strays(cache, ("embeddings-*",))))
+            or any(outputs.is_marker(key, CACHE_KEY_FIELDS) for key in (out / "cache").glob("embeddings-*.json")))
 
 
 def check_labels_folder(out: str | os.PathLike) -> None:

@@ -101,7 +101,7 @@ class TrainRLArgs:
 
 
 # What a run writes into --out: the evaluation curve, the final result, the model, TensorBoard logs.
-RUN_LAYOUT = ("curve.json", "result.json", "skillsac/*", ".skillsac-*", "tb/seed*/events.out.tfevents.*")
+RUN_LAYOUT = ("curve.json", "result.json", "skillsac/*", ".skillsac-*", ".skillsac.old-*", "tb/seed*/events.out.tfevents.*")
 
 
 def is_run_folder(out: Path) -> bool:

@@ -192,7 +192,8 @@ def save_checkpoint(path: Path, step: int, model: SkillVAE, optimizer: torch.opt
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {
         "step": step,
-        "args": asdict(args),
+        # Folders as absolute paths: a resume from another working directory finds the same ones.
+        "args": {**asdict(args), **{k: str(Path(getattr(args, k)).resolve()) for k in PATH_ARGS if getattr(args, k)}},
         "numpy_rng": rng.bit_generator.state,  # PCG64 state: plain ints, JSON-safe
         "python_rng": list(random.getstate()[1]),
         "config": model.config.to_dict(),
@@ -336,12 +337,16 @@ class NonFiniteLossError(ValueError):
     """Skill training produced a NaN or infinite loss."""
 
 
-def is_library_folder(out: Path) -> bool:
-    """Whether skillgym wrote ``out`` as a skill library or a skill-training run (one cut before its first
-    checkpoint leaves only TensorBoard events)."""
+def holds_library_or_run(out: Path) -> bool:
+    """Whether ``out`` holds a skill library or a skill-training checkpoint skillgym wrote."""
     return (outputs.is_marker(out / CONFIG_FILE, LIBRARY_CONFIG_KEYS)
-            or outputs.is_marker(out / CHECKPOINT_DIR / "state.json", CHECKPOINT_FIELDS)
-            or outputs.holds_only(out, LIBRARY_LAYOUT, "tb"))
+            or outputs.is_marker(out / CHECKPOINT_DIR / "state.json", CHECKPOINT_FIELDS))
+
+
+def is_library_folder(out: Path) -> bool:
+    """Whether ``out`` may be written as a skill library: it holds one or a run, or only TensorBoard events
+    (a run cut before its first checkpoint; they are added to, never deleted, without a library or run)."""
+    return holds_library_or_run(out) or outputs.holds_only(out, LIBRARY_LAYOUT, "tb")
 
 
 def check_output_folder(args: TrainSkillsArgs) -> None:
@@ -479,7 +484,7 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
         if meta["split"] != split:
             raise ValueError("--resume: the train/validation split differs from the interrupted run")
 
-    if args.overwrite and ranks.is_main:
+    if args.overwrite and ranks.is_main and holds_library_or_run(out):
         for folder in (ckpt_dir, out / "tb"):  # the replaced run's own files
             shutil.rmtree(folder, ignore_errors=True)
     writer = SummaryWriter(str(out / "tb"), purge_step=start_step if args.resume else None) if ranks.is_main \
