@@ -141,33 +141,7 @@ def run_pipeline(args: PipelineArgs) -> dict:
     to ``out/summary.json``."""
     data, extract, skills, rl = args.stages()
     summary_file, report_dir = args.out / "summary.json", args.out / "report"
-    ours = _is_summary(summary_file)  # written first thing, so an interrupted run is ours too
-    if summary_file.exists() and not ours:
-        raise FileExistsError(f"{summary_file} is not a summary this command wrote, or is corrupt; it is never "
-                              "replaced: delete it if skillgym wrote it (the stages made so far are reused), or pick "
-                              "another --out")
-    outputs.check_output_folder(args.out, ("summary.json", "report.html", "report"), ours=ours)
-    if report_dir.is_dir():
-        outputs.check_output_folder(report_dir, REPORT_FIGURES, ours=ours)
-    # Every stage's folder before anything is written: one the user made there is refused now, not after hours.
-    if data.out.exists() and not is_skillgym_dataset(data.out):
-        raise FileExistsError(f"{data.out} exists and is not a recording skillgym made; it is never replaced, "
-                              "pick another --out")
-    check_labels_folder(extract.out)
-    outputs.check_output_folder(Path(skills.out), LIBRARY_LAYOUT, ours=is_library_folder(Path(skills.out)))
-    if rl is not None:
-        check_run_folder(Path(rl.out))
-    if args.force:  # every stage folder is checked before any is deleted
-        sheets = tuple(f"{SKILL_SHEETS_FOLDER}/{name}" for name in SKILL_SHEETS)
-        stages = [(data.out, DATASET_LAYOUT, is_skillgym_dataset), (extract.out, LABELS_LAYOUT, is_labels_folder),
-                  (Path(skills.out), (*LIBRARY_LAYOUT, *sheets), is_library_folder)]
-        stages += [(Path(rl.out), RUN_LAYOUT, is_run_folder)] if rl else []
-        for folder, entries, is_ours in stages:
-            _check_own_artifact(folder, entries, is_ours)
-        for folder, _, _ in stages:
-            shutil.rmtree(folder, ignore_errors=True)
-        for name in REPORT_FIGURES:
-            (report_dir / name).unlink(missing_ok=True)
+    _claim_folders(args, data, extract, skills, rl)
     summary: dict = {"run": {"command": shlex.join(["skillgym", *sys.argv[1:]]) if sys.argv[0].endswith("skillgym")
                              else f"run_pipeline({args!r})", "seed": args.seed, "scale": args.scale,
                              "versions": _versions()}}
@@ -287,6 +261,39 @@ def policy_gif(model_path: Path, library: Path, out: Path, seed: int = 0, every:
 def _versions() -> dict[str, str]:
     return {"skillgym": __version__, "torch": torch.__version__.split("+")[0], "mujoco": mujoco.__version__,
             "gymnasium": gym.__version__, "stable-baselines3": stable_baselines3.__version__}
+
+
+def _claim_folders(args: PipelineArgs, data: RecordArgs, extract: ExtractArgs, skills: TrainSkillsArgs,
+                   rl: TrainRLArgs | None) -> None:
+    """Check ``--out`` and every stage's folder before anything is written, so that a folder the user made
+    there is refused now and not after hours; with ``--force``, then delete the stages' folders."""
+    summary_file, report_dir = args.out / "summary.json", args.out / "report"
+    ours = _is_summary(summary_file)  # written first thing, so an interrupted run is ours too
+    if summary_file.exists() and not ours:
+        raise FileExistsError(f"{summary_file} is not a summary this command wrote, or is corrupt; it is never "
+                              "replaced: delete it if skillgym wrote it (the stages made so far are reused), or pick "
+                              "another --out")
+    outputs.check_output_folder(args.out, ("summary.json", "report.html", "report"), ours=ours)
+    if report_dir.is_dir():
+        outputs.check_output_folder(report_dir, REPORT_FIGURES, ours=ours)
+    if data.out.exists() and not is_skillgym_dataset(data.out):
+        raise FileExistsError(f"{data.out} exists and is not a recording skillgym made; it is never replaced, "
+                              "pick another --out")
+    check_labels_folder(extract.out)
+    outputs.check_output_folder(Path(skills.out), LIBRARY_LAYOUT, ours=is_library_folder(Path(skills.out)))
+    if rl is not None:
+        check_run_folder(Path(rl.out))
+    if args.force:  # every stage folder is checked before any is deleted
+        sheets = tuple(f"{SKILL_SHEETS_FOLDER}/{name}" for name in SKILL_SHEETS)
+        stages = [(data.out, DATASET_LAYOUT, is_skillgym_dataset), (extract.out, LABELS_LAYOUT, is_labels_folder),
+                  (Path(skills.out), (*LIBRARY_LAYOUT, *sheets), is_library_folder)]
+        stages += [(Path(rl.out), RUN_LAYOUT, is_run_folder)] if rl else []
+        for folder, entries, is_ours in stages:
+            _check_own_artifact(folder, entries, is_ours)
+        for folder, _, _ in stages:
+            shutil.rmtree(folder, ignore_errors=True)
+        for name in REPORT_FIGURES:
+            (report_dir / name).unlink(missing_ok=True)
 
 
 def _check_own_artifact(folder: Path, entries: tuple[str, ...], ours: Callable[[Path], bool]) -> None:

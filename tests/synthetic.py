@@ -82,6 +82,14 @@ def write_synthetic_labels(root: str | os.PathLike, num_episodes: int = 12, num_
     return data_dir, labels_dir
 
 
+def tiny_training_args(labels: str | os.PathLike, out: str | os.PathLike, **kw):
+    """TrainSkillsArgs of a few-step skill training on small networks (``kw`` replaces any option)."""
+    from skillgym.skills.train import TrainSkillsArgs
+
+    defaults = dict(steps=6, batch_size=8, hidden_dim=16, window=10, progress=False, threads=1)
+    return TrainSkillsArgs(labels=str(labels), out=str(out), **{**defaults, **kw})
+
+
 def synthetic_embedding(texts: Sequence[str], dim: int = 16) -> np.ndarray:
     """A fixed unit vector per text (seeded by its hash): instruction embeddings without a sentence model."""
     vectors = [np.random.default_rng(int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little"))

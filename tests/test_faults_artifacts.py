@@ -29,8 +29,8 @@ from skillgym.rl.skill_sac import SkillSAC
 from skillgym.skills import train as train_module
 from skillgym.skills.config import LibraryConfig, LibraryError
 from skillgym.skills.library import SkillLibrary
-from skillgym.skills.train import NonFiniteLossError, TrainSkillsArgs, train_skills
-from tests.synthetic import write_synthetic_labels
+from skillgym.skills.train import NonFiniteLossError, train_skills
+from tests.synthetic import tiny_training_args, write_synthetic_labels
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,11 +52,6 @@ def snapshot(root: Path) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory) -> tuple[Path, Path]:
     return write_synthetic_labels(tmp_path_factory.mktemp("syn"), num_episodes=6, num_skills=3)
-
-
-def small_args(labels: Path, out: Path, **kw) -> TrainSkillsArgs:
-    defaults = dict(steps=6, batch_size=8, hidden_dim=16, window=10, progress=False, threads=1)
-    return TrainSkillsArgs(labels=str(labels), out=str(out), **{**defaults, **kw})
 
 
 # -- labels -------------------------------------------------------------------------------------
@@ -475,7 +470,7 @@ def test_train_skills_refuses_to_replace_a_library(labelled, tmp_path, capsys):
     err = cli_error(["train-skills", str(labelled[1]), "--out", str(out), "--steps", "2"], capsys)
     assert "--overwrite" in err
     assert (out / "model.safetensors").read_bytes() == before
-    train_skills(small_args(labelled[1], out, overwrite=True, steps=2))
+    train_skills(tiny_training_args(labelled[1], out, overwrite=True, steps=2))
     assert (out / "model.safetensors").read_bytes() != before
 
 
@@ -485,7 +480,7 @@ def test_train_skills_never_replaces_a_foreign_config(labelled, tmp_path):
     (out / "config.json").write_text(json.dumps({"my": "settings"}))
     for overwrite in (False, True):
         with pytest.raises(FileExistsError, match="not a skill library"):
-            train_skills(small_args(labelled[1], out, overwrite=overwrite))
+            train_skills(tiny_training_args(labelled[1], out, overwrite=overwrite))
     assert json.loads((out / "config.json").read_text()) == {"my": "settings"}
 
 
@@ -499,13 +494,13 @@ def test_train_skills_stops_at_a_non_finite_loss(labelled, tmp_path, monkeypatch
 
     monkeypatch.setattr(train_module.SkillVAE, "loss", nan_loss)
     with pytest.raises(NonFiniteLossError, match=r"step 1.*action_mse.*--lr"):
-        train_skills(small_args(labelled[1], tmp_path / "lib"))
+        train_skills(tiny_training_args(labelled[1], tmp_path / "lib"))
     assert not (tmp_path / "lib" / "config.json").exists()
 
 
 def test_train_skills_kill_and_resume_gives_identical_weights(labelled, tmp_path, monkeypatch):
     monkeypatch.setattr(train_module, "CHECKPOINT_EVERY", 3)
-    train_skills(small_args(labelled[1], tmp_path / "straight"))
+    train_skills(tiny_training_args(labelled[1], tmp_path / "straight"))
     calls = {"n": 0}
     original = train_module.make_batch
 
@@ -517,10 +512,10 @@ def test_train_skills_kill_and_resume_gives_identical_weights(labelled, tmp_path
 
     monkeypatch.setattr(train_module, "make_batch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train_skills(small_args(labelled[1], tmp_path / "killed"))
+        train_skills(tiny_training_args(labelled[1], tmp_path / "killed"))
     monkeypatch.setattr(train_module, "make_batch", original)
     assert not (tmp_path / "killed" / "config.json").exists()  # no half library
-    train_skills(small_args(labelled[1], tmp_path / "killed", resume=True))
+    train_skills(tiny_training_args(labelled[1], tmp_path / "killed", resume=True))
     a = load_file(str(tmp_path / "straight" / "model.safetensors"))
     b = load_file(str(tmp_path / "killed" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

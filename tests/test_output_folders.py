@@ -21,8 +21,8 @@ from skillgym.extract.download import DownloadError, download_weights
 from skillgym.extract.labeler import extract_skills
 from skillgym.pipeline import run_pipeline
 from skillgym.rl.train import TrainRLArgs, train_rl
-from skillgym.skills.train import TrainSkillsArgs, train_skills
-from tests.synthetic import synthetic_episodes, write_synthetic_labels
+from skillgym.skills.train import train_skills
+from tests.synthetic import synthetic_episodes, tiny_training_args, write_synthetic_labels
 
 
 def user_files(folder: Path, names: tuple[str, ...]) -> dict[Path, bytes]:
@@ -49,17 +49,12 @@ def synthetic(tmp_path_factory) -> tuple[Path, Path]:
     return write_synthetic_labels(tmp_path_factory.mktemp("syn"), num_episodes=6, num_skills=3)
 
 
-def tiny_training(labels: Path, out: Path, **kw) -> TrainSkillsArgs:
-    defaults = dict(steps=4, batch_size=8, hidden_dim=16, window=10, progress=False, threads=1)
-    return TrainSkillsArgs(labels=str(labels), out=str(out), **{**defaults, **kw})
-
-
 @pytest.mark.parametrize(("names", "overwrite"),
                          [(("tb", "checkpoint"), True), (("eval.json", "model.safetensors"), False)])
 def test_train_skills_refuses_a_folder_with_files_named_like_a_librarys(synthetic, tmp_path, names, overwrite):
     files = user_files(tmp_path / "out", names)
     with pytest.raises(FileExistsError, match="skillgym did not write"):
-        train_skills(tiny_training(synthetic[1], tmp_path / "out", overwrite=overwrite))
+        train_skills(tiny_training_args(synthetic[1], tmp_path / "out", overwrite=overwrite))
     assert_intact(files)
 
 
@@ -67,15 +62,15 @@ def test_a_run_cut_before_its_first_checkpoint_is_still_its_own(synthetic, tmp_p
     events = tmp_path / "out" / "tb" / "events.out.tfevents.1.host.1.0"
     events.parent.mkdir(parents=True)
     events.write_bytes(b"")
-    train_skills(tiny_training(synthetic[1], tmp_path / "out", overwrite=True))
+    train_skills(tiny_training_args(synthetic[1], tmp_path / "out", overwrite=True))
     # Only events, no library or checkpoint: they may be the user's, so they are added to, not deleted.
     assert events.exists() and (tmp_path / "out" / "model.safetensors").is_file()
 
 
 def test_train_skills_leaves_other_files_and_replaces_its_own_library(synthetic, tmp_path):
     notes = user_files(tmp_path / "out", ("notes.txt",))
-    train_skills(tiny_training(synthetic[1], tmp_path / "out"))
-    train_skills(tiny_training(synthetic[1], tmp_path / "out", overwrite=True, seed=1))
+    train_skills(tiny_training_args(synthetic[1], tmp_path / "out"))
+    train_skills(tiny_training_args(synthetic[1], tmp_path / "out", overwrite=True, seed=1))
     assert_intact(notes)
     assert json.loads((tmp_path / "out" / "eval.json").read_text())["seed"] == 1
 
@@ -207,7 +202,7 @@ def test_generic_file_names_do_not_make_a_folder_skillgyms(synthetic, tmp_path):
     the user's own labels.json are not skillgym's markers."""
     files = user_files(tmp_path / "exp", ("checkpoint/state.json", "tb/events.txt", "eval.json"))
     with pytest.raises(FileExistsError, match="skillgym did not write"):
-        train_skills(tiny_training(synthetic[1], tmp_path / "exp", overwrite=True))
+        train_skills(tiny_training_args(synthetic[1], tmp_path / "exp", overwrite=True))
     assert_intact(files)
 
     (tmp_path / "rl").mkdir()
@@ -237,10 +232,10 @@ def test_replacing_a_folder_looks_inside_its_subfolders(synthetic, tmp_path):
         write_minari_dataset(out, [episodes], overwrite=True)
     assert_intact(files)
 
-    train_skills(tiny_training(synthetic[1], tmp_path / "lib"))
+    train_skills(tiny_training_args(synthetic[1], tmp_path / "lib"))
     files = user_files(tmp_path / "lib", ("tb/notes.txt", "checkpoint/notes.txt"))
     with pytest.raises(FileExistsError, match="also holds notes.txt"):
-        train_skills(tiny_training(synthetic[1], tmp_path / "lib", overwrite=True))
+        train_skills(tiny_training_args(synthetic[1], tmp_path / "lib", overwrite=True))
     assert_intact(files)
 
 
@@ -255,7 +250,7 @@ def test_a_download_never_touches_a_users_file_named_like_its_temporary_one(tmp_
 
 def test_resume_takes_the_same_folders_written_another_way(synthetic, tmp_path, monkeypatch):
     monkeypatch.chdir(synthetic[1].parent)
-    args = tiny_training(Path("labels"), tmp_path / "lib", steps=60)
+    args = tiny_training_args(Path("labels"), tmp_path / "lib", steps=60)
     train_skills(args)
     resumed = train_skills(replace(args, labels="./labels/", steps=80, resume=True))
     assert resumed.start_step == 60

@@ -151,7 +151,6 @@ def parse_options(cls: type, namespace: argparse.Namespace, **extra: Any) -> Any
     return cls(**values, **extra)
 
 
-
 def command_line(prog: str, config: Any) -> str:
     """The shortest command line that gives ``config``: ``prog`` then the options that differ from their default.
 

@@ -48,7 +48,6 @@ def kl_coefficient(text: str) -> float | str:
     return value
 
 
-
 @dataclass
 class TrainRLArgs:
     """Options of ``skillgym train-rl``; the defaults are the documented SkillSAC setting."""
