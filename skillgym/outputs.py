@@ -63,11 +63,16 @@ def strays(folder: Path, layout: Iterable[str]) -> list[str]:
     return found
 
 
-def holds_only(folder: Path, layout: Iterable[str], entry: str) -> bool:
-    """Whether, of the layout's top-level entries, ``folder`` holds ``entry`` alone, and it holds nothing the
-    layout does not describe: what a command leaves when cut early (e.g. only TensorBoard events)."""
-    present = [name for name in top_level(layout) if any(Path(folder).glob(name))]
-    return present == [entry] and not strays(Path(folder) / entry, inside(layout, entry))
+def holds_only(folder: Path, layout: Iterable[str], partial: Iterable[str]) -> bool:
+    """Whether ``folder`` holds some of ``layout``'s top-level entries and they hold only what ``partial`` (a
+    part of the layout) describes: what a command leaves when cut early, e.g. only TensorBoard events."""
+    if not Path(folder).is_dir():
+        return False
+    partial = tuple(partial)
+    names = top_level(layout)
+    present = {p.name for p in Path(folder).iterdir() if any(fnmatch(p.name, n) for n in names)}
+    inside_present = [path for path in strays(folder, partial) if path.split("/", 1)[0] in present]
+    return bool(present) and not inside_present
 
 
 def check_output_folder(folder: Path, layout: Iterable[str], ours: bool, option: str = "--out") -> None:

@@ -14,6 +14,7 @@ from conftest import tiny_pipeline
 from PIL import Image
 
 from skillgym.cli import main
+from skillgym.compare.compare import CompareArgs, check_inputs
 from skillgym.data.dataset import open_dataset, write_minari_dataset
 from skillgym.data.show import contact_sheet
 from skillgym.envs.show_skills import write_skill_sheets
@@ -275,3 +276,16 @@ def test_run_checks_every_stage_folder_before_writing_anything(tmp_path):
         run_pipeline(tiny_pipeline(tmp_path / "run"))
     assert_intact(files)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["data"]
+
+
+def test_a_run_cut_inside_its_first_checkpoint_is_still_its_own(synthetic, tmp_path):
+    user_files(tmp_path / "out", ("checkpoint/state.safetensors.tmp", "tb/events.out.tfevents.1.host.1.0"))
+    train_skills(tiny_training_args(synthetic[1], tmp_path / "out"))
+    assert (tmp_path / "out" / "checkpoint" / "state.json").is_file()
+
+
+def test_compare_refuses_a_users_data_folder_where_it_would_record(tmp_path):
+    files = user_files(tmp_path / "cmp", ("data/train.csv",))
+    with pytest.raises(FileExistsError, match="where compare records the demonstrations"):
+        check_inputs(CompareArgs(out=str(tmp_path / "cmp"), methods=("bc",), seeds=1))
+    assert_intact(files)

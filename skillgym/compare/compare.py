@@ -33,7 +33,7 @@ from skillgym.cli.options import command_line
 from skillgym.compare.methods import METHOD_GROUPS, METHODS
 from skillgym.compare.page import PAGE_FILES, SUMMARY_KEYS, write_results_page
 from skillgym.compare.run import PROGRESS, RUN_JSON, RunSpec, train_run
-from skillgym.data.dataset import open_dataset
+from skillgym.data.dataset import is_skillgym_dataset, open_dataset
 from skillgym.envs.skill_kitchen import NAMED_LIBRARIES, kitchen_env_for, resolve_library
 from skillgym.envs.skill_space import SkillSpaceEnv
 from skillgym.extract.labels import LABELS_JSON
@@ -227,6 +227,11 @@ def check_inputs(args: CompareArgs) -> None:
     """Everything that can be checked before a run starts: the output folder, the libraries and ``--data``
     of the chosen methods."""
     check_output_folder(args)
+    recording = Path(args.out) / "data"
+    if data_paths(args)[0] is not None and args.data is None and recording.exists() \
+            and not is_skillgym_dataset(recording):
+        raise FileExistsError(f"{recording} exists and is not a recording skillgym made, where compare records "
+                              "the demonstrations for bc and spirl; pick another --out, or pass --data")
     uses = {METHODS[m].uses for m in args.method_names()}
     if "library" in uses:
         for library in args.library:

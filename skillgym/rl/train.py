@@ -107,7 +107,7 @@ def is_run_folder(out: Path) -> bool:
     """Whether skillgym wrote ``out`` as a ``train-rl`` run (finished, or cut after its first evaluation)."""
     if (out / "result.json").exists():
         return outputs.is_marker(out / "result.json", ("args", "final", "curve"))
-    return _is_curve(out / "curve.json") or outputs.holds_only(out, RUN_LAYOUT, "tb")
+    return _is_curve(out / "curve.json") or outputs.holds_only(out, RUN_LAYOUT, [p for p in RUN_LAYOUT if p.startswith("tb/")])
 
 
 def check_run_folder(out: Path) -> None:

@@ -55,7 +55,10 @@ from skillgym.skills.model import SkillVAE
 CHECKPOINT_DIR = "checkpoint"
 # What training writes into --out; a folder holding any of them must be a library or a run skillgym wrote.
 LIBRARY_LAYOUT = (CONFIG_FILE, WEIGHTS_FILE, f"{CONFIG_FILE}.tmp", f"{WEIGHTS_FILE}.tmp", "eval.json", "eval.png",
-                  f"{CHECKPOINT_DIR}/state.*", "tb/events.out.tfevents.*")
+                  f"{CHECKPOINT_DIR}/state.json", f"{CHECKPOINT_DIR}/state.safetensors", f"{CHECKPOINT_DIR}/state.*.tmp",
+                  "tb/events.out.tfevents.*")
+# What a run cut before its first checkpoint was complete leaves.
+EARLY_RUN_LAYOUT = (f"{CHECKPOINT_DIR}/state.*.tmp", "tb/events.out.tfevents.*")
 LIBRARY_CONFIG_KEYS = ("num_skills", "format_version")  # what tells a library's config.json from another one
 # Arguments that may differ between an interrupted run and its --resume.
 RESUMABLE_CHANGES = {"steps", "resume", "progress", "threads", "overwrite", "out"}
@@ -344,9 +347,9 @@ def holds_library_or_run(out: Path) -> bool:
 
 
 def is_library_folder(out: Path) -> bool:
-    """Whether ``out`` may be written as a skill library: it holds one or a run, or only TensorBoard events
-    (a run cut before its first checkpoint; they are added to, never deleted, without a library or run)."""
-    return holds_library_or_run(out) or outputs.holds_only(out, LIBRARY_LAYOUT, "tb")
+    """Whether ``out`` may be written as a skill library: it holds one or a run, or only what a run cut before
+    its first checkpoint leaves (TensorBoard events are then added to, never deleted)."""
+    return holds_library_or_run(out) or outputs.holds_only(out, LIBRARY_LAYOUT, EARLY_RUN_LAYOUT)
 
 
 def check_output_folder(args: TrainSkillsArgs) -> None:
