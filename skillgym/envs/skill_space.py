@@ -56,8 +56,7 @@ def check_skill_options(max_skill_steps: int | None, progress_threshold: float |
         ...
         ValueError: progress_threshold must be a number in (0, 1] ... got 0.0
     """
-    if max_skill_steps is not None and (isinstance(max_skill_steps, bool)
-                                        or not isinstance(max_skill_steps, numbers.Integral) or max_skill_steps < 1):
+    if max_skill_steps is not None and not _is_count(max_skill_steps):
         raise ValueError(f"max_skill_steps must be an int >= 1 (low-level steps per skill), or None for the "
                          f"library's cap; got {max_skill_steps!r}")
     if progress_threshold is not None and (isinstance(progress_threshold, bool)
@@ -65,10 +64,14 @@ def check_skill_options(max_skill_steps: int | None, progress_threshold: float |
                                            or not 0.0 < progress_threshold <= 1.0):
         raise ValueError(f"progress_threshold must be a number in (0, 1] (default {DEFAULT_PROGRESS_THRESHOLD}), "
                          f"or None for fixed-length skills; got {progress_threshold!r}")
-    if low_level_steps is not None and (isinstance(low_level_steps, bool)
-                                        or not isinstance(low_level_steps, numbers.Integral) or low_level_steps < 1):
+    if low_level_steps is not None and not _is_count(low_level_steps):
         raise ValueError(f"low_level_steps must be an int >= 1 (the task's time limit in low-level steps), "
                          f"got {low_level_steps!r}")
+
+
+def _is_count(value: object) -> bool:
+    """An int >= 1 (a bool is not)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
 class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):

@@ -99,21 +99,23 @@ class TrainRLArgs:
                     learning_starts=self.learning_starts)
 
 
-# What a run writes into --out: the evaluation curve, the final result, the model, TensorBoard logs.
-RUN_LAYOUT = ("curve.json", "result.json", "skillsac/*", ".skillsac-*", ".skillsac.old-*", "tb/seed*/events.out.tfevents.*")
+# What a run writes into --out: the evaluation curve, the final result, the model (and its save's staging
+# folders), TensorBoard logs, which are only ever added to.
+RUN_LOGS = ("tb/seed*/events.out.tfevents.*",)
+RUN_LAYOUT = ("curve.json", "result.json", "skillsac/*", ".skillsac-*", ".skillsac.old-*", *RUN_LOGS)
 
 
 def is_run_folder(out: Path) -> bool:
     """Whether skillgym wrote ``out`` as a ``train-rl`` run (finished, or cut after its first evaluation)."""
     if (out / "result.json").exists():
         return outputs.is_marker(out / "result.json", ("args", "final", "curve"))
-    return _is_curve(out / "curve.json") or outputs.holds_only(out, RUN_LAYOUT, [p for p in RUN_LAYOUT if p.startswith("tb/")])
+    return _is_curve(out / "curve.json") or outputs.holds_only(out, RUN_LAYOUT, RUN_LOGS)
 
 
 def check_run_folder(out: Path) -> None:
     """Stop before training if ``out`` holds a curve, result or model that skillgym did not write (an earlier
     run there is replaced; ``tb/`` is only added to)."""
-    outputs.check_output_folder(out, [p for p in RUN_LAYOUT if not p.startswith("tb/")], ours=is_run_folder(out))
+    outputs.check_output_folder(out, [p for p in RUN_LAYOUT if p not in RUN_LOGS], ours=is_run_folder(out))
 
 
 def _is_curve(path: Path) -> bool:
