@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from fnmatch import fnmatch
+from fnmatch import fnmatch, fnmatchcase
 from pathlib import Path
 
 MAX_MARKER_BYTES = 2**20
@@ -84,9 +84,11 @@ def check_output_folder(folder: Path, layout: Iterable[str], ours: bool, option:
         return
     if not folder.is_dir():
         raise FileExistsError(f"{option} {folder} is a file; pick a folder")
-    names = top_level(layout)
+    # Matched whatever the case: on a case-insensitive file system (macOS, Windows) a user's Eval.json is the
+    # file eval.json would be written to.
+    names = [n.casefold() for n in top_level(layout)]
     clash = sorted(p.name for p in folder.iterdir()
-                   if any(fnmatch(p.name, n) for n in names) and not _empty_folder(p))  # nothing to lose
+                   if any(fnmatchcase(p.name.casefold(), n) for n in names) and not _empty_folder(p))
     if clash and not ours:
         raise FileExistsError(f"{folder} holds {_listed(clash)}, which skillgym did not write; it never replaces "
                               f"files it did not write: move them or pick another {option}")

@@ -120,20 +120,22 @@ class PipelineArgs:
 
 
 @contextmanager
-def _stage(summary: dict, number: int, title: str, made_in: dict[str, float]):
+def _stage(summary: dict, number: int, title: str, made_in: dict[str, float], summary_file: Path):
     """Print the stage's header, time it, and record its wall time in ``summary["timings"]``: the
-    time it took to make, also when this run reused it (``made_in``: the timings of earlier runs)."""
+    time it took to make, also when this run reused it (``made_in``: the timings of earlier runs,
+    to which a stage made now is added in ``summary_file`` at once, so that a run cut later keeps it)."""
     print(f"[{number}/4] {title}", flush=True)
     start, name = time.perf_counter(), title.split(":")[0].split(" ->")[0]
     reused: list[bool] = []
     yield reused
-    seconds = time.perf_counter() - start
-    if reused and name in made_in:
-        seconds = made_in[name]
-        print(f"      made in {seconds:.0f} s by an earlier run", flush=True)
-    else:
-        print(f"      done in {seconds:.0f} s", flush=True)
-    summary.setdefault("timings", {})[name] = seconds
+    if not reused:
+        made_in[name] = time.perf_counter() - start
+        print(f"      done in {made_in[name]:.0f} s", flush=True)
+        summary_file.write_text(json.dumps({"run": summary["run"], "timings": made_in}, indent=2) + "\n")
+    elif name in made_in:
+        print(f"      made in {made_in[name]:.0f} s by an earlier run", flush=True)
+    if name in made_in:  # a stage reused from a run that did not record its time has none
+        summary.setdefault("timings", {})[name] = made_in[name]
 
 
 def run_pipeline(args: PipelineArgs) -> dict:
@@ -151,7 +153,7 @@ def run_pipeline(args: PipelineArgs) -> dict:
     print(f"skillgym run kitchen, {args.scale} scale: {ESTIMATES[args.scale]} on 2 CPU cores; stages already "
           f"in {args.out} are reused")
 
-    with _stage(summary, 1, f"dataset -> {data.out}", made_in) as reused:
+    with _stage(summary, 1, f"dataset -> {data.out}", made_in, summary_file) as reused:
         if (data.out / "recording.json").is_file():
             recording = _read_json(data.out / "recording.json")
             if recording.get("mixed_recipes"):  # put there by `skillgym data merge --mixed-recipes`
@@ -169,7 +171,7 @@ def run_pipeline(args: PipelineArgs) -> dict:
             contact_sheet(data.out, 0, report_dir / "contact_sheet.png")
 
     encoder = extract.encoder_name()
-    with _stage(summary, 2, f"skill extraction: {encoder}, K={extract.k} -> {extract.out}", made_in) as reused:
+    with _stage(summary, 2, f"skill extraction: {encoder}, K={extract.k} -> {extract.out}", made_in, summary_file) as reused:
         if (extract.out / "labels.json").is_file():
             _refuse_other_options("labels folder", extract.out,
                                   _read_json(extract.out / "labels.json").get("metadata", {}),
@@ -185,7 +187,7 @@ def run_pipeline(args: PipelineArgs) -> dict:
             summary["extraction"] = _read_json(summary_path)
 
     library_dir = Path(skills.out)
-    with _stage(summary, 3, f"skill learning: {skills.steps} steps -> {library_dir}", made_in) as reused:
+    with _stage(summary, 3, f"skill learning: {skills.steps} steps -> {library_dir}", made_in, summary_file) as reused:
         checkpoint = library_dir / CHECKPOINT_DIR / "state.json"
         if checkpoint.is_file():
             ignored = (RESUMABLE_CHANGES - {"steps"}) | {"labels", "out", "dataset"}
@@ -215,7 +217,7 @@ def run_pipeline(args: PipelineArgs) -> dict:
             write_skill_sheets(library_dir, library_dir / SKILL_SHEETS_FOLDER, start_states=2, seed=skills.seed)
 
     if rl is not None:
-        with _stage(summary, 4, f"SkillSAC on {rl.env_id} with the new library: {rl.steps} low-level steps", made_in) as reused:
+        with _stage(summary, 4, f"SkillSAC on {rl.env_id} with the new library: {rl.steps} low-level steps", made_in, summary_file) as reused:
             result_file = Path(rl.out) / "result.json"
             earlier = _read_json(result_file) if result_file.is_file() else {}
             earlier_args = earlier["args"] if isinstance(earlier.get("args"), dict) else {}

@@ -29,7 +29,7 @@ from skillgym.rl.skill_sac import SkillSAC
 from skillgym.skills import train as train_module
 from skillgym.skills.config import LibraryConfig, LibraryError
 from skillgym.skills.library import SkillLibrary
-from skillgym.skills.train import NonFiniteLossError, train_skills
+from skillgym.skills.train import CheckpointError, NonFiniteLossError, train_skills
 from tests.synthetic import tiny_training_args, write_synthetic_labels
 
 REPO = Path(__file__).resolve().parents[1]
@@ -519,6 +519,43 @@ def test_train_skills_kill_and_resume_gives_identical_weights(labelled, tmp_path
     a = load_file(str(tmp_path / "straight" / "model.safetensors"))
     b = load_file(str(tmp_path / "killed" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("cut_at", [1, 2])
+def test_train_skills_killed_between_a_checkpoints_two_renames(labelled, tmp_path, monkeypatch, cut_at):
+    """The weights are renamed into place before the state that goes with them: a run killed in between
+    starts over (first checkpoint) or resumes from the new weights with their state (later ones)."""
+    monkeypatch.setattr(train_module, "CHECKPOINT_EVERY", 3)
+    train_skills(tiny_training_args(labelled[1], tmp_path / "straight"))
+    replace, states = os.replace, {"n": 0}
+
+    def killed_at_a_state_rename(src, dst):
+        if Path(dst).name == "state.json":
+            states["n"] += 1
+            if states["n"] == cut_at:
+                raise KeyboardInterrupt
+        replace(src, dst)
+
+    monkeypatch.setattr(train_module.os, "replace", killed_at_a_state_rename)
+    with pytest.raises(KeyboardInterrupt):
+        train_skills(tiny_training_args(labelled[1], tmp_path / "killed"))
+    monkeypatch.setattr(train_module.os, "replace", replace)
+    resumed = train_skills(tiny_training_args(labelled[1], tmp_path / "killed", resume=cut_at > 1))
+    assert resumed.start_step == (0 if cut_at == 1 else 6)
+    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_names_weights_and_state_of_different_steps(labelled, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "CHECKPOINT_EVERY", 3)
+    checkpoint = tmp_path / "run" / "checkpoint"
+    train_skills(tiny_training_args(labelled[1], tmp_path / "run", steps=3))
+    older = (checkpoint / "state.safetensors").read_bytes()
+    train_skills(tiny_training_args(labelled[1], tmp_path / "run", steps=6, resume=True))
+    (checkpoint / "state.safetensors").write_bytes(older)
+    with pytest.raises(CheckpointError, match=r"state.json is of step 6 but .*state.safetensors of step 3"):
+        train_skills(tiny_training_args(labelled[1], tmp_path / "run", steps=9, resume=True))
 
 
 # -- extraction ---------------------------------------------------------------------------------

@@ -51,7 +51,8 @@ def synthetic(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.mark.parametrize(("names", "overwrite"),
-                         [(("tb", "checkpoint"), True), (("eval.json", "model.safetensors"), False)])
+                         [(("tb", "checkpoint"), True), (("eval.json", "model.safetensors"), False),
+                          (("Eval.json",), False)])  # the same file as eval.json on macOS and Windows
 def test_train_skills_refuses_a_folder_with_files_named_like_a_librarys(synthetic, tmp_path, names, overwrite):
     files = user_files(tmp_path / "out", names)
     with pytest.raises(FileExistsError, match="skillgym did not write"):

@@ -66,6 +66,33 @@ def test_an_interrupted_skill_training_resumes(tiny_run):
     assert again["library"]["heldout"] == summary["library"]["heldout"]
 
 
+def test_a_run_cut_later_keeps_the_time_of_each_stage_it_made(tiny_run, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    for name in ("summary.json", "report.html"):
+        (out / name).unlink()  # stages from a run whose times are unknown
+    shutil.rmtree(out / "report")
+    shutil.rmtree(out / "labels")  # made again
+
+    def cut(_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("skillgym.pipeline.train_rl", cut)
+    shutil.rmtree(out / "rl")
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(tiny(out, beta=0.02))
+    made = json.loads((out / "summary.json").read_text())["timings"]
+    assert list(made) == ["skill extraction"]
+    monkeypatch.undo()
+    capsys.readouterr()
+    summary = run_pipeline(tiny(out, beta=0.02))
+    printed = capsys.readouterr().out
+    assert f"made in {made['skill extraction']:.0f} s by an earlier run" in printed
+    assert printed.count("made in") == 1 and printed.count("done in") == 1  # the library's time is unknown
+    assert summary["timings"]["skill extraction"] == made["skill extraction"]
+    assert set(summary["timings"]) == {"skill extraction", "SkillSAC on SkillKitchen-v0 with the new library"}
+
+
 def test_diagnostics_on_the_tiny_library(tiny_run):
     out, summary = tiny_run
     diag = diagnostics()

@@ -32,7 +32,7 @@ import torch
 from skillgym.data.dataset import open_dataset
 from skillgym.envs.prior_rollouts import prior_rollouts
 from skillgym.envs.skill_kitchen import kitchen_env_for
-from skillgym.envs.skill_space import SkillSpaceEnv
+from skillgym.envs.skill_space import DEFAULT_PROGRESS_THRESHOLD, SkillSpaceEnv
 from skillgym.extract.labels import SkillLabels
 from skillgym.rl.skill_sac import SkillSAC
 from skillgym.skills.library import SkillLibrary
@@ -343,7 +343,7 @@ def stall_search(library: SkillLibrary, done: int, samples: int = 16, follow: in
     agent exploring from there meets the reward.
     """
     low = kitchen_env_for(library, tasks=tasks, ordered=True, max_episode_steps=episode_steps)
-    env = SkillSpaceEnv(low, library, progress_threshold=0.95)
+    env = SkillSpaceEnv(low, library, progress_threshold=DEFAULT_PROGRESS_THRESHOLD)
     target = tasks[done]
 
     def prior_greedy(obs: np.ndarray) -> tuple[int, np.ndarray]:
@@ -447,8 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--task", type=task_order, default=DEFAULT_TASKS, metavar="NAME",
                    help="the ordered task of the prior rollouts and the stall search: a name of the task suite "
                         "(default, kettle-cabinets, ...) or subtasks joined by '+'")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="progress threshold that ends a skill (default: SkillSpaceEnv's)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_PROGRESS_THRESHOLD,
+                   help="progress threshold that ends a skill (default: %(default)s)")
     p.add_argument("--greedy", action="store_true", help="argmax skill and mean z instead of sampling")
     p.add_argument("--z-scale", type=_z_scale, default=1.0, metavar="S or S1,S2,...",
                    help="scale of the prior's std when sampling z (1: the prior, 0: its mean; d is still "

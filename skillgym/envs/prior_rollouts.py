@@ -84,13 +84,14 @@ def skill_env_rollouts(env: gym.Env, episodes: int = 10, seed: int = 0,
 
 
 def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
-                   progress_threshold: float | None = None, max_steps: int = 280,
+                   progress_threshold: float | None = DEFAULT_PROGRESS_THRESHOLD, max_steps: int = 280,
                    greedy: bool = False, z_scale: float | Sequence[float] = 1.0,
                    tasks: Sequence[str] = DEFAULT_TASKS) -> dict[str, Any]:
     """Run the priors alone (no RL) in the ordered kitchen task ``tasks``; count subtasks completed.
 
     Skills execute through :class:`~skillgym.envs.skill_space.SkillSpaceEnv`, exactly as an
-    agent's would. ``greedy`` picks argmax d and the prior mean z instead of sampling;
+    agent's would, and ``progress_threshold`` means what it means there (None: fixed-length
+    skills). ``greedy`` picks argmax d and the prior mean z instead of sampling;
     ``z_scale`` multiplies the prior's std when z is sampled (1: the prior; 0: its mean, with d
     still sampled), or one scale per z dim -- a diagnostic of how much the sampled arguments cost
     and in which dims (see training/diagnostics.py). Seeded:
@@ -103,8 +104,7 @@ def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
     if scale.shape != (cfg.z_dim,):
         raise ValueError(f"z_scale: one number or one per z dim ({cfg.z_dim} of them), got {z_scale!r}")
     low = kitchen_env_for(library, tasks=tasks, ordered=True, max_episode_steps=max_steps)
-    threshold = DEFAULT_PROGRESS_THRESHOLD if progress_threshold is None else progress_threshold
-    env = SkillSpaceEnv(low, library, progress_threshold=threshold)
+    env = SkillSpaceEnv(low, library, progress_threshold=progress_threshold)
     ordered, unordered, any_task, skills_used, skill_lengths = [], [], [], [], []
     try:
         for i in range(episodes):
@@ -127,7 +127,7 @@ def prior_rollouts(library: SkillLibrary, episodes: int = 10, seed: int = 0,
         "episodes": episodes,
         "greedy": greedy,
         "z_scale": float(z_scale) if np.ndim(z_scale) == 0 else scale.tolist(),
-        "progress_threshold": threshold,
+        "progress_threshold": progress_threshold,
         "tasks": list(tasks),
         "ordered_subtasks": ordered,
         "ordered_mean": float(np.mean(ordered)),

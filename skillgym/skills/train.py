@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
@@ -202,7 +202,7 @@ def save_checkpoint(path: Path, step: int, model: SkillVAE, optimizer: torch.opt
         "config": model.config.to_dict(),
         "split": split,
     }
-    save_file(tensors, str(path / "state.safetensors.tmp"))
+    save_file(tensors, str(path / "state.safetensors.tmp"), metadata={"step": str(step)})
     (path / "state.json.tmp").write_text(json.dumps(meta))
     os.replace(path / "state.safetensors.tmp", path / "state.safetensors")
     os.replace(path / "state.json.tmp", path / "state.json")
@@ -214,6 +214,19 @@ def read_checkpoint_state(path: Path) -> dict[str, Any]:
     file = path / "state.json"
     if not file.is_file() or not (path / "state.safetensors").is_file():
         raise FileNotFoundError(f"--resume: no checkpoint in {path} (state.json + state.safetensors)")
+    meta = _checked_state(file)
+    weights_step = _weights_step(path / "state.safetensors")
+    if weights_step not in (None, meta["step"]):
+        # Killed between save_checkpoint's two renames: the state of these weights is still state.json.tmp.
+        pending = path / "state.json.tmp"
+        if not pending.is_file() or _checked_state(pending)["step"] != weights_step:
+            raise CheckpointError(f"{file} is of step {meta['step']} but {path / 'state.safetensors'} of step "
+                                  f"{weights_step}; {RESTART}")
+        meta = _checked_state(pending)
+    return meta
+
+
+def _checked_state(file: Path) -> dict[str, Any]:
     meta = read_json_object(file, CheckpointError, RESTART)
     wrong = [key for key, kind in CHECKPOINT_FIELDS.items()
              if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool)]
@@ -221,6 +234,17 @@ def read_checkpoint_state(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{file} is incomplete or damaged ({', '.join(wrong) or 'step'} missing or of the "
                               f"wrong type); {RESTART}")
     return meta
+
+
+def _weights_step(file: Path) -> int | None:
+    """The step recorded in a checkpoint's weights; None if they record none or are unreadable (which
+    loading them reports)."""
+    try:
+        with safe_open(str(file), "pt") as weights:
+            step = (weights.metadata() or {}).get("step", "")
+    except (SafetensorError, OSError, ValueError, RuntimeError):
+        return None
+    return int(step) if step.isdigit() else None
 
 
 def load_checkpoint(path: Path, model: SkillVAE, optimizer: torch.optim.Optimizer,
@@ -343,7 +367,9 @@ class NonFiniteLossError(ValueError):
 def holds_library_or_run(out: Path) -> bool:
     """Whether ``out`` holds a skill library or a skill-training checkpoint skillgym wrote."""
     return (outputs.is_marker(out / CONFIG_FILE, LIBRARY_CONFIG_KEYS)
-            or outputs.is_marker(out / CHECKPOINT_DIR / "state.json", CHECKPOINT_FIELDS))
+            or outputs.is_marker(out / CHECKPOINT_DIR / "state.json", CHECKPOINT_FIELDS)
+            # a run killed between its first checkpoint's two renames
+            or outputs.is_marker(out / CHECKPOINT_DIR / "state.json.tmp", CHECKPOINT_FIELDS))
 
 
 def is_library_folder(out: Path) -> bool:
