@@ -33,6 +33,7 @@ import json
 from collections.abc import Iterable
 from fnmatch import fnmatch, fnmatchcase
 from pathlib import Path
+from typing import Any
 
 MAX_MARKER_BYTES = 2**20
 
@@ -111,12 +112,17 @@ def check_whole_folder(folder: Path, layout: Iterable[str], option: str = "--out
                               f"replaces a folder that holds nothing else: move them or pick another {option}")
 
 
+def read_marker(path: Path) -> Any:
+    """The contents of ``path`` if it is a small JSON file (a marker a stage may have written), else None."""
+    try:
+        return json.loads(path.read_text()) if path.stat().st_size < MAX_MARKER_BYTES else None
+    except (ValueError, OSError, RecursionError):
+        return None
+
+
 def is_marker(path: Path, keys: Iterable[str]) -> bool:
     """Whether ``path`` is a small JSON object with all of ``keys``: a file a skillgym stage wrote."""
-    try:
-        payload = json.loads(path.read_text()) if path.stat().st_size < MAX_MARKER_BYTES else None
-    except (ValueError, OSError, RecursionError):
-        return False
+    payload = read_marker(path)
     return isinstance(payload, dict) and all(k in payload for k in keys)
 
 

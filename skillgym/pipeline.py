@@ -14,15 +14,13 @@ Each stage's options are its own config (:class:`RecordArgs`, :class:`ExtractArg
 from __future__ import annotations
 
 import json
-import shlex
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import gymnasium as gym
 import mujoco
@@ -32,6 +30,7 @@ import torch
 from PIL import Image
 
 from skillgym import outputs
+from skillgym.cli.options import command_line
 from skillgym.data.dataset import DATASET_LAYOUT, is_skillgym_dataset, open_dataset
 from skillgym.data.record import RecordArgs, record_dataset, recorded_args
 from skillgym.data.show import contact_sheet
@@ -56,16 +55,23 @@ from skillgym.skills.train import (
 )
 from skillgym.version import __version__
 
-# Sizes per scale: (scripted episodes, skill-training steps, SkillSAC low-level steps, torch threads
-# of skill training). quick: the bundled recipe at a size that runs in about half an hour on 2 cores,
-# one thread (two threads ran skill training 3-5x slower on a loaded 2-core machine); paper: the
-# bundled state library's sizes and the documented SkillSAC budget.
+class Scale(NamedTuple):
+    """The sizes of a ``run kitchen`` scale."""
+
+    episodes: int  # scripted demonstrations recorded
+    skill_steps: int  # skill-training gradient steps
+    rl_steps: int  # SkillSAC budget in low-level steps
+    threads: int  # torch threads of skill training
+    estimate: str  # whole-job wall time on a 2-core machine (README: the measured quick run)
+
+
+# quick: the bundled recipe at a size that shows every stage working; one thread, as more slow skill
+# training down on a loaded 2-core machine. paper: the bundled state library's sizes and the documented
+# SkillSAC budget.
 SCALES = {
-    "quick": (40, 4_000, 50_000, 1),
-    "paper": (400, 10_000, 300_000, 2),
+    "quick": Scale(40, 4_000, 50_000, 1, "about half an hour"),
+    "paper": Scale(400, 10_000, 300_000, 2, "several hours (about 3)"),
 }
-# Whole-job wall time on a 2-core machine (README: the measured quick run).
-ESTIMATES = {"quick": "about half an hour", "paper": "several hours (about 3)"}
 PRIOR_ROLLOUT_EPISODES = 10
 SKILL_SHEETS_FOLDER = "show"  # `skillgym skills show` of the new library, inside its folder
 REPORT_FIGURES = ("contact_sheet.png", "policy.gif", "learning_curve.png")  # written into out/report
@@ -85,13 +91,14 @@ class PipelineArgs:
     rl_steps: int | None = None
     """SkillSAC budget in low-level steps on SkillKitchen-v0 with the new library (default: the scale's)"""
     data: RecordArgs | None = None
-    """the data stage's config (Python only; default: RecordArgs at this scale and seed)"""
+    """the data stage's whole config, used as given but for its folder: scale and seed do not change it
+    (Python only; default: RecordArgs at this scale and seed)"""
     extract: ExtractArgs | None = None
-    """the extraction stage's config (Python only)"""
+    """the extraction stage's whole config, as ``data`` (Python only)"""
     skills: TrainSkillsArgs | None = None
-    """the skill-learning stage's config (Python only)"""
+    """the skill-learning stage's whole config, as ``data`` (Python only)"""
     rl: TrainRLArgs | None = None
-    """the RL stage's config (Python only)"""
+    """the RL stage's whole config, as ``data``; its ``steps`` is the budget (Python only)"""
     force: bool = False
     """redo every stage, replacing the artifacts this command wrote before in --out"""
 
@@ -99,10 +106,13 @@ class PipelineArgs:
         self.out = Path(self.out)
         if self.rl_steps is not None and self.rl_steps < 0:
             raise ValueError(f"rl_steps must be >= 0, got {self.rl_steps}")
+        if self.rl is not None and self.rl_steps is not None:
+            raise ValueError(f"rl_steps={self.rl_steps} and rl.steps={self.rl.steps} both set the SkillSAC budget; "
+                             "give it once, as rl.steps")
 
     def stages(self) -> tuple[RecordArgs, ExtractArgs, TrainSkillsArgs, TrainRLArgs | None]:
         """Each stage's config, with its paths under ``out``."""
-        episodes, skill_steps, rl_steps, threads = SCALES[self.scale]
+        episodes, skill_steps, rl_steps, threads, _ = SCALES[self.scale]
         rl_steps = rl_steps if self.rl_steps is None else self.rl_steps
         data_dir, labels_dir, library_dir = self.out / "data", self.out / "labels", self.out / "library"
         data = replace(self.data, out=data_dir) if self.data else RecordArgs(
@@ -119,16 +129,21 @@ class PipelineArgs:
         return data, extract, skills, rl
 
 
+@dataclass
+class _Stage:
+    reused: bool = False
+    """set by the stage when it found its artifact made by an earlier run"""
+
+
 @contextmanager
-def _stage(summary: dict, number: int, title: str, made_in: dict[str, float], summary_file: Path):
-    """Print the stage's header, time it, and record its wall time in ``summary["timings"]``: the
+def _stage(summary: dict, number: int, name: str, title: str, made_in: dict[str, float], summary_file: Path):
+    """Print the stage's header, time it, and record its wall time in ``summary["timings"][name]``: the
     time it took to make, also when this run reused it (``made_in``: the timings of earlier runs,
     to which a stage made now is added in ``summary_file`` at once, so that a run cut later keeps it)."""
     print(f"[{number}/4] {title}", flush=True)
-    start, name = time.perf_counter(), title.split(":")[0].split(" ->")[0]
-    reused: list[bool] = []
-    yield reused
-    if not reused:
+    start, stage = time.perf_counter(), _Stage()
+    yield stage
+    if not stage.reused:
         made_in[name] = time.perf_counter() - start
         print(f"      done in {made_in[name]:.0f} s", flush=True)
         summary_file.write_text(json.dumps({"run": summary["run"], "timings": made_in}, indent=2) + "\n")
@@ -144,26 +159,27 @@ def run_pipeline(args: PipelineArgs) -> dict:
     data, extract, skills, rl = args.stages()
     summary_file, report_dir = args.out / "summary.json", args.out / "report"
     _claim_folders(args, data, extract, skills, rl)
-    summary: dict = {"run": {"command": shlex.join(["skillgym", *sys.argv[1:]]) if sys.argv[0].endswith("skillgym")
-                             else f"run_pipeline({args!r})", "seed": args.seed, "scale": args.scale,
-                             "versions": _versions()}}
+    python_only = any(config is not None for config in (args.data, args.extract, args.skills, args.rl))
+    command = f"run_pipeline({args!r})" if python_only else command_line("skillgym run kitchen", args)
+    summary: dict = {"run": {"command": command, "seed": args.seed, "scale": args.scale, "versions": _versions()}}
     made_in = _read_json(summary_file).get("timings", {}) if summary_file.is_file() else {}
     report_dir.mkdir(parents=True, exist_ok=True)
     summary_file.write_text(json.dumps({**summary, "timings": made_in}, indent=2, default=str) + "\n")
-    print(f"skillgym run kitchen, {args.scale} scale: {ESTIMATES[args.scale]} on 2 CPU cores; stages already "
+    print(f"skillgym run kitchen, {args.scale} scale: {SCALES[args.scale].estimate} on 2 CPU cores; stages already "
           f"in {args.out} are reused")
 
-    with _stage(summary, 1, f"dataset -> {data.out}", made_in, summary_file) as reused:
+    with _stage(summary, 1, "dataset", f"dataset -> {data.out}", made_in, summary_file) as stage:
         if (data.out / "recording.json").is_file():
             recording = _read_json(data.out / "recording.json")
             if recording.get("mixed_recipes"):  # put there by `skillgym data merge --mixed-recipes`
                 print(f"      using the mixed training set at {data.out} (merged from "
                       f"{', '.join(recording['merged_from'])}); the data options are not used")
+                stage.reused = True
             else:
                 wanted = {k: v for k, v in asdict(data).items() if k not in ("out", "workers", "overwrite")}
                 _refuse_other_options("dataset", data.out, recorded_args(recording["args"]), wanted)
                 print("      reusing the recording there")
-                reused.append(True)
+                stage.reused = True
         else:
             print("      " + record_dataset(data).summary())
         summary["dataset"] = _read_json(data.out / "recording.json").get("report")
@@ -171,13 +187,14 @@ def run_pipeline(args: PipelineArgs) -> dict:
             contact_sheet(data.out, 0, report_dir / "contact_sheet.png")
 
     encoder = extract.encoder_name()
-    with _stage(summary, 2, f"skill extraction: {encoder}, K={extract.k} -> {extract.out}", made_in, summary_file) as reused:
+    with _stage(summary, 2, "skill extraction", f"skill extraction: {encoder}, K={extract.k} -> {extract.out}",
+                made_in, summary_file) as stage:
         if (extract.out / "labels.json").is_file():
             _refuse_other_options("labels folder", extract.out,
                                   _read_json(extract.out / "labels.json").get("metadata", {}),
                                   {"encoder": encoder, "k": extract.k, "seed": extract.seed})
             print("      reusing the labels there")
-            reused.append(True)
+            stage.reused = True
         else:
             extract_skills(open_dataset(data.out), extract.out, encoder=encoder, k=extract.k, seed=extract.seed,
                            kernel=extract.kernel, min_length=extract.min_length, progress=extract.progress,
@@ -187,7 +204,8 @@ def run_pipeline(args: PipelineArgs) -> dict:
             summary["extraction"] = _read_json(summary_path)
 
     library_dir = Path(skills.out)
-    with _stage(summary, 3, f"skill learning: {skills.steps} steps -> {library_dir}", made_in, summary_file) as reused:
+    with _stage(summary, 3, "skill learning", f"skill learning: {skills.steps} steps -> {library_dir}", made_in,
+                summary_file) as stage:
         checkpoint = library_dir / CHECKPOINT_DIR / "state.json"
         if checkpoint.is_file():
             ignored = (RESUMABLE_CHANGES - {"steps"}) | {"labels", "out", "dataset"}
@@ -201,7 +219,7 @@ def run_pipeline(args: PipelineArgs) -> dict:
             _refuse_other_options("skill library", library_dir, _read_json(eval_path),
                                   {"steps": skills.steps, "seed": skills.seed})
             print("      reusing the library there")
-            reused.append(True)
+            stage.reused = True
         results = _read_json(eval_path)
         if "rollouts" not in results:
             library = SkillLibrary.load(library_dir)
@@ -217,7 +235,8 @@ def run_pipeline(args: PipelineArgs) -> dict:
             write_skill_sheets(library_dir, library_dir / SKILL_SHEETS_FOLDER, start_states=2, seed=skills.seed)
 
     if rl is not None:
-        with _stage(summary, 4, f"SkillSAC on {rl.env_id} with the new library: {rl.steps} low-level steps", made_in, summary_file) as reused:
+        with _stage(summary, 4, "SkillSAC", f"SkillSAC on {rl.env_id} with the new library: {rl.steps} low-level steps",
+                    made_in, summary_file) as stage:
             result_file = Path(rl.out) / "result.json"
             earlier = _read_json(result_file) if result_file.is_file() else {}
             earlier_args = earlier["args"] if isinstance(earlier.get("args"), dict) else {}
@@ -227,7 +246,7 @@ def run_pipeline(args: PipelineArgs) -> dict:
                                   {k: v for k, v in asdict(rl).items() if k not in ("steps", "out", "library")})
             if earlier_args.get("steps") == rl.steps and "curve" in earlier and "final" in earlier:
                 print("      reusing the finished run there")
-                reused.append(True)
+                stage.reused = True
                 summary["rl"] = earlier
             else:
                 summary["rl"] = train_rl(rl)
@@ -311,9 +330,8 @@ def _check_own_artifact(folder: Path, entries: tuple[str, ...], ours: Callable[[
 
 def _is_summary(path: Path) -> bool:
     """Whether ``path`` is a ``summary.json`` this command wrote."""
-    if not outputs.is_marker(path, ("run",)):
-        return False
-    run = json.loads(path.read_text())["run"]
+    summary = outputs.read_marker(path)
+    run = summary.get("run") if isinstance(summary, dict) else None
     return isinstance(run, dict) and all(key in run for key in ("command", "seed", "scale", "versions"))
 
 

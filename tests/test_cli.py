@@ -129,3 +129,18 @@ def test_the_repository_speaks_of_the_product_only():
     hits += [f"README.md:{i}" for i, line in enumerate((ROOT / "README.md").read_text().splitlines(), 1)
              if pattern.search(line)]
     assert not hits, hits
+
+
+@pytest.mark.parametrize(("command", "handler", "advice"), [
+    (["train-rl"], "train_rl", "run the same command again to start it over"),
+    (["train-skills", "labels", "--out", "library"], "train_skills", "add --resume to the same command"),
+    (["compare", "--out", "cmp"], "compare", "run the same command again to continue where it stopped"),
+])
+def test_an_interrupted_command_says_what_running_it_again_does(monkeypatch, capsys, command, handler, advice):
+    def interrupted(_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(f"skillgym.cli.commands.{handler}", interrupted)
+    with pytest.raises(SystemExit) as exc:
+        main(command)
+    assert exc.value.code == 130 and advice in capsys.readouterr().err

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from skillgym.compare import CompareArgs, RunSpec, compare, train_run
-from skillgym.compare.compare import check_output_folder, library_labels, plan_runs
+from skillgym.compare.compare import check_comparison_folder, library_labels, plan_runs
 from skillgym.compare.page import skills_tried, value_at, write_results_page
 from skillgym.compare.run import CHECKPOINT
 from skillgym.data.dataset import Episode, write_minari_dataset
@@ -189,13 +189,13 @@ def test_an_earlier_comparisons_folder_is_its_own(tmp_path):
     run.mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"method": "extract", "task": "default", "seed": 0}))
     (tmp_path / "cmp" / "results.md").write_text("an earlier page")
-    check_output_folder(args)  # run folders mark it: no error
+    check_comparison_folder(args)  # run folders mark it: no error
     (run / "run.json").unlink()
     with pytest.raises(FileExistsError, match="did not write"):
-        check_output_folder(args)
+        check_comparison_folder(args)
     (tmp_path / "cmp" / "results.json").write_text(json.dumps({"command": "skillgym compare", "steps": 100,
                                                                "eval_every": 10, "results": []}))
-    check_output_folder(args)  # so does an earlier page's results.json
+    check_comparison_folder(args)  # so does an earlier page's results.json
 
 
 def test_libraries_of_the_same_name_get_labels_and_folders_of_their_own(tmp_path):

@@ -138,14 +138,15 @@ def test_contact_sheet(recorded, tmp_path):
     [
         (["data", "kitchen", "--out", "{tmp}/x", "--image-size", "0"], "image_size must be in [8, 512]"),
         (["data", "kitchen", "--out", "{tmp}/x", "--episodes", "-1"], "episodes must be >= 1"),
-        (["data", "kitchen", "--out", "{tmp}"], "exists; pass --overwrite"),
-        (["data", "kitchen", "--out", "{tmp}", "--overwrite"], "is not a skillgym recording"),
+        (["data", "kitchen", "--out", "{tmp}"], "exists; pick another output folder, or pass --overwrite"),
+        (["data", "kitchen", "--out", "{tmp}", "--overwrite"], "is not a dataset skillgym wrote"),
         (["data", "kitchen", "--out", "{tmp}/x", "--subtasks", "microwave", "toaster"], "invalid choice: 'toaster'"),
         (["data", "kitchen", "--out", "{tmp}/x", "--subtasks", "microwave", "kettle"], "at least 4 distinct"),
         (["data", "show", "{tmp}/missing", "--out", "{tmp}/a.png"], "no dataset at"),
     ],
 )
 def test_bad_arguments_give_one_line_errors(tmp_path, args, message):
+    (tmp_path / "notes.txt").write_text("the user's")  # {tmp} is not empty
     result = run_cli(*[a.format(tmp=tmp_path) for a in args])
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr

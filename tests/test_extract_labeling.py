@@ -319,6 +319,7 @@ def no_report(monkeypatch):
     monkeypatch.setattr(skillgym.extract.report, "write_report", lambda *a, **kw: None)
 
 
+@pytest.mark.filterwarnings("always::UserWarning")  # the suite ignores them; a user sees this one
 def test_cli_warns_about_skills_without_segments(tiny_dataset, tmp_path, capsys, no_report):
     assert main(["extract", str(tiny_dataset.path), "--encoder", "state", "--k", "40", "--out", str(tmp_path / "x"),
                  "--no-progress"]) == 0

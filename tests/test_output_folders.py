@@ -15,7 +15,8 @@ from PIL import Image
 
 from skillgym.cli import main
 from skillgym.compare.compare import CompareArgs, check_inputs
-from skillgym.data.dataset import open_dataset, write_minari_dataset
+from skillgym.data.dataset import is_skillgym_dataset, open_dataset, write_minari_dataset
+from skillgym.data.record import RecordArgs, record_dataset
 from skillgym.data.show import contact_sheet
 from skillgym.envs.show_skills import write_skill_sheets
 from skillgym.extract.download import DownloadError, download_weights
@@ -101,6 +102,12 @@ def test_dataset_overwrite_refuses_a_folder_holding_more_than_a_dataset(tmp_path
     shutil.rmtree(out / "labels")
     write_minari_dataset(out, [episodes[:1]], overwrite=True)  # a dataset folder alone is still replaced
     assert len(open_dataset(out)) == 1
+
+
+def test_a_dataset_is_recorded_into_an_empty_folder(tmp_path):
+    (tmp_path / "data").mkdir()
+    record_dataset(RecordArgs(out=tmp_path / "data", episodes=1, image_size=32, workers=1))
+    assert is_skillgym_dataset(tmp_path / "data")
 
 
 def test_run_force_checks_every_stage_folder_before_deleting_any(tmp_path):

@@ -90,7 +90,7 @@ def test_a_run_cut_later_keeps_the_time_of_each_stage_it_made(tiny_run, tmp_path
     assert f"made in {made['skill extraction']:.0f} s by an earlier run" in printed
     assert printed.count("made in") == 1 and printed.count("done in") == 1  # the library's time is unknown
     assert summary["timings"]["skill extraction"] == made["skill extraction"]
-    assert set(summary["timings"]) == {"skill extraction", "SkillSAC on SkillKitchen-v0 with the new library"}
+    assert set(summary["timings"]) == {"skill extraction", "SkillSAC"}
 
 
 def test_diagnostics_on_the_tiny_library(tiny_run):
@@ -129,6 +129,12 @@ def test_run_kitchen_on_a_mixed_training_set(tmp_path, few_prior_rollouts):
     args.skills, args.rl, args.rl_steps = replace(args.skills, steps=5), None, 0
     summary = run_pipeline(args)
     assert summary["dataset"]["attempted"] == 2 and summary["extraction"]["num_episodes"] == summary["dataset"]["kept"]
+    assert "dataset" not in summary["timings"]  # merged outside the run: its time is unknown
+
+
+def test_the_rl_budget_is_given_once(tmp_path):
+    with pytest.raises(ValueError, match="both set the SkillSAC budget"):
+        replace(tiny(tmp_path), rl_steps=0)
 
 
 def test_run_kitchen_help_explains_every_option():

@@ -127,7 +127,7 @@ def train_spirl(args: SpirlArgs) -> Path:
         if (saved.dataset_fingerprint != labels.dataset_fingerprint or saved.metadata != labels.metadata
                 or not np.array_equal(saved.segments, labels.segments)):
             raise FileExistsError(f"{labels_dir} holds other labels (another dataset, horizon or seed); "
-                                  "pick another out")
+                                  "pick another --out")
     else:
         check_labels_folder(labels_dir)
         labels.save(labels_dir)
@@ -137,7 +137,7 @@ def train_spirl(args: SpirlArgs) -> Path:
     checkpoint = library_dir / CHECKPOINT_DIR / "state.json"
     resume = checkpoint.is_file()
     if resume and json.loads(checkpoint.read_text()).get("step", 0) > args.steps:
-        raise FileExistsError(f"{library_dir} holds a run past {args.steps} steps; pick another out")
+        raise FileExistsError(f"{library_dir} holds a run past {args.steps} steps; pick another --out")
     train_skills(TrainSkillsArgs(labels=str(labels_dir), out=str(library_dir), window=args.horizon,
                                  z_dim=args.z_dim, steps=args.steps, seed=args.seed, threads=args.threads,
                                  progress=args.progress, resume=resume))

@@ -138,13 +138,13 @@ def extract(args: ExtractArgs) -> int:
         print(format_summary(json.loads(summary.read_text())))
     print(f"wrote {args.out / 'labels.npz'}, {args.out / 'labeler'}, {args.out / 'report'} "
           f"(every number in {summary.name})")
-    unused = sorted(set(range(labels.num_skills)) - set(labels.segments[:, 3].tolist()))
+    unused = labels.skills_without_segments()
     if unused:
         used = labels.num_skills - len(unused)
         fix = "the labeler fixes K" if labeler else f"extract again with a lower --k (e.g. --k {max(used, 2)})"
-        print(f"skillgym extract: warning: only {used} of the {labels.num_skills} skills occur in the segments; "
-              f"skills {', '.join(map(str, unused[:10]))}{' ...' if len(unused) > 10 else ''} have none, and "
-              f"train-skills would train a library with them all; {fix}", file=sys.stderr)
+        warnings.warn(f"only {used} of the {labels.num_skills} skills occur in the segments; skills "
+                      f"{', '.join(map(str, unused[:10]))}{' ...' if len(unused) > 10 else ''} have none, and "
+                      f"train-skills would train a library with them all; {fix}", stacklevel=1)
     return 0
 
 
@@ -258,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What running a command again after Ctrl-C does: the commands that keep their progress continue.
+CONTINUE = "run the same command again to continue where it stopped"
+START_OVER = "run the same command again to start it over"
+AFTER_INTERRUPT = {"extract": CONTINUE, "compare": CONTINUE, "run": CONTINUE,
+                   "train-skills": "add --resume to the same command to continue from its last checkpoint"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``skillgym`` command."""
     quiet_third_party_notices()
@@ -265,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     command = " ".join(x for x in (ns.command, getattr(ns, "data_command", None),
                                    getattr(ns, "skills_command", None)) if x)
+    show_warning = warnings.showwarning
     if not os.environ.get("SKILLGYM_DEBUG"):  # a warning is one line for a user, as an error is
         warnings.showwarning = lambda message, *_, **__: print(f"skillgym {command}: warning: {message}",
                                                                 file=sys.stderr)
@@ -275,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         parser.exit(2, f"skillgym {command}: error: {e}\n")
     except KeyboardInterrupt:
-        parser.exit(130, f"skillgym {command}: interrupted; run the same command again to continue\n")
+        parser.exit(130, f"skillgym {command}: interrupted; {AFTER_INTERRUPT.get(command, START_OVER)}\n")
+    finally:
+        warnings.showwarning = show_warning  # main() called from Python leaves the caller's warnings as they were
 
 
 if __name__ == "__main__":

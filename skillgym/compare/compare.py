@@ -119,6 +119,7 @@ class CompareArgs:
         return names
 
     def eval_interval(self) -> int:
+        """Low-level steps between evaluations: --eval-every, or a tenth of the budget up to EVAL_EVERY_MAX."""
         return self.eval_every or max(1, min(EVAL_EVERY_MAX, self.steps // 10))
 
 
@@ -205,7 +206,7 @@ def check_dataset(path: str) -> None:
                          "demonstrations (`skillgym data kitchen` records them), or leave out --data")
 
 
-def check_output_folder(args: CompareArgs) -> None:
+def check_comparison_folder(args: CompareArgs) -> None:
     """Refuse ``--out`` if it is a file, or if it holds entries named like the ones a comparison writes (the
     page, ``runs/``, ``spirl/``) and is not an earlier comparison's output (no ``results.json`` of one, no
     run folder, no SPiRL labels)."""
@@ -226,7 +227,7 @@ def check_output_folder(args: CompareArgs) -> None:
 def check_inputs(args: CompareArgs) -> None:
     """Everything that can be checked before a run starts: the output folder, the libraries and ``--data``
     of the chosen methods."""
-    check_output_folder(args)
+    check_comparison_folder(args)
     recording = Path(args.out) / "data"
     if data_paths(args)[0] is not None and args.data is None and recording.exists() \
             and not is_skillgym_dataset(recording):

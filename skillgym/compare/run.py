@@ -202,9 +202,9 @@ class Run:
                              if k != "library" and saved.get(k) != identity.get(k))
             if changed and self._trained():
                 raise FileExistsError(f"{self.folder} holds a run with other settings ({', '.join(changed)}); "
-                                      "use another --out")
+                                      "pick another --out")
         elif any(self.folder.iterdir()):
-            raise FileExistsError(f"{self.folder} is not empty and holds no comparison run; use another --out")
+            raise FileExistsError(f"{self.folder} is not empty and holds no comparison run; pick another --out")
         part = run_file.with_name(run_file.name + ".tmp")  # a kill mid-write leaves the old file or none
         part.write_text(json.dumps(identity, indent=1) + "\n")
         os.replace(part, run_file)

@@ -786,13 +786,16 @@ DATASET_LAYOUT = ("data/main_data.hdf5", "data/metadata.json", "recording.json",
 
 
 def check_replaceable(out: Path, overwrite: bool) -> None:
-    """Refuse to write a dataset at ``out`` unless nothing is there, or ``overwrite`` and it is a
-    dataset skillgym wrote."""
+    """Refuse to write a dataset at ``out`` unless nothing is there (or an empty folder), or ``overwrite``
+    and it is a dataset skillgym wrote."""
     if not out.exists():
         outputs.check_creatable(out)
         return
+    if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
+        return
     if not overwrite:
-        raise FileExistsError(f"{out} exists; pick another output folder (or overwrite a skillgym dataset)")
+        raise FileExistsError(f"{out} exists; pick another output folder, or pass --overwrite to replace a dataset "
+                              "skillgym wrote")
     if out.is_symlink() or not out.is_dir() or not is_skillgym_dataset(out):
         raise FileExistsError(f"{out} exists and is not a dataset skillgym wrote; it is never replaced, "
                               "pick another output folder")

@@ -27,7 +27,13 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
-from skillgym.data.dataset import KITCHEN_DATASET_ID, Episode, write_json, write_minari_dataset
+from skillgym.data.dataset import (
+    KITCHEN_DATASET_ID,
+    Episode,
+    check_replaceable,
+    write_json,
+    write_minari_dataset,
+)
 from skillgym.tasks.kitchen import ALL_TASKS
 
 MAX_DEMO_STEPS = 600  # safety cap; scripted chains take ~200-350 steps
@@ -324,12 +330,7 @@ def _episodes_in_order(args: RecordArgs) -> Iterator[tuple[Episode | None, Episo
 
 def record_dataset(args: RecordArgs) -> RecordReport:
     """Record ``args.episodes`` demonstrations to ``args.out``; returns the yield report."""
-    if args.out.exists():
-        if not args.overwrite:
-            raise FileExistsError(f"{args.out} exists; pass --overwrite to replace a recording made by skillgym")
-        if not (args.out / "recording.json").is_file():
-            raise FileExistsError(f"{args.out} exists and is not a skillgym recording (no recording.json); "
-                                  "--overwrite only replaces recordings, pick another --out")
+    check_replaceable(args.out, args.overwrite)  # before minutes of recording, not only when writing
     report = RecordReport()
     outcomes: list[dict] = []
     progress = tqdm(total=args.episodes, desc="recording demos", unit="ep")

@@ -56,6 +56,11 @@ class SkillLabels:
         """Number of labelled episodes ``E``."""
         return len(self.episode_offsets) - 1
 
+    def skills_without_segments(self, segments: np.ndarray | None = None) -> list[int]:
+        """The skills that no row of ``segments`` (default: all of this labelling's) is labelled with."""
+        segments = self.segments if segments is None else segments
+        return sorted(set(range(self.num_skills)) - set(segments[:, 3].tolist()))
+
     def episode_labels(self, episode: int) -> np.ndarray:
         """Skill id of every step of ``episode``: ``(T_i,) int16``."""
         return self.frame_labels[self.episode_offsets[episode] : self.episode_offsets[episode + 1]]

@@ -119,10 +119,7 @@ def check_run_folder(out: Path) -> None:
 
 
 def _is_curve(path: Path) -> bool:
-    try:
-        points = json.loads(path.read_text()) if path.stat().st_size < outputs.MAX_MARKER_BYTES else None
-    except (ValueError, OSError, RecursionError):
-        return False
+    points = outputs.read_marker(path)
     return isinstance(points, list) and bool(points) and all(isinstance(p, dict) and "low_level_steps" in p
                                                              for p in points)
 
@@ -167,9 +164,10 @@ class LowLevelBudget(BaseCallback):
 
 
 def train_rl(args: TrainRLArgs) -> dict[str, Any]:
-    """Train SkillSAC until ``args.steps`` low-level steps; returns the final evaluation."""
+    """Train SkillSAC until ``args.steps`` low-level steps; returns what ``result.json`` holds: the options
+    (``args``), the last evaluation (``final``) and every evaluation (``curve``)."""
     torch.set_num_threads(1)  # batch-256 updates of small MLPs: more threads only add overhead
-    keep_freed_memory()  # a training process: trade held memory for ~25 % faster updates
+    keep_freed_memory()  # a training process: trade held memory for faster updates
     out = Path(args.out)
     check_run_folder(out)
     kwargs = dict(args.env_kwargs)

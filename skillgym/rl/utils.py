@@ -16,10 +16,11 @@ def keep_freed_memory(mmap_threshold: int = 32 * 2**20, trim_threshold: int = 51
 
     A SkillSAC update evaluates the critics at all K skills of every state, so it allocates and frees tensors
     of a few MB many times per step. With glibc's defaults each of them is a fresh ``mmap`` or a heap that was
-    just trimmed, and every page is faulted in and zeroed again: on CPU that costs as much as the matmuls
-    (measured: an update at K=8, batch 256 goes from ~38 ms to ~29 ms). This is process-wide, like setting
-    ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` (or using jemalloc/tcmalloc); the cost is that
-    up to ``trim_threshold`` bytes of freed heap stay mapped. Call it once, before training.
+    just trimmed, and every page is faulted in and zeroed again: on CPU that can cost as much as the matmuls
+    (``python benchmarks/skillsac_updates.py --malloc default`` measures updates without it). This is
+    process-wide, like setting ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` (or using
+    jemalloc/tcmalloc); the cost is that up to ``trim_threshold`` bytes of freed heap stay mapped. Call it
+    once, before training.
 
     :return: whether the settings were applied (False on non-glibc platforms)
     """

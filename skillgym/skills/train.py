@@ -174,7 +174,8 @@ class TrainResult:
 
 
 # -- checkpoints (exact resume, no pickles) ---------------------------------------------------
-RESTART = "pass --overwrite instead of --resume to start the run over"
+RESTART = ("to start the run over, delete its checkpoint folder (with train-skills: pass --overwrite instead of "
+           "--resume)")
 CHECKPOINT_FIELDS = {"step": int, "args": dict, "numpy_rng": dict, "python_rng": list, "config": dict, "split": dict}
 
 
@@ -304,7 +305,7 @@ def _check_resume_args(saved: dict[str, Any], args: TrainSkillsArgs) -> None:
         raise ValueError(
             "--resume with different arguments would not continue the same run: "
             + ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
-            + "; give the options of the interrupted run, or pass --overwrite instead of --resume to start over"
+            + f"; give the options of the interrupted run, or {RESTART}"
         )
 
 
@@ -378,7 +379,7 @@ def is_library_folder(out: Path) -> bool:
     return holds_library_or_run(out) or outputs.holds_only(out, LIBRARY_LAYOUT, EARLY_RUN_LAYOUT)
 
 
-def check_output_folder(args: TrainSkillsArgs) -> None:
+def check_library_folder(args: TrainSkillsArgs) -> None:
     """Refuse to replace what is in ``--out`` unless asked: a finished library needs ``--overwrite``,
     an interrupted run ``--resume`` (or ``--overwrite``), and a ``config.json`` that is not a skill
     library's is never replaced."""
@@ -426,7 +427,7 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
     ranks = join_torchrun()  # a single rank unless torchrun started this process
     mine = ranks.shard(args.batch_size)  # this process's rows of every step's batch (all rows in a plain run)
     if ranks.is_main:
-        check_output_folder(args)
+        check_library_folder(args)
     ranks.wait()
     if args.resume:  # a changed option is refused before the data is read
         _check_resume_args(read_checkpoint_state(ckpt_dir)["args"], args)
@@ -438,7 +439,7 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
 
-    # Data: every segment of the labelled dataset in memory; ~10 % of episodes held out.
+    # Data: every segment of the labelled dataset in memory; VAL_FRACTION of the episodes held out.
     labels = SkillLabels.load(args.labels)
     if not len(labels.segments):
         raise ValueError(f"the labels in {args.labels} hold no segments: nothing to train on; extract them again "
@@ -463,9 +464,9 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
     val = load_segments(labels, dataset, val_eps, args.obs, args.image_size, instructions)
     dataset.close()  # frees the renderer used for pixel observations
     # A fine-tuned library keeps its labeler's skills, so target data showing only some of them is expected.
-    unused = sorted(set(range(labels.num_skills)) - set(train.segments[:, 3].tolist()))
+    unused = labels.skills_without_segments(train.segments)
     if unused and not args.init_from and ranks.is_main:
-        fix = ("extract again with a lower --k" if set(unused) - set(labels.segments[:, 3].tolist())
+        fix = ("extract again with a lower --k" if set(labels.skills_without_segments()) & set(unused)
                else "their segments are all in the held-out episodes; record more episodes")
         warnings.warn(f"{len(unused)} of the {labels.num_skills} skills of {args.labels} have no training segment "
                       f"(skills {_first(unused)}): the library keeps them, but the decoder never learns them and the "
