@@ -55,6 +55,7 @@ from skillgym.skills.train import (
 )
 from skillgym.version import __version__
 
+
 class Scale(NamedTuple):
     """The sizes of a ``run kitchen`` scale."""
 
@@ -169,89 +170,23 @@ def run_pipeline(args: PipelineArgs) -> dict:
           f"in {args.out} are reused")
 
     with _stage(summary, 1, "dataset", f"dataset -> {data.out}", made_in, summary_file) as stage:
-        if (data.out / "recording.json").is_file():
-            recording = _read_json(data.out / "recording.json")
-            if recording.get("mixed_recipes"):  # put there by `skillgym data merge --mixed-recipes`
-                print(f"      using the mixed training set at {data.out} (merged from "
-                      f"{', '.join(recording['merged_from'])}); the data options are not used")
-                stage.reused = True
-            else:
-                wanted = {k: v for k, v in asdict(data).items() if k not in ("out", "workers", "overwrite")}
-                _refuse_other_options("dataset", data.out, recorded_args(recording["args"]), wanted)
-                print("      reusing the recording there")
-                stage.reused = True
-        else:
-            print("      " + record_dataset(data).summary())
-        summary["dataset"] = _read_json(data.out / "recording.json").get("report")
-        if not (report_dir / "contact_sheet.png").is_file():
-            contact_sheet(data.out, 0, report_dir / "contact_sheet.png")
-
+        summary["dataset"], stage.reused = _dataset(data, report_dir)
     encoder = extract.encoder_name()
     with _stage(summary, 2, "skill extraction", f"skill extraction: {encoder}, K={extract.k} -> {extract.out}",
                 made_in, summary_file) as stage:
-        if (extract.out / "labels.json").is_file():
-            _refuse_other_options("labels folder", extract.out,
-                                  _read_json(extract.out / "labels.json").get("metadata", {}),
-                                  {"encoder": encoder, "k": extract.k, "seed": extract.seed})
-            print("      reusing the labels there")
-            stage.reused = True
-        else:
-            extract_skills(open_dataset(data.out), extract.out, encoder=encoder, k=extract.k, seed=extract.seed,
-                           kernel=extract.kernel, min_length=extract.min_length, progress=extract.progress,
-                           engine=extract.engine)
-        summary_path = extract.out / "report" / "summary.json"
-        if summary_path.is_file():
-            summary["extraction"] = _read_json(summary_path)
-
-    library_dir = Path(skills.out)
-    with _stage(summary, 3, "skill learning", f"skill learning: {skills.steps} steps -> {library_dir}", made_in,
+        summary["extraction"], stage.reused = _labels(extract, data.out)
+    with _stage(summary, 3, "skill learning", f"skill learning: {skills.steps} steps -> {skills.out}", made_in,
                 summary_file) as stage:
-        checkpoint = library_dir / CHECKPOINT_DIR / "state.json"
-        if checkpoint.is_file():
-            ignored = (RESUMABLE_CHANGES - {"steps"}) | {"labels", "out", "dataset"}
-            saved = _read_json(checkpoint).get("args", {})
-            _refuse_other_options("skill library", library_dir, saved,
-                                  {k: v for k, v in asdict(skills).items() if k not in ignored})
-        eval_path = library_dir / "eval.json"
-        if not (library_dir / "model.safetensors").is_file() or not eval_path.is_file():
-            train_skills(replace(skills, resume=checkpoint.is_file()))
-        else:
-            _refuse_other_options("skill library", library_dir, _read_json(eval_path),
-                                  {"steps": skills.steps, "seed": skills.seed})
-            print("      reusing the library there")
-            stage.reused = True
-        results = _read_json(eval_path)
-        if "rollouts" not in results:
-            library = SkillLibrary.load(library_dir)
-            for key, greedy in (("rollouts", False), ("rollouts_greedy", True)):
-                results[key] = prior_rollouts(library, episodes=PRIOR_ROLLOUT_EPISODES, seed=skills.seed,
-                                              greedy=greedy)
-            write_eval(library_dir, results)
-        summary["library"] = results
+        summary["library"], stage.reused = _library(skills)
         reference = BUNDLED_LIBRARIES["state"] / "eval.json"
         summary["reference"] = json.loads(reference.read_text()) if reference.is_file() else None
-        print(f"      {verdict(results, summary['reference'])}")
-        if not (library_dir / SKILL_SHEETS_FOLDER / "skills.png").is_file():
-            write_skill_sheets(library_dir, library_dir / SKILL_SHEETS_FOLDER, start_states=2, seed=skills.seed)
-
+        print(f"      {verdict(summary['library'], summary['reference'])}")
     if rl is not None:
         with _stage(summary, 4, "SkillSAC", f"SkillSAC on {rl.env_id} with the new library: {rl.steps} low-level steps",
                     made_in, summary_file) as stage:
-            result_file = Path(rl.out) / "result.json"
-            earlier = _read_json(result_file) if result_file.is_file() else {}
-            earlier_args = earlier["args"] if isinstance(earlier.get("args"), dict) else {}
-            # Another budget is redone (the run is this command's own); other options are refused. The library
-            # is this pipeline's own, however --out is spelled.
-            _refuse_other_options("SkillSAC run", Path(rl.out), earlier_args,
-                                  {k: v for k, v in asdict(rl).items() if k not in ("steps", "out", "library")})
-            if earlier_args.get("steps") == rl.steps and "curve" in earlier and "final" in earlier:
-                print("      reusing the finished run there")
-                stage.reused = True
-                summary["rl"] = earlier
-            else:
-                summary["rl"] = train_rl(rl)
+            summary["rl"], stage.reused = _skillsac(rl)
             if not (report_dir / "policy.gif").is_file():
-                policy_gif(Path(rl.out) / "skillsac", library_dir, report_dir / "policy.gif", seed=args.seed)
+                policy_gif(Path(rl.out) / "skillsac", Path(skills.out), report_dir / "policy.gif", seed=args.seed)
     else:
         print("[4/4] RL skipped (pass --rl-steps N to train SkillSAC on SkillKitchen-v0 with this library)")
     summary_file.write_text(json.dumps(summary, indent=2, default=str) + "\n")
@@ -259,6 +194,82 @@ def run_pipeline(args: PipelineArgs) -> dict:
     total = sum(summary.get("timings", {}).values())
     print(f"the stages took {total / 60:.1f} min in all: open {report}")
     return summary
+
+
+# Each stage makes its artifact, or reuses the one an earlier run made with the same options; it returns what
+# the summary records of it and whether it was reused.
+def _dataset(data: RecordArgs, report_dir: Path) -> tuple[dict | None, bool]:
+    reused = (data.out / "recording.json").is_file()
+    if reused:
+        recording = _read_json(data.out / "recording.json")
+        if recording.get("mixed_recipes"):  # put there by `skillgym data merge --mixed-recipes`
+            print(f"      using the mixed training set at {data.out} (merged from "
+                  f"{', '.join(recording['merged_from'])}); the data options are not used")
+        else:
+            wanted = {k: v for k, v in asdict(data).items() if k not in ("out", "workers", "overwrite")}
+            _refuse_other_options("dataset", data.out, recorded_args(recording["args"]), wanted)
+            print("      reusing the recording there")
+    else:
+        print("      " + record_dataset(data).summary())
+    if not (report_dir / "contact_sheet.png").is_file():
+        contact_sheet(data.out, 0, report_dir / "contact_sheet.png")
+    return _read_json(data.out / "recording.json").get("report"), reused
+
+
+def _labels(extract: ExtractArgs, dataset: Path) -> tuple[dict, bool]:
+    encoder = extract.encoder_name()
+    reused = (extract.out / "labels.json").is_file()
+    if reused:
+        _refuse_other_options("labels folder", extract.out, _read_json(extract.out / "labels.json").get("metadata", {}),
+                              {"encoder": encoder, "k": extract.k, "seed": extract.seed})
+        print("      reusing the labels there")
+    else:
+        extract_skills(open_dataset(dataset), extract.out, encoder=encoder, k=extract.k, seed=extract.seed,
+                       kernel=extract.kernel, min_length=extract.min_length, progress=extract.progress,
+                       engine=extract.engine)
+    scores = extract.out / "report" / "summary.json"
+    return (_read_json(scores) if scores.is_file() else {}), reused
+
+
+def _library(skills: TrainSkillsArgs) -> tuple[dict, bool]:
+    """Train (or resume, or reuse) the library; its eval.json, with prior rollouts added, is its summary."""
+    library_dir = Path(skills.out)
+    checkpoint = library_dir / CHECKPOINT_DIR / "state.json"
+    if checkpoint.is_file():
+        ignored = (RESUMABLE_CHANGES - {"steps"}) | {"labels", "out", "dataset"}
+        _refuse_other_options("skill library", library_dir, _read_json(checkpoint).get("args", {}),
+                              {k: v for k, v in asdict(skills).items() if k not in ignored})
+    eval_path = library_dir / "eval.json"
+    reused = (library_dir / "model.safetensors").is_file() and eval_path.is_file()
+    if reused:
+        _refuse_other_options("skill library", library_dir, _read_json(eval_path),
+                              {"steps": skills.steps, "seed": skills.seed})
+        print("      reusing the library there")
+    else:
+        train_skills(replace(skills, resume=checkpoint.is_file()))
+    results = _read_json(eval_path)
+    if "rollouts" not in results:
+        library = SkillLibrary.load(library_dir)
+        for key, greedy in (("rollouts", False), ("rollouts_greedy", True)):
+            results[key] = prior_rollouts(library, episodes=PRIOR_ROLLOUT_EPISODES, seed=skills.seed, greedy=greedy)
+        write_eval(library_dir, results)
+    if not (library_dir / SKILL_SHEETS_FOLDER / "skills.png").is_file():
+        write_skill_sheets(library_dir, library_dir / SKILL_SHEETS_FOLDER, start_states=2, seed=skills.seed)
+    return results, reused
+
+
+def _skillsac(rl: TrainRLArgs) -> tuple[dict, bool]:
+    result_file = Path(rl.out) / "result.json"
+    earlier = _read_json(result_file) if result_file.is_file() else {}
+    earlier_args = earlier["args"] if isinstance(earlier.get("args"), dict) else {}
+    # Another budget is redone (the run is this command's own); other options are refused. The library
+    # is this pipeline's own, however --out is spelled.
+    _refuse_other_options("SkillSAC run", Path(rl.out), earlier_args,
+                          {k: v for k, v in asdict(rl).items() if k not in ("steps", "out", "library")})
+    if earlier_args.get("steps") == rl.steps and "curve" in earlier and "final" in earlier:
+        print("      reusing the finished run there")
+        return earlier, True
+    return train_rl(rl), False
 
 
 def policy_gif(model_path: Path, library: Path, out: Path, seed: int = 0, every: int = 2, size: int = 160) -> Path:
