@@ -401,7 +401,7 @@ def test_data_kitchen_cli_refuses_non_recording(tmp_path, capsys):
     foreign.mkdir()
     (foreign / "keep.txt").write_text("x")
     err = cli_error(["data", "kitchen", "--out", str(foreign), "--overwrite", "--episodes", "1"], capsys)
-    assert "recording" in err
+    assert "not a dataset skillgym wrote" in err
     assert (foreign / "keep.txt").read_text() == "x"
 
 

@@ -452,8 +452,8 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
         )
     train_eps, val_eps = split_episodes(labels, VAL_FRACTION, args.seed)
     # Model: fresh, or fine-tuned from a library (Alg. 1 l.4-7: same labeler, same skills).
-    if args.init_from:
-        base = SkillLibrary.load(args.init_from)
+    base = SkillLibrary.load(args.init_from) if args.init_from else None
+    if base is not None:
         if base.encoder is None:
             raise ValueError(f"{args.init_from} holds no VAE encoder weights, so it cannot be fine-tuned")
         conditioned = base.config.language_conditioned
@@ -478,32 +478,7 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
                   "val_episodes": len(val_eps), "steps": args.steps, "seed": args.seed}
     if conditioned:
         trained_on["instructions"] = sorted({text for text in dataset.instructions() if text is not None})
-    if args.init_from:
-        mismatches = fine_tuning_mismatches(base.config, args, labels, train)
-        if mismatches:
-            raise ValueError(f"--init-from {args.init_from} cannot be fine-tuned with these labels and options: "
-                             + "; ".join(mismatches))
-        config = LibraryConfig.from_dict(base.config.to_dict())
-        config.trained_on = {**trained_on, "fine_tuned_from": base.config.trained_on}
-        config.versions = current_versions()
-        model = SkillVAE(config)
-        model.encoder.load_state_dict(base.encoder.state_dict())
-        model.decoder.load_state_dict(base.decoder.state_dict())
-        # The library's state normalisation is kept: the priors/decoder were trained on that scale.
-        model.priors.load_state_dict(base.priors.state_dict())
-    else:
-        config = LibraryConfig(
-            num_skills=labels.num_skills, z_dim=args.z_dim, max_skill_steps=args.window, obs_kind=args.obs,
-            state_dim=train.states.shape[1], action_dim=train.actions.shape[1], image_size=args.image_size,
-            action_low=_bounds(dataset.action_low), action_high=_bounds(dataset.action_high),
-            frame_stack=args.frame_stack, decoder=args.decoder, decoder_obs=args.decoder_obs,
-            state_skip=args.uses_state_skip, arg_bound=ARG_BOUND, hidden_dim=args.hidden_dim,
-            decoder_obs_dim=DECODER_OBS_DIM, instruction_dim=0 if instructions is None else instructions.shape[1],
-            labeler=labels.metadata, trained_on=trained_on, versions=current_versions(),
-        )
-        model = SkillVAE(config)
-        mean, std = state_statistics(train)
-        model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
+    model = _build_model(args, labels, train, dataset, instructions, trained_on, base)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY)
     trainer = ranks.data_parallel(model)  # the model itself in a plain run
 
@@ -531,15 +506,8 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
         batch = make_batch(train, seg_index[mine], args.window, offsets=offsets[mine], obs_kind=args.obs,
                            frame_stack=args.frame_stack, closed_loop=closed_loop,
                            step_obs_kind=model.config.decoder_obs_kind)
-        if args.prior_obs_noise > 0 and args.obs == "state":
-            noise = rng.standard_normal((args.batch_size, *batch.prior_obs.shape[1:])).astype(np.float32)
-            batch.prior_obs = batch.prior_obs + torch.from_numpy(noise[mine] * args.prior_obs_noise) \
-                * model.priors.encoder.obs_std
-        if args.decoder_obs_noise > 0 and batch.step_obs is not None and model.config.decoder_obs_kind == "state":
-            noise = rng.standard_normal((args.batch_size, *batch.step_obs.shape[1:])).astype(np.float32)
-            batch.step_obs = batch.step_obs + torch.from_numpy(noise[mine] * args.decoder_obs_noise) \
-                * model.decoder.obs_encoder[0].obs_std
-        z_noise = torch.randn(args.batch_size, config.z_dim)
+        _add_observation_noise(batch, model, args, rng, mine)
+        z_noise = torch.randn(args.batch_size, model.config.z_dim)
         loss, terms = trainer(batch, beta=args.beta, reconstruction=RECONSTRUCTION, z_noise=z_noise[mine])
         if not torch.isfinite(loss):
             raise NonFiniteLossError(_non_finite_message(step, terms, args, ckpt_dir))
@@ -572,7 +540,7 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
 
     # The library: decoder + priors (+ the encoder, for fine-tuning), then the built-in evaluation.
     # Copies: the library freezes its modules, the training model must stay trainable.
-    library = SkillLibrary(config, copy.deepcopy(model.priors), copy.deepcopy(model.decoder),
+    library = SkillLibrary(model.config, copy.deepcopy(model.priors), copy.deepcopy(model.decoder),
                            copy.deepcopy(model.encoder))
     library.save(out)
     library = SkillLibrary.load(out)  # evaluate exactly what was written
@@ -589,6 +557,52 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
     ranks.leave()
     return TrainResult(library=out, start_step=start_step, steps=args.steps, history=history, eval=results,
                        model=model)
+
+
+def _build_model(args: TrainSkillsArgs, labels: SkillLabels, train, dataset: OfflineDataset,
+                 instructions: np.ndarray | None, trained_on: dict[str, Any], base: SkillLibrary | None) -> SkillVAE:
+    """A fresh VAE sized by the data, or one that fine-tunes the library ``base`` (same labeler, same skills)."""
+    if base is not None:
+        mismatches = fine_tuning_mismatches(base.config, args, labels, train)
+        if mismatches:
+            raise ValueError(f"--init-from {args.init_from} cannot be fine-tuned with these labels and options: "
+                             + "; ".join(mismatches))
+        config = LibraryConfig.from_dict(base.config.to_dict())
+        config.trained_on = {**trained_on, "fine_tuned_from": base.config.trained_on}
+        config.versions = current_versions()
+        model = SkillVAE(config)
+        model.encoder.load_state_dict(base.encoder.state_dict())
+        model.decoder.load_state_dict(base.decoder.state_dict())
+        # The library's state normalisation is kept: the priors/decoder were trained on that scale.
+        model.priors.load_state_dict(base.priors.state_dict())
+        return model
+    config = LibraryConfig(
+        num_skills=labels.num_skills, z_dim=args.z_dim, max_skill_steps=args.window, obs_kind=args.obs,
+        state_dim=train.states.shape[1], action_dim=train.actions.shape[1], image_size=args.image_size,
+        action_low=_bounds(dataset.action_low), action_high=_bounds(dataset.action_high),
+        frame_stack=args.frame_stack, decoder=args.decoder, decoder_obs=args.decoder_obs,
+        state_skip=args.uses_state_skip, arg_bound=ARG_BOUND, hidden_dim=args.hidden_dim,
+        decoder_obs_dim=DECODER_OBS_DIM, instruction_dim=0 if instructions is None else instructions.shape[1],
+        labeler=labels.metadata, trained_on=trained_on, versions=current_versions(),
+    )
+    model = SkillVAE(config)
+    mean, std = state_statistics(train)
+    model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(std))
+    return model
+
+
+def _add_observation_noise(batch, model: SkillVAE, args: TrainSkillsArgs, rng: np.random.Generator,
+                           mine: slice) -> None:
+    """Gaussian noise, in units of the state's std, on what the priors and the decoder observe (their
+    ``--*-obs-noise``). Drawn for the whole batch on every process, each then keeps its rows."""
+    if args.prior_obs_noise > 0 and args.obs == "state":
+        noise = rng.standard_normal((args.batch_size, *batch.prior_obs.shape[1:])).astype(np.float32)
+        batch.prior_obs = batch.prior_obs + torch.from_numpy(noise[mine] * args.prior_obs_noise) \
+            * model.priors.encoder.obs_std
+    if args.decoder_obs_noise > 0 and batch.step_obs is not None and model.config.decoder_obs_kind == "state":
+        noise = rng.standard_normal((args.batch_size, *batch.step_obs.shape[1:])).astype(np.float32)
+        batch.step_obs = batch.step_obs + torch.from_numpy(noise[mine] * args.decoder_obs_noise) \
+            * model.decoder.obs_encoder[0].obs_std
 
 
 def _non_finite_message(step: int, terms: dict[str, Any], args: TrainSkillsArgs, ckpt_dir: Path) -> str:
