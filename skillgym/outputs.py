@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from fnmatch import fnmatch, fnmatchcase
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 MAX_MARKER_BYTES = 2**20
+# Names match a layout's exactly, case included, whatever the file system: what skillgym may replace or delete
+# is what it wrote under that very name. Only the check for clashes (check_output_folder) ignores case.
 
 
 def top_level(layout: Iterable[str]) -> tuple[str, ...]:
@@ -45,7 +47,7 @@ def top_level(layout: Iterable[str]) -> tuple[str, ...]:
 
 def inside(layout: Iterable[str], entry: str) -> tuple[str, ...]:
     """The layout of the folder ``entry``: ``inside(("tb/events.*",), "tb")`` -> ``("events.*",)``."""
-    return tuple(p.split("/", 1)[1] for p in layout if "/" in p and fnmatch(entry, p.split("/", 1)[0]))
+    return tuple(p.split("/", 1)[1] for p in layout if "/" in p and fnmatchcase(entry, p.split("/", 1)[0]))
 
 
 def strays(folder: Path, layout: Iterable[str]) -> list[str]:
@@ -54,7 +56,7 @@ def strays(folder: Path, layout: Iterable[str]) -> list[str]:
     layout = tuple(layout)
     found = []
     for entry in sorted(Path(folder).iterdir()):
-        patterns = [p for p in layout if fnmatch(entry.name, p.split("/", 1)[0])]
+        patterns = [p for p in layout if fnmatchcase(entry.name, p.split("/", 1)[0])]
         if any("/" not in p for p in patterns):
             continue
         if patterns and entry.is_dir() and not entry.is_symlink():
@@ -71,9 +73,9 @@ def holds_only(folder: Path, layout: Iterable[str], partial: Iterable[str]) -> b
         return False
     partial = tuple(partial)
     names = top_level(layout)
-    present = {p.name for p in Path(folder).iterdir() if any(fnmatch(p.name, n) for n in names)}
-    inside_present = [path for path in strays(folder, partial) if path.split("/", 1)[0] in present]
-    return bool(present) and not inside_present
+    present = {p.name for p in Path(folder).iterdir() if any(fnmatchcase(p.name, n) for n in names)}
+    strays_inside = [path for path in strays(folder, partial) if path.split("/", 1)[0] in present]
+    return bool(present) and not strays_inside
 
 
 def check_output_folder(folder: Path, layout: Iterable[str], ours: bool, option: str = "--out") -> None:

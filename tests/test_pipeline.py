@@ -98,7 +98,7 @@ def test_diagnostics_on_the_tiny_library(tiny_run):
     diag = diagnostics()
     library = SkillLibrary.load(out / "library")
     outcomes = json.loads((out / "data" / "recording.json").read_text())["episodes"]
-    assert diag.data_report(library)["eval_task_ceiling"] == diag.eval_task_ceiling(outcomes)
+    assert diag.data_report(out / "data")["eval_task_ceiling"] == diag.eval_task_ceiling(outcomes)
     replay = diag.posterior_replay(library, episodes=5)
     assert replay["episodes"] == 2 and len(replay["replay_subtasks"]) == 2
     completed = outcomes[0]["completed"]
@@ -115,6 +115,9 @@ def test_diagnostics_on_the_tiny_library(tiny_run):
     cli = subprocess.run([sys.executable, str(ROOT / "training" / "diagnostics.py"), str(out / "library"),
                           "--z-stats", "1"], capture_output=True, text=True)
     assert cli.returncode == 0 and json.loads(cli.stdout)["z_statistics"] == stats, cli.stderr[-2000:]
+    cli = subprocess.run([sys.executable, str(ROOT / "training" / "diagnostics.py"), "--recording", str(out / "data")],
+                         capture_output=True, text=True)
+    assert cli.returncode == 0 and json.loads(cli.stdout)["data"] == diag.data_report(out / "data"), cli.stderr[-2000:]
 
 
 def test_run_kitchen_on_a_mixed_training_set(tmp_path, few_prior_rollouts):

@@ -317,9 +317,9 @@ def data_ceiling(library: SkillLibrary) -> float | None:
     return eval_task_ceiling(json.loads(path.read_text())["episodes"])
 
 
-def data_report(library: SkillLibrary) -> dict[str, Any] | None:
-    """The library's training data against the evaluation order (None if its recording.json is gone)."""
-    path = Path(library.config.trained_on.get("dataset_path", "")) / "recording.json"
+def data_report(recording: str | os.PathLike) -> dict[str, Any] | None:
+    """A kitchen recording's episodes against the evaluation order (None if its recording.json is gone)."""
+    path = Path(recording) / "recording.json"
     if not path.is_file():
         return None
     outcomes = json.loads(path.read_text())["episodes"]
@@ -441,7 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the diagnostics asked for on a library; prints one JSON object per diagnostic."""
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("library")
+    p.add_argument("library", nargs="?", help="a skill library folder (not needed with --recording alone)")
+    p.add_argument("--recording", default=None, metavar="DIR",
+                   help="score the kitchen recording DIR against the evaluation order (data_report)")
     p.add_argument("--episodes", type=int, default=0, help="prior-rollout episodes (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--task", type=task_order, default=DEFAULT_TASKS, metavar="NAME",
@@ -478,6 +480,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="stall search: also run this many random skill chains from the stall to the episode's end")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    if args.recording:
+        print(json.dumps({"data": data_report(args.recording)}, indent=2))
+    if args.library is None:
+        if not args.recording:
+            p.error("give a library, or --recording DIR")
+        return 0
     library = SkillLibrary.load(args.library)
     if args.replay:
         replay = posterior_replay(library, episodes=args.replay)
@@ -490,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.z_stats:
         print(json.dumps({"z_statistics": z_statistics(library, episodes=args.z_stats)}, indent=2))
     if args.data:
-        print(json.dumps({"data": data_report(library)}, indent=2))
+        print(json.dumps({"data": data_report(library.config.trained_on.get("dataset_path", ""))}, indent=2))
     if args.stall_search is not None:
         print(json.dumps({"stall_search": stall_search(library, args.stall_search, args.samples, args.follow,
                                                        args.seed, args.policy, args.episode_steps,

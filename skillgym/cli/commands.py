@@ -17,8 +17,10 @@ from skillgym.compare.compare import CompareArgs
 from skillgym.data.libero import LiberoDataArgs
 from skillgym.data.merge import MergeArgs
 from skillgym.data.record import RecordArgs
+from skillgym.envs.show_skills import ShowSkillsArgs
 from skillgym.extract.config import ExtractArgs
 from skillgym.extract.download import DownloadError
+from skillgym.extract.labels import SkillLabels
 from skillgym.notices import quiet_third_party_notices
 from skillgym.pipeline import PipelineArgs
 from skillgym.rl.train import TrainRLArgs
@@ -96,43 +98,9 @@ def show_episode(args: ShowEpisodeArgs) -> int:
 
 def extract(args: ExtractArgs) -> int:
     """``skillgym extract``: check the options against the dataset, then label it with skills."""
-    from skillgym.data.dataset import open_dataset
-    from skillgym.extract.clustering import size_encoder
-    from skillgym.extract.encoders import available_encoders, make_encoder
-    from skillgym.extract.labeler import SkillLabeler, extract_skills, label_dataset
     from skillgym.extract.report import format_summary
 
-    labeler = None
-    if args.labeler is not None:
-        labeler = SkillLabeler.load(args.labeler, **({"weights": args.weights} if args.weights else {}))
-        conflicts = args.labeler_conflicts(labeler)
-        if conflicts:
-            raise ValueError(f"--labeler {args.labeler} fixes the extraction options; drop {', '.join(conflicts)}")
-        name = labeler.encoder_name
-    else:
-        name = args.encoder_name()
-        if name not in available_encoders():
-            raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(available_encoders())}")
-    dataset = open_dataset(args.dataset, image_size=args.image_size)
-    if labeler is not None:
-        encoder = labeler.encoder
-    else:
-        encoder = make_encoder(name, **({"weights": args.weights} if name.startswith("r3m-") else {}))
-    if encoder.input == "frames" and not dataset.has_frames and not dataset.frame_size:
-        fix = "pass --image-size 64 or 128 to re-render them, or " if dataset.is_kitchen else ""
-        raise ValueError(f"{args.dataset} stores no frames; {fix}use --encoder state or action")
-    if labeler is not None:
-        print(f"labelling {args.dataset} ({len(dataset)} episodes, {dataset.total_steps} steps) with the labeler "
-              f"{args.labeler}: encoder {encoder.name}, K={labeler.k}")
-        labels = label_dataset(dataset, args.out, labeler, progress=args.progress, engine=args.engine)
-    else:
-        if args.k > dataset.total_steps:
-            raise ValueError(f"--k {args.k} is larger than the number of steps in the dataset "
-                             f"({dataset.total_steps})")
-        print(f"extracting skills from {args.dataset}: {len(dataset)} episodes, {dataset.total_steps} steps, "
-              f"encoder {encoder.name} ({size_encoder(encoder, dataset)}-d), K={args.k}, seed={args.seed}")
-        labels = extract_skills(dataset, args.out, encoder=encoder, k=args.k, seed=args.seed, kernel=args.kernel,
-                                min_length=args.min_length, progress=args.progress, engine=args.engine)
+    labels = _label_with_saved_labeler(args) if args.labeler is not None else _extract_new_skills(args)
     summary = args.out / "report" / "summary.json"
     if summary.is_file() and not args.progress:  # with progress on, the report has just printed these lines
         print(format_summary(json.loads(summary.read_text())))
@@ -141,11 +109,52 @@ def extract(args: ExtractArgs) -> int:
     unused = labels.skills_without_segments()
     if unused:
         used = labels.num_skills - len(unused)
-        fix = "the labeler fixes K" if labeler else f"extract again with a lower --k (e.g. --k {max(used, 2)})"
+        fix = "the labeler fixes K" if args.labeler else f"extract again with a lower --k (e.g. --k {max(used, 2)})"
         warnings.warn(f"only {used} of the {labels.num_skills} skills occur in the segments; skills "
                       f"{', '.join(map(str, unused[:10]))}{' ...' if len(unused) > 10 else ''} have none, and "
                       f"train-skills would train a library with them all; {fix}", stacklevel=1)
     return 0
+
+
+def _label_with_saved_labeler(args: ExtractArgs) -> SkillLabels:
+    from skillgym.data.dataset import open_dataset
+    from skillgym.extract.labeler import SkillLabeler, label_dataset
+
+    labeler = SkillLabeler.load(args.labeler, **({"weights": args.weights} if args.weights else {}))
+    conflicts = args.labeler_conflicts(labeler)
+    if conflicts:
+        raise ValueError(f"--labeler {args.labeler} fixes the extraction options; drop {', '.join(conflicts)}")
+    dataset = open_dataset(args.dataset, image_size=args.image_size)
+    _check_frames(labeler.encoder, dataset, args)
+    print(f"labelling {args.dataset} ({len(dataset)} episodes, {dataset.total_steps} steps) with the labeler "
+          f"{args.labeler}: encoder {labeler.encoder.name}, K={labeler.k}")
+    return label_dataset(dataset, args.out, labeler, progress=args.progress, engine=args.engine)
+
+
+def _extract_new_skills(args: ExtractArgs) -> SkillLabels:
+    from skillgym.data.dataset import open_dataset
+    from skillgym.extract.clustering import size_encoder
+    from skillgym.extract.encoders import available_encoders, make_encoder
+    from skillgym.extract.labeler import extract_skills
+
+    name = args.encoder_name()
+    if name not in available_encoders():
+        raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(available_encoders())}")
+    dataset = open_dataset(args.dataset, image_size=args.image_size)
+    encoder = make_encoder(name, **({"weights": args.weights} if name.startswith("r3m-") else {}))
+    _check_frames(encoder, dataset, args)
+    if args.k > dataset.total_steps:
+        raise ValueError(f"--k {args.k} is larger than the number of steps in the dataset ({dataset.total_steps})")
+    print(f"extracting skills from {args.dataset}: {len(dataset)} episodes, {dataset.total_steps} steps, "
+          f"encoder {encoder.name} ({size_encoder(encoder, dataset)}-d), K={args.k}, seed={args.seed}")
+    return extract_skills(dataset, args.out, encoder=encoder, k=args.k, seed=args.seed, kernel=args.kernel,
+                          min_length=args.min_length, progress=args.progress, engine=args.engine)
+
+
+def _check_frames(encoder, dataset, args: ExtractArgs) -> None:
+    if encoder.input == "frames" and not dataset.has_frames and not dataset.frame_size:
+        fix = "pass --image-size 64 or 128 to re-render them, or " if dataset.is_kitchen else ""
+        raise ValueError(f"{args.dataset} stores no frames; {fix}use --encoder state or action")
 
 
 def download(args: DownloadArgs) -> int:
@@ -170,7 +179,7 @@ def train_skills(args: TrainSkillsArgs) -> int:
     return 0
 
 
-def show_skills(args) -> int:
+def show_skills(args: ShowSkillsArgs) -> int:
     """``skillgym skills show``: write a GIF of every skill and a contact sheet of them all."""
     from skillgym.envs.show_skills import write_skill_sheets
 
@@ -223,8 +232,6 @@ def _command(subparsers, name: str, config: type, handler: Callable[..., int], h
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``skillgym`` parser with every subcommand."""
-    from skillgym.envs.show_skills import ShowSkillsArgs
-
     parser = argparse.ArgumentParser(prog="skillgym", description="Offline robot data in, a skill space any "
                                      "RL agent can act in out (EXTRACT).")
     parser.add_argument("--version", action="version", version=f"skillgym {__version__}")

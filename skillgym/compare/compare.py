@@ -36,7 +36,7 @@ from skillgym.compare.run import PROGRESS, RUN_JSON, RunSpec, train_run
 from skillgym.data.dataset import is_skillgym_dataset, open_dataset
 from skillgym.envs.skill_kitchen import NAMED_LIBRARIES, kitchen_env_for, resolve_library
 from skillgym.envs.skill_space import SkillSpaceEnv
-from skillgym.extract.labels import LABELS_JSON
+from skillgym.extract.labeler import is_labels_folder
 from skillgym.notices import quiet_third_party_notices
 from skillgym.skills.library import SkillLibrary
 from skillgym.tasks.kitchen import ACTION_DIM, HELD_OUT_TASKS, STATE_DIM, TASK_SUITE, task_order
@@ -211,16 +211,14 @@ def check_comparison_folder(args: CompareArgs) -> None:
     page, ``runs/``, ``spirl/``) and is not an earlier comparison's output (no ``results.json`` of one, no
     run folder, no SPiRL labels)."""
     out = Path(args.out)
-    written = [*PAGE_FILES, "runs"]
-    if data_paths(args)[1] is not None:
-        written.append("spirl")
+    _, spirl_library = data_paths(args)
+    written = [*PAGE_FILES, "runs"] + (["spirl"] if spirl_library is not None else [])
     # data/ is not among them: a finished recording there is used as it is, and recording refuses a
     # folder that exists.
     run_files = out.glob(f"runs/*/*/seed*/{RUN_JSON}")
-    spirl_labels = out / "spirl" / "labels" / LABELS_JSON
     ours = (outputs.is_marker(out / "results.json", SUMMARY_KEYS)
             or any(outputs.is_marker(f, ("method", "task", "seed")) for f in run_files)
-            or outputs.is_marker(spirl_labels, ("format_version", "num_skills", "dataset_fingerprint")))
+            or is_labels_folder(out / "spirl" / "labels"))
     outputs.check_output_folder(out, written, ours=ours)
 
 
@@ -228,8 +226,8 @@ def check_inputs(args: CompareArgs) -> None:
     """Everything that can be checked before a run starts: the output folder, the libraries and ``--data``
     of the chosen methods."""
     check_comparison_folder(args)
-    recording = Path(args.out) / "data"
-    if data_paths(args)[0] is not None and args.data is None and recording.exists() \
+    recording, (dataset, _) = Path(args.out) / "data", data_paths(args)
+    if dataset is not None and args.data is None and recording.exists() \
             and not is_skillgym_dataset(recording):
         raise FileExistsError(f"{recording} exists and is not a recording skillgym made, where compare records "
                               "the demonstrations for bc and spirl; pick another --out, or pass --data")

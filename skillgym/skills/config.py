@@ -132,8 +132,8 @@ class LibraryConfig:
             errors.append(f"action_low/high must have action_dim={self.action_dim} entries")
         elif any(lo >= hi for lo, hi in zip(self.action_low, self.action_high, strict=True)):
             errors.append("action_low must be < action_high in every dimension")
-        if self.obs_kind == "pixels" and isinstance(self.image_size, int) and self.image_size % 16:
-            errors.append(f"image_size must be a multiple of 16 for the conv encoder, got {self.image_size}")
+        if self.obs_kind == "pixels" and isinstance(self.image_size, int) and self.image_size < 16:
+            errors.append(f"image_size must be >= 16 for the conv encoder's 4 halvings, got {self.image_size}")
         if errors:
             raise LibraryError("invalid LibraryConfig: " + "; ".join(errors))
 

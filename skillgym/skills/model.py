@@ -81,7 +81,7 @@ class PixelEncoder(nn.Module):
         for c_in, c_out in zip(chans[:-1], chans[1:], strict=True):
             convs += [nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1), nn.ReLU()]
         self.convs = nn.Sequential(*convs)
-        side = image_size // 16
+        side = image_size // 16  # each conv halves the side, rounding down: 84 -> 42 -> 21 -> 10 -> 5
         self.head = nn.Sequential(nn.Linear(128 * side * side, out_dim), nn.LayerNorm(out_dim), nn.ReLU())
 
     def forward(self, obs: Tensor) -> Tensor:
