@@ -31,7 +31,7 @@ from PIL import Image
 
 from skillgym import outputs
 from skillgym.cli.options import command_line
-from skillgym.data.dataset import DATASET_LAYOUT, is_skillgym_dataset, open_dataset
+from skillgym.data.dataset import DATASET_LAYOUT, is_skillgym_dataset, may_record_into, open_dataset
 from skillgym.data.record import RecordArgs, record_dataset, recorded_args
 from skillgym.data.show import contact_sheet
 from skillgym.envs.prior_rollouts import prior_rollouts
@@ -163,7 +163,8 @@ def run_pipeline(args: PipelineArgs) -> dict:
     python_only = any(config is not None for config in (args.data, args.extract, args.skills, args.rl))
     command = f"run_pipeline({args!r})" if python_only else command_line("skillgym run kitchen", args)
     summary: dict = {"run": {"command": command, "seed": args.seed, "scale": args.scale, "versions": _versions()}}
-    made_in = _read_json(summary_file).get("timings", {}) if summary_file.is_file() else {}
+    timings = _read_json(summary_file).get("timings") if summary_file.is_file() else None
+    made_in = {k: v for k, v in timings.items() if isinstance(v, (int, float))} if isinstance(timings, dict) else {}
     report_dir.mkdir(parents=True, exist_ok=True)
     summary_file.write_text(json.dumps({**summary, "timings": made_in}, indent=2, default=str) + "\n")
     print(f"skillgym run kitchen, {args.scale} scale: {SCALES[args.scale].estimate} on 2 CPU cores; stages already "
@@ -308,7 +309,7 @@ def _claim_folders(args: PipelineArgs, data: RecordArgs, extract: ExtractArgs, s
     outputs.check_output_folder(args.out, ("summary.json", "report.html", "report"), ours=ours)
     if report_dir.is_dir():
         outputs.check_output_folder(report_dir, REPORT_FIGURES, ours=ours)
-    if data.out.exists() and not is_skillgym_dataset(data.out):
+    if not may_record_into(data.out):
         raise FileExistsError(f"{data.out} exists and is not a recording skillgym made; it is never replaced, "
                               "pick another --out")
     check_labels_folder(extract.out)

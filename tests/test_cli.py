@@ -133,14 +133,20 @@ def test_the_repository_speaks_of_the_product_only():
 
 @pytest.mark.parametrize(("command", "handler", "advice"), [
     (["train-rl"], "train_rl", "run the same command again to start it over"),
-    (["train-skills", "labels", "--out", "library"], "train_skills", "add --resume to the same command"),
-    (["compare", "--out", "cmp"], "compare", "run the same command again to continue where it stopped"),
+    (["train-skills", "labels", "--out", "{tmp}/library"], "train_skills", "run the same command again to start"),
+    (["train-skills", "labels", "--out", "{tmp}/run"], "train_skills", "add --resume to the same command"),
+    (["compare", "--out", "{tmp}/cmp"], "compare", "run the same command again to continue where it stopped"),
 ])
-def test_an_interrupted_command_says_what_running_it_again_does(monkeypatch, capsys, command, handler, advice):
+def test_an_interrupted_command_says_what_running_it_again_does(monkeypatch, capsys, tmp_path, command, handler,
+                                                                 advice):
+    checkpoint = tmp_path / "run" / "checkpoint" / "state.json"  # a skill-training run that made a checkpoint
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_text("{}")
+
     def interrupted(_):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(f"skillgym.cli.commands.{handler}", interrupted)
     with pytest.raises(SystemExit) as exc:
-        main(command)
+        main([word.format(tmp=tmp_path) for word in command])
     assert exc.value.code == 130 and advice in capsys.readouterr().err

@@ -297,3 +297,5 @@ def test_compare_refuses_a_users_data_folder_where_it_would_record(tmp_path):
     with pytest.raises(FileExistsError, match="where compare records the demonstrations"):
         check_inputs(CompareArgs(out=str(tmp_path / "cmp"), methods=("bc",), seeds=1))
     assert_intact(files)
+    (tmp_path / "empty" / "data").mkdir(parents=True)  # an empty one is recorded into
+    check_inputs(CompareArgs(out=str(tmp_path / "empty"), methods=("bc",), seeds=1))

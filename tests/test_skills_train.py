@@ -226,3 +226,8 @@ def test_prior_rollouts_in_kitchen(tmp_path):
         prior_rollouts(lib, episodes=1, max_steps=40, z_scale=[1.0, 0.0])
     other = prior_rollouts(lib, episodes=1, max_steps=40, tasks=("kettle", "hinge cabinet"))
     assert other["tasks"] == ["kettle", "hinge cabinet"] and other["unordered_subtasks"][0] <= 2
+
+
+def test_a_pixel_library_needs_frames_of_16_pixels_or_more(labelled, tmp_path):
+    with pytest.raises(ValueError, match="--image-size must be >= 16 for a pixel library"):
+        tiny_args(labelled[1], tmp_path / "lib", obs="pixels", image_size=8)

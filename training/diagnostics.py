@@ -481,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.recording:
+        if not (Path(args.recording) / "recording.json").is_file():
+            p.error(f"{args.recording} holds no recording.json: not a kitchen recording skillgym made")
         print(json.dumps({"data": data_report(args.recording)}, indent=2))
     if args.library is None:
         if not args.recording:

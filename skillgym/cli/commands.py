@@ -24,7 +24,7 @@ from skillgym.extract.labels import SkillLabels
 from skillgym.notices import quiet_third_party_notices
 from skillgym.pipeline import PipelineArgs
 from skillgym.rl.train import TrainRLArgs
-from skillgym.skills.train import TrainSkillsArgs
+from skillgym.skills.train import CHECKPOINT_DIR, TrainSkillsArgs
 from skillgym.version import __version__
 
 RERENDER_SIZE = 128  # frames of kitchen datasets that store none are rendered at this size to be shown
@@ -265,11 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# What running a command again after Ctrl-C does: the commands that keep their progress continue.
-CONTINUE = "run the same command again to continue where it stopped"
-START_OVER = "run the same command again to start it over"
-AFTER_INTERRUPT = {"extract": CONTINUE, "compare": CONTINUE, "run": CONTINUE,
-                   "train-skills": "add --resume to the same command to continue from its last checkpoint"}
+def after_interrupt(command: str, config: object | None) -> str:
+    """What running ``command`` again after Ctrl-C does: the commands that keep their progress continue."""
+    if command == "train-skills" and config is not None and (Path(config.out) / CHECKPOINT_DIR / "state.json").is_file():
+        return "add --resume to the same command to continue from its last checkpoint"
+    if command in ("extract", "compare", "run"):
+        return "run the same command again to continue where it stopped"
+    return "run the same command again to start it over"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -283,14 +285,16 @@ def main(argv: list[str] | None = None) -> int:
     if not os.environ.get("SKILLGYM_DEBUG"):  # a warning is one line for a user, as an error is
         warnings.showwarning = lambda message, *_, **__: print(f"skillgym {command}: warning: {message}",
                                                                 file=sys.stderr)
+    config = None
     try:
-        return int(ns.handler(parse_options(ns.config, ns)) or 0)
+        config = parse_options(ns.config, ns)
+        return int(ns.handler(config) or 0)
     except (ValueError, OSError, DownloadError) as e:  # bad input, missing or protected files, a full disk
         if os.environ.get("SKILLGYM_DEBUG"):
             raise
         parser.exit(2, f"skillgym {command}: error: {e}\n")
     except KeyboardInterrupt:
-        parser.exit(130, f"skillgym {command}: interrupted; {AFTER_INTERRUPT.get(command, START_OVER)}\n")
+        parser.exit(130, f"skillgym {command}: interrupted; {after_interrupt(command, config)}\n")
     finally:
         warnings.showwarning = show_warning  # main() called from Python leaves the caller's warnings as they were
 

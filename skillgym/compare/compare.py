@@ -33,7 +33,7 @@ from skillgym.cli.options import command_line
 from skillgym.compare.methods import METHOD_GROUPS, METHODS
 from skillgym.compare.page import PAGE_FILES, SUMMARY_KEYS, write_results_page
 from skillgym.compare.run import PROGRESS, RUN_JSON, RunSpec, train_run
-from skillgym.data.dataset import is_skillgym_dataset, open_dataset
+from skillgym.data.dataset import may_record_into, open_dataset
 from skillgym.envs.skill_kitchen import NAMED_LIBRARIES, kitchen_env_for, resolve_library
 from skillgym.envs.skill_space import SkillSpaceEnv
 from skillgym.extract.labeler import is_labels_folder
@@ -213,8 +213,8 @@ def check_comparison_folder(args: CompareArgs) -> None:
     out = Path(args.out)
     _, spirl_library = data_paths(args)
     written = [*PAGE_FILES, "runs"] + (["spirl"] if spirl_library is not None else [])
-    # data/ is not among them: a finished recording there is used as it is, and recording refuses a
-    # folder that exists.
+    # data/ is not among them: a finished recording there is used as it is, and check_inputs refuses
+    # anything else there but an empty folder.
     run_files = out.glob(f"runs/*/*/seed*/{RUN_JSON}")
     ours = (outputs.is_marker(out / "results.json", SUMMARY_KEYS)
             or any(outputs.is_marker(f, ("method", "task", "seed")) for f in run_files)
@@ -227,8 +227,7 @@ def check_inputs(args: CompareArgs) -> None:
     of the chosen methods."""
     check_comparison_folder(args)
     recording, (dataset, _) = Path(args.out) / "data", data_paths(args)
-    if dataset is not None and args.data is None and recording.exists() \
-            and not is_skillgym_dataset(recording):
+    if dataset is not None and args.data is None and not may_record_into(recording):
         raise FileExistsError(f"{recording} exists and is not a recording skillgym made, where compare records "
                               "the demonstrations for bc and spirl; pick another --out, or pass --data")
     uses = {METHODS[m].uses for m in args.method_names()}

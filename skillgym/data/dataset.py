@@ -791,15 +791,25 @@ def check_replaceable(out: Path, overwrite: bool) -> None:
     if not out.exists():
         outputs.check_creatable(out)
         return
-    if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
+    if _is_empty_folder(out):
         return
     if not overwrite:
-        raise FileExistsError(f"{out} exists; pick another output folder, or pass --overwrite to replace a dataset "
-                              "skillgym wrote")
+        raise FileExistsError(f"{out} exists; pick another output folder, or replace a dataset skillgym wrote there "
+                              "(skillgym data kitchen / libero --overwrite)")
     if out.is_symlink() or not out.is_dir() or not is_skillgym_dataset(out):
         raise FileExistsError(f"{out} exists and is not a dataset skillgym wrote; it is never replaced, "
                               "pick another output folder")
     outputs.check_whole_folder(out, DATASET_LAYOUT)
+
+
+def may_record_into(out: Path) -> bool:
+    """Whether a recording may be written at ``out`` without replacing anything but skillgym's own: nothing
+    is there, an empty folder, or a dataset skillgym wrote."""
+    return not out.exists() or _is_empty_folder(out) or is_skillgym_dataset(out)
+
+
+def _is_empty_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
 
 
 def write_json(path: str | os.PathLike, payload: dict) -> None:

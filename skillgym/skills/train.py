@@ -138,6 +138,9 @@ class TrainSkillsArgs:
         for name in ("steps", "batch_size", "window", "z_dim", "hidden_dim", "image_size", "frame_stack"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.obs == "pixels" and self.image_size < 16:
+            raise ValueError(f"--image-size must be >= 16 for a pixel library (its conv encoder halves the frame "
+                             f"4 times), got {self.image_size}")
         if not 0 <= self.seed < 2**32:
             raise ValueError(f"--seed must be >= 0 (and < 2**32), got {self.seed}")
         if not 0 < self.lr < math.inf:  # written so that NaN fails too
