@@ -66,9 +66,9 @@ class Scale(NamedTuple):
     estimate: str  # whole-job wall time on a 2-core machine (README: the measured quick run)
 
 
-# quick: the bundled recipe at a size that shows every stage working; one thread, as more slow skill
-# training down on a loaded 2-core machine. paper: the bundled state library's sizes and the documented
-# SkillSAC budget.
+# quick: the bundled recipe at a size that shows every stage working, skill training on one thread (more
+# threads slow it down on a loaded 2-core machine). paper: the bundled state library's sizes and the
+# documented SkillSAC budget.
 SCALES = {
     "quick": Scale(40, 4_000, 50_000, 1, "about half an hour"),
     "paper": Scale(400, 10_000, 300_000, 2, "several hours (about 3)"),
