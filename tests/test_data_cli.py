@@ -138,7 +138,7 @@ def test_contact_sheet(recorded, tmp_path):
     [
         (["data", "kitchen", "--out", "{tmp}/x", "--image-size", "0"], "image_size must be in [8, 512]"),
         (["data", "kitchen", "--out", "{tmp}/x", "--episodes", "-1"], "episodes must be >= 1"),
-        (["data", "kitchen", "--out", "{tmp}"], "exists; pick another output folder, or pass --overwrite"),
+        (["data", "kitchen", "--out", "{tmp}"], "exists; pick another output folder, or replace a dataset skillgym wrote"),
         (["data", "kitchen", "--out", "{tmp}", "--overwrite"], "is not a dataset skillgym wrote"),
         (["data", "kitchen", "--out", "{tmp}/x", "--subtasks", "microwave", "toaster"], "invalid choice: 'toaster'"),
         (["data", "kitchen", "--out", "{tmp}/x", "--subtasks", "microwave", "kettle"], "at least 4 distinct"),
