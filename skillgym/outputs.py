@@ -91,7 +91,7 @@ def check_output_folder(folder: Path, layout: Iterable[str], ours: bool, option:
     # file eval.json would be written to.
     names = [n.casefold() for n in top_level(layout)]
     clash = sorted(p.name for p in folder.iterdir()
-                   if any(fnmatchcase(p.name.casefold(), n) for n in names) and not _empty_folder(p))
+                   if any(fnmatchcase(p.name.casefold(), n) for n in names) and not is_empty_folder(p))
     if clash and not ours:
         raise FileExistsError(f"{folder} holds {_listed(clash)}, which skillgym did not write; it never replaces "
                               f"files it did not write: move them or pick another {option}")
@@ -128,8 +128,9 @@ def is_marker(path: Path, keys: Iterable[str]) -> bool:
     return isinstance(payload, dict) and all(k in payload for k in keys)
 
 
-def _empty_folder(path: Path) -> bool:
-    return path.is_dir() and not any(path.iterdir())
+def is_empty_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder (not a link to one) with nothing in it: writing there loses nothing."""
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
 
 
 def _listed(entries: list[str], most: int = 4) -> str:

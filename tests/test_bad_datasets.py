@@ -145,10 +145,13 @@ def parts(tmp_path):
 
 
 def test_recordings_merge_with_their_recording(parts, tmp_path):
+    (tmp_path / "merged").mkdir()  # an empty folder is merged into
     report = merge_recordings(parts, tmp_path / "merged")
     recording = json.loads((tmp_path / "merged" / "recording.json").read_text())
     assert report.attempted == 3 and recording["args"]["episodes"] == 3 and len(recording["episodes"]) == 3
     assert len(open_dataset(tmp_path / "merged")) == 3
+    with pytest.raises(FileExistsError, match="merging never overwrites"):
+        merge_recordings(parts, tmp_path / "merged")
 
 
 def drop(key: str):

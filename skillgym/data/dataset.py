@@ -791,7 +791,7 @@ def check_replaceable(out: Path, overwrite: bool) -> None:
     if not out.exists():
         outputs.check_creatable(out)
         return
-    if _is_empty_folder(out):
+    if outputs.is_empty_folder(out):
         return
     if not overwrite:
         raise FileExistsError(f"{out} exists; pick another output folder, or replace a dataset skillgym wrote there "
@@ -805,11 +805,7 @@ def check_replaceable(out: Path, overwrite: bool) -> None:
 def may_record_into(out: Path) -> bool:
     """Whether a recording may be written at ``out`` without replacing anything but skillgym's own: nothing
     is there, an empty folder, or a dataset skillgym wrote."""
-    return not out.exists() or _is_empty_folder(out) or is_skillgym_dataset(out)
-
-
-def _is_empty_folder(path: Path) -> bool:
-    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+    return not out.exists() or outputs.is_empty_folder(out) or is_skillgym_dataset(out)
 
 
 def write_json(path: str | os.PathLike, payload: dict) -> None:
