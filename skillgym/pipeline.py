@@ -70,7 +70,7 @@ class Scale(NamedTuple):
 # threads slow it down on a loaded 2-core machine). paper: the bundled state library's sizes and the
 # documented SkillSAC budget.
 SCALES = {
-    "quick": Scale(40, 4_000, 50_000, 1, "about half an hour"),
+    "quick": Scale(40, 4_000, 50_000, 1, "10 to 30 minutes"),
     "paper": Scale(400, 10_000, 300_000, 2, "several hours (about 3)"),
 }
 PRIOR_ROLLOUT_EPISODES = 10
@@ -85,7 +85,7 @@ class PipelineArgs:
     out: Path = Path("runs/kitchen")
     """folder of every stage's artifact"""
     scale: Literal["quick", "paper"] = "quick"
-    """sizes of the run: quick (40 episodes, 4k skill steps, 50k SkillSAC steps; about half an hour on 2 cores)
+    """sizes of the run: quick (40 episodes, 4k skill steps, 50k SkillSAC steps; 10 to 30 minutes on 2 cores)
     or paper (the bundled library's sizes and the documented 300k SkillSAC steps)"""
     seed: int = 0
     """seed of every stage"""
