@@ -129,8 +129,8 @@ def is_marker(path: Path, keys: Iterable[str]) -> bool:
 
 
 def is_empty_folder(path: Path) -> bool:
-    """Whether ``path`` is a folder (not a link to one) with nothing in it: writing there loses nothing."""
-    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+    """Whether ``path`` is a folder (or a link to one) with nothing in it: writing into it loses nothing."""
+    return path.is_dir() and not any(path.iterdir())
 
 
 def _listed(entries: list[str], most: int = 4) -> str:

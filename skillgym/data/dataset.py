@@ -791,7 +791,7 @@ def check_replaceable(out: Path, overwrite: bool) -> None:
     if not out.exists():
         outputs.check_creatable(out)
         return
-    if outputs.is_empty_folder(out):
+    if outputs.is_empty_folder(out) and not out.is_symlink():  # the link itself would be replaced
         return
     if not overwrite:
         raise FileExistsError(f"{out} exists; pick another output folder, or replace a dataset skillgym wrote there "
@@ -805,7 +805,7 @@ def check_replaceable(out: Path, overwrite: bool) -> None:
 def may_record_into(out: Path) -> bool:
     """Whether a recording may be written at ``out`` without replacing anything but skillgym's own: nothing
     is there, an empty folder, or a dataset skillgym wrote."""
-    return not out.exists() or outputs.is_empty_folder(out) or is_skillgym_dataset(out)
+    return not out.exists() or (outputs.is_empty_folder(out) and not out.is_symlink()) or is_skillgym_dataset(out)
 
 
 def write_json(path: str | os.PathLike, payload: dict) -> None:

@@ -98,7 +98,7 @@ def merge_recordings(parts: Sequence[str | os.PathLike], out: str | os.PathLike,
     paths, out = [Path(p) for p in parts], Path(out)
     if len(paths) < 2:
         raise ValueError("merge needs at least two recordings")
-    if out.exists() and not outputs.is_empty_folder(out):
+    if out.exists() and (out.is_symlink() or not outputs.is_empty_folder(out)):
         raise FileExistsError(f"{out} exists; pick another --out (merging never overwrites)")
     recordings = [_recording(p) for p in paths]
     recipe = [{k: v for k, v in recorded_args(r["args"]).items() if k not in PER_PART} for r in recordings]
