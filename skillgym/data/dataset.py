@@ -791,7 +791,7 @@ def check_replaceable(out: Path, overwrite: bool) -> None:
     if not out.exists():
         outputs.check_creatable(out)
         return
-    if outputs.is_empty_folder(out) and not out.is_symlink():  # the link itself would be replaced
+    if holds_nothing(out):
         return
     if not overwrite:
         raise FileExistsError(f"{out} exists; pick another output folder, or replace a dataset skillgym wrote there "
@@ -805,7 +805,13 @@ def check_replaceable(out: Path, overwrite: bool) -> None:
 def may_record_into(out: Path) -> bool:
     """Whether a recording may be written at ``out`` without replacing anything but skillgym's own: nothing
     is there, an empty folder, or a dataset skillgym wrote."""
-    return not out.exists() or (outputs.is_empty_folder(out) and not out.is_symlink()) or is_skillgym_dataset(out)
+    return holds_nothing(out) or is_skillgym_dataset(out)
+
+
+def holds_nothing(out: Path) -> bool:
+    """Whether a dataset written at ``out`` replaces nothing: nothing is there, or an empty folder (not a link
+    to one, which would itself be replaced)."""
+    return not out.exists() or (outputs.is_empty_folder(out) and not out.is_symlink())
 
 
 def write_json(path: str | os.PathLike, payload: dict) -> None:

@@ -25,8 +25,14 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from skillgym import outputs
-from skillgym.data.dataset import DatasetError, Episode, open_dataset, write_json, write_minari_dataset
+from skillgym.data.dataset import (
+    DatasetError,
+    Episode,
+    holds_nothing,
+    open_dataset,
+    write_json,
+    write_minari_dataset,
+)
 from skillgym.data.record import RecordArgs, RecordReport, recorded_args
 
 
@@ -98,7 +104,7 @@ def merge_recordings(parts: Sequence[str | os.PathLike], out: str | os.PathLike,
     paths, out = [Path(p) for p in parts], Path(out)
     if len(paths) < 2:
         raise ValueError("merge needs at least two recordings")
-    if out.exists() and (out.is_symlink() or not outputs.is_empty_folder(out)):
+    if not holds_nothing(out):
         raise FileExistsError(f"{out} exists; pick another --out (merging never overwrites)")
     recordings = [_recording(p) for p in paths]
     recipe = [{k: v for k, v in recorded_args(r["args"]).items() if k not in PER_PART} for r in recordings]
