@@ -223,10 +223,11 @@ def read_checkpoint_state(path: Path) -> dict[str, Any]:
     if weights_step not in (None, meta["step"]):
         # Killed between save_checkpoint's two renames: the state of these weights is still state.json.tmp.
         pending = path / "state.json.tmp"
-        if not pending.is_file() or _checked_state(pending)["step"] != weights_step:
+        pending_meta = _checked_state(pending) if pending.is_file() else None
+        if pending_meta is None or pending_meta["step"] != weights_step:
             raise CheckpointError(f"{file} is of step {meta['step']} but {path / 'state.safetensors'} of step "
                                   f"{weights_step}; {RESTART}")
-        meta = _checked_state(pending)
+        meta = pending_meta
     return meta
 
 
