@@ -2,8 +2,8 @@
 
 scripted dataset -> skill extraction -> skill library + prior rollouts [-> SkillSAC].
 Each stage writes its artifact under ``out`` and is reused when that artifact already exists and
-was made with the same options, so an interrupted run picks up where it stopped (an interrupted
-skill training resumes from its checkpoint). An artifact made with other options is refused,
+was made with the same options, so an interrupted run picks up where it stopped (skill training
+and SkillSAC continue from their last checkpoint). An artifact made with other options is refused,
 never silently reused.
 
 Each stage's options are its own config (:class:`RecordArgs`, :class:`ExtractArgs`,
@@ -41,8 +41,17 @@ from skillgym.extract.config import ExtractArgs
 from skillgym.extract.labeler import LABELS_LAYOUT, check_labels_folder, extract_skills, is_labels_folder
 from skillgym.extract.labels import read_json_object
 from skillgym.report import verdict, write_report
+from skillgym.rl.checkpoint import CheckpointError, checkpoint_folder, saved_extra
 from skillgym.rl.skill_sac import SkillSAC
-from skillgym.rl.train import RUN_LAYOUT, TrainRLArgs, check_run_folder, is_run_folder, train_rl
+from skillgym.rl.train import (
+    CONTINUABLE_CHANGES,
+    RUN_CHECKPOINT,
+    RUN_LAYOUT,
+    TrainRLArgs,
+    check_run_folder,
+    is_run_folder,
+    train_rl,
+)
 from skillgym.skills.evaluate import write_eval
 from skillgym.skills.library import SkillLibrary
 from skillgym.skills.train import (
@@ -260,16 +269,21 @@ def _library(skills: TrainSkillsArgs) -> tuple[dict, bool]:
 
 
 def _skillsac(rl: TrainRLArgs) -> tuple[dict, bool]:
-    result_file = Path(rl.out) / "result.json"
-    earlier = _read_json(result_file) if result_file.is_file() else {}
+    out = Path(rl.out)
+    earlier = _read_json(out / "result.json") if (out / "result.json").is_file() else {}
     earlier_args = earlier["args"] if isinstance(earlier.get("args"), dict) else {}
-    # Another budget is redone (the run is this command's own); other options are refused. The library
-    # is this pipeline's own, however --out is spelled.
-    _refuse_other_options("SkillSAC run", Path(rl.out), earlier_args,
-                          {k: v for k, v in asdict(rl).items() if k not in ("steps", "out", "library")})
+    # Another budget is redone, or continued from the run's checkpoint (the run is this command's own);
+    # other options are refused. The library is this pipeline's own, however --out is spelled.
+    options = {k: v for k, v in asdict(rl).items() if k not in CONTINUABLE_CHANGES}
+    _refuse_other_options("SkillSAC run", out, earlier_args, options)
     if earlier_args.get("steps") == rl.steps and "curve" in earlier and "final" in earlier:
         print("      reusing the finished run there")
         return earlier, True
+    if checkpoint_folder(out / RUN_CHECKPOINT) is not None:
+        try:
+            _refuse_other_options("SkillSAC run", out, saved_extra(out / RUN_CHECKPOINT).get("args", {}), options)
+        except CheckpointError:
+            pass  # train_rl starts a run whose checkpoint cannot be read over, and says so
     return train_rl(rl), False
 
 

@@ -133,6 +133,7 @@ def test_the_repository_speaks_of_the_product_only():
 
 @pytest.mark.parametrize(("command", "handler", "advice"), [
     (["train-rl"], "train_rl", "run the same command again to start it over"),
+    (["train-rl", "--out", "{tmp}/rl"], "train_rl", "run the same command again to continue from its last"),
     (["train-skills", "labels", "--out", "{tmp}/library"], "train_skills", "run the same command again to start"),
     (["train-skills", "labels", "--out", "{tmp}/run"], "train_skills", "add --resume to the same command"),
     (["compare", "--out", "{tmp}/cmp"], "compare", "run the same command again to continue where it stopped"),
@@ -142,6 +143,9 @@ def test_an_interrupted_command_says_what_running_it_again_does(monkeypatch, cap
     checkpoint = tmp_path / "run" / "checkpoint" / "state.json"  # a skill-training run that made a checkpoint
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_text("{}")
+    (tmp_path / "rl" / "checkpoint").mkdir(parents=True)  # a SkillSAC run that made one
+    for name in ("weights.safetensors", "buffer.npz", "state.json"):
+        (tmp_path / "rl" / "checkpoint" / name).write_text("")
 
     def interrupted(_):
         raise KeyboardInterrupt

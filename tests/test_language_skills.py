@@ -14,6 +14,7 @@ from skillgym.envs.skill_space import SkillSpaceEnv
 from skillgym.extract.labeler import SkillLabeler
 from skillgym.extract.labels import SkillLabels
 from skillgym.rl import SkillSAC
+from skillgym.rl.checkpoint import load_training_state, same_observation, save_training_state
 from skillgym.skills import SkillLibrary
 from skillgym.skills.train import TrainSkillsArgs, train_skills
 
@@ -127,6 +128,27 @@ def test_skill_sac_learns_and_round_trips(instructed, tmp_path, share_prior_enco
         assert torch.equal(value, loaded.policy.state_dict()[key]), key
     again, _ = loaded.predict(obs, deterministic=True)
     assert again["skill"] == action["skill"] and np.array_equal(again["arg"], action["arg"])
+
+
+def test_a_checkpoint_keeps_instructed_observations(instructed, tmp_path):
+    _, _, folder, _ = instructed
+
+    def model() -> SkillSAC:
+        env = SkillSpaceEnv(InstructedReachEnv(INSTRUCTIONS, max_steps=40), folder)
+        return SkillSAC("SkillPolicy", env, learning_starts=10, batch_size=8, seed=0,
+                        policy_kwargs={"net_arch": [32, 32]})
+
+    trained = model().learn(30)
+    save_training_state(trained, tmp_path / "checkpoint")
+    restored = model()
+    _, last_obs = load_training_state(restored, tmp_path / "checkpoint")
+    assert same_observation(last_obs, trained._last_obs) and set(last_obs) == {"state", "instruction"}
+    filled = trained.replay_buffer.pos
+    assert restored.replay_buffer.pos == filled > 0
+    for key, stored in trained.replay_buffer.observations.items():
+        assert np.array_equal(restored.replay_buffer.observations[key][:filled], stored[:filled]), key
+        assert np.array_equal(restored.replay_buffer.next_observations[key][:filled],
+                              trained.replay_buffer.next_observations[key][:filled]), key
 
 
 def test_fine_tuning_continues_from_the_library(instructed, tmp_path_factory, tmp_path):

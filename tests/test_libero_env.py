@@ -142,8 +142,12 @@ def test_live_tasks_bounds_the_kept_simulations_and_a_rebuilt_task_replays_exact
     first, info = env.reset(seed=0, options={"task": 0})
     action = np.array([0.2, 0.1, -0.1, 0, 0, 0, 1.0])
     after = env.step(action)[0]
+    np.random.seed(7)
+    untouched = np.random.random()
+    np.random.seed(7)
     env.reset(seed=0, options={"task": 1})
     assert list(env._envs) == [1]  # task 0's simulation was closed
+    assert np.random.random() == untouched  # building task 1 left numpy's global generator as it was
     again, info_again = env.reset(seed=0, options={"task": 0})
     assert list(env._envs) == [0] and info_again["init_state"] == info["init_state"]
     assert np.array_equal(again["state"], first["state"]) and np.array_equal(env.step(action)[0]["state"], after["state"])
@@ -194,3 +198,29 @@ def test_object_positions_in_the_state_the_recording_and_a_state_library(tmp_pat
     SkillLibrary.build(LibraryConfig(num_skills=3, state_dim=STATE_DIM + 4, action_dim=7)).save(tmp_path / "odd")
     with pytest.raises(ValueError, match=r"observes a 19-d state.*observes 30"):
         gym.make("SkillLibero-Spatial-v0", library=str(tmp_path / "odd"), task=0)
+
+
+def test_train_rl_on_libero_continues_to_the_numbers_of_an_uninterrupted_run(tmp_path, capsys):
+    require_libero()
+    from dataclasses import replace
+
+    from skillgym.rl import SkillSAC
+    from skillgym.rl.checkpoint import policy_digest
+    from skillgym.rl.train import TrainRLArgs, train_rl
+
+    # Episodes of 300 low-level steps: the cut run's checkpoint is at the end of the first one; the continuing
+    # process builds its tasks' simulations afresh.
+    run = TrainRLArgs(env_id="SkillLibero-Spatial-v0", steps=600, seed=0, learning_starts=10, eval_every=300,
+                      eval_episodes=1, env_kwargs={"live_tasks": 1})
+    straight = train_rl(replace(run, out=str(tmp_path / "straight")))
+    train_rl(replace(run, steps=450, out=str(tmp_path / "cut")))
+    capsys.readouterr()
+    continued = train_rl(replace(run, out=str(tmp_path / "cut")))
+    assert f"continuing the run in {tmp_path / 'cut'} from 300 low-level steps" in capsys.readouterr().out
+
+    def without_wall_time(curve):
+        return [{k: v for k, v in point.items() if k != "wall_seconds"} for point in curve]
+
+    assert without_wall_time(continued["curve"]) == without_wall_time(straight["curve"])
+    assert policy_digest(SkillSAC.load(tmp_path / "cut" / "skillsac")) == \
+        policy_digest(SkillSAC.load(tmp_path / "straight" / "skillsac"))

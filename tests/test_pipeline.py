@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import tiny_pipeline as tiny
 
+import skillgym.rl.train
 from skillgym.data.merge import merge_recordings
 from skillgym.data.record import RecordArgs, record_dataset
 from skillgym.pipeline import run_pipeline
@@ -64,6 +65,34 @@ def test_an_interrupted_skill_training_resumes(tiny_run):
     again = run_pipeline(tiny(out, beta=0.02))
     assert (library / "model.safetensors").read_bytes() == weights
     assert again["library"]["heldout"] == summary["library"]["heldout"]
+
+
+def test_an_interrupted_skillsac_stage_continues_to_the_uninterrupted_result(tiny_run, tmp_path, monkeypatch,
+                                                                               capsys):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    shutil.rmtree(out / "rl")
+    for name in ("summary.json", "report.html"):
+        (out / name).unlink()
+    shutil.rmtree(out / "report")
+    save = skillgym.rl.train.save_training_state
+
+    def save_then_stop(*args, **kwargs):
+        save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("skillgym.rl.train.save_training_state", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(tiny(out, beta=0.02))
+    assert not (out / "rl" / "result.json").exists()
+    monkeypatch.undo()
+    capsys.readouterr()
+    summary = run_pipeline(tiny(out, beta=0.02))
+    assert f"continuing the run in {out / 'rl'}" in capsys.readouterr().out
+    for run in (summary, tiny_run[1]):
+        for point in run["rl"]["curve"]:
+            point.pop("wall_seconds")
+    assert summary["rl"]["curve"] == tiny_run[1]["rl"]["curve"]
 
 
 def test_a_run_cut_later_keeps_the_time_of_each_stage_it_made(tiny_run, tmp_path, monkeypatch, capsys):

@@ -1,5 +1,13 @@
 """SkillSAC end to end on the real SkillKitchen-v0 (bundled library), at a tiny budget."""
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -8,7 +16,8 @@ from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import skillgym  # noqa: F401
 from skillgym.rl import SkillSAC
-from skillgym.rl.train import TrainRLArgs, kl_coefficient, train_rl
+from skillgym.rl.checkpoint import policy_digest
+from skillgym.rl.train import RUN_CHECKPOINT, TrainRLArgs, kl_coefficient, train_rl
 
 
 def test_learn_save_load_predict(tmp_path):
@@ -133,3 +142,80 @@ def test_gamma_per_step_discounts_the_kitchen_skill_rewards_with_sacs_gamma():
     np.testing.assert_allclose(model.replay_buffer.rewards[:4, 0], expected, rtol=1e-6)
     np.testing.assert_array_equal(model.replay_buffer.skill_steps[:4, 0], [i["skill_steps"] for i in infos])
     env.close()
+
+
+# A budget that crosses three episode ends (280 low-level steps each) with gradient steps from the start.
+def resumable_run(out, **changes) -> TrainRLArgs:
+    return replace(TrainRLArgs(steps=900, seed=1, out=str(out), learning_starts=20, eval_every=250,
+                               eval_episodes=1), **changes)
+
+
+def without_wall_time(curve):
+    return [{k: v for k, v in point.items() if k != "wall_seconds"} for point in curve]
+
+
+def trained_policy(out) -> str:
+    return policy_digest(SkillSAC.load(out / "skillsac"))
+
+
+def test_a_killed_train_rl_continues_to_the_numbers_of_an_uninterrupted_one(tmp_path, capsys):
+    straight = train_rl(resumable_run(tmp_path / "straight"))
+
+    out = tmp_path / "killed"
+    child = subprocess.Popen([sys.executable, "-m", "skillgym.cli", "train-rl", "SkillKitchen-v0", "--steps", "900",
+                              "--seed", "1", "--out", str(out), "--learning-starts", "20", "--eval-every", "250",
+                              "--eval-episodes", "1"],
+                             env={**os.environ, "MUJOCO_GL": "egl"}, stderr=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL)
+    state = out / RUN_CHECKPOINT / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and child.poll() is None:
+        if state.is_file() and json.loads(state.read_text())["extra"]["curve"][-1]["low_level_steps"] >= 250:
+            break
+        time.sleep(0.05)
+    assert child.poll() is None, "the run ended before it could be killed"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not (out / "result.json").exists()
+
+    capsys.readouterr()
+    resumed = train_rl(resumable_run(out))
+    assert "continuing the run in" in capsys.readouterr().out
+    assert without_wall_time(resumed["curve"]) == without_wall_time(straight["curve"])
+    assert trained_policy(out) == trained_policy(tmp_path / "straight")
+    assert len(resumed["curve"]) >= 4  # evaluated at 0, 250, 500, 750 and at the end
+
+
+class ObservationSumReward(gym.Wrapper):
+    """The kitchen with a reward that every random draw changes (the subtask count rarely moves at this budget)."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, float(np.sum(obs)), terminated, truncated, info
+
+
+gym.register("ObservationSumKitchen-v0", lambda: ObservationSumReward(gym.make("SkillKitchen-v0")))
+
+
+def test_a_finished_train_rl_continues_to_a_larger_budget(tmp_path):
+    # Continuing evaluates on the episodes an uninterrupted run meets: the returns would show any other one.
+    sensitive = dict(env_id="ObservationSumKitchen-v0", eval_episodes=2)
+    straight = train_rl(resumable_run(tmp_path / "straight", steps=600, **sensitive))
+    train_rl(resumable_run(tmp_path / "grown", steps=300, **sensitive))
+    grown = train_rl(resumable_run(tmp_path / "grown", steps=600, **sensitive))
+    assert without_wall_time(grown["curve"]) == without_wall_time(straight["curve"])
+    assert trained_policy(tmp_path / "grown") == trained_policy(tmp_path / "straight")
+
+
+def test_train_rl_starts_over_a_run_it_cannot_continue(tmp_path, capsys):
+    out = tmp_path / "run"
+    first = train_rl(resumable_run(out, steps=300))
+    for changes, why in (({"steps": 200}, "past --steps"),
+                         ({"library": _short_skill_library(tmp_path / "other-library")}, "another skill library"),
+                         ({"alpha_d": 0.2}, "other options (alpha_d)")):
+        capsys.readouterr()
+        train_rl(resumable_run(out, **{"steps": 300, **changes}))
+        printed = capsys.readouterr().out
+        assert f"starting the run in {out} over" in printed and why in printed, printed
+    again = train_rl(resumable_run(out, steps=300))  # over again: the checkpoint is the alpha_d run's
+    assert without_wall_time(again["curve"]) == without_wall_time(first["curve"])

@@ -23,7 +23,8 @@ from skillgym.extract.download import DownloadError
 from skillgym.extract.labels import SkillLabels
 from skillgym.notices import quiet_third_party_notices
 from skillgym.pipeline import PipelineArgs
-from skillgym.rl.train import TrainRLArgs
+from skillgym.rl.checkpoint import checkpoint_folder
+from skillgym.rl.train import RUN_CHECKPOINT, TrainRLArgs
 from skillgym.skills.train import CHECKPOINT_DIR, TrainSkillsArgs
 from skillgym.version import __version__
 
@@ -269,6 +270,8 @@ def after_interrupt(command: str, config: object | None) -> str:
     """What running ``command`` again after Ctrl-C does: the commands that keep their progress continue."""
     if command == "train-skills" and config is not None and (Path(config.out) / CHECKPOINT_DIR / "state.json").is_file():
         return "add --resume to the same command to continue from its last checkpoint"
+    if command == "train-rl" and config is not None and checkpoint_folder(Path(config.out) / RUN_CHECKPOINT):
+        return "run the same command again to continue from its last checkpoint"
     if command in ("extract", "compare", "run"):
         return "run the same command again to continue where it stopped"
     return "run the same command again to start it over"

@@ -36,7 +36,13 @@ from torch.utils.tensorboard import SummaryWriter
 
 from skillgym.envs.seed_episodes import SeedEpisodes
 from skillgym.envs.skill_kitchen import resolve_library
-from skillgym.rl.checkpoint import checkpoint_folder, load_training_state, save_training_state
+from skillgym.rl.checkpoint import (
+    checkpoint_folder,
+    load_training_state,
+    policy_digest,
+    same_observation,
+    save_training_state,
+)
 from skillgym.skills.library import WEIGHTS_FILE, SkillLibrary
 
 # Evaluation episode i is reset with EVAL_SEED + i: every method and seed meets the same episodes,
@@ -115,15 +121,6 @@ def evaluate(model: BaseAlgorithm, env: gym.Env, episodes: int) -> dict[str, Any
             "skill_lengths": skill_lengths, "skills_after_last_subtask": skills_after_last_subtask}
 
 
-def policy_digest(model: BaseAlgorithm) -> str:
-    """SHA-256 of the policy's weights: equal digests, equal policies (to check that runs repeat)."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.policy.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
 class EvaluateAndCheckpoint(BaseCallback):
     """Counts low-level steps, stops at the budget, and between episodes evaluates and checkpoints.
 
@@ -138,7 +135,7 @@ class EvaluateAndCheckpoint(BaseCallback):
         self.between_episodes = True  # learn() starts with a reset
 
     def _on_training_start(self) -> None:
-        if self.resumed_obs is not None and not np.array_equal(self.model._last_obs, self.resumed_obs):
+        if self.resumed_obs is not None and not same_observation(self.model._last_obs, self.resumed_obs):
             raise RuntimeError(f"{self.run.folder}: the env does not restart where the checkpoint stopped; "
                                "did the env or the skill library change since?")
 

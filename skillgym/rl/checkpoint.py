@@ -5,7 +5,8 @@ A checkpoint holds everything an uninterrupted run carries on with: every networ
 the replay buffer, the step and update counters, and the random number generators of torch,
 numpy, Python and the action space. Restored into a freshly built model with the same settings,
 training continues exactly as it would have, provided the env restarts where it stopped too:
-checkpoint only between episodes, and seed every episode (:class:`~skillgym.envs.SeedEpisodes`).
+checkpoint only between episodes, and either seed every episode (:class:`~skillgym.envs.SeedEpisodes`)
+or save the env's last reset (:class:`~skillgym.envs.RepeatableReset`).
 
 No pickles: ``weights.safetensors`` (tensors), ``buffer.npz`` (arrays, read with
 ``allow_pickle=False``) and ``state.json`` (counters, RNG states, the caller's own ``extra``).
@@ -26,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -39,6 +41,7 @@ import torch as th
 from gymnasium import spaces
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import get_device
 
@@ -85,12 +88,16 @@ def _spaces_of(space: spaces.Space) -> list[spaces.Space]:
 
 
 def _buffer_arrays(buffer: Any) -> dict[str, np.ndarray]:
-    """The per-transition arrays of a replay buffer (first axis = buffer_size)."""
+    """The per-transition arrays of a replay buffer (first axis = buffer_size); those of Dict
+    observations as ``<name>/<key>``."""
+    def per_transition(value: Any) -> bool:
+        return isinstance(value, np.ndarray) and value.ndim >= 1 and len(value) == buffer.buffer_size
+
     arrays = {}
     for name, value in vars(buffer).items():
         if isinstance(value, dict):
-            raise CheckpointError("replay buffers of Dict observations are not supported by checkpoints yet")
-        if isinstance(value, np.ndarray) and value.ndim >= 1 and len(value) == buffer.buffer_size:
+            arrays.update({f"{name}/{key}": v for key, v in value.items() if per_transition(v)})
+        elif per_transition(value):
             arrays[name] = value
     return arrays
 
@@ -129,7 +136,10 @@ def save_training_state(model: OffPolicyAlgorithm, path: str | os.PathLike, extr
     arrays = {f"buffer/{k}": v[:filled] for k, v in _buffer_arrays(buffer).items()}
     np_state = np.random.get_state()
     arrays["rng/numpy_keys"] = np_state[1]
-    arrays["last_obs"] = np.asarray(model._last_obs)
+    if isinstance(model._last_obs, dict):
+        arrays.update({f"last_obs/{key}": np.asarray(v) for key, v in model._last_obs.items()})
+    else:
+        arrays["last_obs"] = np.asarray(model._last_obs)
 
     state = {
         "format_version": FORMAT_VERSION,
@@ -169,12 +179,25 @@ def checkpoint_folder(path: str | os.PathLike) -> Path | None:
     return None
 
 
-def load_training_state(model: OffPolicyAlgorithm, path: str | os.PathLike) -> tuple[dict[str, Any], np.ndarray]:
+def saved_extra(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``extra`` of the checkpoint at ``path``, read without a model (to check a run before building one)."""
+    folder = checkpoint_folder(path)
+    if folder is None:
+        raise CheckpointError(f"no complete checkpoint at {path}")
+    try:
+        return json.loads((folder / STATE).read_text())["extra"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{folder} cannot be read ({e}); the checkpoint is corrupt") from e
+
+
+def load_training_state(model: OffPolicyAlgorithm, path: str | os.PathLike
+                        ) -> tuple[dict[str, Any], np.ndarray | dict[str, np.ndarray]]:
     """Restore a checkpoint into ``model`` (built with the same settings).
 
     Returns the ``extra`` saved with it and the observation the model was about to act on. The
     model's ``_last_obs`` is cleared, so the next ``learn(..., reset_num_timesteps=False)`` resets
-    the env; a caller that seeds its episodes can check that the reset gives that observation again.
+    the env; a caller that restarts its episodes where they stopped can check that the reset gives
+    that observation again (:func:`same_observation`).
     """
     folder = checkpoint_folder(path)
     if folder is None:
@@ -221,4 +244,23 @@ def load_training_state(model: OffPolicyAlgorithm, path: str | os.PathLike) -> t
     for space, rng_state in zip(_spaces_of(model.action_space), state["rng"]["action_space"], strict=True):
         space.np_random.bit_generator.state = rng_state
     model._last_obs = None  # type: ignore[assignment]
-    return state["extra"], arrays["last_obs"]
+    if "last_obs" in arrays:
+        return state["extra"], arrays["last_obs"]
+    return state["extra"], {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("last_obs/")}
+
+
+def same_observation(a: np.ndarray | dict[str, np.ndarray], b: np.ndarray | dict[str, np.ndarray]) -> bool:
+    """Whether two (possibly Dict) observations are equal, array for array."""
+    if isinstance(a, dict) or isinstance(b, dict):
+        return isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys() and all(
+            np.array_equal(a[k], b[k]) for k in a)
+    return np.array_equal(a, b)
+
+
+def policy_digest(model: BaseAlgorithm) -> str:
+    """SHA-256 of the policy's weights: equal digests, equal policies (to check that runs repeat)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.policy.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()

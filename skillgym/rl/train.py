@@ -5,6 +5,12 @@ saved curve are all in low-level steps. Evaluation is deterministic (most likely
 argument) on separately seeded episodes; the return of SkillKitchen is the number of subtasks
 completed in order.
 
+At the end of the episode in which an evaluation falls, the whole training state goes to
+``checkpoint/`` (:mod:`skillgym.rl.checkpoint`, with the env's last reset from
+:class:`~skillgym.envs.RepeatableReset`). The same command run again continues from there, to the
+result an uninterrupted run gives, and a larger ``--steps`` takes a finished run further; a run
+with other options starts over.
+
     skillgym train-rl SkillKitchen-v0 --steps 300000 --seed 0 --out runs/rl/seed0
 """
 
@@ -25,6 +31,16 @@ from tqdm import tqdm
 
 import skillgym  # noqa: F401  (registers the skill envs with gymnasium)
 from skillgym import outputs
+from skillgym.envs.repeatable_reset import RepeatableReset, generator_states, restore_generators
+from skillgym.rl.checkpoint import (
+    CheckpointError,
+    checkpoint_folder,
+    load_training_state,
+    policy_digest,
+    same_observation,
+    save_training_state,
+    saved_extra,
+)
 from skillgym.rl.skill_sac import SkillSAC
 from skillgym.rl.utils import keep_freed_memory
 from skillgym.spaces import check_skill_action_space
@@ -61,7 +77,7 @@ class TrainRLArgs:
     seed: int = 0
     """seed of SkillSAC and of the training env (evaluation episodes use other seeds)"""
     out: str = "runs/rl"
-    """output folder: curve.json, result.json, the model, TensorBoard logs"""
+    """output folder: curve.json, result.json, the model, TensorBoard logs, the checkpoint a rerun continues from"""
     alpha_d: float | str = field(default=0.1, metadata={"parse": kl_coefficient})
     """weight of KL(pi_d || p_d): a number, or auto / auto_<init> to tune it towards target_kl_d"""
     alpha_z: float | str = field(default="auto_0.01", metadata={"parse": kl_coefficient})
@@ -100,9 +116,14 @@ class TrainRLArgs:
 
 
 # What a run writes into --out: the evaluation curve, the final result, the model (and its save's staging
-# folders), TensorBoard logs, which are only ever added to.
+# folders), the checkpoint (and its swap's), TensorBoard logs, which are only ever added to.
+RUN_CHECKPOINT = "checkpoint"
 RUN_LOGS = ("tb/seed*/events.out.tfevents.*",)
-RUN_LAYOUT = ("curve.json", "result.json", "skillsac/*", ".skillsac-*", ".skillsac.old-*", *RUN_LOGS)
+RUN_LAYOUT = ("curve.json", "result.json", "skillsac/*", ".skillsac-*", ".skillsac.old-*",
+              f"{RUN_CHECKPOINT}/*", f"{RUN_CHECKPOINT}.new/*", f"{RUN_CHECKPOINT}.old/*", *RUN_LOGS)
+# Options that may differ between a run and its continuation. The library may be spelled another way: the
+# policy it gives the model is compared instead.
+CONTINUABLE_CHANGES = ("steps", "out", "library")
 
 
 def is_run_folder(out: Path) -> bool:
@@ -125,15 +146,25 @@ def _is_curve(path: Path) -> bool:
 
 
 class LowLevelBudget(BaseCallback):
-    """Stop at a low-level step budget; evaluate every ``eval_every`` low-level steps."""
+    """Stop at a low-level step budget; evaluate every ``eval_every`` low-level steps and checkpoint at
+    the end of that episode.
 
-    def __init__(self, args: TrainRLArgs, eval_env, curve_path: Path):
+    SB3 calls ``on_rollout_start`` after the previous env step was stored and trained on and before
+    the next one: when that step ended an episode, nothing of the run is in flight.
+    """
+
+    def __init__(self, args: TrainRLArgs, train_env: RepeatableReset, eval_env: gym.Env, initial_policy: str,
+                 resumed: dict[str, Any] | None = None, resumed_obs: Any = None):
         super().__init__()
-        self.args, self.eval_env, self.curve_path = args, eval_env, curve_path
-        self.next_eval = 0
-        self.curve: list[dict[str, float]] = []
-        self.start = time.time()
-        self.bar = tqdm(total=args.steps, desc=f"SkillSAC seed {args.seed}", unit="step", unit_scale=True)
+        self.args, self.train_env, self.eval_env = args, train_env, eval_env
+        self.out, self.initial_policy, self.resumed_obs = Path(args.out), initial_policy, resumed_obs
+        self.curve: list[dict[str, float]] = resumed["curve"] if resumed else []
+        self.next_eval = resumed["next_eval"] if resumed else 0
+        self.wall_before, self.start = (resumed["wall_seconds"] if resumed else 0.0), time.time()
+        self.between_episodes, self.checkpoint_due = True, False  # learn() starts with a reset
+        done = resumed["low_level_steps"] if resumed else 0
+        self.bar = tqdm(total=args.steps, initial=min(done, args.steps), desc=f"SkillSAC seed {args.seed}",
+                        unit="step", unit_scale=True)
 
     def _evaluate(self) -> None:
         returns, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.args.eval_episodes,
@@ -141,21 +172,40 @@ class LowLevelBudget(BaseCallback):
         low = int(self.model.num_low_level_steps)
         point = {"low_level_steps": low, "skill_decisions": int(self.model.num_timesteps),
                  "return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
-                 "wall_seconds": time.time() - self.start}
+                 "wall_seconds": self.wall_before + time.time() - self.start}
         self.curve.append(point)
         self.logger.record("eval/return_mean", point["return_mean"])
         self.logger.record("eval/return_std", point["return_std"])
-        self.curve_path.write_text(json.dumps(self.curve, indent=1) + "\n")
+        (self.out / "curve.json").write_text(json.dumps(self.curve, indent=1) + "\n")
         if self.verbose:
             tqdm.write(f"  eval @ {low} low-level steps: return {point['return_mean']:.2f} ± {point['return_std']:.2f}")
+
+    def _checkpoint(self) -> None:
+        save_training_state(self.model, self.out / RUN_CHECKPOINT, extra={
+            "args": asdict(self.args), "initial_policy": self.initial_policy,
+            "low_level_steps": int(self.model.num_low_level_steps), "curve": self.curve,
+            "next_eval": self.next_eval, "wall_seconds": self.wall_before + time.time() - self.start,
+            "train_reset": self.train_env.last_reset, "eval_generators": generator_states(self.eval_env)})
+
+    def _on_training_start(self) -> None:
+        if self.resumed_obs is not None and not same_observation(self.model._last_obs, self.resumed_obs):
+            raise RuntimeError(f"{self.out}: the env does not restart where the checkpoint stopped; did the env "
+                               "change since?")
 
     def _on_step(self) -> bool:
         low = int(self.model.num_low_level_steps)
         self.bar.update(min(low, self.args.steps) - self.bar.n)
+        self.between_episodes = bool(self.locals["dones"][0])
         if low >= self.next_eval:
             self._evaluate()
             self.next_eval += self.args.eval_every
+            self.checkpoint_due = True
         return low < self.args.steps
+
+    def _on_rollout_start(self) -> None:
+        if self.checkpoint_due and self.between_episodes:
+            self._checkpoint()
+            self.checkpoint_due = False
 
     def _on_training_end(self) -> None:
         if not self.curve or self.curve[-1]["low_level_steps"] < self.model.num_low_level_steps:
@@ -163,18 +213,44 @@ class LowLevelBudget(BaseCallback):
         self.bar.close()
 
 
+def _checkpoint_to_continue(args: TrainRLArgs) -> dict[str, Any] | None:
+    """The ``extra`` of the checkpoint in ``args.out`` if it is one of the run these options describe,
+    short of their budget; otherwise None, having said why a checkpoint there is not continued."""
+    out = Path(args.out)
+    if checkpoint_folder(out / RUN_CHECKPOINT) is None:
+        return None
+    try:
+        saved = saved_extra(out / RUN_CHECKPOINT)
+        saved_args, reached = saved["args"], int(saved["low_level_steps"])
+    except (CheckpointError, KeyError, TypeError, ValueError) as e:
+        print(f"starting the run in {out} over: its checkpoint cannot be read ({e})")
+        return None
+    wanted = asdict(args)
+    changed = sorted(k for k in set(saved_args) | set(wanted)
+                     if k not in CONTINUABLE_CHANGES and saved_args.get(k) != wanted.get(k))
+    if changed:
+        print(f"starting the run in {out} over: it was made with other options ({', '.join(changed)})")
+        return None
+    if reached > args.steps:
+        print(f"starting the run in {out} over: its checkpoint is at {reached} low-level steps, past --steps")
+        return None
+    return saved
+
+
 def train_rl(args: TrainRLArgs) -> dict[str, Any]:
-    """Train SkillSAC until ``args.steps`` low-level steps; returns what ``result.json`` holds: the options
-    (``args``), the last evaluation (``final``) and every evaluation (``curve``)."""
+    """Train SkillSAC until ``args.steps`` low-level steps, continuing the run in ``args.out`` if it has a
+    checkpoint of these options; returns what ``result.json`` holds: the options (``args``), the last
+    evaluation (``final``) and every evaluation (``curve``)."""
     torch.set_num_threads(1)  # batch-256 updates of small MLPs: more threads only add overhead
     keep_freed_memory()  # a training process: trade held memory for faster updates
     out = Path(args.out)
     check_run_folder(out)
+    resumed = _checkpoint_to_continue(args)
     kwargs = dict(args.env_kwargs)
     if args.library:
         kwargs["library"] = args.library
     try:
-        env = gym.make(args.env_id, **kwargs)
+        env = RepeatableReset(gym.make(args.env_id, **kwargs))
     except gym.error.Error as e:
         raise ValueError(f"cannot make {args.env_id!r}: {e}") from e
     try:
@@ -187,14 +263,22 @@ def train_rl(args: TrainRLArgs) -> dict[str, Any]:
     eval_env.reset(seed=10_000 + args.seed)  # evaluation episodes never share seeds with training
     model = SkillSAC("SkillPolicy", env, **args.skillsac_kwargs(), seed=args.seed, tensorboard_log=str(out / "tb"),
                      verbose=0)
-    budget = LowLevelBudget(args, eval_env, out / "curve.json")
+    initial_policy, resumed_obs = policy_digest(model), None
+    if resumed is not None and resumed["initial_policy"] != initial_policy:
+        print(f"starting the run in {out} over: it began with another skill library or env")
+        resumed = None
+    if resumed is not None:
+        print(f"continuing the run in {out} from {resumed['low_level_steps']} low-level steps")
+        _, resumed_obs = load_training_state(model, out / RUN_CHECKPOINT)
+        env.repeat(resumed["train_reset"])
+        restore_generators(eval_env, resumed["eval_generators"])
+    budget = LowLevelBudget(args, env, eval_env, initial_policy, resumed, resumed_obs)
     budget.verbose = 1
     # learn() counts skill decisions; a skill runs >= 1 low-level step, so this bound is never hit
     # before the low-level budget stops training.
-    model.learn(total_timesteps=args.steps, callback=budget, tb_log_name=f"seed{args.seed}")
+    model.learn(total_timesteps=args.steps, callback=budget, tb_log_name=f"seed{args.seed}",
+                reset_num_timesteps=resumed is None)
     model.save(out / "skillsac")
     result = {"args": asdict(args), "final": budget.curve[-1], "curve": budget.curve}
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
-
-

@@ -397,6 +397,9 @@ class LiberoTaskEnv(gym.Env):
         idle = [i for i in self._envs if i != self._task]
         while self.live_tasks is not None and idle and len(self._envs) >= self.live_tasks:
             self._envs.pop(idle.pop(0)).close()
+        # Building a task draws from numpy's global RNG, which training libraries sample with: leave it as it
+        # was, so that what a run draws does not depend on which tasks its env happened to have built already.
+        outside = np.random.get_state()
         try:
             env = ControlEnv(
                 bddl_file_name=str(task_bddl(self.suite, self.tasks[index])), camera_names=["agentview"],
@@ -408,6 +411,8 @@ class LiberoTaskEnv(gym.Env):
                 f"{self.tasks[index]} needs a file that is not in LIBERO's assets folder {self.assets} ({e}); "
                 "pip install 'skillgym[libero]' installs all of LIBERO's assets"
             ) from e
+        finally:
+            np.random.set_state(outside)
         self._envs[index] = env
 
     def _instruction_of(self, index: int) -> tuple[str, np.ndarray | None]:
