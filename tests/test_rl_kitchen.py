@@ -219,3 +219,12 @@ def test_train_rl_starts_over_a_run_it_cannot_continue(tmp_path, capsys):
         assert f"starting the run in {out} over" in printed and why in printed, printed
     again = train_rl(resumable_run(out, steps=300))  # over again: the checkpoint is the alpha_d run's
     assert without_wall_time(again["curve"]) == without_wall_time(first["curve"])
+
+
+def test_train_rl_on_pixels_closes_its_renderers(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "skillgym.cli", "train-rl", "SkillKitchenPixels-v0", "--steps", "60",
+                           "--learning-starts", "5", "--eval-every", "10000", "--eval-episodes", "1",
+                           "--out", str(tmp_path / "rl")], env={**os.environ, "MUJOCO_GL": "egl"},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "EGLError" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr[-2000:]

@@ -274,10 +274,14 @@ def train_rl(args: TrainRLArgs) -> dict[str, Any]:
         restore_generators(eval_env, resumed["eval_generators"])
     budget = LowLevelBudget(args, env, eval_env, initial_policy, resumed, resumed_obs)
     budget.verbose = 1
-    # learn() counts skill decisions; a skill runs >= 1 low-level step, so this bound is never hit
-    # before the low-level budget stops training.
-    model.learn(total_timesteps=args.steps, callback=budget, tb_log_name=f"seed{args.seed}",
-                reset_num_timesteps=resumed is None)
+    try:
+        # learn() counts skill decisions; a skill runs >= 1 low-level step, so this bound is never hit
+        # before the low-level budget stops training.
+        model.learn(total_timesteps=args.steps, callback=budget, tb_log_name=f"seed{args.seed}",
+                    reset_num_timesteps=resumed is None)
+    finally:
+        for opened in (env, eval_env):
+            opened.close()  # a pixel env's renderer must go before the interpreter tears EGL down
     model.save(out / "skillsac")
     result = {"args": asdict(args), "final": budget.curve[-1], "curve": budget.curve}
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
