@@ -283,7 +283,7 @@ def _skillsac(rl: TrainRLArgs) -> tuple[dict, bool]:
         try:
             _refuse_other_options("SkillSAC run", out, saved_extra(out / RUN_CHECKPOINT).get("args", {}), options)
         except CheckpointError:
-            pass  # train_rl starts a run whose checkpoint cannot be read over, and says so
+            pass  # train_rl says what to do with a checkpoint it cannot read
     return train_rl(rl), False
 
 

@@ -16,7 +16,7 @@ from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import skillgym  # noqa: F401
 from skillgym.rl import SkillSAC
-from skillgym.rl.checkpoint import policy_digest
+from skillgym.rl.checkpoint import CheckpointError, policy_digest
 from skillgym.rl.train import RUN_CHECKPOINT, TrainRLArgs, kl_coefficient, train_rl
 
 
@@ -219,6 +219,10 @@ def test_train_rl_starts_over_a_run_it_cannot_continue(tmp_path, capsys):
         assert f"starting the run in {out} over" in printed and why in printed, printed
     again = train_rl(resumable_run(out, steps=300))  # over again: the checkpoint is the alpha_d run's
     assert without_wall_time(again["curve"]) == without_wall_time(first["curve"])
+    (out / RUN_CHECKPOINT / "state.json").write_text("{")  # a damaged checkpoint
+    with pytest.raises(CheckpointError, match=f"delete {out / RUN_CHECKPOINT} to start the run over"):
+        train_rl(resumable_run(out, steps=300))
+    assert (out / RUN_CHECKPOINT / "state.json").read_text() == "{"
 
 
 def test_train_rl_on_pixels_closes_its_renderers(tmp_path):

@@ -213,6 +213,10 @@ class LowLevelBudget(BaseCallback):
         self.bar.close()
 
 
+def _start_over(out: Path) -> str:
+    return f"delete {out / RUN_CHECKPOINT} to start the run over"
+
+
 def _checkpoint_to_continue(args: TrainRLArgs) -> dict[str, Any] | None:
     """The ``extra`` of the checkpoint in ``args.out`` if it is one of the run these options describe,
     short of their budget; otherwise None, having said why a checkpoint there is not continued."""
@@ -223,8 +227,7 @@ def _checkpoint_to_continue(args: TrainRLArgs) -> dict[str, Any] | None:
         saved = saved_extra(out / RUN_CHECKPOINT)
         saved_args, reached = saved["args"], int(saved["low_level_steps"])
     except (CheckpointError, KeyError, TypeError, ValueError) as e:
-        print(f"starting the run in {out} over: its checkpoint cannot be read ({e})")
-        return None
+        raise CheckpointError(f"the checkpoint in {out} cannot be read ({e}); {_start_over(out)}") from e
     wanted = asdict(args)
     changed = sorted(k for k in set(saved_args) | set(wanted)
                      if k not in CONTINUABLE_CHANGES and saved_args.get(k) != wanted.get(k))
@@ -269,7 +272,10 @@ def train_rl(args: TrainRLArgs) -> dict[str, Any]:
         resumed = None
     if resumed is not None:
         print(f"continuing the run in {out} from {resumed['low_level_steps']} low-level steps")
-        _, resumed_obs = load_training_state(model, out / RUN_CHECKPOINT)
+        try:
+            _, resumed_obs = load_training_state(model, out / RUN_CHECKPOINT)
+        except CheckpointError as e:
+            raise CheckpointError(f"{e}; {_start_over(out)}") from e
         env.repeat(resumed["train_reset"])
         restore_generators(eval_env, resumed["eval_generators"])
     budget = LowLevelBudget(args, env, eval_env, initial_policy, resumed, resumed_obs)
