@@ -200,27 +200,28 @@ def test_object_positions_in_the_state_the_recording_and_a_state_library(tmp_pat
         gym.make("SkillLibero-Spatial-v0", library=str(tmp_path / "odd"), task=0)
 
 
-def test_train_rl_on_libero_continues_to_the_numbers_of_an_uninterrupted_run(tmp_path, capsys):
+def test_train_rl_on_libero_continues_to_the_numbers_of_an_uninterrupted_run(tmp_path):
     require_libero()
-    from dataclasses import replace
+    import json
+    import os
+    import subprocess
+    import sys
 
     from skillgym.rl import SkillSAC
     from skillgym.rl.checkpoint import policy_digest
-    from skillgym.rl.train import TrainRLArgs, train_rl
 
-    # Episodes of 300 low-level steps: the cut run's checkpoint is at the end of the first one; the continuing
-    # process builds its tasks' simulations afresh.
-    run = TrainRLArgs(env_id="SkillLibero-Spatial-v0", steps=600, seed=0, learning_starts=10, eval_every=300,
-                      eval_episodes=1, env_kwargs={"live_tasks": 1})
-    straight = train_rl(replace(run, out=str(tmp_path / "straight")))
-    train_rl(replace(run, steps=450, out=str(tmp_path / "cut")))
-    capsys.readouterr()
-    continued = train_rl(replace(run, out=str(tmp_path / "cut")))
-    assert f"continuing the run in {tmp_path / 'cut'} from 300 low-level steps" in capsys.readouterr().out
+    def train_rl(out: str, steps: int) -> tuple[dict, str]:
+        # Each run in a process of its own: a process builds LIBERO's tasks afresh, as one continuing a cut run does.
+        subprocess.run([sys.executable, "-m", "skillgym.cli", "train-rl", "SkillLibero-Spatial-v0", "--steps",
+                        str(steps), "--learning-starts", "10", "--eval-every", "300", "--eval-episodes", "1", "--out",
+                        str(tmp_path / out)], env={**os.environ, "MUJOCO_GL": "egl"}, check=True,
+                       capture_output=True)
+        curve = json.loads((tmp_path / out / "result.json").read_text())["curve"]
+        return [{k: v for k, v in p.items() if k != "wall_seconds"} for p in curve], \
+            policy_digest(SkillSAC.load(tmp_path / out / "skillsac"))
 
-    def without_wall_time(curve):
-        return [{k: v for k, v in point.items() if k != "wall_seconds"} for point in curve]
-
-    assert without_wall_time(continued["curve"]) == without_wall_time(straight["curve"])
-    assert policy_digest(SkillSAC.load(tmp_path / "cut" / "skillsac")) == \
-        policy_digest(SkillSAC.load(tmp_path / "straight" / "skillsac"))
+    # Episodes of 300 low-level steps: the cut run's checkpoint is at the end of the first one.
+    straight = train_rl("straight", 400)
+    train_rl("cut", 320)
+    assert json.loads((tmp_path / "cut" / "checkpoint" / "state.json").read_text())["extra"]["low_level_steps"] == 300
+    assert train_rl("cut", 400) == straight
