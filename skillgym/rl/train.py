@@ -219,7 +219,8 @@ def _start_over(out: Path) -> str:
 
 def _checkpoint_to_continue(args: TrainRLArgs) -> dict[str, Any] | None:
     """The ``extra`` of the checkpoint in ``args.out`` if it is one of the run these options describe,
-    short of their budget; otherwise None, having said why a checkpoint there is not continued."""
+    short of their budget; otherwise None, having said why a checkpoint there is not continued.
+    A checkpoint that cannot be read raises :class:`CheckpointError`."""
     out = Path(args.out)
     if checkpoint_folder(out / RUN_CHECKPOINT) is None:
         return None
@@ -228,7 +229,7 @@ def _checkpoint_to_continue(args: TrainRLArgs) -> dict[str, Any] | None:
         saved_args, reached = saved["args"], int(saved["low_level_steps"])
     except (CheckpointError, KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"the checkpoint in {out} cannot be read ({e}); {_start_over(out)}") from e
-    wanted = asdict(args)
+    wanted = json.loads(json.dumps(asdict(args), default=float))  # as the checkpoint stores them
     changed = sorted(k for k in set(saved_args) | set(wanted)
                      if k not in CONTINUABLE_CHANGES and saved_args.get(k) != wanted.get(k))
     if changed:
@@ -264,6 +265,21 @@ def train_rl(args: TrainRLArgs) -> dict[str, Any]:
     eval_env = gym.make(args.env_id, **kwargs)
     out.mkdir(parents=True, exist_ok=True)
     eval_env.reset(seed=10_000 + args.seed)  # evaluation episodes never share seeds with training
+    try:
+        curve = _learn(args, env, eval_env, resumed)
+    finally:
+        for opened in (env, eval_env):
+            opened.close()  # a pixel env's renderer must go before the interpreter tears EGL down
+    result = {"args": asdict(args), "final": curve[-1], "curve": curve}
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _learn(args: TrainRLArgs, env: RepeatableReset, eval_env: gym.Env, resumed: dict[str, Any] | None
+           ) -> list[dict[str, float]]:
+    """Build SkillSAC, continue ``resumed`` if it began the same way, train to the budget and save the model;
+    returns the evaluation curve."""
+    out = Path(args.out)
     model = SkillSAC("SkillPolicy", env, **args.skillsac_kwargs(), seed=args.seed, tensorboard_log=str(out / "tb"),
                      verbose=0)
     initial_policy, resumed_obs = policy_digest(model), None
@@ -280,15 +296,9 @@ def train_rl(args: TrainRLArgs) -> dict[str, Any]:
         restore_generators(eval_env, resumed["eval_generators"])
     budget = LowLevelBudget(args, env, eval_env, initial_policy, resumed, resumed_obs)
     budget.verbose = 1
-    try:
-        # learn() counts skill decisions; a skill runs >= 1 low-level step, so this bound is never hit
-        # before the low-level budget stops training.
-        model.learn(total_timesteps=args.steps, callback=budget, tb_log_name=f"seed{args.seed}",
-                    reset_num_timesteps=resumed is None)
-    finally:
-        for opened in (env, eval_env):
-            opened.close()  # a pixel env's renderer must go before the interpreter tears EGL down
+    # learn() counts skill decisions; a skill runs >= 1 low-level step, so this bound is never hit
+    # before the low-level budget stops training.
+    model.learn(total_timesteps=args.steps, callback=budget, tb_log_name=f"seed{args.seed}",
+                reset_num_timesteps=resumed is None)
     model.save(out / "skillsac")
-    result = {"args": asdict(args), "final": budget.curve[-1], "curve": budget.curve}
-    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    return budget.curve
