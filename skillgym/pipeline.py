@@ -129,9 +129,10 @@ class PipelineArgs:
             out=data_dir, episodes=episodes, seed=self.seed)
         extract = replace(self.extract, dataset=data_dir, out=labels_dir) if self.extract else ExtractArgs(
             dataset=data_dir, out=labels_dir, seed=self.seed)
-        skills = replace(self.skills, labels=str(labels_dir), out=str(library_dir)) if self.skills else \
-            TrainSkillsArgs(labels=str(labels_dir), out=str(library_dir), steps=skill_steps, seed=self.seed,
-                            threads=threads)
+        # The dataset named here, not through the labels: a run folder moved elsewhere still finds it.
+        skills = replace(self.skills, labels=str(labels_dir), dataset=str(data_dir), out=str(library_dir)) \
+            if self.skills else TrainSkillsArgs(labels=str(labels_dir), dataset=str(data_dir), out=str(library_dir),
+                                                steps=skill_steps, seed=self.seed, threads=threads)
         rl = None
         if self.rl or rl_steps:
             rl = replace(self.rl, library=str(library_dir), out=str(self.out / "rl")) if self.rl else TrainRLArgs(

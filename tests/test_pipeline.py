@@ -54,10 +54,12 @@ def test_run_kitchen_tiny(tiny_run, capsys):
             run_pipeline(tiny(out, **{"beta": 0.02, **options}))
 
 
-def test_an_interrupted_skill_training_resumes(tiny_run):
-    """A run stopped after its last checkpoint but before the library was written picks up there
-    and writes the same library."""
-    out, summary = tiny_run
+def test_an_interrupted_skill_training_resumes_in_a_moved_run_folder(tiny_run, tmp_path):
+    """A run stopped after its last checkpoint but before the library was written, then moved, picks up
+    there and writes the same library."""
+    summary = tiny_run[1]
+    out = tmp_path / "moved"
+    shutil.copytree(tiny_run[0], out)
     library = out / "library"
     weights = (library / "model.safetensors").read_bytes()
     for name in ("model.safetensors", "config.json", "eval.json"):

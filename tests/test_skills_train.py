@@ -71,6 +71,33 @@ def test_resume_refuses_changed_arguments_and_fresh_run_refuses_overwrite(labell
         train_skills(tiny_args(labels, tmp_path / "run", steps=10))
 
 
+def test_resume_continues_a_run_whose_folders_moved_and_refuses_other_data(labelled, tmp_path):
+    _, labels = labelled
+    full = train_skills(tiny_args(labels, tmp_path / "full", steps=24))
+    project = tmp_path / "project"
+    _, own_labels = write_synthetic_labels(project, num_episodes=10, num_skills=4, seed=0)  # the same data as labelled
+    train_skills(tiny_args(own_labels, project / "run", steps=12))
+    moved = shutil.move(project, tmp_path / "elsewhere")
+
+    with pytest.raises(FileNotFoundError, match="moved.*--dataset"):
+        train_skills(tiny_args(moved / "labels", moved / "run", steps=24, resume=True))
+    rest = train_skills(tiny_args(moved / "labels", moved / "run", steps=24, resume=True, dataset=str(moved / "data")))
+    assert rest.start_step == 12
+    assert full.history["loss"][12:] == rest.history["loss"]
+    a, b = SkillLibrary.load(tmp_path / "full"), SkillLibrary.load(moved / "run")
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+    other, _ = write_synthetic_labels(tmp_path / "other", num_episodes=10, num_skills=4, seed=1)
+    relabelled = SkillLabels.load(moved / "labels")
+    relabelled.segments[0, 3] = (relabelled.segments[0, 3] + 1) % 4
+    relabelled.frame_labels[relabelled.segments[0, 1]:relabelled.segments[0, 2]] = relabelled.segments[0, 3]
+    relabelled.save(tmp_path / "relabelled")
+    with pytest.raises(ValueError, match="--resume: the labels in .* differ from what the interrupted run trained on"):
+        train_skills(tiny_args(tmp_path / "relabelled", moved / "run", steps=30, resume=True, dataset=str(moved / "data")))
+    with pytest.raises(ValueError, match="is not the dataset these labels were made from"):
+        train_skills(tiny_args(moved / "labels", moved / "run", steps=30, resume=True, dataset=str(other)))
+
+
 @pytest.fixture
 def interrupted_run(labelled, tmp_path):
     """A 2-step run with hidden_dim 16 in ``tmp_path / "run"``, whose checkpoint --resume reads."""

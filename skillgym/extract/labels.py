@@ -10,6 +10,7 @@ Conventions: episode ``i`` has ``T_i`` actions; label ``t`` belongs to the step 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zipfile
@@ -60,6 +61,14 @@ class SkillLabels:
         """The skills that no row of ``segments`` (default: all of this labelling's) is labelled with."""
         segments = self.segments if segments is None else segments
         return sorted(set(range(self.num_skills)) - set(segments[:, 3].tolist()))
+
+    def content_digest(self) -> str:
+        """SHA-256 of what training reads from these labels (the arrays, the skill count and the dataset's
+        fingerprint), not of where they are stored: the same labels moved elsewhere keep it."""
+        digest = hashlib.sha256(f"{self.num_skills}:{self.dataset_fingerprint}".encode())
+        for array in (self.frame_labels, self.episode_offsets, self.segments):
+            digest.update(array.tobytes())
+        return digest.hexdigest()
 
     def episode_labels(self, episode: int) -> np.ndarray:
         """Skill id of every step of ``episode``: ``(T_i,) int16``."""

@@ -21,6 +21,7 @@ processes (:mod:`skillgym.skills.distributed`); ``python -m skillgym.skills.trai
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import os
@@ -62,7 +63,8 @@ EARLY_RUN_LAYOUT = (f"{CHECKPOINT_DIR}/state.*.tmp", "tb/events.out.tfevents.*")
 LIBRARY_CONFIG_KEYS = ("num_skills", "format_version")  # what tells a library's config.json from another one
 # Arguments that may differ between an interrupted run and its --resume.
 RESUMABLE_CHANGES = {"steps", "resume", "progress", "threads", "overwrite", "out"}
-PATH_ARGS = {"labels", "dataset", "init_from"}  # compared as the folders they name
+# Folders a resume compares by what they hold: the same data moved elsewhere continues the run.
+PATH_ARGS = {"labels", "dataset", "init_from"}
 WEIGHT_DECAY = 0.01  # AdamW's default
 VAL_FRACTION = 0.1  # episodes held out for validation
 DECODER_OBS_DIM = 64  # width of a closed-loop decoder's observation features
@@ -187,9 +189,11 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path: Path, step: int, model: SkillVAE, optimizer: torch.optim.Optimizer,
-                    rng: np.random.Generator, args: TrainSkillsArgs, split: dict[str, list[int]]) -> None:
+                    rng: np.random.Generator, args: TrainSkillsArgs, split: dict[str, list[int]],
+                    inputs: dict[str, str]) -> None:
     """Write a resumable checkpoint to the folder ``path``: ``state.safetensors`` (model, AdamW state,
-    torch RNG) and ``state.json`` (step, options, numpy and Python RNG states, config, episode split)."""
+    torch RNG) and ``state.json`` (step, options, numpy and Python RNG states, config, episode split,
+    the :func:`input_digests` of the data)."""
     path.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     # AdamW state flattened to plain tensors: state.<param index>.<exp_avg|exp_avg_sq|step>.
@@ -205,6 +209,7 @@ def save_checkpoint(path: Path, step: int, model: SkillVAE, optimizer: torch.opt
         "python_rng": list(random.getstate()[1]),
         "config": model.config.to_dict(),
         "split": split,
+        "inputs": inputs,
     }
     save_file(tensors, str(path / "state.safetensors.tmp"), metadata={"step": str(step)})
     (path / "state.json.tmp").write_text(json.dumps(meta))
@@ -294,11 +299,23 @@ def load_checkpoint(path: Path, model: SkillVAE, optimizer: torch.optim.Optimize
     return meta
 
 
-def _check_resume_args(saved: dict[str, Any], args: TrainSkillsArgs) -> None:
+def input_digests(labels: SkillLabels, dataset: OfflineDataset, init_from: str | None) -> dict[str, str]:
+    """What the folder options hold, by content: the labels' digest, the dataset's fingerprint and the
+    SHA-256 of the fine-tuned library's weights."""
+    weights = hashlib.sha256(Path(init_from, WEIGHTS_FILE).read_bytes()).hexdigest() if init_from else ""
+    return {"labels": labels.content_digest(), "dataset": dataset.fingerprint, "init_from": weights}
+
+
+def _check_resume_args(checkpoint: dict[str, Any], args: TrainSkillsArgs) -> None:
+    """Refuse a resume whose options differ from the interrupted run's; the folder options are compared
+    later, by content (:func:`_check_resume_inputs`), unless the checkpoint predates that."""
+    saved, by_content = checkpoint["args"], "inputs" in checkpoint
     current = asdict(args)
     defaults = asdict(TrainSkillsArgs(labels=args.labels, out=args.out))  # for arguments a checkpoint predates
 
     def same(key: str, before: Any, now: Any) -> bool:
+        if key in PATH_ARGS and by_content:
+            return True
         if key in PATH_ARGS and before is not None and now is not None:  # ./labels and labels are one folder
             return Path(before).resolve() == Path(now).resolve()
         return before == now
@@ -311,6 +328,19 @@ def _check_resume_args(saved: dict[str, Any], args: TrainSkillsArgs) -> None:
             + ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
             + f"; give the options of the interrupted run, or {RESTART}"
         )
+
+
+def _check_resume_inputs(checkpoint: dict[str, Any], inputs: dict[str, str], args: TrainSkillsArgs) -> None:
+    saved = checkpoint.get("inputs")
+    if saved is None:
+        return  # an older checkpoint: its folders were compared by path
+    what = {"labels": f"the labels in {args.labels}", "init_from": f"the library {args.init_from}",
+            "dataset": f"the dataset {args.dataset or 'the labels name'}"}
+    changed = [what[k] for k in ("labels", "dataset", "init_from") if saved.get(k) != inputs[k]]
+    if changed:
+        before = ", ".join(f"{k} {checkpoint['args'].get(k)}" for k in sorted(PATH_ARGS) if checkpoint["args"].get(k))
+        raise ValueError(f"--resume: {' and '.join(changed)} differ from what the interrupted run trained on "
+                         f"(its folders: {before}); give the same data, or {RESTART}")
 
 
 # -- language and fine-tuning ------------------------------------------------------------------
@@ -433,8 +463,9 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
     if ranks.is_main:
         check_library_folder(args)
     ranks.wait()
+    checkpoint = read_checkpoint_state(ckpt_dir) if args.resume else {}
     if args.resume:  # a changed option is refused before the data is read
-        _check_resume_args(read_checkpoint_state(ckpt_dir)["args"], args)
+        _check_resume_args(checkpoint, args)
     if args.threads:
         torch.set_num_threads(args.threads)
     # Seeding: python, numpy (window sampling, its own Generator), torch (z samples, init).
@@ -448,6 +479,9 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
     if not len(labels.segments):
         raise ValueError(f"the labels in {args.labels} hold no segments: nothing to train on; extract them again "
                          "with a lower --min-length")
+    if not args.dataset and not Path(labels.dataset_path).exists():
+        raise FileNotFoundError(f"the labels in {args.labels} were made from the dataset {labels.dataset_path}, which "
+                                "is not there (moved?); pass its new place with --dataset")
     dataset = open_dataset(args.dataset or labels.dataset_path)
     if labels.dataset_fingerprint and not dataset.matches_fingerprint(labels.dataset_fingerprint):
         raise ValueError(
@@ -457,6 +491,9 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
     train_eps, val_eps = split_episodes(labels, VAL_FRACTION, args.seed)
     # Model: fresh, or fine-tuned from a library (Alg. 1 l.4-7: same labeler, same skills).
     base = SkillLibrary.load(args.init_from) if args.init_from else None
+    inputs = input_digests(labels, dataset, args.init_from)
+    if args.resume:
+        _check_resume_inputs(checkpoint, inputs, args)
     if base is not None:
         if base.encoder is None:
             raise ValueError(f"{args.init_from} holds no VAE encoder weights, so it cannot be fine-tuned")
@@ -534,7 +571,7 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
             for k, v in validation_terms(model, val, args).items():
                 writer.add_scalar(f"val/{k}", v, done)
         if done % CHECKPOINT_EVERY == 0 or done == args.steps:
-            save_checkpoint(ckpt_dir, done, model, optimizer, rng, args, split)
+            save_checkpoint(ckpt_dir, done, model, optimizer, rng, args, split, inputs)
     if not ranks.is_main:
         ranks.wait()  # until rank 0 has written the library
         ranks.leave()
