@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import mujoco
 import numpy as np
 import pytest
@@ -113,3 +117,15 @@ def test_deferred_frames_equal_frames_rendered_every_step():
             np.testing.assert_array_equal(integration_state(deferred), integration_state(every))
     every.close()
     deferred.close()
+
+
+def test_a_script_that_never_closes_its_rendering_envs_exits_quietly():
+    script = ("import gymnasium as gym, skillgym\n"
+              "gym.make('SkillKitchenPixels-v0').reset(seed=0)\n"
+              "env = gym.make('SkillKitchen-v0', render_mode='rgb_array')\n"
+              "env.reset(seed=0)\n"
+              "print(env.render().shape)\n")
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", script], env={**os.environ, "MUJOCO_GL": "egl"},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "(64, 64, 3)", done.stderr[-2000:]
+    assert "Exception ignored" not in done.stderr and "Error" not in done.stderr, done.stderr[-2000:]

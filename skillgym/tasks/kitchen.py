@@ -12,7 +12,9 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import os
+import weakref
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -129,6 +131,10 @@ class KitchenRenderer:
         self.camera.elevation = CAMERA["elevation"]
         self._snapshot_size = mujoco.mj_stateSize(model, SNAPSHOT_STATE)
         self._scratch: mujoco.MjData | None = None
+        _OPEN_RENDERERS.add(self)
+        # Registered after the EGL display's own exit handler (made with the first context), so run before it.
+        atexit.unregister(_close_open_renderers)
+        atexit.register(_close_open_renderers)
 
     def render(self) -> np.ndarray:
         """The current state as a ``(size, size, 3)`` uint8 image."""
@@ -157,6 +163,17 @@ class KitchenRenderer:
     def close(self) -> None:
         """Free the MuJoCo renderer."""
         self._renderer.close()
+        _OPEN_RENDERERS.discard(self)
+
+
+# Renderers of envs nobody closed: freed while the interpreter can still free an EGL context. Left to
+# the garbage collector at exit, each prints an EGLError traceback after the user's script has ended.
+_OPEN_RENDERERS: weakref.WeakSet[KitchenRenderer] = weakref.WeakSet()
+
+
+def _close_open_renderers() -> None:
+    for renderer in list(_OPEN_RENDERERS):
+        renderer.close()
 
 
 @dataclass(frozen=True, slots=True)
