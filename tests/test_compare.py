@@ -266,3 +266,18 @@ def test_a_run_that_failed_before_training_starts_again_with_other_settings(tmp_
     assert (tmp_path / "run" / "run.json").is_file()
     shutil.copy(Path(LIBRARY) / "model.safetensors", library / "model.safetensors")  # the library fixed
     assert train_run(settings)["steps"] == 20
+
+
+@pytest.mark.parametrize(("steps", "warm_up"), [(20_000, 66), (300_000, 1000), (3_000_000, 1000)])
+def test_skillsac_warm_up_takes_at_most_a_tenth_of_a_small_budget(steps, warm_up, tmp_path):
+    from skillgym.compare.methods import METHODS
+
+    settings = RunSpec(method="extract", task="default", seed=0, steps=steps, eval_every=steps, eval_episodes=1,
+                       out=str(tmp_path), library=LIBRARY)
+    env = METHODS["extract"].make_env(settings)
+    try:
+        assert METHODS["extract"].make_model(settings, env, str(tmp_path)).learning_starts == warm_up
+        chosen = RunSpec(**{**asdict(settings), "agent_kwargs": {"learning_starts": 7}})
+        assert METHODS["extract"].make_model(chosen, env, str(tmp_path)).learning_starts == 7
+    finally:
+        env.close()

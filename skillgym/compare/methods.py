@@ -71,17 +71,28 @@ def low_level_kitchen(settings: RunSpec) -> gym.Env:
     return KitchenTaskEnv(tasks=task_order(settings.task))
 
 
+# The most of a run's low-level budget that SkillSAC's warm-up (decisions sampled from the prior before the
+# first gradient step) may take, counted at the longest skill: a short comparison still trains its agents.
+# At 300k steps and 30-step skills it is train-rl's 1000 decisions.
+WARM_UP_SHARE = 0.1
+
+
+def _skillsac(settings: RunSpec, env: gym.Env, tensorboard_log: str, **method_kwargs) -> SkillSAC:
+    kwargs = {**TrainRLArgs().skillsac_kwargs(), **method_kwargs}
+    longest_skill = env.get_wrapper_attr("max_skill_steps")
+    kwargs["learning_starts"] = min(kwargs["learning_starts"], int(WARM_UP_SHARE * settings.steps / longest_skill))
+    return SkillSAC("SkillPolicy", env, **{**kwargs, **settings.agent_kwargs}, seed=settings.seed,
+                    tensorboard_log=tensorboard_log)
+
+
 def skillsac(settings: RunSpec, env: gym.Env, tensorboard_log: str) -> BaseAlgorithm:
-    """SkillSAC with ``skillgym train-rl``'s settings."""
-    kwargs = {**TrainRLArgs().skillsac_kwargs(), **settings.agent_kwargs}
-    return SkillSAC("SkillPolicy", env, **kwargs, seed=settings.seed, tensorboard_log=tensorboard_log)
+    """SkillSAC with ``skillgym train-rl``'s settings (its warm-up shortened for small budgets)."""
+    return _skillsac(settings, env, tensorboard_log)
 
 
 def spirl_skillsac(settings: RunSpec, env: gym.Env, tensorboard_log: str) -> BaseAlgorithm:
     """SkillSAC with one skill: SAC in z with KL to p(z|s), the target scaled to the size of z."""
-    kwargs = {**TrainRLArgs().skillsac_kwargs(), **spirl_skillsac_kwargs(env.action_space["arg"].shape[0]),
-              **settings.agent_kwargs}
-    return SkillSAC("SkillPolicy", env, **kwargs, seed=settings.seed, tensorboard_log=tensorboard_log)
+    return _skillsac(settings, env, tensorboard_log, **spirl_skillsac_kwargs(env.action_space["arg"].shape[0]))
 
 
 def sac(settings: RunSpec, env: gym.Env, tensorboard_log: str) -> BaseAlgorithm:

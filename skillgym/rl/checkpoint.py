@@ -47,9 +47,10 @@ from stable_baselines3.common.utils import get_device
 
 WEIGHTS, BUFFER, STATE = "weights.safetensors", "buffer.npz", "state.json"
 FORMAT_VERSION = 1
-# Plain attributes that training changes (target_entropy: a caller may retarget it, see bc+sac).
+# Plain attributes that training changes or a caller may have set from the first budget (target_entropy: see
+# bc+sac; learning_starts: compare's warm-up, which a run continued to a larger budget keeps).
 COUNTERS = ("num_timesteps", "_episode_num", "_n_updates", "_current_progress_remaining", "num_low_level_steps",
-            "target_entropy")
+            "target_entropy", "learning_starts")
 
 
 class CheckpointError(ValueError):
