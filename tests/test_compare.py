@@ -281,3 +281,21 @@ def test_skillsac_warm_up_takes_at_most_a_tenth_of_a_small_budget(steps, warm_up
         assert METHODS["extract"].make_model(chosen, env, str(tmp_path)).learning_starts == 7
     finally:
         env.close()
+
+
+def test_a_terminated_comparison_stops_its_worker_processes_too(tmp_path):
+    out = tmp_path / "cmp"
+    command = [sys.executable, "-m", "skillgym.cli", "compare", "--methods", "sac", "--seeds", "2", "--steps",
+               "100000", "--workers", "2", "--eval-episodes", "1", "--out", str(out)]
+    main = subprocess.Popen(command, env={**os.environ, "MUJOCO_GL": "egl"}, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(out.glob("runs/sac/default/seed*/run.json"))) < 2:
+        time.sleep(0.2)
+    workers = [int(pid) for pid in Path(f"/proc/{main.pid}/task/{main.pid}/children").read_text().split()]
+    main.send_signal(signal.SIGTERM)  # kill, or a job scheduler
+    _, err = main.communicate(timeout=120)
+    assert main.returncode == 130 and "interrupted; run the same command again to continue" in err, err[-2000:]
+    deadline = time.time() + 30
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.2)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]

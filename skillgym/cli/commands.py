@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shlex
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -272,9 +275,19 @@ def after_interrupt(command: str, config: object | None) -> str:
         return "add --resume to the same command to continue from its last checkpoint"
     if command == "train-rl" and config is not None and checkpoint_folder(Path(config.out) / RUN_CHECKPOINT):
         return "run the same command again to continue from its last checkpoint"
-    if command in ("extract", "compare", "run"):
+    if command == "extract":
         return "run the same command again to continue where it stopped"
+    if command in ("compare", "run"):
+        return "run the same command again to continue where it stopped (a recording of demonstrations cut short starts over)"
     return "run the same command again to start it over"
+
+
+def stop_like_ctrl_c(signum: int, frame: object) -> None:
+    """SIGTERM (kill, a job scheduler) stops the command as Ctrl-C in a terminal does: its worker processes
+    end (each keeps what it checkpointed), and this process gets the KeyboardInterrupt that says what to do."""
+    for child in multiprocessing.active_children():
+        child.terminate()
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = lambda message, *_, **__: print(f"skillgym {command}: warning: {message}",
                                                                 file=sys.stderr)
     config = None
+    in_main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
+    previous_sigterm = signal.signal(signal.SIGTERM, stop_like_ctrl_c) if in_main_thread else None
     try:
         config = parse_options(ns.config, ns)
         return int(ns.handler(config) or 0)
@@ -300,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(130, f"skillgym {command}: interrupted; {after_interrupt(command, config)}\n")
     finally:
         warnings.showwarning = show_warning  # main() called from Python leaves the caller's warnings as they were
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 if __name__ == "__main__":
