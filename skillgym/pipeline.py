@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 
 from skillgym import outputs
-from skillgym.cli.options import command_line
+from skillgym.cli.options import made_by
 from skillgym.data.dataset import DATASET_LAYOUT, is_skillgym_dataset, may_record_into, open_dataset
 from skillgym.data.record import RecordArgs, record_dataset, recorded_args
 from skillgym.data.show import contact_sheet
@@ -170,8 +170,7 @@ def run_pipeline(args: PipelineArgs) -> dict:
     data, extract, skills, rl = args.stages()
     summary_file, report_dir = args.out / "summary.json", args.out / "report"
     _claim_folders(args, data, extract, skills, rl)
-    python_only = any(config is not None for config in (args.data, args.extract, args.skills, args.rl))
-    command = f"run_pipeline({args!r})" if python_only else command_line("skillgym run kitchen", args)
+    command = made_by("skillgym run kitchen", "run_pipeline", args)
     summary: dict = {"run": {"command": command, "seed": args.seed, "scale": args.scale, "versions": _versions()}}
     timings = _read_json(summary_file).get("timings") if summary_file.is_file() else None
     made_in = {k: v for k, v in timings.items() if isinstance(v, (int, float))} if isinstance(timings, dict) else {}

@@ -82,7 +82,8 @@ def test_a_tiny_comparison_writes_the_results_page(kitchen_data, tmp_path):
     summary = compare(args)
     out = Path(args.out)
     page = (out / "results.md").read_text()
-    for name in ("extract", "spirl", "sac", "bc", "curves.png", "skill_lengths.png", "skillgym compare",
+    for name in ("extract", "spirl", "sac", "bc", "curves.png", "skill_lengths.png",
+                 "Made by `compare(CompareArgs(", "pretrain_steps={'spirl': 20, 'bc': 20}",
                  "episodes stopping before each subtask", "skills run after the last subtask"):
         assert name in page
     assert (out / "curves.png").stat().st_size > 0 and (out / "skill_lengths.png").stat().st_size > 0

@@ -151,6 +151,30 @@ def parse_options(cls: type, namespace: argparse.Namespace, **extra: Any) -> Any
     return cls(**values, **extra)
 
 
+def made_by(prog: str, function: str, config: Any) -> str:
+    """What reproduces ``config``: its :func:`command_line`, or the Python call ``function(config)`` when an
+    option only Python can give differs from its default.
+
+    Example:
+        >>> from skillgym.compare.compare import CompareArgs
+        >>> made_by("skillgym compare", "compare", CompareArgs(out="runs/cmp", seeds=1))
+        'skillgym compare --out runs/cmp --seeds 1'
+        >>> made_by("skillgym compare", "compare", CompareArgs(out="runs/cmp", pretrain_steps={"bc": 50}))[:29]
+        "compare(CompareArgs(out='runs"
+    """
+    hints = typing.get_type_hints(type(config))
+    python_only = [f for f in dataclasses.fields(config) if f.init and _is_python_only(hints[f.name])]
+    if all(getattr(config, f.name) == _default(f) for f in python_only):
+        return command_line(prog, config)
+    return f"{function}({config!r})"
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+
+
 def command_line(prog: str, config: Any) -> str:
     """The shortest command line that gives ``config``: ``prog`` then the options that differ from their default.
 

@@ -29,7 +29,7 @@ from typing import Any
 from tqdm import tqdm
 
 from skillgym import outputs
-from skillgym.cli.options import command_line
+from skillgym.cli.options import made_by
 from skillgym.compare.methods import METHOD_GROUPS, METHODS
 from skillgym.compare.page import PAGE_FILES, SUMMARY_KEYS, write_results_page
 from skillgym.compare.run import PROGRESS, RUN_JSON, RunSpec, train_run
@@ -285,7 +285,7 @@ def compare(args: CompareArgs, command: str | None = None) -> dict[str, Any]:
     runs = plan_runs(args, *data_paths(args))
     check_inputs(args)
     out.mkdir(parents=True, exist_ok=True)
-    command = command or command_line("skillgym compare", args)
+    command = command or made_by("skillgym compare", "compare", args)
     failures: dict[str, str] = {}
     context = multiprocessing.get_context("spawn")  # torch and MuJoCo state must not be forked
     with ProcessPoolExecutor(max_workers=min(args.workers, len(runs)), mp_context=context,
