@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -207,18 +208,25 @@ def test_a_finished_train_rl_continues_to_a_larger_budget(tmp_path):
     assert trained_policy(tmp_path / "grown") == trained_policy(tmp_path / "straight")
 
 
-def test_train_rl_starts_over_a_run_it_cannot_continue(tmp_path, capsys):
+def test_train_rl_never_replaces_a_run_it_cannot_continue(tmp_path, capsys):
     out = tmp_path / "run"
     first = train_rl(resumable_run(out, steps=300))
-    for changes, why in (({"steps": 200}, "past --steps"),
+    kept = {name: (out / name).read_bytes() for name in ("result.json", "curve.json", "skillsac/policy.safetensors")}
+    kept_checkpoint = (out / RUN_CHECKPOINT / "state.json").read_bytes()
+    for changes, why in (({"steps": 200}, "already trained to 300 low-level steps, past --steps 200"),
                          ({"library": _short_skill_library(tmp_path / "other-library")}, "another skill library"),
-                         ({"alpha_d": 0.2}, "other options (alpha_d)")):
-        capsys.readouterr()
-        train_rl(resumable_run(out, **{"steps": 300, **changes}))
-        printed = capsys.readouterr().out
-        assert f"starting the run in {out} over" in printed and why in printed, printed
-    again = train_rl(resumable_run(out, steps=300))  # over again: the checkpoint is the alpha_d run's
-    assert without_wall_time(again["curve"]) == without_wall_time(first["curve"])
+                         ({"alpha_d": 0.2}, "other options (alpha_d 0.1 -> 0.2)"),
+                         ({"seed": 2}, "other options (seed 1 -> 2)")):
+        with pytest.raises(FileExistsError, match=re.escape(why) + f".*delete {re.escape(str(out))} to start"):
+            train_rl(resumable_run(out, **{"steps": 300, **changes}))
+    assert {name: (out / name).read_bytes() for name in kept} == kept
+    assert (out / RUN_CHECKPOINT / "state.json").read_bytes() == kept_checkpoint
+
+    capsys.readouterr()
+    again = train_rl(resumable_run(out, steps=300))  # the same command: the finished run stays as it is
+    assert "is finished; its result stays as it is" in capsys.readouterr().out
+    assert again["curve"] == first["curve"] and (out / "skillsac/policy.safetensors").read_bytes() == \
+        kept["skillsac/policy.safetensors"]
     (out / RUN_CHECKPOINT / "state.json").write_text("{")  # a damaged checkpoint
     with pytest.raises(CheckpointError, match=f"delete {out / RUN_CHECKPOINT} to start the run over"):
         train_rl(resumable_run(out, steps=300))

@@ -8,8 +8,9 @@ completed in order.
 At the end of the episode in which an evaluation falls, the whole training state goes to
 ``checkpoint/`` (:mod:`skillgym.rl.checkpoint`, with the env's last reset from
 :class:`~skillgym.envs.RepeatableReset`). The same command run again continues from there, to the
-result an uninterrupted run gives, and a larger ``--steps`` takes a finished run further; a run
-with other options starts over.
+result an uninterrupted run gives, a larger ``--steps`` takes a finished run further, and a finished
+run asked for again is left as it is. A run with other options, or another library, is never replaced:
+the command stops and says so.
 
     skillgym train-rl SkillKitchen-v0 --steps 300000 --seed 0 --out runs/rl/seed0
 """
@@ -217,28 +218,36 @@ def _start_over(out: Path) -> str:
     return f"delete {out / RUN_CHECKPOINT} to start the run over"
 
 
-def _checkpoint_to_continue(args: TrainRLArgs) -> dict[str, Any] | None:
-    """The ``extra`` of the checkpoint in ``args.out`` if it is one of the run these options describe,
-    short of their budget; otherwise None, having said why a checkpoint there is not continued.
-    A checkpoint that cannot be read raises :class:`CheckpointError`."""
+def _not_replaced(out: Path, what: str) -> FileExistsError:
+    return FileExistsError(f"{out} holds a train-rl run {what}; pick another --out, or delete {out} to start "
+                           "that run over")
+
+
+def _earlier_run(args: TrainRLArgs) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The run in ``args.out`` that these options continue or ask for again: its checkpoint's ``extra``
+    (None if it has none) and its ``result.json`` (None if unfinished). :class:`FileExistsError` for a
+    run they would replace, :class:`CheckpointError` for a checkpoint that cannot be read."""
     out = Path(args.out)
-    if checkpoint_folder(out / RUN_CHECKPOINT) is None:
-        return None
-    try:
-        saved = saved_extra(out / RUN_CHECKPOINT)
-        saved_args, reached = saved["args"], int(saved["low_level_steps"])
-    except (CheckpointError, KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"the checkpoint in {out} cannot be read ({e}); {_start_over(out)}") from e
+    saved = None
+    if checkpoint_folder(out / RUN_CHECKPOINT) is not None:
+        try:
+            saved = saved_extra(out / RUN_CHECKPOINT)
+            saved["low_level_steps"] = int(saved["low_level_steps"])
+            dict(saved["args"])
+        except (CheckpointError, KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"the checkpoint in {out} cannot be read ({e}); {_start_over(out)}") from e
+    finished = outputs.read_marker(out / "result.json") if (out / "result.json").is_file() else None
     wanted = json.loads(json.dumps(asdict(args), default=float))  # as the checkpoint stores them
-    changed = sorted(k for k in set(saved_args) | set(wanted)
-                     if k not in CONTINUABLE_CHANGES and saved_args.get(k) != wanted.get(k))
-    if changed:
-        print(f"starting the run in {out} over: it was made with other options ({', '.join(changed)})")
-        return None
-    if reached > args.steps:
-        print(f"starting the run in {out} over: its checkpoint is at {reached} low-level steps, past --steps")
-        return None
-    return saved
+    for earlier in (saved, finished):
+        before = earlier["args"] if earlier else {}
+        changed = [f"{k} {before.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(set(before) | set(wanted))
+                   if earlier and k not in CONTINUABLE_CHANGES and before.get(k) != wanted.get(k)]
+        if changed:
+            raise _not_replaced(out, f"made with other options ({', '.join(changed)}); give its options to continue it")
+    trained_to = finished["args"]["steps"] if finished else saved["low_level_steps"] if saved else 0
+    if trained_to > args.steps:
+        raise _not_replaced(out, f"already trained to {trained_to} low-level steps, past --steps {args.steps}")
+    return saved, finished
 
 
 def train_rl(args: TrainRLArgs) -> dict[str, Any]:
@@ -249,7 +258,7 @@ def train_rl(args: TrainRLArgs) -> dict[str, Any]:
     keep_freed_memory()  # a training process: trade held memory for faster updates
     out = Path(args.out)
     check_run_folder(out)
-    resumed = _checkpoint_to_continue(args)
+    saved, finished = _earlier_run(args)
     kwargs = dict(args.env_kwargs)
     if args.library:
         kwargs["library"] = args.library
@@ -266,26 +275,28 @@ def train_rl(args: TrainRLArgs) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     eval_env.reset(seed=10_000 + args.seed)  # evaluation episodes never share seeds with training
     try:
-        curve = _learn(args, env, eval_env, resumed)
+        curve, initial_policy = _learn(args, env, eval_env, saved, finished)
     finally:
         for opened in (env, eval_env):
             opened.close()  # a pixel env's renderer must go before the interpreter tears EGL down
-    result = {"args": asdict(args), "final": curve[-1], "curve": curve}
+    result = {"args": asdict(args), "final": curve[-1], "curve": curve, "initial_policy": initial_policy}
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
-def _learn(args: TrainRLArgs, env: RepeatableReset, eval_env: gym.Env, resumed: dict[str, Any] | None
-           ) -> list[dict[str, float]]:
-    """Build SkillSAC, continue ``resumed`` if it began the same way, train to the budget and save the model;
-    returns the evaluation curve."""
+def _learn(args: TrainRLArgs, env: RepeatableReset, eval_env: gym.Env, resumed: dict[str, Any] | None,
+           finished: dict[str, Any] | None) -> tuple[list[dict[str, float]], str]:
+    """Build SkillSAC, continue ``resumed`` (or leave ``finished`` as it is) if it began the same way, train to
+    the budget and save the model; returns the evaluation curve and the digest of the initial policy."""
     out = Path(args.out)
     model = SkillSAC("SkillPolicy", env, **args.skillsac_kwargs(), seed=args.seed, tensorboard_log=str(out / "tb"),
                      verbose=0)
     initial_policy, resumed_obs = policy_digest(model), None
-    if resumed is not None and resumed["initial_policy"] != initial_policy:
-        print(f"starting the run in {out} over: it began with another skill library or env")
-        resumed = None
+    if initial_policy != (resumed or finished or {}).get("initial_policy", initial_policy):
+        raise _not_replaced(out, "that began with another skill library or env")
+    if finished is not None and finished["args"]["steps"] == args.steps:
+        print(f"the run in {out} is finished; its result stays as it is")
+        return finished["curve"], initial_policy
     if resumed is not None:
         print(f"continuing the run in {out} from {resumed['low_level_steps']} low-level steps")
         try:
@@ -301,4 +312,4 @@ def _learn(args: TrainRLArgs, env: RepeatableReset, eval_env: gym.Env, resumed: 
     model.learn(total_timesteps=args.steps, callback=budget, tb_log_name=f"seed{args.seed}",
                 reset_num_timesteps=resumed is None)
     model.save(out / "skillsac")
-    return budget.curve
+    return budget.curve, initial_policy
