@@ -76,6 +76,9 @@ def test_usage_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     ["skills", "show", "library", "--seed", "-1"],
     ["train-skills", "labels", "--lr", "inf"],
     ["train-skills", "labels", "--lr", "nan"],
+    ["train-rl", "--target-kl-d", "nan"],
+    ["train-rl", "--target-kl-z", "inf"],
+    ["train-rl", "--target-kl-z", "-1"],
 ])
 def test_bad_numbers_are_refused_before_anything_is_written(tmp_path, capsys, argv):
     option = argv[-2]
@@ -83,7 +86,8 @@ def test_bad_numbers_are_refused_before_anything_is_written(tmp_path, capsys, ar
         main([*argv, "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1
-    expected = "--seed must be >= 0" if option == "--seed" else "lr must be a finite number > 0"
+    expected = {"--seed": "--seed must be >= 0", "--lr": "lr must be a finite number > 0"}.get(
+        option, "must be a finite number of nats")
     assert expected in err and not (tmp_path / "out").exists()
 
 
@@ -154,3 +158,11 @@ def test_an_interrupted_command_says_what_running_it_again_does(monkeypatch, cap
     with pytest.raises(SystemExit) as exc:
         main([word.format(tmp=tmp_path) for word in command])
     assert exc.value.code == 130 and advice in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-0.1"])
+def test_a_kl_coefficient_must_be_finite_and_not_negative(capsys, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train-rl", "--alpha-z", value])
+    assert exit_info.value.code == 2
+    assert "a KL coefficient must be a finite number >= 0" in capsys.readouterr().err

@@ -231,6 +231,12 @@ def test_train_rl_never_replaces_a_run_it_cannot_continue(tmp_path, capsys):
     with pytest.raises(CheckpointError, match=f"delete {out / RUN_CHECKPOINT} to start the run over"):
         train_rl(resumable_run(out, steps=300))
     assert (out / RUN_CHECKPOINT / "state.json").read_text() == "{"
+    (out / RUN_CHECKPOINT / "state.json").write_bytes(kept_checkpoint)
+    buffer = out / RUN_CHECKPOINT / "buffer.npz"
+    buffer.write_bytes(buffer.read_bytes()[:1000])  # what a full disk leaves
+    with pytest.raises(CheckpointError, match=f"corrupt; delete {out / RUN_CHECKPOINT} to start the run over"):
+        train_rl(resumable_run(out, steps=600))
+    assert buffer.stat().st_size == 1000
 
 
 def test_train_rl_on_pixels_closes_its_renderers(tmp_path):

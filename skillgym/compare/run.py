@@ -37,6 +37,7 @@ from torch.utils.tensorboard import SummaryWriter
 from skillgym.envs.seed_episodes import SeedEpisodes
 from skillgym.envs.skill_kitchen import resolve_library
 from skillgym.rl.checkpoint import (
+    CheckpointError,
     checkpoint_folder,
     load_training_state,
     policy_digest,
@@ -238,7 +239,10 @@ class Run:
         checkpoint = checkpoint_folder(self.folder / CHECKPOINT)
         resumed_obs = None
         if checkpoint is not None:
-            state, resumed_obs = load_training_state(model, checkpoint)
+            try:
+                state, resumed_obs = load_training_state(model, checkpoint)
+            except CheckpointError as e:
+                raise CheckpointError(f"{e}; delete {checkpoint} to start this run over") from e
             self.seeded_env.episode = state["episode"]
         elif method.pretrain is not None:
             method.pretrain(self.settings, model)

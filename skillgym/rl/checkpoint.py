@@ -32,6 +32,7 @@ import json
 import os
 import random
 import shutil
+import zipfile
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -208,7 +209,7 @@ def load_training_state(model: OffPolicyAlgorithm, path: str | os.PathLike
         tensors = load_file(str(folder / WEIGHTS), device="cpu")
         with np.load(folder / BUFFER, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, SafetensorError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, SafetensorError) as e:  # cut short by a full disk
         raise CheckpointError(f"{folder} cannot be read ({e}); the checkpoint is corrupt") from e
     if state.get("format_version") != FORMAT_VERSION or state.get("algorithm") != type(model).__name__:
         raise CheckpointError(f"{folder} holds a {state.get('algorithm')} checkpoint of format "

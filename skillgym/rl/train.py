@@ -18,6 +18,7 @@ the command stops and says so.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,8 +61,8 @@ def kl_coefficient(text: str) -> float | str:
         value = float(text)
     except ValueError:
         raise ValueError(f"{text!r} is neither a number nor auto / auto_<init>") from None
-    if value < 0:
-        raise ValueError(f"a KL coefficient must be >= 0, got {value}")
+    if not 0 <= value < math.inf:
+        raise ValueError(f"a KL coefficient must be a finite number >= 0, got {value}")
     return value
 
 
@@ -108,6 +109,9 @@ class TrainRLArgs:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         if self.learning_starts < 0:
             raise ValueError(f"learning_starts must be >= 0, got {self.learning_starts}")
+        for name in ("target_kl_d", "target_kl_z"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be a finite number of nats >= 0, got {getattr(self, name)}")
 
     def skillsac_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :class:`SkillSAC` that these options set."""
