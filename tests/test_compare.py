@@ -65,6 +65,14 @@ def test_a_killed_run_resumes_to_the_numbers_of_an_uninterrupted_one(method, tmp
     assert len(resumed["curve"]) >= 3  # evaluated at 0, after the kill and at the end
 
 
+def test_a_run_extended_with_another_evaluation_interval_is_refused_with_the_option_to_pass(tmp_path):
+    settings = run_settings("sac", tmp_path / "run")
+    train_run(settings)
+    grown = RunSpec(**{**asdict(settings), "steps": 1400, "eval_every": 500})
+    with pytest.raises(FileExistsError, match=r"other settings \(eval_every 250 -> 500\); pass the run's --eval-every"):
+        train_run(grown)
+
+
 def test_a_run_folder_with_other_settings_is_refused(tmp_path):
     settings = run_settings("sac", tmp_path / "run")
     Path(settings.out).mkdir()

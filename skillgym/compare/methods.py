@@ -18,8 +18,10 @@ subtask completed in order) and are budgeted in low-level env steps:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 from sb3_contrib import TQC
@@ -71,6 +73,12 @@ def low_level_kitchen(settings: RunSpec) -> gym.Env:
     return KitchenTaskEnv(tasks=task_order(settings.task))
 
 
+def agent_kwargs(settings: RunSpec) -> dict[str, Any]:
+    """A copy of the run's agent settings: SB3 adds keys to a ``policy_kwargs`` it is given, which would make the
+    same settings look changed to the next run of this process."""
+    return copy.deepcopy(settings.agent_kwargs)
+
+
 # The most of a run's low-level budget that SkillSAC's warm-up (decisions sampled from the prior before the
 # first gradient step) may take, counted at the longest skill: a short comparison still trains its agents.
 # At 300k steps and 30-step skills it is train-rl's 1000 decisions.
@@ -81,7 +89,7 @@ def _skillsac(settings: RunSpec, env: gym.Env, tensorboard_log: str, **method_kw
     kwargs = {**TrainRLArgs().skillsac_kwargs(), **method_kwargs}
     longest_skill = env.get_wrapper_attr("max_skill_steps")
     kwargs["learning_starts"] = min(kwargs["learning_starts"], int(WARM_UP_SHARE * settings.steps / longest_skill))
-    return SkillSAC("SkillPolicy", env, **{**kwargs, **settings.agent_kwargs}, seed=settings.seed,
+    return SkillSAC("SkillPolicy", env, **{**kwargs, **agent_kwargs(settings)}, seed=settings.seed,
                     tensorboard_log=tensorboard_log)
 
 
@@ -97,12 +105,12 @@ def spirl_skillsac(settings: RunSpec, env: gym.Env, tensorboard_log: str) -> Bas
 
 def sac(settings: RunSpec, env: gym.Env, tensorboard_log: str) -> BaseAlgorithm:
     """Stock SB3 SAC."""
-    return SAC("MlpPolicy", env, **settings.agent_kwargs, seed=settings.seed, tensorboard_log=tensorboard_log)
+    return SAC("MlpPolicy", env, **agent_kwargs(settings), seed=settings.seed, tensorboard_log=tensorboard_log)
 
 
 def tqc(settings: RunSpec, env: gym.Env, tensorboard_log: str) -> BaseAlgorithm:
     """Stock sb3-contrib TQC."""
-    return TQC("MlpPolicy", env, **settings.agent_kwargs, seed=settings.seed, tensorboard_log=tensorboard_log)
+    return TQC("MlpPolicy", env, **agent_kwargs(settings), seed=settings.seed, tensorboard_log=tensorboard_log)
 
 
 def behaviour_cloning(settings: RunSpec, model: BaseAlgorithm) -> dict[str, float]:

@@ -199,8 +199,11 @@ class Run:
             changed = sorted(k for k in set(saved) | set(identity)
                              if k != "library" and saved.get(k) != identity.get(k))
             if changed and self._trained():
-                raise FileExistsError(f"{self.folder} holds a run with other settings ({', '.join(changed)}); "
-                                      "pick another --out")
+                differ = ", ".join(f"{k} {saved.get(k)!r} -> {identity.get(k)!r}" for k in changed)
+                advice = ("pass the run's --eval-every to extend it (the evaluation interval follows --steps unless "
+                          "--eval-every is given), or pick another --out" if "eval_every" in changed
+                          else "pick another --out")
+                raise FileExistsError(f"{self.folder} holds a run with other settings ({differ}); {advice}")
         elif any(self.folder.iterdir()):
             raise FileExistsError(f"{self.folder} is not empty and holds no comparison run; pick another --out")
         part = run_file.with_name(run_file.name + ".tmp")  # a kill mid-write leaves the old file or none

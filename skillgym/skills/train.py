@@ -480,8 +480,9 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
         raise ValueError(f"the labels in {args.labels} hold no segments: nothing to train on; extract them again "
                          "with a lower --min-length")
     if not args.dataset and not Path(labels.dataset_path).exists():
-        raise FileNotFoundError(f"the labels in {args.labels} were made from the dataset {labels.dataset_path}, which "
-                                "is not there (moved?); pass its new place with --dataset")
+        relative = "," if Path(labels.dataset_path).is_absolute() else ", a path relative to where extract ran,"
+        raise FileNotFoundError(f"the labels in {args.labels} were made from the dataset {labels.dataset_path}"
+                                f"{relative} which is not there (moved?); pass its place with --dataset")
     dataset = open_dataset(args.dataset or labels.dataset_path)
     if labels.dataset_fingerprint and not dataset.matches_fingerprint(labels.dataset_fingerprint):
         raise ValueError(
