@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -426,3 +427,14 @@ def test_docs_custom_encoder_round_trip(tiny_dataset, tmp_path):
     assert loaded.encoder.dim == 12
     np.testing.assert_array_equal(loaded.label(tiny_dataset, progress=False).frame_labels,
                                   labeler.label(tiny_dataset, progress=False).frame_labels)
+
+
+def test_relabelling_a_folder_with_another_k_says_what_it_replaces(tiny_dataset, tmp_path):
+    extract_skills(tiny_dataset, tmp_path / "labels", encoder="state", k=3, report=False, progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        extract_skills(tiny_dataset, tmp_path / "labels", encoder="state", k=3, report=False, progress=False)
+        assert not [w for w in caught if "replacing the labels" in str(w.message)]  # the same labels again
+        extract_skills(tiny_dataset, tmp_path / "labels", encoder="state", k=4, report=False, progress=False)
+    (replaced,) = [str(w.message) for w in caught if "replacing the labels" in str(w.message)]
+    assert "other settings (k 3 -> 4)" in replaced

@@ -328,6 +328,22 @@ def check_labels_folder(out: str | os.PathLike) -> None:
     outputs.check_output_folder(Path(out), LABELS_LAYOUT, ours=is_labels_folder(out))
 
 
+RELABELLING_SETTINGS = ("encoder", "k", "seed", "kernel", "min_length", "fit_dataset_fingerprint")
+
+
+def _say_what_is_replaced(out: Path, labels: SkillLabels) -> None:
+    """Relabelling a folder with another K or seed (which reuses its embedding cache) replaces its labels: say so."""
+    before = outputs.read_marker(out / LABELS_JSON)
+    if not isinstance(before, dict) or not isinstance(before.get("metadata"), dict):
+        return
+    old, new = before["metadata"], labels.metadata
+    changed = [f"{k} {old.get(k)} -> {new.get(k)}" for k in RELABELLING_SETTINGS if old.get(k) != new.get(k)]
+    if before.get("dataset_fingerprint") != labels.dataset_fingerprint:
+        changed.append("another dataset")
+    if changed:
+        warnings.warn(f"replacing the labels in {out}, made with other settings ({', '.join(changed)})", stacklevel=3)
+
+
 def extract_skills(
     dataset: Any,
     out: str | os.PathLike,
@@ -385,6 +401,7 @@ def label_dataset(
             f"{labels.dataset_path} (the longest run lasts {int(np.max(runs[:, 2] - runs[:, 1], initial=0))}); "
             f"the labels in {out} are left as they were. Extract again with a lower --min-length"
         )
+    _say_what_is_replaced(out, labels)
     labels.save(out)
     labeler.save(out / "labeler")
     if report:
