@@ -30,6 +30,8 @@ Example:
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -104,6 +106,17 @@ def check_creatable(path: Path, option: str = "--out") -> None:
             if not parent.is_dir():
                 raise FileExistsError(f"{option} {path} cannot be made: {parent} is a file, not a folder")
             return
+
+
+def check_writable(path: Path, option: str = "--out") -> None:
+    """Refuse ``path`` before any work if the folder it would be made in cannot be written (a read-only disk,
+    no permission): found by making a folder there, which is what counts, whoever runs this."""
+    existing = next(p for p in (Path(path).parent, *Path(path).parent.parents) if p.exists())
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".skillgym-write-check-", dir=existing))
+    except OSError as e:
+        raise PermissionError(f"{option} {path} cannot be written: nothing can be made in {existing} "
+                              f"({e.strerror})") from e
 
 
 def check_whole_folder(folder: Path, layout: Iterable[str], option: str = "--out") -> None:

@@ -143,6 +143,8 @@ def test_contact_sheet(recorded, tmp_path):
         (["data", "kitchen", "--out", "{tmp}/x", "--subtasks", "microwave", "toaster"], "invalid choice: 'toaster'"),
         (["data", "kitchen", "--out", "{tmp}/x", "--subtasks", "microwave", "kettle"], "at least 4 distinct"),
         (["data", "show", "{tmp}/missing", "--out", "{tmp}/a.png"], "no dataset at"),
+        # Nothing can be made in /proc, whoever runs the tests: refused before any episode is recorded.
+        (["data", "kitchen", "--out", "/proc/skillgym/data"], "cannot be written: nothing can be made in /proc"),
     ],
 )
 def test_bad_arguments_give_one_line_errors(tmp_path, args, message):

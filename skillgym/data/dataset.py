@@ -790,7 +790,9 @@ def check_replaceable(out: Path, overwrite: bool) -> None:
     and it is a dataset skillgym wrote."""
     if not out.exists():
         outputs.check_creatable(out)
+        outputs.check_writable(out)  # the dataset is staged beside it
         return
+    outputs.check_writable(out)
     if holds_nothing(out):
         return
     if not overwrite:
