@@ -118,7 +118,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type, required: tuple[str,
                 joiner = "," if "parse" in f.metadata else " "
                 shown = "none" if default is None else joiner.join(map(str, default)) if isinstance(default, tuple) \
                     else default
-                if not (optional and default is None and help_text):
+                if not (optional and default is None and help_text) and "(default:" not in help_text:
                     kwargs["help"] = f"{help_text} (default: {shown})".strip()
             kwargs["metavar"] = f.name.upper() if "choices" not in kwargs else None
         if f.name in positional and has_default:

@@ -71,11 +71,11 @@ class CompareArgs:
     steps: int = 300_000
     """budget of every run in low-level env steps"""
     library: tuple[str, ...] = field(default=("default",), metadata={"parse": comma_list})
-    """comma-separated skill libraries for extract and flat-skill: folders, or the bundled default / agnostic"""
+    """comma-separated skill libraries for extract and flat-skill: folders, or the bundled default / agnostic / pixels"""
     data: str | None = None
     """demonstrations for spirl, bc and bc+sac (default: record them into OUT/data)"""
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    """runs in parallel"""
+    """runs in parallel (default: one per CPU core)"""
     eval_every: int | None = None
     """low-level steps between evaluations (default: steps / 10, at most 20000)"""
     eval_episodes: int = 20
