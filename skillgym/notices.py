@@ -20,4 +20,10 @@ def quiet_third_party_notices() -> None:
     """Filter the warnings above and gymnasium-robotics' notice about its Adroit envs (skillgym uses none)."""
     for pattern in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
+    drop_robotics_notice()
+
+
+def drop_robotics_notice() -> None:
+    """Drop the notice gymnasium-robotics prints when first imported, about reward changes of its Adroit envs:
+    skillgym imports it for the kitchen, which that notice does not concern."""
     notifications.pop("gymnasium_robotics", None)

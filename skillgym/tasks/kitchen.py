@@ -27,6 +27,8 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
+from skillgym.notices import drop_robotics_notice
+
 ALL_TASKS = (
     "bottom burner",
     "top burner",
@@ -78,6 +80,7 @@ def task_order(name: str) -> tuple[str, ...]:
 
 
 def _make_franka_kitchen(robot_noise_ratio: float, object_noise_ratio: float):
+    drop_robotics_notice()
     import gymnasium_robotics  # noqa: F401  (imported for its side effect: MuJoCo assets)
     from gymnasium_robotics.envs.franka_kitchen.kitchen_env import KitchenEnv
 
