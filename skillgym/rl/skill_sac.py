@@ -646,9 +646,9 @@ class SkillSAC(OffPolicyAlgorithm):
         )
         if self._n_updates == 0:
             warnings.warn(
-                f"SkillSAC.learn ended after {self.num_timesteps} skill decisions, before "
-                f"learning_starts={self.learning_starts}: no gradient step was made and the policy is still "
-                "the prior. Train for more decisions or lower learning_starts.",
+                f"SkillSAC.learn ended after {self.num_timesteps} skill decisions, all of them in its warm-up of "
+                f"learning_starts={self.learning_starts} decisions sampled from the prior: no gradient step was made "
+                "and the policy is still the prior. Train for more decisions or lower learning_starts.",
                 stacklevel=2,
             )
         return self
