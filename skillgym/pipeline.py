@@ -31,7 +31,13 @@ from PIL import Image
 
 from skillgym import outputs
 from skillgym.cli.options import made_by
-from skillgym.data.dataset import DATASET_LAYOUT, is_skillgym_dataset, may_record_into, open_dataset
+from skillgym.data.dataset import (
+    DATASET_LAYOUT,
+    holds_nothing,
+    is_skillgym_dataset,
+    may_record_into,
+    open_dataset,
+)
 from skillgym.data.record import RecordArgs, record_dataset, recorded_args
 from skillgym.data.show import contact_sheet
 from skillgym.envs.prior_rollouts import prior_rollouts
@@ -315,6 +321,9 @@ def _claim_folders(args: PipelineArgs, data: RecordArgs, extract: ExtractArgs, s
     """Check ``--out`` and every stage's folder before anything is written, so that a folder the user made
     there is refused now and not after hours; with ``--force``, then delete the stages' folders."""
     summary_file, report_dir = args.out / "summary.json", args.out / "report"
+    if (args.out / "recording.json").is_file():
+        raise FileExistsError(f"{args.out} is a dataset folder; give run kitchen a folder of its own (it records "
+                              "its demonstrations into OUT/data)")
     ours = _is_summary(summary_file)  # written first thing, so an interrupted run is ours too
     if summary_file.exists() and not ours:
         raise FileExistsError(f"{summary_file} is not a summary this command wrote, or is corrupt; it is never "
@@ -326,6 +335,9 @@ def _claim_folders(args: PipelineArgs, data: RecordArgs, extract: ExtractArgs, s
     if not may_record_into(data.out):
         raise FileExistsError(f"{data.out} exists and is not a recording skillgym made; it is never replaced, "
                               "pick another --out")
+    if not args.force and not holds_nothing(data.out) and not (data.out / "recording.json").is_file():
+        raise FileExistsError(f"{data.out} holds a dataset that is not a finished recording of this command; pass "
+                              "--force to record it again, or pick another --out")
     check_labels_folder(extract.out)
     outputs.check_output_folder(Path(skills.out), LIBRARY_LAYOUT, ours=is_library_folder(Path(skills.out)))
     if rl is not None:

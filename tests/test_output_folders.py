@@ -299,3 +299,16 @@ def test_compare_refuses_a_users_data_folder_where_it_would_record(tmp_path):
     assert_intact(files)
     (tmp_path / "empty" / "data").mkdir(parents=True)  # an empty one is recorded into
     check_inputs(CompareArgs(out=str(tmp_path / "empty"), methods=("bc",), seeds=1))
+
+
+def test_run_kitchen_refuses_a_dataset_folder_and_a_dataset_it_did_not_record_before_writing(tmp_path):
+    episodes, _ = synthetic_episodes(2, 3, 0)
+    write_minari_dataset(tmp_path / "recorded", [episodes])
+    (tmp_path / "recorded" / "recording.json").write_text("{}")  # as `skillgym data kitchen` leaves one
+    with pytest.raises(FileExistsError, match="is a dataset folder; give run kitchen a folder of its own"):
+        run_pipeline(tiny_pipeline(tmp_path / "recorded"))
+    write_minari_dataset(tmp_path / "run" / "data", [episodes])
+    with pytest.raises(FileExistsError, match="not a finished recording of this command; pass --force"):
+        run_pipeline(tiny_pipeline(tmp_path / "run"))
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["data"]
+    assert sorted(p.name for p in (tmp_path / "recorded").iterdir()) == ["data", "recording.json"]
