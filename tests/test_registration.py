@@ -126,3 +126,17 @@ def test_progress_threshold_none_runs_fixed_length_skills():
     env.reset(seed=0)
     for skill in range(4):
         assert env.step({"skill": skill, "arg": np.zeros(5, np.float32)})[-1]["skill_steps"] == 3
+
+
+def test_skill_kitchen_takes_a_library_made_in_python():
+    from skillgym.skills.config import LibraryConfig
+
+    library = SkillLibrary.build(LibraryConfig(num_skills=3, max_skill_steps=5))
+    env = gym.make("SkillKitchen-v0", library=library)
+    try:
+        assert env.action_space["skill"].n == 3 and env.get_wrapper_attr("library") is library
+        env.reset(seed=0)
+        _, _, _, _, info = env.step({"skill": 1, "arg": np.zeros(library.z_dim, np.float32)})
+        assert 1 <= info["skill_steps"] <= 5
+    finally:
+        env.close()

@@ -74,7 +74,7 @@ def kitchen_env_for(library: SkillLibrary, **kwargs: Any) -> KitchenTaskEnv:
 
 
 def make_skill_kitchen(
-    library: str | os.PathLike | None = None,
+    library: str | os.PathLike | SkillLibrary | None = None,
     tasks: str | Sequence[str] = DEFAULT_TASKS,
     observation: str = "state",
     max_skill_steps: int | None = None,
@@ -85,8 +85,9 @@ def make_skill_kitchen(
 ) -> gym.Env:
     """Kitchen task env (ordered subtasks, 280 low-level steps) in a skill library's space.
 
-    ``library`` is a bundled library's name or a folder (:func:`resolve_library`): by default the
-    bundled library for ``observation`` ("state" or "pixels"); a pixel library gets frames rendered
+    ``library`` is a bundled library's name, a folder (:func:`resolve_library`) or a loaded or built
+    :class:`~skillgym.skills.library.SkillLibrary`: by default the bundled library for ``observation``
+    ("state" or "pixels"); a pixel library gets frames rendered
     at its own size and frame stack. ``tasks`` is a list of subtask names in order, or a string:
     a name from :data:`~skillgym.tasks.kitchen.TASK_SUITE` such as ``"kettle-cabinets"`` or
     subtasks joined by ``+`` (:func:`~skillgym.tasks.kitchen.task_order`). ``low_level_steps`` is the
@@ -104,10 +105,10 @@ def make_skill_kitchen(
         ValueError: low_level_steps must be an int >= 1 (the task's time limit in low-level steps), got 0
     """
     check_skill_options(max_skill_steps, progress_threshold, low_level_steps)
-    path = resolve_library(library, observation)
-    lib = SkillLibrary.load(path)
+    path = None if isinstance(library, SkillLibrary) else resolve_library(library, observation)
+    lib = library if isinstance(library, SkillLibrary) else SkillLibrary.load(path)
     low = kitchen_env_for(lib, tasks=tasks, max_episode_steps=low_level_steps, render_mode=render_mode)
     env = SkillSpaceEnv(low, lib, max_skill_steps=max_skill_steps, record_frames=record_frames,
                         progress_threshold=progress_threshold)
-    env.library_path = str(path)
+    env.library_path = None if path is None else str(path)
     return env
