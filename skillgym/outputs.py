@@ -123,8 +123,9 @@ def check_whole_folder(folder: Path, layout: Iterable[str], option: str = "--out
     """Before deleting ``folder``: refuse if anything in it is not part of ``layout``."""
     others = strays(folder, layout)
     if others:
-        raise FileExistsError(f"{folder} also holds {_listed(others)}, which skillgym did not write there; it only "
-                              f"replaces a folder that holds nothing else: move them or pick another {option}")
+        raise FileExistsError(f"{folder} also holds {_listed(others)}, which are not part of what this command "
+                              "writes there; it only replaces a folder that holds nothing else: move them or pick "
+                              f"another {option}")
 
 
 def read_marker(path: Path) -> Any:

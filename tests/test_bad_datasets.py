@@ -215,3 +215,9 @@ def test_recording_options_out_of_range_are_refused_up_front(tmp_path, make_args
 def test_recording_commands_refuse_bad_options_in_one_line(tmp_path, capsys, argv, message):
     assert_cli_error([*argv, "--out", str(tmp_path / "x")], capsys, message)
     assert not (tmp_path / "x").exists()
+
+
+def test_a_missing_part_is_named_as_missing(parts, tmp_path):
+    with pytest.raises(DatasetError, match=f"{tmp_path / 'nope'} does not exist"):
+        merge_recordings([parts[0], tmp_path / "nope"], tmp_path / "merged")
+    assert not (tmp_path / "merged").exists()

@@ -61,6 +61,8 @@ def _recording(path: Path) -> dict:
     """A part's recording.json, checked to hold everything merging reads, so a bad part stops the merge
     before anything is written."""
     file = path / "recording.json"
+    if not path.exists():
+        raise DatasetError(f"{path} does not exist")
     if not file.is_file():
         raise DatasetError(f"{path} has no recording.json: only `skillgym data kitchen` recordings can be merged")
     try:
