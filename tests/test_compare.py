@@ -97,6 +97,8 @@ def test_a_tiny_comparison_writes_the_results_page(kitchen_data, tmp_path):
     assert (out / "curves.png").stat().st_size > 0 and (out / "skill_lengths.png").stat().st_size > 0
     rows = {row["method"]: row for row in summary["results"]}
     assert set(rows) == {"extract", "spirl", "sac", "bc"} and all(r["finished"] == 1 for r in rows.values())
+    (extract_curve,) = rows["extract"]["curves"]  # every seed's evaluations, for plots of one's own
+    assert extract_curve[0]["low_level_steps"] == 0 and extract_curve[-1]["low_level_steps"] >= 300
     spirl = json.loads((out / "runs" / "spirl" / "default" / "seed0" / "result.json").read_text())
     assert set(spirl["skill_lengths"][:-1]) == {10}  # fixed-length skills (the last may be cut by the time limit)
     extract = json.loads((out / "runs" / "extract" / "default" / "seed0" / "result.json").read_text())

@@ -3,7 +3,7 @@
 ``results.md`` (link it from the docs), ``curves.png`` (mean ± std over seeds of the subtasks
 completed against low-level steps, one panel per task), ``skill_lengths.png`` (low-level steps of
 the skills the final policies executed, per skill-space method: the paper's Fig. 13) and
-``results.json`` (the numbers of the table).
+``results.json`` (the numbers of the table, and every seed's evaluations).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from skillgym.tasks.kitchen import task_order  # noqa: E402
 TABLE_BUDGETS = (100_000, 300_000, 1_000_000)
 # What the page is made of, all written into the comparison's output folder.
 PAGE_FILES = ("results.md", "results.json", "curves.png", "skill_lengths.png")
+# What results.json keeps of every seed's evaluations.
+CURVE_KEYS = ("low_level_steps", "subtasks_mean", "success_rate")
 # The keys of results.json: what marks a folder as a comparison's output.
 SUMMARY_KEYS = ("command", "steps", "eval_every", "results")
 PACKAGES = ("skillgym", "torch", "stable-baselines3", "sb3-contrib", "gymnasium", "gymnasium-robotics", "mujoco",
@@ -121,8 +123,19 @@ def _colors(grouped: dict) -> dict[str, str]:
     return {label: f"C{i % 10}" for i, label in enumerate(labels)}
 
 
+# Curves that lie on top of each other (every method at 0 early on) stay apart by their line and markers.
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def _line_styles(grouped: dict) -> dict[str, dict[str, str]]:
+    labels = list(dict.fromkeys(label for label, _ in grouped))
+    return {label: {"linestyle": LINE_STYLES[i % len(LINE_STYLES)], "marker": MARKERS[i % len(MARKERS)]}
+            for i, label in enumerate(labels)}
+
+
 def _plot_curves(grouped: dict, tasks: list[str], steps: int, eval_every: int, out: Path) -> None:
-    colors = _colors(grouped)
+    colors, styles = _colors(grouped), _line_styles(grouped)
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False, sharey=True)
     grid = np.arange(0, steps + eval_every, eval_every)
     grid[-1] = min(grid[-1], steps)
@@ -142,7 +155,8 @@ def _plot_curves(grouped: dict, tasks: list[str], steps: int, eval_every: int, o
             ys = np.array([np.interp(grid, [p["low_level_steps"] for p in c], [p["subtasks_mean"] for p in c])
                            for c in curves])
             mean, std = ys.mean(0), ys.std(0)
-            ax.plot(grid, mean, color=colors[label], label=f"{label} (n={len(done)})")
+            ax.plot(grid, mean, color=colors[label], label=f"{label} (n={len(done)})", markersize=4,
+                    markevery=max(1, len(grid) // 20), **styles[label])
             ax.fill_between(grid, mean - std, mean + std, color=colors[label], alpha=0.2)
         ax.set_title(f"{task}: {' → '.join(task_order(task))}", fontsize=9)
         ax.set_xlabel("low-level env steps")
@@ -197,7 +211,8 @@ def write_results_page(out: Path, runs: list[tuple[str, RunSpec]], command: str)
                                           + f" | {_mean_std(success)} |")
         numbers.append({"method": label, "task": task, "seeds": len(results),
                         "finished": sum(r is not None for r in results),
-                        "subtasks": {str(b): at[b] for b in budgets}, "success_rate": success})
+                        "subtasks": {str(b): at[b] for b in budgets}, "success_rate": success,
+                        "curves": [[{k: p[k] for k in CURVE_KEYS} for p in c] if c else None for c in curves]})
         by_label.setdefault(label, []).append((at, success))
     for label, per_task in by_label.items():
         if len(per_task) > 1:  # the paper's summary over several tasks: each seed's mean over them
