@@ -242,3 +242,43 @@ def test_toy_env_refuses_an_obs_dim_below_its_states():
     assert ToySkillEnv(n_states=3, obs_dim=5).observation_space.shape == (5,)
     with pytest.raises(ValueError, match=r"obs_dim must be >= n_states = 3.*got 0"):
         ToySkillEnv(n_states=3, obs_dim=0)
+
+
+def _own_skills_example():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "own_skills.py"
+    found = importlib.util.spec_from_file_location("own_skills", path)
+    module = importlib.util.module_from_spec(found)
+    found.loader.exec_module(module)
+    return module
+
+
+def test_skills_of_ones_own_run_in_the_skill_space_and_train_a_stock_agent():
+    from stable_baselines3 import SAC
+
+    from skillgym.envs import FlattenSkillAction
+    from skillgym.rl import SkillSAC
+
+    example = _own_skills_example()
+    env = SkillSpaceEnv(KitchenTaskEnv(), example.JointSkills())
+    check_env(env, skip_render_check=True)
+    assert env.action_space["skill"].n == 14 and env.action_space["arg"].high.tolist() == [1.0]
+    start, _ = env.reset(seed=0)
+    obs, _, _, _, info = env.step({"skill": 0, "arg": np.ones(1, np.float32)})
+    assert info["skill_steps"] == 10 and obs[0] < start[0]  # skill 0 moved joint 0 down for its 10 steps
+    flat = FlattenSkillAction(env)
+    SAC("MlpPolicy", flat, learning_starts=5, batch_size=8, seed=0).learn(12)
+    with pytest.raises(ValueError, match="skills have no priors, which SkillSAC starts from; act in their space with "
+                                         "FlattenSkillAction"):
+        SkillSAC("SkillPolicy", env)
+    env.close()
+
+
+def test_an_object_that_is_no_skill_set_is_refused_naming_what_it_lacks():
+    class Half:
+        num_skills, z_dim = 3, 2
+
+    with pytest.raises(TypeError, match="Half has no max_skill_steps, observation_space, start, step"):
+        SkillSpaceEnv(KitchenTaskEnv(), Half())

@@ -39,6 +39,22 @@ from skillgym.spaces import skill_action_space
 # 1.20 ordered subtasks (100 episodes; skills 18.7 steps long), 0.9 completes 0.99 (16.2), 0.8
 # about 0.55 (two runs of 20; ≈ 10): stopping early cuts skills before they reach their target.
 DEFAULT_PROGRESS_THRESHOLD = 0.95
+# The argument box of skills of one's own that do not say theirs: a few standard deviations of a unit Gaussian.
+DEFAULT_ARG_BOUND = 3.0
+# What SkillSpaceEnv needs of skills that are not a SkillLibrary (see ``SkillSpaceEnv``).
+SKILL_SET_ATTRIBUTES = ("num_skills", "z_dim", "max_skill_steps", "observation_space", "start", "step")
+
+
+def as_skill_set(library: Any) -> Any:
+    """A :class:`SkillLibrary` for a folder or a library, else ``library`` itself once it has everything
+    :class:`SkillSpaceEnv` calls (``TypeError`` naming what it lacks)."""
+    if isinstance(library, (str, os.PathLike)):
+        return SkillLibrary.load(library)
+    missing = [name for name in SKILL_SET_ATTRIBUTES if not hasattr(library, name)]
+    if missing and not isinstance(library, SkillLibrary):
+        raise TypeError(f"a skill library is a SkillLibrary, the folder of one, or an object with "
+                        f"{', '.join(SKILL_SET_ATTRIBUTES)}; {type(library).__name__} has no {', '.join(missing)}")
+    return library
 
 
 def check_skill_options(max_skill_steps: int | None, progress_threshold: float | None,
@@ -82,7 +98,12 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
             observations) must be what the library's priors expect; for a language-conditioned
             library it is a Dict that also holds the episode's instruction embedding under
             ``"instruction"`` (as :class:`~skillgym.tasks.libero.LiberoTaskEnv`'s does).
-        library: a :class:`~skillgym.skills.library.SkillLibrary` or the path of one.
+        library: a :class:`~skillgym.skills.library.SkillLibrary` or the path of one; or skills of your own,
+            any object with ``num_skills``, ``z_dim``, ``max_skill_steps``, ``observation_space`` (the
+            observation its skills read), ``start(skills (1,), args (1, z_dim)) -> state`` and
+            ``step(state, obs (1, *obs_shape)) -> (actions (1, A), progress (1,), state)``; optionally
+            ``arg_bound`` (default 3) and ``priors`` (the torch module SkillSAC starts from; without it,
+            act through :class:`~skillgym.envs.FlattenSkillAction` with a stock agent).
         max_skill_steps: cap on low-level steps per skill, >= 1 (None: the library's, 30 in kitchen).
         progress_threshold: a skill stops once its predicted progress reaches this value, in (0, 1]. The
             progress head is a sigmoid trained on t/N, so it approaches 1.0 (float32 rounds it to 1.0
@@ -126,14 +147,15 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         )
         check_skill_options(max_skill_steps, progress_threshold)
         gym.Wrapper.__init__(self, env)
-        self.library = library if isinstance(library, SkillLibrary) else SkillLibrary.load(library)
-        self.library_path = None if isinstance(library, SkillLibrary) else str(Path(library))
+        self.library = as_skill_set(library)
+        self.library_path = str(Path(library)) if isinstance(library, (str, os.PathLike)) else None
         self.max_skill_steps = self.library.max_skill_steps if max_skill_steps is None else int(max_skill_steps)
         self.progress_threshold, self.record_frames = progress_threshold, record_frames
 
-        cfg = self.library.config
+        # Skills of one's own have no LibraryConfig: closed loop on the observation they declare, no instruction.
+        cfg = self.library.config if isinstance(self.library, SkillLibrary) else None
         prior_space = self.library.observation_space
-        self._conditioned = cfg.language_conditioned
+        self._conditioned = cfg is not None and cfg.language_conditioned
         if self._conditioned:
             self._check_instruction(env.observation_space, self.library.instruction_space)
             prior_space = prior_space[cfg.obs_kind]
@@ -141,24 +163,26 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._obs_dtype = prior_space.dtype
         # A closed-loop decoder may observe the state vector while the priors see pixels.
         self._decoder_obs_key = self._obs_key
-        if cfg.decoder == "closed_loop" and cfg.decoder_obs_kind != cfg.obs_kind:
+        if cfg is not None and cfg.decoder == "closed_loop" and cfg.decoder_obs_kind != cfg.obs_kind:
             wanted = spaces.Box(-np.inf, np.inf, cfg.decoder_obs_shape, np.float32)
             self._decoder_obs_key = self._find_observation_key(env.observation_space, wanted)
-        self._decoder_reads_obs = cfg.decoder == "closed_loop"
+        self._decoder_reads_obs = cfg is None or cfg.decoder == "closed_loop"
         self._pixels_at_skill_end = (
             self._obs_key == "pixels" and hasattr(env, "step_without_pixels")
             and not (self._decoder_reads_obs and self._decoder_obs_key == "pixels")
         )
         self.observation_space = self.library.observation_space
-        self.action_space = skill_action_space(self.library.num_skills, self.library.z_dim, cfg.arg_bound)
+        arg_bound = cfg.arg_bound if cfg is not None else float(getattr(self.library, "arg_bound", DEFAULT_ARG_BOUND))
+        self.action_space = skill_action_space(self.library.num_skills, self.library.z_dim, arg_bound)
         self._last_obs: Any = None
         self._episode_over = False
         self.last_skill_frames: list[np.ndarray] = []
 
     @property
     def skill_prior(self):
-        """The library's priors p(d|s), p(z|s,d) (a torch module) — SkillSAC starts from them."""
-        return self.library.priors
+        """The library's priors p(d|s), p(z|s,d) (a torch module) — SkillSAC starts from them; None for skills
+        of one's own that have none."""
+        return getattr(self.library, "priors", None)
 
     @staticmethod
     def _check_instruction(low: spaces.Space, wanted: spaces.Box) -> None:
@@ -247,7 +271,8 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise RuntimeError("the episode has ended (terminated or truncated); call reset() before step()")
         skill, arg = self.parse_action(action)
         instruction = self._instruction(self._last_obs)
-        state = self.library.start(np.array([skill]), arg[None], None if instruction is None else instruction[None])
+        state = (self.library.start(np.array([skill]), arg[None]) if instruction is None
+                 else self.library.start(np.array([skill]), arg[None], instruction[None]))
         terminated = truncated = False
         info: dict[str, Any] = {}
         total, rewards = 0.0, []

@@ -295,8 +295,12 @@ class SkillSAC(OffPolicyAlgorithm):
             prior = self.env.get_attr("skill_prior")[0]
         except AttributeError as e:
             raise ValueError(
-                "The env has no `skill_prior` attribute; pass the library's prior module as SkillSAC(..., prior=...)."
+                f"The env has no `skill_prior` attribute ({e}); pass the library's prior module as "
+                "SkillSAC(..., prior=...)."
             ) from e
+        if prior is None:
+            raise ValueError("the env's skills have no priors, which SkillSAC starts from; act in their space with "
+                             "FlattenSkillAction and a stock agent, or pass SkillSAC(..., prior=...)")
         if not isinstance(prior, nn.Module):
             raise TypeError(f"env.skill_prior must be an nn.Module, got {type(prior).__name__}")
         return prior
