@@ -51,7 +51,7 @@ def as_skill_set(library: Any) -> Any:
     if isinstance(library, (str, os.PathLike)):
         return SkillLibrary.load(library)
     missing = [name for name in SKILL_SET_ATTRIBUTES if not hasattr(library, name)]
-    if missing and not isinstance(library, SkillLibrary):
+    if missing:
         raise TypeError(f"a skill library is a SkillLibrary, the folder of one, or an object with "
                         f"{', '.join(SKILL_SET_ATTRIBUTES)}; {type(library).__name__} has no {', '.join(missing)}")
     return library
@@ -142,7 +142,7 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         record_frames: bool = False,
     ):
         gym.utils.RecordConstructorArgs.__init__(
-            self, library=str(library) if isinstance(library, (str, os.PathLike)) else "<SkillLibrary>",
+            self, library=str(library) if isinstance(library, (str, os.PathLike)) else f"<{type(library).__name__}>",
             max_skill_steps=max_skill_steps, progress_threshold=progress_threshold, record_frames=record_frames,
         )
         check_skill_options(max_skill_steps, progress_threshold)
