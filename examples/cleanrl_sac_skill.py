@@ -31,6 +31,8 @@ from skillgym.envs import FlattenSkillAction
 class Args:
     env_id: str = "SkillKitchen-v0"
     """id of a skill env (action space Dict(skill, arg)); the agent acts on its flat Box view"""
+    library: str = ""
+    """skill library folder or bundled name for the env (empty: the env's own)"""
     seed: int = 1
     """seed of random, numpy, torch and the envs"""
     torch_deterministic: bool = True
@@ -71,9 +73,9 @@ def parse_args() -> Args:
     return Args(**vars(parser.parse_args()))
 
 
-def make_env(env_id: str, seed: int):
+def make_env(env_id: str, seed: int, library: str = ""):
     def thunk():
-        env = FlattenSkillAction(gym.make(env_id))
+        env = FlattenSkillAction(gym.make(env_id, **({"library": library} if library else {})))
         env.action_space.seed(seed)
         return env
 
@@ -123,7 +125,7 @@ def main(args: Args) -> dict:
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-    envs = gym.vector.SyncVectorEnv([make_env(args.env_id, args.seed + i) for i in range(args.num_envs)])
+    envs = gym.vector.SyncVectorEnv([make_env(args.env_id, args.seed + i, args.library) for i in range(args.num_envs)])
     envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
     envs.action_space.seed(args.seed)
     obs_dim, act_dim = int(np.prod(envs.single_observation_space.shape)), envs.single_action_space.shape[0]

@@ -88,6 +88,12 @@ def test_cleanrl_style_sac_example_on_the_kitchen(capsys):
     assert f"low_level_steps={result['low_level_steps']}" in capsys.readouterr().out
 
 
+def test_cleanrl_style_sac_example_acts_in_the_library_it_is_given():
+    env = load_example().make_env("SkillKitchen-v0", 0, "agnostic")()
+    assert env.get_wrapper_attr("library_path").endswith("kitchen-agnostic")
+    env.close()
+
+
 def test_cleanrl_style_sac_example_stores_no_transition_across_episodes(monkeypatch):
     """A toy skill env whose state counts up by one per decision and restarts at random on reset."""
     n_states = 50
