@@ -108,6 +108,15 @@ def check_creatable(path: Path, option: str = "--out") -> None:
             return
 
 
+def write_tensors(tensors: dict[str, Any], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
+    """Write ``tensors`` (torch) as a safetensors file with the permissions of the user's other files
+    (safetensors' ``save_file`` makes its files readable by their owner only, so a library could not be
+    shared)."""
+    from safetensors.torch import save
+
+    Path(path).write_bytes(save(tensors, metadata=metadata))
+
+
 def check_writable(path: Path, option: str = "--out") -> None:
     """Refuse ``path`` before any work if the folder it would be made in cannot be written (a read-only disk,
     no permission): found by making a folder there, which is what counts, whoever runs this."""

@@ -289,3 +289,17 @@ def test_a_config_saved_before_the_later_format_1_fields_still_loads(tmp_path):
 def test_bundled_configs_hold_every_required_key(name):
     payload = json.loads((ASSETS / name / "config.json").read_text())
     assert LibraryConfig.from_dict(payload).max_skill_steps == payload["max_skill_steps"]
+
+
+def test_saved_weights_are_as_readable_as_the_users_other_files(tmp_path):
+    import os
+    import stat
+
+    previous = os.umask(0o022)  # a usual setting: files readable by everyone, writable by their owner
+    try:
+        SkillLibrary.build(LibraryConfig(num_skills=3)).save(tmp_path / "lib")
+        (tmp_path / "other.txt").write_text("mine")
+    finally:
+        os.umask(previous)
+    modes = {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("lib/model.safetensors", "other.txt")}
+    assert modes["lib/model.safetensors"] == modes["other.txt"] == 0o644, modes

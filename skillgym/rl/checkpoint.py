@@ -41,10 +41,12 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import get_device
+
+from skillgym import outputs
 
 WEIGHTS, BUFFER, STATE = "weights.safetensors", "buffer.npz", "state.json"
 FORMAT_VERSION = 1
@@ -160,7 +162,7 @@ def save_training_state(model: OffPolicyAlgorithm, path: str | os.PathLike, extr
     staging = path.with_name(path.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    save_file(tensors, str(staging / WEIGHTS))
+    outputs.write_tensors(tensors, staging / WEIGHTS)
     with open(staging / BUFFER, "wb") as f:
         np.savez(f, **arrays)
     (staging / STATE).write_text(json.dumps(state, default=float) + "\n")

@@ -28,7 +28,6 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from safetensors.torch import save_file
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.env_util import is_wrapped
@@ -44,6 +43,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 from torch.nn import functional as F
 
+from skillgym import outputs
 from skillgym.rl.buffers import (
     SkillDictReplayBuffer,
     SkillFeatureReplayBuffer,
@@ -689,8 +689,8 @@ class SkillSAC(OffPolicyAlgorithm):
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
         try:
-            save_file(tensors, str(staging / POLICY_WEIGHTS), metadata={"format_version": str(MODEL_FORMAT)})
-            save_file(optim_tensors, str(staging / OPTIMIZER_WEIGHTS))
+            outputs.write_tensors(tensors, staging / POLICY_WEIGHTS, metadata={"format_version": str(MODEL_FORMAT)})
+            outputs.write_tensors(optim_tensors, staging / OPTIMIZER_WEIGHTS)
             (staging / MODEL_JSON).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
             old = None
             if path.exists():

@@ -33,8 +33,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from skillgym import outputs
 from skillgym.language import INSTRUCTION_KEY
 from skillgym.skills.config import FORMAT_VERSION, LibraryConfig, LibraryError
 from skillgym.skills.model import DecoderState, SkillDecoder, SkillEncoder, SkillPriors
@@ -115,7 +116,7 @@ class SkillLibrary:
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         # Write to temporary names and rename, so an interrupted save never leaves a half file.
         tmp_w, tmp_c = path / (WEIGHTS_FILE + ".tmp"), path / (CONFIG_FILE + ".tmp")
-        save_file(tensors, str(tmp_w), metadata={"format_version": str(FORMAT_VERSION)})
+        outputs.write_tensors(tensors, tmp_w, metadata={"format_version": str(FORMAT_VERSION)})
         tmp_c.write_text(self.config.to_json())
         os.replace(tmp_w, path / WEIGHTS_FILE)
         os.replace(tmp_c, path / CONFIG_FILE)

@@ -38,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -211,7 +211,7 @@ def save_checkpoint(path: Path, step: int, model: SkillVAE, optimizer: torch.opt
         "split": split,
         "inputs": inputs,
     }
-    save_file(tensors, str(path / "state.safetensors.tmp"), metadata={"step": str(step)})
+    outputs.write_tensors(tensors, path / "state.safetensors.tmp", metadata={"step": str(step)})
     (path / "state.json.tmp").write_text(json.dumps(meta))
     os.replace(path / "state.safetensors.tmp", path / "state.safetensors")
     os.replace(path / "state.json.tmp", path / "state.json")
