@@ -79,6 +79,8 @@ def test_usage_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     ["train-rl", "--target-kl-d", "nan"],
     ["train-rl", "--target-kl-z", "inf"],
     ["train-rl", "--target-kl-z", "-1"],
+    ["train-rl", "--seed", "-1"],
+    ["train-rl", "--seed", str(2**32)],
 ])
 def test_bad_numbers_are_refused_before_anything_is_written(tmp_path, capsys, argv):
     option = argv[-2]

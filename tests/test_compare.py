@@ -136,6 +136,7 @@ def test_value_at_takes_the_first_evaluation_at_or_after_the_budget():
     (["--tasks", "kettle+dishwasher"], "distinct subtasks"),
     (["--library", "no/such/library"], "no skill library at no/such/library"),
     (["--seeds", "0"], "seeds must be >= 1"),
+    (["--seeds", "1001"], "seeds must be <= 1000"),
 ])
 def test_bad_options_are_one_line_errors(flags, message, tmp_path, capsys):
     from skillgym.cli import main
@@ -221,6 +222,19 @@ def test_libraries_of_the_same_name_get_labels_and_folders_of_their_own(tmp_path
     runs = plan_runs(args, None, None)
     assert [label for label, _ in runs] == ["extract[a/library]", "extract[b/library]"]
     assert [Path(run.out).parts[-3] for _, run in runs] == ["extract[a-library]", "extract[b-library]"]
+
+
+def test_one_task_spelled_two_ways_runs_once():
+    args = CompareArgs(out="cmp", methods=("sac",), tasks=(" kettle + microwave ", "kettle+microwave",
+                                                            "microwave+kettle+bottom burner+light switch", "default"))
+    assert args.task_names() == ["kettle+microwave", "default"]
+    assert [Path(run.out).parts[-2] for _, run in plan_runs(args, None, None)] == ["kettle+microwave"] * 3 + \
+        ["default"] * 3
+
+
+def test_a_string_option_in_python_is_a_comma_separated_list_as_on_the_command_line():
+    args = CompareArgs(out="cmp", methods="extract,sac", tasks="default", library="agnostic")
+    assert (args.methods, args.tasks, args.library) == (("extract", "sac"), ("default",), ("agnostic",))
 
 
 def test_a_library_named_twice_runs_once():

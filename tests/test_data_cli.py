@@ -142,6 +142,13 @@ def test_contact_sheet(recorded, tmp_path):
         (["data", "kitchen", "--out", "{tmp}", "--overwrite"], "is not a dataset skillgym wrote"),
         (["data", "kitchen", "--out", "{tmp}/x", "--subtasks", "microwave", "toaster"], "invalid choice: 'toaster'"),
         (["data", "kitchen", "--out", "{tmp}/x", "--subtasks", "microwave", "kettle"], "at least 4 distinct"),
+        (["data", "kitchen", "--out", "{tmp}/x", "--subtasks", "microwave", "microwave", "kettle", "light switch",
+          "slide cabinet"], "at least 4 distinct"),
+        # Chains that start with a run of the evaluation order need its subtasks, and one more for the rest.
+        (["data", "kitchen", "--out", "{tmp}/x", "--subtasks", "kettle", "light switch", "slide cabinet",
+          "hinge cabinet"], "subtasks lack microwave, bottom burner"),
+        (["data", "kitchen", "--out", "{tmp}/x", "--subtasks", "microwave", "kettle", "bottom burner",
+          "light switch"], "the evaluation order's four alone"),
         (["data", "show", "{tmp}/missing", "--out", "{tmp}/a.png"], "no dataset at"),
         # Nothing can be made in /proc, whoever runs the tests: refused before any episode is recorded.
         (["data", "kitchen", "--out", "/proc/skillgym/data"], "cannot be written: nothing can be made in /proc"),

@@ -91,6 +91,38 @@ def test_tasks_as_a_string_is_a_task_order_not_its_characters():
     with pytest.raises(ValueError, match=r"tasks='kettle\+toaster'"):
         env.set_tasks("kettle+toaster")
     assert env.tasks == ("microwave", "kettle")  # a refused change leaves the tasks alone
+    with pytest.raises(ValueError, match="in order"):
+        env.set_tasks({"kettle", "microwave"})  # a set has no order
+
+
+def test_new_tasks_wait_for_the_next_reset():
+    env = KitchenTaskEnv(tasks=("microwave", "kettle"))
+    env.reset(seed=0)
+    state = env.get_sim_state()
+    state[22] = -0.7  # the microwave door open: the first subtask done
+    env.set_sim_state(state)
+    _, reward, *_ = env.step(np.zeros(9, np.float32))
+    env.set_tasks(("light switch",))
+    _, reward, terminated, _, info = env.step(np.zeros(9, np.float32))
+    assert env.tasks == ("microwave", "kettle") and not terminated and info["completed_tasks"] == ["microwave"]
+    env.reset(seed=0)
+    assert env.tasks == ("light switch",)
+
+
+def test_a_subtask_done_early_scores_once_those_before_it_are_done():
+    env = KitchenTaskEnv(tasks=("kettle", "microwave"))
+    from gymnasium_robotics.envs.franka_kitchen.kitchen_env import OBS_ELEMENT_GOALS, OBS_ELEMENT_INDICES
+
+    env.reset(seed=0)
+    state = env.get_sim_state()
+    state[22] = -0.7  # microwave first: no reward yet
+    env.set_sim_state(state)
+    assert env.step(np.zeros(9, np.float32))[1] == 0.0
+    state = env.get_sim_state()
+    state[OBS_ELEMENT_INDICES["kettle"]] = OBS_ELEMENT_GOALS["kettle"]  # then the kettle: both score, as in D4RL's kitchen
+    env.set_sim_state(state)
+    _, reward, terminated, _, info = env.step(np.zeros(9, np.float32))
+    assert reward == 2.0 and terminated and info["completed_tasks"] == ["kettle", "microwave"]
 
 
 def integration_state(env: KitchenTaskEnv) -> np.ndarray:

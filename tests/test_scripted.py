@@ -73,6 +73,22 @@ def test_eval_prefix_orders_start_like_the_evaluation_task_but_never_equal_it():
         eval_prefix(rng, 1.5)
     with pytest.raises(ValueError, match="prefix"):
         sample_subtask_order(rng, prefix=DEFAULT_TASKS)
+    # three subtasks of the order and a pool of its four leave only the order itself: an error, not an endless draw
+    with pytest.raises(ValueError, match="leave only the evaluation order"):
+        sample_subtask_order(rng, pool=DEFAULT_TASKS, prefix=DEFAULT_TASKS[:3])
+
+
+def test_any_pool_a_recording_accepts_draws_every_episode():
+    from skillgym.data.record import RecordArgs
+
+    pools = [DEFAULT_TASKS + ("top burner",), ("kettle", "light switch", "slide cabinet", "hinge cabinet")]
+    for pool, prefix_fraction in zip(pools, (1.0, 0.0), strict=True):
+        args = RecordArgs(out="unused", subtasks=pool, eval_prefix_fraction=prefix_fraction)
+        for i in range(200):
+            rng = np.random.default_rng(np.random.SeedSequence([0, i]))
+            prefix = eval_prefix(rng, args.eval_prefix_fraction, windows=i % 2 == 0)
+            order = sample_subtask_order(rng, pool=args.subtasks, prefix=prefix)
+            assert set(order) <= set(pool) and tuple(order) != DEFAULT_TASKS
 
 
 def test_eval_windows_demonstrate_every_transition_of_the_evaluation_order_but_never_all_four():

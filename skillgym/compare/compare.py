@@ -34,12 +34,13 @@ from skillgym.compare.methods import METHOD_GROUPS, METHODS
 from skillgym.compare.page import PAGE_FILES, SUMMARY_KEYS, write_results_page
 from skillgym.compare.run import PROGRESS, RUN_JSON, RunSpec, train_run
 from skillgym.data.dataset import may_record_into, open_dataset
+from skillgym.envs.seed_episodes import SeedEpisodes
 from skillgym.envs.skill_kitchen import NAMED_LIBRARIES, kitchen_env_for, resolve_library
 from skillgym.envs.skill_space import SkillSpaceEnv
 from skillgym.extract.labeler import is_labels_folder
 from skillgym.notices import quiet_third_party_notices
 from skillgym.skills.library import SkillLibrary
-from skillgym.tasks.kitchen import ACTION_DIM, HELD_OUT_TASKS, STATE_DIM, TASK_SUITE, task_order
+from skillgym.tasks.kitchen import ACTION_DIM, HELD_OUT_TASKS, STATE_DIM, TASK_SUITE, task_name
 
 # Evaluation points: every 20k low-level steps at the paper's budgets, ten points on short runs.
 EVAL_EVERY_MAX = 20_000
@@ -87,16 +88,20 @@ class CompareArgs:
     """gradient steps of the offline parts, {"spirl": ..., "bc": ...} (Python only; default 10000 and 20000)"""
 
     def __post_init__(self) -> None:
+        for name in ("methods", "tasks", "library"):
+            if isinstance(getattr(self, name), str):  # one string is a comma-separated list, as on the command line
+                setattr(self, name, comma_list(getattr(self, name)))
         for name in ("seeds", "steps", "workers", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.seeds > SeedEpisodes.MAX_SEED + 1:
+            raise ValueError(f"seeds must be <= {SeedEpisodes.MAX_SEED + 1}, got {self.seeds}")
         if self.eval_every is not None and self.eval_every < 1:
             raise ValueError(f"eval_every must be >= 1, got {self.eval_every}")
         unknown = [m for m in self.methods if m not in METHODS and m not in METHOD_GROUPS]
         if unknown:
             raise ValueError(f"unknown methods {unknown}; choose from {', '.join([*METHODS, *METHOD_GROUPS])}")
-        for task in self.task_names():
-            task_order(task)
+        self.task_names()  # raises on a name that is no task
         # One library named twice (or by two paths) would have two processes train in one run folder.
         folders: dict[Path, str] = {}
         for library in self.library:
@@ -111,11 +116,11 @@ class CompareArgs:
         return names
 
     def task_names(self) -> list[str]:
-        """The tasks, ``held-out`` and ``suite`` expanded."""
+        """The tasks, ``held-out`` and ``suite`` expanded, each spelled one way (:func:`task_name`)."""
         groups = {"held-out": HELD_OUT_TASKS, "suite": tuple(TASK_SUITE)}
         names: list[str] = []
         for t in self.tasks:
-            names += [n for n in groups.get(t, (t,)) if n not in names]
+            names += [n for n in map(task_name, groups.get(t, (t,))) if n not in names]
         return names
 
     def eval_interval(self) -> int:

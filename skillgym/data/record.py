@@ -34,7 +34,7 @@ from skillgym.data.dataset import (
     write_json,
     write_minari_dataset,
 )
-from skillgym.tasks.kitchen import ALL_TASKS
+from skillgym.tasks.kitchen import ALL_TASKS, DEFAULT_TASKS
 
 MAX_DEMO_STEPS = 600  # safety cap; scripted chains take ~200-350 steps
 
@@ -93,9 +93,22 @@ class RecordArgs:
             raise ValueError(f"action_noise must be a finite number >= 0, got {self.action_noise}")
         self.subtasks = tuple(self.subtasks)
         unknown = [t for t in self.subtasks if t not in ALL_TASKS]
-        if unknown or len(set(self.subtasks)) < 4:
+        if unknown or len(set(self.subtasks)) != len(self.subtasks) or len(self.subtasks) < 4:
             raise ValueError(f"subtasks must name at least 4 distinct subtasks of {', '.join(ALL_TASKS)}; "
                              f"got {list(self.subtasks)}")
+        if self.eval_prefix_fraction > 0:
+            # Episodes then start with runs of the evaluation order: its first three subtasks, or all four
+            # when runs may start anywhere in it.
+            needed = DEFAULT_TASKS if self.eval_windows_fraction > 0 else DEFAULT_TASKS[:3]
+            missing = [t for t in needed if t not in self.subtasks]
+            if missing:
+                raise ValueError(f"subtasks lack {', '.join(missing)}, which episodes starting with a run of the "
+                                 f"evaluation order ({' -> '.join(DEFAULT_TASKS)}) need; add them, or pass "
+                                 "--eval-prefix-fraction 0 to draw every chain from --subtasks alone")
+            if set(self.subtasks) == set(DEFAULT_TASKS):
+                raise ValueError("subtasks are the evaluation order's four alone: a chain that starts with three of "
+                                 "them in order could only be the evaluation order itself, which the data never "
+                                 "holds; add a subtask, or pass --eval-prefix-fraction 0")
 
 
 def is_window_episode(index: int, fraction: float) -> bool:

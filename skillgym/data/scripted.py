@@ -146,6 +146,8 @@ def sample_subtask_order(
         raise ValueError(f"n must be in [1, {len(pool)}], got {n}")
     rest = tuple(t for t in pool if t not in prefix)
     drawn = n - len(prefix)
+    if drawn == len(rest) == 1 and (*prefix, *rest) == DEFAULT_TASKS:
+        raise ValueError(f"prefix {list(prefix)} and pool {list(pool)} leave only the evaluation order, never drawn")
     # The hinge cabinet is added to a draw from the others (see above) when the others suffice.
     insert_hinge = default_pool and HINGE in rest and drawn < len(rest)
     if insert_hinge:

@@ -29,12 +29,13 @@ class SeedEpisodes(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """
 
     SEEDS_PER_RUN = 1_000_000
+    MAX_SEED = 999
 
     def __init__(self, env: gym.Env, seed: int):
         gym.utils.RecordConstructorArgs.__init__(self, seed=seed)
         gym.Wrapper.__init__(self, env)
-        if not 0 <= seed < 1000:
-            raise ValueError(f"seed must be in [0, 1000), got {seed}")
+        if not 0 <= seed <= self.MAX_SEED:
+            raise ValueError(f"seed must be in [0, {self.MAX_SEED}], got {seed}")
         self.seed = seed
         self.episode = 0  # the number of the next episode
 

@@ -79,6 +79,19 @@ def task_order(name: str) -> tuple[str, ...]:
     return tasks
 
 
+def task_name(name: str) -> str:
+    """The one spelling of a task: its ``TASK_SUITE`` name if it has one, else its subtasks joined by ``+``.
+
+    Example:
+        >>> task_name(" kettle + microwave")
+        'kettle+microwave'
+        >>> task_name("microwave+kettle+bottom burner+light switch")
+        'default'
+    """
+    order = task_order(name)
+    return next((suite_name for suite_name, tasks in TASK_SUITE.items() if tasks == order), "+".join(order))
+
+
 def _make_franka_kitchen(robot_noise_ratio: float, object_noise_ratio: float):
     drop_robotics_notice()
     import gymnasium_robotics  # noqa: F401  (imported for its side effect: MuJoCo assets)
@@ -192,7 +205,11 @@ class KitchenTaskEnv(gym.Env):
     Args:
         tasks: subtasks to complete, in order (names from ``ALL_TASKS``), or a string for
             :func:`task_order`: a name from ``TASK_SUITE`` (``"kettle-cabinets"``) or subtasks joined by ``+``.
-        ordered: if True (SPiRL's evaluation), only the next subtask in the list can score.
+        ordered: if True (SPiRL's evaluation), a subtask scores only when every subtask before it in the
+            list is done too, judged on the scene's current state as D4RL's kitchen does. A subtask
+            done early scores as soon as those before it are done, if it is still done then (an
+            opened microwave stays open): on ``("kettle", "microwave")``, microwave then kettle
+            scores 2 at the kettle.
         max_episode_steps: time limit; reaching it is truncation, never termination.
         pixels: add rendered frames to the observation (``Dict(state, pixels)``).
         image_size: side of the square frames (64 or 128 in the paper).
@@ -238,6 +255,7 @@ class KitchenTaskEnv(gym.Env):
         object_noise_ratio: float = 0.0005,
         render_mode: str | None = None,
     ):
+        self._started, self._next_tasks = False, None
         self.set_tasks(tasks)
         if max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
@@ -268,11 +286,12 @@ class KitchenTaskEnv(gym.Env):
         self._state: np.ndarray | None = None
         self._completed: list[str] = []
         self._steps = 0
-        self._started = False
 
     def set_tasks(self, tasks: str | Sequence[str]) -> None:
-        """Change the subtask list; takes effect at the next ``reset``. A string is a task's name for
-        :func:`task_order`."""
+        """Change the subtask list; takes effect at the next ``reset`` (at once before the first). A string
+        is a task's name for :func:`task_order`; a set is refused, as it has no order."""
+        if isinstance(tasks, (set, frozenset)):
+            raise ValueError(f"tasks must be in order: a list or tuple of subtask names, got the set {tasks}")
         if isinstance(tasks, str):
             try:
                 tasks = task_order(tasks)
@@ -281,7 +300,10 @@ class KitchenTaskEnv(gym.Env):
         tasks = tuple(tasks)
         if not tasks or len(set(tasks)) != len(tasks) or any(t not in ALL_TASKS for t in tasks):
             raise ValueError(f"tasks must be distinct names from {ALL_TASKS}, got {list(tasks)}")
-        self.tasks = tasks
+        if self._started:  # the running episode keeps the tasks its rewards counted
+            self._next_tasks = tasks
+        else:
+            self.tasks = tasks
 
     # -- state access used by demonstrations, re-rendering and tests -------------------------
     def get_sim_state(self) -> np.ndarray:
@@ -353,6 +375,8 @@ class KitchenTaskEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         obs, _ = self.kitchen.reset(seed=seed)
+        if self._next_tasks is not None:
+            self.tasks, self._next_tasks = self._next_tasks, None
         self._completed, self._steps = [], 0
         self._started = True
         self._frames.clear()
