@@ -56,6 +56,7 @@ from skillgym.rl.train import (
     TrainRLArgs,
     check_run_folder,
     is_run_folder,
+    short_warm_up,
     train_rl,
 )
 from skillgym.skills.evaluate import write_eval
@@ -141,8 +142,10 @@ class PipelineArgs:
                                                 steps=skill_steps, seed=self.seed, threads=threads)
         rl = None
         if self.rl or rl_steps:
+            # Without a config of the user's, a small budget gets a short warm-up, as in a comparison.
             rl = replace(self.rl, library=str(library_dir), out=str(self.out / "rl")) if self.rl else TrainRLArgs(
-                library=str(library_dir), steps=rl_steps, seed=self.seed, out=str(self.out / "rl"))
+                library=str(library_dir), steps=rl_steps, seed=self.seed, out=str(self.out / "rl"),
+                learning_starts=short_warm_up(rl_steps, skills.window))
         return data, extract, skills, rl
 
 

@@ -34,7 +34,7 @@ from skillgym.compare.run import RunSpec
 from skillgym.envs.flatten import FlattenSkillAction
 from skillgym.envs.skill_kitchen import make_skill_kitchen
 from skillgym.rl.skill_sac import SkillSAC
-from skillgym.rl.train import TrainRLArgs
+from skillgym.rl.train import TrainRLArgs, short_warm_up
 from skillgym.tasks.kitchen import KitchenTaskEnv, task_order
 
 
@@ -79,16 +79,10 @@ def agent_kwargs(settings: RunSpec) -> dict[str, Any]:
     return copy.deepcopy(settings.agent_kwargs)
 
 
-# The most of a run's low-level budget that SkillSAC's warm-up (decisions sampled from the prior before the
-# first gradient step) may take, counted at the longest skill: a short comparison still trains its agents.
-# At 300k steps and 30-step skills it is train-rl's 1000 decisions.
-WARM_UP_SHARE = 0.1
-
-
 def _skillsac(settings: RunSpec, env: gym.Env, tensorboard_log: str, **method_kwargs) -> SkillSAC:
     kwargs = {**TrainRLArgs().skillsac_kwargs(), **method_kwargs}
-    longest_skill = env.get_wrapper_attr("max_skill_steps")
-    kwargs["learning_starts"] = min(kwargs["learning_starts"], int(WARM_UP_SHARE * settings.steps / longest_skill))
+    kwargs["learning_starts"] = short_warm_up(settings.steps, env.get_wrapper_attr("max_skill_steps"),
+                                              kwargs["learning_starts"])
     return SkillSAC("SkillPolicy", env, **{**kwargs, **agent_kwargs(settings)}, seed=settings.seed,
                     tensorboard_log=tensorboard_log)
 

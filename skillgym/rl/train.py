@@ -122,6 +122,23 @@ class TrainRLArgs:
                     learning_starts=self.learning_starts)
 
 
+# The most of a small budget that SkillSAC's warm-up (decisions sampled from the priors before the first
+# gradient step) may take, counted at the library's longest skill, so that a short run still trains its agent.
+# At 300k steps and 30-step skills it is the documented 1000 decisions.
+WARM_UP_SHARE = 0.1
+
+
+def short_warm_up(steps: int, longest_skill: int, learning_starts: int = TrainRLArgs.learning_starts) -> int:
+    """``learning_starts`` decisions, or fewer if they would take more than ``WARM_UP_SHARE`` of ``steps``
+    low-level steps at ``longest_skill`` steps each.
+
+    Example:
+        >>> short_warm_up(300_000, 30), short_warm_up(50_000, 30), short_warm_up(20_000, 30)
+        (1000, 166, 66)
+    """
+    return min(learning_starts, int(WARM_UP_SHARE * steps / longest_skill))
+
+
 # What a run writes into --out: the evaluation curve, the final result, the model (and its save's staging
 # folders), the checkpoint (and its swap's), TensorBoard logs, which are only ever added to.
 RUN_CHECKPOINT = "checkpoint"
