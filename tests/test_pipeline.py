@@ -171,6 +171,20 @@ def test_the_rl_budget_is_given_once(tmp_path):
         replace(tiny(tmp_path), rl_steps=0)
 
 
+def test_a_small_rl_budget_gets_a_short_warm_up_and_a_given_config_is_kept(tmp_path):
+    from skillgym.pipeline import PipelineArgs
+    from skillgym.rl.train import TrainRLArgs
+
+    for scale, rl_steps in (("quick", None), ("quick", 20_000), ("paper", None)):
+        _, _, skills, rl = PipelineArgs(out=tmp_path, scale=scale, rl_steps=rl_steps).stages()
+        # the warm-up takes at most a tenth of the budget, even if every skill runs to its longest
+        assert 0 < rl.learning_starts * skills.window <= 0.1 * rl.steps
+        assert rl.learning_starts == min(TrainRLArgs.learning_starts, int(0.1 * rl.steps / skills.window))
+    assert PipelineArgs(out=tmp_path, scale="paper").stages()[3].learning_starts == 1000  # the documented setting
+    given = TrainRLArgs(steps=50_000, learning_starts=700)
+    assert PipelineArgs(out=tmp_path, rl=given).stages()[3].learning_starts == 700
+
+
 def test_run_kitchen_help_explains_every_option():
     result = subprocess.run([sys.executable, "-m", "skillgym.cli", "run", "kitchen", "--help"],
                             capture_output=True, text=True)
