@@ -296,6 +296,8 @@ def test_cli_extract(tiny_dataset, tmp_path, capsys):
         (["--k", "5000"], "larger than the number of steps"),
         (["--k", "1"], "k must be >= 2"),
         (["--kernel", "4"], "kernel must be odd"),
+        (["--kernel", "100001"], "kernel=100001 is longer than every episode of the dataset"),
+        (["--min-length", "100000"], "min_length=100000 is longer than every episode"),
         (["--encoder", "state", "--weights", "x.pt"], "weights are for the r3m"),
         (["--encoder", "r3m-18", "--weights", "/nonexistent/model.pt"], "does not exist"),
     ],
@@ -305,6 +307,7 @@ def test_cli_bad_arguments(tiny_dataset, tmp_path, capsys, argv, message):
         main(["extract", str(tiny_dataset.path), "--out", str(tmp_path / "x"), "--no-progress", *argv])
     assert e.value.code == 2
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "x" / "labels.json").exists()
 
 
 @pytest.fixture(scope="module")

@@ -365,6 +365,11 @@ def extract_skills(
     embedding cache ``cache/`` (reused when you re-run with another K or seed). ``engine="ray"``
     embeds the frames on a Ray cluster (:mod:`skillgym.extract.ray_engine`); the labels are the same."""
     check_labels_folder(out)
+    longest = max(dataset.episode_lengths, default=0)
+    for name, value in (("kernel", kernel), ("min_length", min_length)):
+        if value > longest:  # every episode would be one label, or no segment at all: found before embedding
+            raise LabelerError(f"{name}={value} is longer than every episode of the dataset (the longest has "
+                               f"{longest} steps)")
     labeler = SkillLabeler.fit(dataset, encoder, k=k, seed=seed, kernel=kernel, min_length=min_length,
                                fit_samples=fit_samples, cache_dir=Path(out) / "cache", cache_dtype=cache_dtype,
                                encoder_kwargs=encoder_kwargs, progress=progress, engine=engine)
