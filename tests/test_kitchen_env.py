@@ -101,7 +101,7 @@ def test_new_tasks_wait_for_the_next_reset():
     state = env.get_sim_state()
     state[22] = -0.7  # the microwave door open: the first subtask done
     env.set_sim_state(state)
-    _, reward, *_ = env.step(np.zeros(9, np.float32))
+    env.step(np.zeros(9, np.float32))
     env.set_tasks(("light switch",))
     _, reward, terminated, _, info = env.step(np.zeros(9, np.float32))
     assert env.tasks == ("microwave", "kettle") and not terminated and info["completed_tasks"] == ["microwave"]
@@ -110,7 +110,7 @@ def test_new_tasks_wait_for_the_next_reset():
 
 
 def test_a_subtask_done_early_scores_once_those_before_it_are_done():
-    env = KitchenTaskEnv(tasks=("kettle", "microwave"))
+    env = KitchenTaskEnv(tasks=("kettle", "microwave"))  # imports gymnasium_robotics without its notice
     from gymnasium_robotics.envs.franka_kitchen.kitchen_env import OBS_ELEMENT_GOALS, OBS_ELEMENT_INDICES
 
     env.reset(seed=0)
@@ -119,7 +119,7 @@ def test_a_subtask_done_early_scores_once_those_before_it_are_done():
     env.set_sim_state(state)
     assert env.step(np.zeros(9, np.float32))[1] == 0.0
     state = env.get_sim_state()
-    state[OBS_ELEMENT_INDICES["kettle"]] = OBS_ELEMENT_GOALS["kettle"]  # then the kettle: both score, as in D4RL's kitchen
+    state[OBS_ELEMENT_INDICES["kettle"]] = OBS_ELEMENT_GOALS["kettle"]  # then the kettle: both score, as in D4RL
     env.set_sim_state(state)
     _, reward, terminated, _, info = env.step(np.zeros(9, np.float32))
     assert reward == 2.0 and terminated and info["completed_tasks"] == ["kettle", "microwave"]
