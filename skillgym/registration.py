@@ -9,7 +9,7 @@ from __future__ import annotations
 import gymnasium as gym
 
 # The low-level envs enforce their own time limits (280 kitchen, 300 LIBERO steps, as truncation); no
-# extra TimeLimit. The LIBERO ids need `library=` until a LIBERO library is bundled.
+# extra TimeLimit. SkillLibero-Spatial-v0 has a bundled library; the other LIBERO ids need `library=`.
 SKILL_ENVS = {
     "SkillKitchen-v0": ("skillgym.envs.skill_kitchen:make_skill_kitchen", {"observation": "state"}),
     "SkillKitchenPixels-v0": ("skillgym.envs.skill_kitchen:make_skill_kitchen", {"observation": "pixels"}),

@@ -37,6 +37,15 @@ def test_observations_and_seeded_resets(env):
     assert frame[-10:].mean() > frame[:10].mean()
 
 
+@pytest.mark.parametrize("options, message", [({"tsak": 5}, r"unknown reset options \['tsak'\]"),
+                                              ({"init_state": 1.5}, "init_state must be an integer index"),
+                                              ({"init_state": True}, "init_state must be an integer index"),
+                                              ({"init_state": 10**6}, "init_state must be in")])
+def test_reset_options_are_checked(env, options, message):
+    with pytest.raises(ValueError, match=message):
+        env.reset(seed=0, options=options)
+
+
 def test_steps_move_the_arm_and_truncate_at_the_limit(env):
     obs, _ = env.reset(seed=1)
     limit, env.max_episode_steps = env.max_episode_steps, 4
@@ -187,6 +196,8 @@ def test_object_positions_in_the_state_the_recording_and_a_state_library(tmp_pat
         LiberoDataArgs(out=tmp_path / "data", demos=(__file__,), object_positions=True)
     with pytest.raises(ValueError, match="scripted recordings"):
         LiberoDataArgs(out=tmp_path / "data", demos=(__file__,), frames=False)
+    with pytest.raises(ValueError, match="--episodes, --seed apply to scripted recordings"):
+        LiberoDataArgs(out=tmp_path / "data", demos=(__file__,), episodes=3, seed=1)
 
     library = SkillLibrary.build(LibraryConfig(num_skills=3, state_dim=STATE_DIM + 15, action_dim=7, max_skill_steps=5))
     library.save(tmp_path / "library")
@@ -225,3 +236,15 @@ def test_train_rl_on_libero_continues_to_the_numbers_of_an_uninterrupted_run(tmp
     train_rl("cut", 320)
     assert json.loads((tmp_path / "cut" / "checkpoint" / "state.json").read_text())["extra"]["low_level_steps"] == 300
     assert train_rl("cut", 400) == straight
+
+
+def test_a_recording_where_no_attempt_succeeds_says_so_and_writes_nothing(tmp_path, capsys):
+    require_libero()
+    from skillgym.cli import main
+
+    out = tmp_path / "data"
+    with pytest.raises(SystemExit) as exit_info:  # the one attempt at task 5 with seed 13 fails
+        main(["data", "libero", "--out", str(out), "--tasks", "5", "--episodes", "1", "--seed", "13", "--no-frames"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "no attempt succeeded (" in err and " 0/1), so there is no dataset" in err
+    assert not out.exists()

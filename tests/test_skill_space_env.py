@@ -160,6 +160,11 @@ def test_pixel_library_with_state_decoder_feeds_the_decoder_the_state():
     assert seen == [(1, 59)] * 3  # the decoder sees the state, every step
 
 
+def test_record_frames_without_a_rendering_env_is_refused():
+    with pytest.raises(ValueError, match="record_frames needs a low-level env that renders frames"):
+        SkillSpaceEnv(KitchenTaskEnv(), make_library(), record_frames=True)
+
+
 def test_record_frames_returns_every_low_level_frame():
     low = KitchenTaskEnv(render_mode="rgb_array", image_size=32)
     env = SkillSpaceEnv(low, make_library(progress_bias=-20.0), record_frames=True, max_skill_steps=6)

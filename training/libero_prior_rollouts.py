@@ -56,15 +56,24 @@ def main() -> None:
     args = parser.parse_args()
     names = suite_tasks(args.suite)
     tasks = args.tasks if args.tasks is not None else list(range(len(names)))
+    if not all(0 <= task < len(names) for task in tasks):
+        parser.error(f"--tasks must be indices in [0, {len(names)}) of {args.suite}'s tasks, got {tasks}")
+    for name in ("episodes", "workers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
     run = {"library": args.library or "bundled", "suite": args.suite, "episodes": args.episodes, "seed": args.seed}
     rows = {}
     if args.out and args.out.is_file():
         saved = json.loads(args.out.read_text())
-        if {key: saved.get(key) for key in run} == run:  # the same rollouts: keep the tasks they finished
-            rows = {row["task"]: row for row in saved["tasks"] if row["task"] in tasks}
-    print(f"{'task':>4} {'sampled':>8} {'greedy':>7}  name", flush=True)
-    for row in rows.values():
-        print_row(row)
+        if {key: saved.get(key) for key in run} == run:  # the same rollouts: keep every task they finished
+            rows = {row["task"]: row for row in saved["tasks"]}
+    print(f"{'task':>4} {'sampled':>8} {'greedy':>7}  name (episodes {args.episodes}, seeds {args.seed} "
+          f"to {args.seed + args.episodes - 1})", flush=True)
+    for task in tasks:
+        if task in rows:
+            print_row(rows[task])
     with ProcessPoolExecutor(args.workers) as pool:
         jobs = [pool.submit(task_rollouts, ENV_IDS[args.suite], args.library, task, args.episodes, args.seed)
                 for task in tasks if task not in rows]
@@ -72,9 +81,9 @@ def main() -> None:
             row = job.result()
             rows[row["task"]] = {"name": names[row["task"]], **row}
             print_row(rows[row["task"]])
-            if args.out:
-                write(args.out, run, [rows[t] for t in sorted(rows)], complete=len(rows) == len(tasks))
-    mean = mean_success(list(rows.values()))
+            if args.out:  # complete: every task of the suite is in the file
+                write(args.out, run, [rows[t] for t in sorted(rows)], complete=len(rows) == len(names))
+    mean = mean_success([rows[t] for t in tasks])
     print(f"mean {mean['sampled']:>8.2f} {mean['greedy']:>7.2f}")
 
 

@@ -86,6 +86,11 @@ class LiberoDataArgs:
             if not self.frames:
                 raise ValueError("--no-frames applies to scripted recordings; LIBERO's files are converted with "
                                  "their frames")
+            scripted = [f"--{name}" for name in ("tasks", "episodes", "seed")
+                        if getattr(self, name) != getattr(LiberoDataArgs, name)]
+            if scripted:
+                raise ValueError(f"{', '.join(scripted)} apply to scripted recordings; --demos converts every "
+                                 "demonstration in its files")
 
 
 @dataclass
@@ -316,6 +321,12 @@ def record_libero(args: LiberoDataArgs) -> LiberoReport:
             + ("; state = proprioception followed by the objects' positions" if args.object_positions else "")
             + ("" if args.frames else "; no frames") + "."),
             dataset_id=LIBERO_SCRIPTED_DATASET_ID, overwrite=args.overwrite, finalize=finalize)
+    except DatasetError:
+        if report.episodes or not report.attempted:
+            raise
+        tried = ", ".join(f"{task} 0/{n}" for task, n in report.attempted.items())
+        raise DatasetError(f"no attempt succeeded ({tried}), so there is no dataset to write; try more --episodes "
+                           "or another --seed") from None
     finally:
         progress.close()
     return report

@@ -53,6 +53,8 @@ def skill_env_rollouts(env: gym.Env, episodes: int = 10, seed: int = 0,
     check) or, for envs without that entry, terminated. Seeded as :func:`prior_rollouts`: episode
     ``i`` resets with ``seed + i`` and samples from ``default_rng(seed + i)``. ``env`` stays open.
     """
+    if episodes < 1 or seed < 0:
+        raise ValueError(f"episodes must be >= 1 and seed >= 0, got episodes={episodes}, seed={seed}")
     library = env.get_wrapper_attr("library")
     returns, successes, lengths, skills_used, skill_lengths = [], [], [], [], []
     for i in range(episodes):

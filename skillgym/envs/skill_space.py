@@ -151,6 +151,9 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.library_path = str(Path(library)) if isinstance(library, (str, os.PathLike)) else None
         self.max_skill_steps = self.library.max_skill_steps if max_skill_steps is None else int(max_skill_steps)
         self.progress_threshold, self.record_frames = progress_threshold, record_frames
+        if record_frames and getattr(env, "render_mode", None) != "rgb_array":
+            raise ValueError(f"record_frames needs a low-level env that renders frames (render_mode='rgb_array'), "
+                             f"got render_mode={getattr(env, 'render_mode', None)!r}")
 
         # Skills of one's own have no LibraryConfig: closed loop on the observation they declare, no instruction.
         cfg = self.library.config if isinstance(self.library, SkillLibrary) else None

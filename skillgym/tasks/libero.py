@@ -475,6 +475,9 @@ class LiberoTaskEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         options = dict(options or {})
+        unknown = sorted(set(options) - {"task", "init_state"})
+        if unknown:
+            raise ValueError(f"unknown reset options {unknown}; LiberoTaskEnv takes 'task' and 'init_state'")
         if "task" in options:
             index = self._runnable(options["task"])
         elif self._fixed_task is not None:
@@ -483,7 +486,10 @@ class LiberoTaskEnv(gym.Env):
             index = int(self.np_random.integers(len(self.tasks)))
         states = self.init_states(index)
         init = options.get("init_state")
-        init = int(self.np_random.integers(len(states))) if init is None else int(init)
+        if init is None:
+            init = int(self.np_random.integers(len(states)))
+        elif isinstance(init, bool) or not isinstance(init, (int, np.integer)):
+            raise ValueError(f"init_state must be an integer index, got {init!r}")
         if not 0 <= init < len(states):
             raise ValueError(f"init_state must be in [0, {len(states)}), got {init}")
         self._task, self._init_index = index, init
