@@ -490,6 +490,7 @@ class LiberoTaskEnv(gym.Env):
             init = int(self.np_random.integers(len(states)))
         elif isinstance(init, bool) or not isinstance(init, (int, np.integer)):
             raise ValueError(f"init_state must be an integer index, got {init!r}")
+        init = int(init)
         if not 0 <= init < len(states):
             raise ValueError(f"init_state must be in [0, {len(states)}), got {init}")
         self._task, self._init_index = index, init
