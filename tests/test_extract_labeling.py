@@ -337,9 +337,10 @@ def test_cli_without_segments_names_the_folder_and_keeps_its_labels(tiny_dataset
     out = tmp_path / "labels"
     label_dataset(tiny_dataset, out, SkillLabeler.load(state_labeler), report=False, progress=False)
     before = (out / "labels.npz").read_bytes(), (out / "labels.json").read_bytes()
+    longest = str(max(tiny_dataset.episode_lengths))  # no skill runs through a whole episode
     with pytest.raises(SystemExit) as e:
         main(["extract", str(tiny_dataset.path), "--encoder", "state", "--k", "3", "--out", str(out),
-              "--min-length", "100000", "--no-progress"])
+              "--min-length", longest, "--no-progress"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1
     assert f"{out}: no segment to write" in err and "--min-length" in err
