@@ -11,7 +11,9 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -22,8 +24,10 @@ from safetensors.torch import load_file, save_file
 from skillgym.cli import main
 from skillgym.data.dataset import DatasetError, Episode, open_dataset, write_minari_dataset
 from skillgym.envs.toy import ToySkillEnv
-from skillgym.extract.labeler import SkillLabeler, extract_skills
+from skillgym.extract.labeler import LabelerError, SkillLabeler, extract_skills
 from skillgym.extract.labels import LabelsError, SkillLabels
+from skillgym.rl import checkpoint as rl_checkpoint
+from skillgym.rl.checkpoint import policy_digest
 from skillgym.rl.model_folder import ModelError
 from skillgym.rl.skill_sac import SkillSAC
 from skillgym.skills import train as train_module
@@ -122,17 +126,19 @@ def test_labels_out_of_range_skill_rejected(labelled, tmp_path):
         SkillLabels.load(bad)
 
 
-def test_labeler_corrupt_centroids(tmp_path):
-    from skillgym.extract.labeler import LabelerError
+def _labeler(folder: Path) -> Path:
+    """A real fitted labeler saved in ``folder`` (the action encoder on a two-phase dataset)."""
+    phases = np.repeat([[0.5, 0.0], [0.0, -0.5]], 20, axis=0)
+    episodes = [Episode(states=np.cumsum(np.r_[np.zeros((1, 2)), phases], 0), actions=phases)] * 3
+    ds = open_dataset(write_minari_dataset(folder.parent / "labeler-data", [episodes]))
+    return SkillLabeler.fit(ds, encoder="action", k=2, seed=0, progress=False).save(folder)
 
-    folder = tmp_path / "labeler"
-    folder.mkdir()
+
+def test_labeler_corrupt_centroids(tmp_path):
+    folder = _labeler(tmp_path / "labeler")
+    SkillLabeler.load(folder)  # intact, it loads
     (folder / "labeler.npz").write_bytes(b"garbage")
-    (folder / "labeler.json").write_text(json.dumps({"format_version": 1}))
-    names = {p.name for p in folder.iterdir()}
-    if "labeler.npz" not in names:  # file names come from the module
-        pytest.skip("labeler file names changed")
-    with pytest.raises(LabelerError):
+    with pytest.raises(LabelerError, match="labeler.npz is not an NPZ archive"):
         SkillLabeler.load(folder)
 
 
@@ -223,6 +229,45 @@ def test_load_never_unpickles_an_sb3_zip(tmp_path):
     assert not target.exists()
 
 
+def _evil_npz(path: Path, keys: list[str], target: Path) -> None:
+    """An intact NPZ whose every array is an object array: loading it with pickles allowed writes ``target``."""
+    evil = np.empty(1, dtype=object)
+    evil[0] = _Evil(str(target))
+    path.unlink()
+    np.savez(path, **{key: evil for key in keys})
+
+
+def _toy_skillsac() -> SkillSAC:
+    return SkillSAC("SkillPolicy", ToySkillEnv(), learning_starts=5, batch_size=8, seed=0,
+                    policy_kwargs=dict(net_arch=[16]))
+
+
+def _npz_artifact(kind: str, labels: Path, folder: Path) -> tuple[Path, Callable[[], Any], type[Exception]]:
+    """A real artifact of ``kind`` saved in ``folder``: its NPZ file, its documented loader and that loader's error."""
+    if kind == "labels":
+        SkillLabels.load(labels).save(folder)
+        return folder / "labels.npz", lambda: SkillLabels.load(folder), LabelsError
+    if kind == "labeler":
+        _labeler(folder)
+        return folder / "labeler.npz", lambda: SkillLabeler.load(folder), LabelerError
+    rl_checkpoint.save_training_state(_toy_skillsac().learn(10), folder)
+    return folder / "buffer.npz", lambda: rl_checkpoint.load_training_state(_toy_skillsac(), folder), \
+        rl_checkpoint.CheckpointError
+
+
+@pytest.mark.parametrize("kind", ["labels", "labeler", "checkpoint"])
+def test_no_npz_reader_runs_a_pickle(labelled, tmp_path, kind):
+    npz, load, error = _npz_artifact(kind, labelled[1], tmp_path / kind)
+    load()  # intact, it loads
+    with np.load(npz) as intact:
+        keys = list(intact.files)
+    target = tmp_path / "created_by_pickle"
+    _evil_npz(npz, keys, target)
+    with pytest.raises(error, match="holds Python objects, not plain arrays"):
+        load()
+    assert not target.exists()
+
+
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory) -> Path:
     model = SkillSAC("SkillPolicy", ToySkillEnv(), learning_starts=5, batch_size=8, seed=0,
@@ -230,6 +275,7 @@ def saved_model(tmp_path_factory) -> Path:
     model.learn(10)
     path = tmp_path_factory.mktemp("model") / "skillsac"
     model.save(path)
+    path.with_suffix(".digest").write_text(policy_digest(model))  # beside the folder: what it must load as
     return path
 
 
@@ -237,8 +283,7 @@ def test_model_round_trip_without_pickle(saved_model):
     files = {p.name for p in saved_model.iterdir()}
     assert files == {"model.json", "policy.safetensors", "optimizers.safetensors"}
     loaded = SkillSAC.load(saved_model)
-    obs, _ = ToySkillEnv().reset(seed=0)
-    assert loaded.predict(obs, deterministic=True)[0] is not None
+    assert policy_digest(loaded) == saved_model.with_suffix(".digest").read_text()
     assert loaded.num_timesteps == 10
 
 

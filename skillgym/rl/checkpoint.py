@@ -212,6 +212,9 @@ def load_training_state(model: OffPolicyAlgorithm, path: str | os.PathLike
         with np.load(folder / BUFFER, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, SafetensorError) as e:  # cut short by a full disk
+        if "pickle" in str(e):  # an object array: not something a checkpoint holds
+            raise CheckpointError(f"{folder / BUFFER} holds Python objects, not plain arrays; the checkpoint is "
+                                  "not one skillgym wrote") from e
         raise CheckpointError(f"{folder} cannot be read ({e}); the checkpoint is corrupt") from e
     if state.get("format_version") != FORMAT_VERSION or state.get("algorithm") != type(model).__name__:
         raise CheckpointError(f"{folder} holds a {state.get('algorithm')} checkpoint of format "
