@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
@@ -82,19 +81,6 @@ def test_prior_interface(obs_type: str) -> None:
         th.softmax(logits, -1)[0].detach().numpy(), [0.1, 0.2, 0.3, 0.2, 0.2], rtol=1e-5
     )
     assert th.all(mean == 0) and th.all(log_std == 0)
-
-
-def test_step_is_fast() -> None:
-    env = ToySkillEnv()
-    env.reset(seed=0)
-    action = optimal_action(env)
-    n = 2000
-    t0 = time.perf_counter()
-    for _ in range(n):
-        _, _, terminated, truncated, _ = env.step(action)
-        if terminated or truncated:
-            env.reset()
-    assert (time.perf_counter() - t0) / n < 200e-6  # tens of microseconds in practice
 
 
 def test_the_toy_prior_does_not_depend_on_the_global_torch_seed():
