@@ -70,6 +70,8 @@ def test_same_seed_same_demonstrations(recorded, tmp_path):
     again = tmp_path / "again"
     record_dataset(RecordArgs(out=again, **{**NOISY, "episodes": 1}))
     np.testing.assert_array_equal(open_dataset(again).episode(0).actions, open_dataset(out).episode(0).actions)
+    record_dataset(RecordArgs(out=tmp_path / "other", **{**NOISY, "episodes": 1, "seed": 4}))
+    assert not np.array_equal(open_dataset(tmp_path / "other").episode(0).actions, open_dataset(out).episode(0).actions)
 
 
 def test_recordings_of_consecutive_ranges_merge_into_the_long_recording(recorded, tmp_path):

@@ -147,9 +147,12 @@ def test_segments_absorb_the_lead_in():
 
 # -- SkillLabeler -----------------------------------------------------------------------------
 def test_fit_is_deterministic_and_uses_every_cluster(tiny_dataset):
-    a = SkillLabeler.fit(tiny_dataset, "state", k=3, seed=7, progress=False).label(tiny_dataset, progress=False)
+    fitted = SkillLabeler.fit(tiny_dataset, "state", k=3, seed=7, progress=False)
+    a = fitted.label(tiny_dataset, progress=False)
     b = SkillLabeler.fit(tiny_dataset, "state", k=3, seed=7, progress=False).label(tiny_dataset, progress=False)
     np.testing.assert_array_equal(a.frame_labels, b.frame_labels)
+    other_seed = SkillLabeler.fit(tiny_dataset, "state", k=3, seed=8, progress=False)
+    assert not np.array_equal(other_seed.centroids, fitted.centroids)  # the seed reaches K-means
     np.testing.assert_array_equal(a.segments, b.segments)
     assert set(np.unique(a.frame_labels)) == {0, 1, 2}
     assert a.metadata["seed"] == 7 and a.metadata["median_kernel"] == 7 and a.metadata["encoder"] == "state"

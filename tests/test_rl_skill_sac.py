@@ -67,6 +67,27 @@ def test_auto_alpha_moves_the_coefficients() -> None:
         SkillSAC("SkillPolicy", toy(), alpha_d="sometimes")
 
 
+@pytest.mark.parametrize("target_kl, moves", [(100.0, "down"), (1e-4, "up")])
+def test_auto_alpha_moves_toward_its_target_kl(target_kl, moves) -> None:
+    # Far above the KL there is room to follow the reward: α falls. Far below it the policy must be pulled
+    # back to the prior: α rises.
+    model = SkillSAC("SkillPolicy", toy(), seed=0, alpha_d="auto_0.1", alpha_z="auto_0.1", target_kl_d=target_kl,
+                     target_kl_z=target_kl, **FAST)
+    model.learn(200)
+    for alpha in model._coefs():
+        assert (alpha.item() < 0.1) if moves == "down" else (alpha.item() > 0.1)
+
+
+def test_target_critics_take_a_tau_step_toward_the_critics() -> None:
+    model = SkillSAC("SkillPolicy", toy(), seed=0, tau=0.05, **FAST)
+    model.learn(FAST["learning_starts"] + 10)
+    before = [p.detach().clone() for p in model.critic_target.parameters()]
+    model.train(gradient_steps=1, batch_size=FAST["batch_size"])
+    for target, old, critic in zip(model.critic_target.parameters(), before, model.critic.parameters(), strict=True):
+        assert th.allclose(target, 0.95 * old + 0.05 * critic, atol=1e-6)
+    assert not all(th.equal(target, old) for target, old in zip(model.critic_target.parameters(), before, strict=True))
+
+
 def test_warmup_samples_from_the_prior() -> None:
     env = toy(prior_skill_probs=[0.0, 0.0, 1.0, 0.0])  # a prior that only ever picks skill 2
     model = SkillSAC("SkillPolicy", env, seed=0, learning_starts=50, batch_size=16)
@@ -183,13 +204,14 @@ def test_callbacks_and_train_freq() -> None:
 
 
 def test_deterministic_given_seed() -> None:
-    def run() -> dict[str, th.Tensor]:
-        model = SkillSAC("SkillPolicy", toy(), seed=123, learning_starts=30, batch_size=16)
+    def run(seed: int = 123) -> dict[str, th.Tensor]:
+        model = SkillSAC("SkillPolicy", toy(), seed=seed, learning_starts=30, batch_size=16)
         model.learn(60)
         return model.policy.state_dict()
 
-    a, b = run(), run()
+    a, b, other_seed = run(), run(), run(124)
     assert all(th.equal(a[k], b[k]) for k in a)
+    assert not all(th.equal(a[k], other_seed[k]) for k in a)
 
 
 def test_pixels_and_gamma_per_step(tmp_path: Path) -> None:

@@ -91,6 +91,7 @@ def test_time_limit_is_truncation_not_termination():
         ({"skill": 1}, "keys"),
         ({"skill": 1, "arg": np.zeros(5, np.float32), "extra": 0}, "keys"),
         ({"skill": 9, "arg": np.zeros(5, np.float32)}, "outside"),
+        ({"skill": 4, "arg": np.zeros(5, np.float32)}, r"outside \[0, 4\)"),  # one past the last skill
         ({"skill": -1, "arg": np.zeros(5, np.float32)}, "outside"),
         ({"skill": 1.5, "arg": np.zeros(5, np.float32)}, "integer"),
         ({"skill": 1, "arg": np.zeros(3, np.float32)}, "shape"),

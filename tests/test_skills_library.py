@@ -217,6 +217,8 @@ def test_build_is_seeded_and_leaves_global_rng_alone():
     assert torch.equal(torch.get_rng_state(), before)
     for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
         assert torch.equal(x, y)
+    other_seed = SkillLibrary.build(small(), seed=5).state_dict()
+    assert not all(torch.equal(x, other_seed[k]) for k, x in a.state_dict().items())
 
 
 @pytest.mark.parametrize("state_skip", [False, True])
