@@ -317,6 +317,7 @@ def test_a_terminated_comparison_stops_its_worker_processes_too(tmp_path):
     while time.time() < deadline and len(list(out.glob("runs/sac/default/seed*/run.json"))) < 2:
         time.sleep(0.2)
     workers = [int(pid) for pid in Path(f"/proc/{main.pid}/task/{main.pid}/children").read_text().split()]
+    assert len(workers) >= 2, "both runs should be training in worker processes by now"
     main.send_signal(signal.SIGTERM)  # kill, or a job scheduler
     _, err = main.communicate(timeout=120)
     assert main.returncode == 130 and "interrupted; run the same command again to continue" in err, err[-2000:]

@@ -379,17 +379,27 @@ def test_non_finite_values_rejected_when_read(tmp_path):
         ds.episode(1)
 
 
-def test_fingerprint_covers_every_frame_and_action(tmp_path):
+def _nudged(value: np.generic) -> np.generic:
+    """The smallest change of one stored value: a flipped flag, a flipped low bit, a small offset."""
+    if value.dtype.kind == "b":
+        return not value
+    return value ^ 1 if value.dtype.kind in "ui" else value + 1e-3
+
+
+def test_fingerprint_covers_every_frame_state_action_reward_and_episode_end(tmp_path):
     path = write_minari_dataset(tmp_path / "d", [_episodes(3, size=8)], image_size=8)
-    before = open_dataset(path).fingerprint
-    assert open_dataset(path).fingerprint == before
-    with h5py.File(path / "data" / "main_data.hdf5", "a") as f:
-        f["episode_1/observations/pixels"][3, 0, 0, 0] ^= 1  # one pixel of a middle episode
-    after_frame = open_dataset(path).fingerprint
-    assert after_frame != before
-    with h5py.File(path / "data" / "main_data.hdf5", "a") as f:
-        f["episode_1/actions"][2, 0] += 1e-3
-    assert open_dataset(path).fingerprint not in (before, after_frame)
+    seen = [open_dataset(path).fingerprint]
+    assert open_dataset(path).fingerprint == seen[0]
+    changes = {"observations/pixels": (3, 0, 0, 0), "observations/state": (2, 0), "actions": (2, 0), "rewards": 2,
+               "terminations": 2}  # one value of a middle episode each
+    for name, index in changes.items():
+        with h5py.File(path / "data" / "main_data.hdf5", "a") as f:
+            values = f[f"episode_1/{name}"][()]
+            values[index] = _nudged(values[index])
+            f[f"episode_1/{name}"][()] = values
+        fingerprint = open_dataset(path).fingerprint
+        assert fingerprint not in seen, name
+        seen.append(fingerprint)
 
 
 def test_embedding_cache_not_reused_after_a_change(tmp_path):
@@ -437,8 +447,10 @@ def test_stale_staging_of_a_killed_writer_is_removed(tmp_path):
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = tmp_path / f".minari-{proc.stdout.strip()}-abc"
     (stale / "skillgym").mkdir(parents=True)
+    live = tmp_path / f".minari-{os.getpid()}-abc"  # a writer still at work (this very process)
+    (live / "skillgym").mkdir(parents=True)
     write_minari_dataset(tmp_path / "d", [_episodes()])
-    assert not stale.exists()
+    assert not stale.exists() and (live / "skillgym").is_dir()
 
 
 def test_data_kitchen_cli_refuses_non_recording(tmp_path, capsys):

@@ -226,6 +226,11 @@ def test_generic_file_names_do_not_make_a_folder_skillgyms(synthetic, tmp_path):
     with pytest.raises(FileExistsError, match="not a dataset skillgym wrote"):
         write_minari_dataset(tmp_path / "data", [episodes], overwrite=True)
     assert_intact(files)
+    (tmp_path / "data" / "recording.json").write_text('{"episodes": 3}')  # JSON, but not a recording's report
+    files = {path: path.read_bytes() for path in files}
+    with pytest.raises(FileExistsError, match="not a dataset skillgym wrote"):
+        write_minari_dataset(tmp_path / "data", [episodes], overwrite=True)
+    assert_intact(files)
 
     files = user_files(tmp_path / "labels", ("labels.json", "cache/embeddings-clip.npy"))
     with pytest.raises(FileExistsError, match="labels.json"):
