@@ -5,7 +5,7 @@ from __future__ import annotations
 import doctest
 import json
 from math import comb
-from types import SimpleNamespace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +13,7 @@ from sklearn.metrics import adjusted_mutual_info_score
 
 import skillgym.extract.quality as quality
 from skillgym.cli import main
+from skillgym.data.dataset import Episode, OfflineDataset, open_dataset, write_minari_dataset
 from skillgym.extract.labels import SkillLabels
 from skillgym.extract.quality import (
     BOUNDARY_TOLERANCE,
@@ -36,31 +37,16 @@ from skillgym.extract.report import format_summary, summarize, write_report
 SUBTASKS = [np.array([0] * 8 + [1] * 12), np.array([1] * 5 + [2] * 10 + [0] * 5)]
 SKILLS = [np.array([0] * 10 + [1] * 10), np.array([1] * 4 + [2] * 6 + [0] * 2 + [2] * 4 + [0] * 4)]
 SEGMENTS = [(0, 0, 10, 0), (0, 10, 20, 1), (1, 0, 4, 1), (1, 4, 10, 2), (1, 12, 16, 2), (1, 16, 20, 0)]
-NAMES = ("open", "close", "turn")
-
-
 def make_labels(skills: list[np.ndarray] = SKILLS, segments: list[tuple] = SEGMENTS, k: int = 3) -> SkillLabels:
     offsets = np.concatenate([[0], np.cumsum([len(s) for s in skills])])
     return SkillLabels(frame_labels=np.concatenate(skills), episode_offsets=offsets, segments=segments,
                        num_skills=k, dataset_path="toy", dataset_fingerprint="toy")
 
 
-class ToyDataset:
-    """The few things the report reads from a dataset with per-step subtasks."""
-
-    has_subtasks, has_frames, frame_size = True, False, None
-
-    def __init__(self, subtasks: list[np.ndarray], names: tuple[str, ...] = NAMES):
-        self.subtasks, self.names = subtasks, names
-
-    def __len__(self) -> int:
-        return len(self.subtasks)
-
-    def episode(self, i: int, frames: bool = True) -> SimpleNamespace:
-        return SimpleNamespace(subtasks=self.subtasks[i])
-
-    def subtask_names(self) -> tuple[str, ...]:
-        return self.names
+def dataset_with(subtasks: list[np.ndarray], folder: Path) -> OfflineDataset:
+    """A real dataset whose episodes carry ``subtasks`` step by step (states and actions are zeros)."""
+    episodes = [Episode(states=np.zeros((len(s) + 1, 2)), actions=np.zeros((len(s), 2)), subtasks=s) for s in subtasks]
+    return open_dataset(write_minari_dataset(folder, [episodes]))
 
 
 def test_the_module_examples_run():
@@ -142,7 +128,7 @@ def test_unknown_steps_are_left_out():
     assert q["mean_subtask_length"] == pytest.approx((8 + 12 + 5 + 10 + 1) / 5)
 
 
-def test_no_boundaries_at_all():
+def test_no_boundaries_at_all(tmp_path):
     labels = make_labels([np.zeros(20, np.int64)], [(0, 0, 20, 0)], k=2)
     q = subtask_quality(labels, [np.full(20, 1)])
     assert (q["boundaries_predicted"], q["boundaries_true"], q["boundary_hits"]) == (0, 0, 0)
@@ -151,15 +137,15 @@ def test_no_boundaries_at_all():
     # Predicted boundaries where nothing changes: precision 0, recall undefined, F1 0.
     scores = boundary_scores([np.array([7])], [np.array([], np.int64)])
     assert (scores["precision"], scores["recall"], scores["f1"]) == (0.0, None, 0.0)
-    lines = format_summary({**summarize(labels, ToyDataset([np.full(20, 1)]))})
+    lines = format_summary({**summarize(labels, dataset_with([np.full(20, 1)], tmp_path / "data"))})
     assert "F1 n/a, precision n/a, recall n/a" in lines
 
 
-def test_all_steps_unknown_leaves_the_scores_out():
+def test_all_steps_unknown_leaves_the_scores_out(tmp_path):
     labels = make_labels()
     unknown = [np.full(20, -1), np.full(20, -1)]
     assert subtask_quality(labels, unknown) is None
-    summary = summarize(labels, ToyDataset(unknown))
+    summary = summarize(labels, dataset_with(unknown, tmp_path / "data"))
     assert not {"subtask_ami", "subtask_ari", "purity", "boundary_f1", "confusion"} & set(summary)
     assert "AMI" not in format_summary(summary) and "boundaries" not in format_summary(summary)
 
@@ -182,12 +168,12 @@ def test_mismatched_episodes_are_refused():
 
 
 def test_report_carries_the_scores(tmp_path):
-    summary = write_report(make_labels(), ToyDataset(SUBTASKS), tmp_path)
-    saved = json.loads((tmp_path / "summary.json").read_text())
+    summary = write_report(make_labels(), dataset_with(SUBTASKS, tmp_path / "data"), tmp_path / "report")
+    saved = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert saved["boundary_f1"] == pytest.approx(6 / 7) and saved["purity"] == pytest.approx(0.85)
     assert saved["confusion"]["counts"] == [[12, 2, 2], [0, 14, 0], [1, 1, 8]]
     assert [(m["subtask"], m["purity"]) for m in saved["skill_majority_subtask"]] == \
-        [("open", 0.75), ("close", 1.0), ("turn", 0.8)]
+        [("subtask 0", 0.75), ("subtask 1", 1.0), ("subtask 2", 0.8)]
     assert "timeline.png" in summary["plots"]
     text = format_summary(saved)
     # Segments 10, 10, 4, 6, 4, 4: mean 38 / 6; true subtask runs: mean 8.
