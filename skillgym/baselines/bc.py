@@ -5,12 +5,22 @@ dataset's ``(state, action)`` pairs by maximum likelihood. The caller then evalu
 (``bc``) or continues with ``model.learn`` (``bc+sac``); :func:`anchor_entropy` makes SAC's entropy
 tuning keep the cloned policy's spread instead of widening it to SB3's default target.
 
-Example:
+Example (three 30-step episodes of kitchen-sized states whose actions follow the state; a recording
+such as ``runs/kitchen/data`` is what one clones from):
+    >>> import tempfile
+    >>> from pathlib import Path
     >>> from stable_baselines3 import SAC
+    >>> from skillgym.data.dataset import Episode, write_minari_dataset
     >>> from skillgym.tasks.kitchen import KitchenTaskEnv
-    >>> model = SAC("MlpPolicy", KitchenTaskEnv(), seed=0)  # doctest: +SKIP
-    >>> metrics = pretrain_actor(model, BCArgs(dataset="runs/kitchen/data"))  # doctest: +SKIP
-    >>> anchor_entropy(model, metrics["entropy"])  # bc+sac only  # doctest: +SKIP
+    >>> rng = np.random.default_rng(0)
+    >>> states = [rng.normal(size=(31, 59)) for _ in range(3)]
+    >>> episodes = [Episode(states=s, actions=np.tanh(s[:-1, :9])) for s in states]
+    >>> data = write_minari_dataset(Path(tempfile.mkdtemp()) / "data", [episodes])
+    >>> model = SAC("MlpPolicy", KitchenTaskEnv(), seed=0)
+    >>> metrics = pretrain_actor(model, BCArgs(dataset=str(data), steps=100, progress=False))
+    >>> metrics["heldout_action_mse"] < metrics["untrained_heldout_action_mse"]
+    True
+    >>> anchor_entropy(model, metrics["entropy"])  # bc+sac only
     >>> model.learn(300_000)  # doctest: +SKIP
 """
 

@@ -52,9 +52,13 @@ def fixed_length_labels(dataset_path: str | os.PathLike, horizon: int = 10, seed
     ``1..H`` actions, the following ones ``H``, the last one what remains. Every action belongs to exactly
     one segment, and a segment of ``H`` actions is exactly one training window.
 
-    Example:
-        >>> labels = fixed_length_labels("runs/kitchen/data", horizon=10)  # doctest: +SKIP
-        >>> labels.num_skills, int((labels.segments[:, 2] - labels.segments[:, 1]).max())  # doctest: +SKIP
+    Example (two 35-step episodes; any dataset folder, e.g. ``runs/kitchen/data``):
+        >>> import tempfile
+        >>> from skillgym.data.dataset import Episode, write_minari_dataset
+        >>> episode = Episode(states=np.zeros((36, 2)), actions=np.zeros((35, 2)))
+        >>> data = write_minari_dataset(Path(tempfile.mkdtemp()) / "data", [[episode, episode]])
+        >>> labels = fixed_length_labels(data, horizon=10)
+        >>> labels.num_skills, int((labels.segments[:, 2] - labels.segments[:, 1]).max())
         (1, 10)
     """
     if horizon < 1:
@@ -163,11 +167,12 @@ def make_spirl_env(library: str | os.PathLike | SkillLibrary, tasks: Sequence[st
     ``Dict(skill=Discrete(1), arg=Box(z_dim))`` actions; a skill ends early only when the episode does.
     ``task_kwargs`` go to :class:`~skillgym.tasks.kitchen.KitchenTaskEnv` (e.g. ``render_mode``).
 
-    Example:
-        >>> env = make_spirl_env("runs/spirl/library")  # doctest: +SKIP
-        >>> obs, info = env.reset(seed=0)  # doctest: +SKIP
-        >>> _, _, _, _, info = env.step({"skill": 0, "arg": np.zeros(10, np.float32)})  # doctest: +SKIP
-        >>> info["skill_steps"]  # doctest: +SKIP
+    Example (an untrained one-skill library; pass the folder :func:`train_spirl` wrote for a real one):
+        >>> from skillgym.skills.config import LibraryConfig
+        >>> env = make_spirl_env(SkillLibrary.build(LibraryConfig(num_skills=1, z_dim=10, max_skill_steps=10)))
+        >>> obs, info = env.reset(seed=0)
+        >>> _, _, _, _, info = env.step({"skill": 0, "arg": np.zeros(10, np.float32)})
+        >>> info["skill_steps"]
         10
     """
     lib = library if isinstance(library, SkillLibrary) else SkillLibrary.load(library)
