@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from skillgym.compare import CompareArgs, RunSpec, compare, train_run
-from skillgym.compare.compare import check_comparison_folder, library_labels, plan_runs
+from skillgym.compare.compare import check_comparison_folder, library_labels, plan_runs, prepare_data
 from skillgym.compare.page import skills_tried, value_at, write_results_page
 from skillgym.compare.run import CHECKPOINT
 from skillgym.data.dataset import Episode, write_minari_dataset
@@ -111,6 +111,16 @@ def test_a_tiny_comparison_writes_the_results_page(kitchen_data, tmp_path):
     made = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*") if p.is_file() and p.name != "run.json"}
     assert compare(args)["results"] == summary["results"]
     assert {p: p.stat().st_mtime_ns for p in made} == made  # nothing trained or evaluated again
+
+
+def test_the_spirl_library_does_not_depend_on_how_many_runs_go_in_parallel(kitchen_data, tmp_path):
+    weights = []
+    for workers in (1, 3):
+        out = tmp_path / f"workers{workers}"
+        prepare_data(CompareArgs(out=str(out), methods=("spirl",), data=str(kitchen_data), workers=workers,
+                                 pretrain_steps={"spirl": 30}))
+        weights.append((out / "spirl" / "library" / "model.safetensors").read_bytes())
+    assert weights[0] == weights[1]
 
 
 def test_the_page_of_a_comparison_with_no_finished_run_says_so(tmp_path, recwarn):

@@ -44,6 +44,9 @@ from skillgym.tasks.kitchen import ACTION_DIM, HELD_OUT_TASKS, STATE_DIM, TASK_S
 
 # Evaluation points: every 20k low-level steps at the paper's budgets, ten points on short runs.
 EVAL_EVERY_MAX = 20_000
+# SPiRL's library trains on this many torch threads whatever --workers is: torch's sums depend on the
+# thread count, and the number of runs in parallel must not change a comparison's numbers.
+SPIRL_THREADS = 2
 # Slowest runs first, so that the pool does not end waiting on one long run.
 COST = {"sac": 4, "bc+sac": 4, "flat-skill-tqc": 2, "flat-skill-sac": 2, "spirl": 1.5, "extract": 1, "bc": 0}
 
@@ -256,7 +259,7 @@ def prepare_data(args: CompareArgs) -> None:
         from skillgym.baselines.spirl import SpirlArgs, train_spirl
 
         steps = {"steps": args.pretrain_steps["spirl"]} if "spirl" in args.pretrain_steps else {}
-        train_spirl(SpirlArgs(dataset=str(dataset), out=str(out / "spirl"), threads=args.workers, **steps))
+        train_spirl(SpirlArgs(dataset=str(dataset), out=str(out / "spirl"), threads=SPIRL_THREADS, **steps))
 
 
 class RunsFailed(RuntimeError):
