@@ -3,6 +3,8 @@ validation, the registry, EfficientNet-Lite0 and the oracle encoders."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -109,6 +111,26 @@ def test_r3m_errors_name_the_problem(tmp_path, monkeypatch):
         make_encoder("r3m-18", weights=str(wrong_layout))
     with pytest.raises(EncoderError, match="does not hold ResNet-50 weights"):
         make_encoder("r3m-50", weights=str(tmp_path / "full.pt"))
+
+
+class _WritesAFile:
+    """Unpickled, it writes ``target``: what a hostile checkpoint could run."""
+
+    def __init__(self, target: Path):
+        self.target = target
+
+    def __reduce__(self):
+        return (Path.write_text, (self.target, "pwned"))
+
+
+def test_an_r3m_checkpoint_holding_code_is_refused_without_running_it(tmp_path):
+    target = tmp_path / "created_by_pickle"
+    hostile = tmp_path / "r3m.pt"
+    state = make_r3m_checkpoint(tmp_path / "full.pt", resnet18())
+    torch.save({"r3m": {f"module.convnet.{k}": v for k, v in state.items()}, "extra": _WritesAFile(target)}, hostile)
+    with pytest.raises(EncoderError, match="holds Python objects besides tensors"):
+        make_encoder("r3m-18", weights=str(hostile))
+    assert not target.exists()
 
 
 def test_r3m_default_location_and_sha_check(tmp_path, monkeypatch):
