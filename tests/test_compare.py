@@ -131,6 +131,37 @@ def test_the_page_of_a_comparison_with_no_finished_run_says_so(tmp_path, recwarn
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
 
 
+def test_the_table_gives_each_budgets_mean_and_std_over_seeds_and_the_mean_over_tasks(tmp_path, recwarn):
+    # Three tasks x three seeds of 300k steps, evaluated at 0, 100k and 300k. Seed s on task j completes
+    # s + MORE[j] subtasks at 100k and one more at 300k (its success rate: 0 at 100k, 1 at 300k).
+    tasks, more = ("default", "switch-first", "kettle+microwave+top burner+slide cabinet"), (0, 0, 3)
+    runs = []
+    for task, extra in zip(tasks, more, strict=True):
+        for seed in range(3):
+            settings = RunSpec(**{**asdict(run_settings("extract", tmp_path / task / f"seed{seed}")), "task": task,
+                                  "seed": seed, "steps": 300_000, "eval_every": 100_000})
+            runs.append(("extract", settings))
+            curve = [{"low_level_steps": steps, "subtasks_mean": float(seed + extra + (steps >= 300_000)) * (steps > 0),
+                      "success_rate": float(steps >= 300_000)} for steps in (0, 100_040, 300_120)]
+            # seed 2 of the second task stopped at 100k: it is left out of that row, and of the mean over tasks
+            reached = 100_000 if (task, seed) == ("switch-first", 2) else 300_000
+            Path(settings.out).mkdir(parents=True)
+            (Path(settings.out) / "result.json").write_text(json.dumps({
+                "steps": reached, "curve": curve if reached == 300_000 else curve[:2], "skill_lengths": [10, 12],
+                "final_completed": [1], "final_skills_after_last_subtask": [[3]]}))
+    write_results_page(tmp_path, runs, command="skillgym compare")
+    page = (tmp_path / "results.md").read_text()
+    assert "| method | task | subtasks @ 100k | subtasks @ 300k | full-sequence success |" in page
+    # seeds 0, 1, 2 -> 100k: 0, 1, 2 (mean 1, population std sqrt(2/3)); 300k: 1, 2, 3
+    assert "| extract | default | 1.00 ± 0.82 | 2.00 ± 0.82 | 1.00 ± 0.00 |" in page
+    assert "| extract | switch-first | 0.50 ± 0.50 (2 of 3 seeds) | 1.50 ± 0.50 (2 of 3 seeds) | " \
+        "1.00 ± 0.00 (2 of 3 seeds) |" in page
+    # each seed's mean over its three tasks: seed 0 (0 + 0 + 3) / 3 = 1, seed 1 2, seed 2 unfinished
+    assert "| extract | mean of 3 tasks | 1.50 ± 0.50 (2 of 3 seeds) | 2.50 ± 0.50 (2 of 3 seeds) | " \
+        "1.00 ± 0.00 (2 of 3 seeds) |" in page
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
 def test_skills_tried_gives_the_most_run_skills_as_shares():
     assert skills_tried([[3, 3, 5], [], [3, 1]]) == "skill 3 60 %, skill 1 20 %, skill 5 20 %"
     assert skills_tried([[], []]) == "–" and skills_tried([]) == "–"
