@@ -240,7 +240,8 @@ def _labels(extract: ExtractArgs, dataset: Path) -> tuple[dict, bool]:
     reused = (extract.out / "labels.json").is_file()
     if reused:
         _refuse_other_options("labels folder", extract.out, _read_json(extract.out / "labels.json").get("metadata", {}),
-                              {"encoder": encoder, "k": extract.k, "seed": extract.seed})
+                              {"encoder": encoder, "k": extract.k, "seed": extract.seed,
+                               "median_kernel": extract.kernel, "min_length": extract.min_length})
         print("      reusing the labels there")
     else:
         extract_skills(open_dataset(dataset), extract.out, encoder=encoder, k=extract.k, seed=extract.seed,

@@ -436,12 +436,15 @@ def test_docs_custom_encoder_round_trip(tiny_dataset, tmp_path):
                                   labeler.label(tiny_dataset, progress=False).frame_labels)
 
 
-def test_relabelling_a_folder_with_another_k_says_what_it_replaces(tiny_dataset, tmp_path):
-    extract_skills(tiny_dataset, tmp_path / "labels", encoder="state", k=3, report=False, progress=False)
+@pytest.mark.parametrize("change, said", [({"k": 4}, "k 3 -> 4"), ({"kernel": 5}, "median_kernel 7 -> 5"),
+                                           ({"min_length": 3}, "min_length 10 -> 3")])
+def test_relabelling_a_folder_with_other_settings_says_what_it_replaces(tiny_dataset, tmp_path, change, said):
+    settings = dict(encoder="state", k=3, kernel=7, min_length=10, report=False, progress=False)
+    extract_skills(tiny_dataset, tmp_path / "labels", **settings)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        extract_skills(tiny_dataset, tmp_path / "labels", encoder="state", k=3, report=False, progress=False)
+        extract_skills(tiny_dataset, tmp_path / "labels", **settings)
         assert not [w for w in caught if "replacing the labels" in str(w.message)]  # the same labels again
-        extract_skills(tiny_dataset, tmp_path / "labels", encoder="state", k=4, report=False, progress=False)
+        extract_skills(tiny_dataset, tmp_path / "labels", **{**settings, **change})
     (replaced,) = [str(w.message) for w in caught if "replacing the labels" in str(w.message)]
-    assert "other settings (k 3 -> 4)" in replaced
+    assert f"other settings ({said})" in replaced

@@ -52,6 +52,11 @@ def test_run_kitchen_tiny(tiny_run, capsys):
     for options, message in (({"beta": 0.5}, "beta=0.02"), ({"steps": 40}, "steps=20")):
         with pytest.raises(ValueError, match=f"skill library made with other options \\({message}"):
             run_pipeline(tiny(out, **{"beta": 0.02, **options}))
+    for option, value, message in (("k", 4, "k=3"), ("kernel", 5, "median_kernel=7"), ("min_length", 3, "min_length=5")):
+        other_labels = tiny(out, beta=0.02)
+        setattr(other_labels.extract, option, value)
+        with pytest.raises(ValueError, match=f"labels folder made with other options \\({message} there"):
+            run_pipeline(other_labels)
 
 
 def test_an_interrupted_skill_training_resumes_in_a_moved_run_folder(tiny_run, tmp_path):

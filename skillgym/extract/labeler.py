@@ -328,7 +328,7 @@ def check_labels_folder(out: str | os.PathLike) -> None:
     outputs.check_output_folder(Path(out), LABELS_LAYOUT, ours=is_labels_folder(out))
 
 
-RELABELLING_SETTINGS = ("encoder", "k", "seed", "kernel", "min_length", "fit_dataset_fingerprint")
+RELABELLING_SETTINGS = ("encoder", "k", "seed", "median_kernel", "min_length", "fit_dataset_fingerprint")
 
 
 def _say_what_is_replaced(out: Path, labels: SkillLabels) -> None:
