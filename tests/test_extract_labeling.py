@@ -94,6 +94,18 @@ def test_median_filter_keeps_edges_honest():
     assert median_filter(x, 7).tolist() == [6] * len(x)
 
 
+def test_each_episode_is_filtered_on_its_own(tmp_path):
+    # Episode 0 ends in two steps of skill 1, episode 1 starts with skill 0: filtered across the boundary,
+    # those two steps would take episode 1's label; filtered on its own, episode 0 keeps them.
+    phases = np.repeat([[0.5, 0.0], [0.0, -0.5]], 6, axis=0)
+    episode = Episode(states=np.zeros((13, 2)), actions=phases)
+    ds = open_dataset(write_minari_dataset(tmp_path / "data", [[episode, episode]]))
+    labeler = SkillLabeler.fit(ds, encoder="action", k=2, kernel=5, min_length=1, progress=False)
+    raw = np.array([0] * 10 + [1] * 2 + [0] * 12)
+    smooth = labeler.labels_from_raw(raw, ds).frame_labels
+    assert smooth[:12].tolist() == [0] * 10 + [1] * 2 and smooth[12:].tolist() == [0] * 12
+
+
 def test_median_filter_matches_edge_padded_scipy():
     rng = np.random.default_rng(0)
     for n in (1, 5, 7, 30, 101):
