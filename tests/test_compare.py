@@ -71,6 +71,8 @@ def test_a_run_extended_with_another_evaluation_interval_is_refused_with_the_opt
     grown = RunSpec(**{**asdict(settings), "steps": 1400, "eval_every": 500})
     with pytest.raises(FileExistsError, match=r"other settings \(eval_every 250 -> 500\); pass the run's --eval-every"):
         train_run(grown)
+    with pytest.raises(FileExistsError, match=r"other settings \(seed 1 -> 2\); pick another --out"):
+        train_run(RunSpec(**{**asdict(settings), "seed": 2}))
 
 
 def test_a_run_folder_with_other_settings_is_refused(tmp_path):
