@@ -2,6 +2,7 @@
 
 import argparse
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +92,40 @@ def test_bad_numbers_are_refused_before_anything_is_written(tmp_path, capsys, ar
     expected = {"--seed": "--seed must be >= 0", "--lr": "lr must be a finite number > 0"}.get(
         option, "must be a finite number of nats")
     assert expected in err and not (tmp_path / "out").exists()
+
+
+def _round_trip_configs():
+    from skillgym.data.record import RecordArgs
+    from skillgym.extract.config import ExtractArgs
+    from skillgym.rl.train import TrainRLArgs
+    from skillgym.skills.train import TrainSkillsArgs
+
+    return [
+        ("skillgym data kitchen", RecordArgs(out=Path("d"), episodes=3, clean_labels=False,
+                                             subtasks=("kettle", "light switch", "microwave", "slide cabinet"),
+                                             eval_prefix_fraction=0.0)),
+        ("skillgym extract", ExtractArgs(dataset=Path("d"), out=Path("l"), k=5, progress=False, engine="ray")),
+        ("skillgym train-skills", TrainSkillsArgs(labels="l", out="lib", steps=5, state_skip=False, obs="pixels",
+                                                  decoder="open_loop", instructions=False)),
+        ("skillgym train-rl", TrainRLArgs(steps=1000, gamma_per_step=False, alpha_z="auto_0.1")),
+    ]
+
+
+@pytest.mark.parametrize("prog, config", _round_trip_configs(), ids=lambda x: x if isinstance(x, str) else "")
+def test_the_command_line_of_a_config_parses_back_to_it(prog, config):
+    from skillgym.cli.options import command_line, parse_options
+
+    line = command_line(prog, config)
+    namespace = build_parser().parse_args(shlex.split(line)[1:])
+    assert parse_options(type(config), namespace) == config, line
+
+
+def test_a_choice_outside_its_list_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train-skills", "labels", "--out", "lib", "--obs", "depth"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --obs: invalid choice: 'depth'" in err and "state" in err and "pixels" in err
 
 
 def test_train_rl_defaults_are_the_documented_setting():
