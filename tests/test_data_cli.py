@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from skillgym.data.dataset import open_dataset
-from skillgym.data.record import RecordArgs, record_dataset
+from skillgym.data.record import RecordArgs, is_window_episode, record_dataset
 
 
 def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -63,6 +63,12 @@ def test_recording_is_a_minari_dataset_with_labels(recorded):
     assert saved["report"]["attempted"] == 2 and len(saved["episodes"]) == 2
     for e in saved["episodes"]:  # never the evaluation order
         assert e["order"] != ["microwave", "kettle", "bottom burner", "light switch"]
+
+
+def test_evaluation_windows_are_spread_evenly_over_the_episodes():
+    assert [is_window_episode(i, 0.5) for i in range(4)] == [False, True, False, True]
+    assert sum(is_window_episode(i, 0.25) for i in range(8)) == 2
+    assert not any(is_window_episode(i, 0.0) for i in range(8)) and all(is_window_episode(i, 1.0) for i in range(8))
 
 
 def test_same_seed_same_demonstrations(recorded, tmp_path):

@@ -26,6 +26,8 @@ class SeedEpisodes(gym.Wrapper, gym.utils.RecordConstructorArgs):
         >>> again, _ = env.reset()
         >>> bool((first == again).all()), bool((first == second).all())
         (True, False)
+        >>> env.unwrapped.np_random_seed                # episode 0 of seed 3
+        3000000
     """
 
     SEEDS_PER_RUN = 1_000_000
