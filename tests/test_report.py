@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 
+from skillgym.report import write_report
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Injected before the page's own content: record script errors and images that fail to decode.
 CHECKER = """<script>
@@ -37,6 +39,17 @@ def test_report_shows_every_stage(tiny_run):
     for figure in ("contact_sheet.png", "learning_curve.png", "policy.gif"):
         assert (tiny_run / "report" / figure).stat().st_size > 0
     assert page.count("<img") >= 7 and "http" not in re.sub(r"data:image/[a-z]+;base64,[^\"]+", "", page)
+
+
+def test_report_gives_the_numbers_of_the_summary(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run[0], run)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["rl"]["final"].update(return_mean=1.25, return_std=0.5)
+    summary["dataset"].update(kept=7, attempted=9)
+    (run / "summary.json").write_text(json.dumps(summary))
+    page = write_report(run).read_text()
+    assert "1.25 ± 0.50" in page and "7 / 9" in page
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium (Debian package chromium) is not installed")
