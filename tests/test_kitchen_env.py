@@ -125,6 +125,16 @@ def test_a_subtask_done_early_scores_once_those_before_it_are_done():
     assert reward == 2.0 and terminated and info["completed_tasks"] == ["kettle", "microwave"]
 
 
+def test_the_last_subtask_done_on_the_last_step_ends_the_episode_as_terminated_not_truncated():
+    env = KitchenTaskEnv(tasks=("microwave",), max_episode_steps=1)
+    env.reset(seed=0)
+    state = env.get_sim_state()
+    state[22] = -0.7  # the microwave door open
+    env.set_sim_state(state)
+    _, reward, terminated, truncated, _ = env.step(np.zeros(9, np.float32))
+    assert (reward, terminated, truncated) == (1.0, True, False)
+
+
 def integration_state(env: KitchenTaskEnv) -> np.ndarray:
     """Everything MuJoCo's next step reads, not just qpos and qvel."""
     saved_fields = mujoco.mjtState.mjSTATE_INTEGRATION
