@@ -184,7 +184,8 @@ def run_pipeline(args: PipelineArgs) -> dict:
     timings = _read_json(summary_file).get("timings") if summary_file.is_file() else None
     made_in = {k: v for k, v in timings.items() if isinstance(v, (int, float))} if isinstance(timings, dict) else {}
     report_dir.mkdir(parents=True, exist_ok=True)
-    summary_file.write_text(json.dumps({**summary, "timings": made_in}, indent=2, default=str) + "\n")
+    if not summary_file.is_file():  # marks the folder as this command's at once; an earlier run's summary stays
+        summary_file.write_text(json.dumps({**summary, "timings": made_in}, indent=2, default=str) + "\n")
     print(f"skillgym run kitchen, {args.scale} scale: {SCALES[args.scale].estimate} on 2 CPU cores; stages already "
           f"in {args.out} are reused")
 

@@ -44,7 +44,8 @@ def test_run_kitchen_tiny(tiny_run, capsys):
     capsys.readouterr()
     assert run_pipeline(tiny(out, beta=0.02))["library"] == summary["library"]
     assert "recording demos" not in capsys.readouterr().err
-    # An artifact made with other options is refused, not silently reused.
+    # An artifact made with other options is refused, not silently reused, and the run's summary stays whole.
+    finished = (out / "summary.json").read_text()
     other_data = tiny(out, beta=0.02)
     other_data.data.action_noise = 0.3
     with pytest.raises(ValueError, match=r"dataset made with other options \(action_noise=0.1"):
@@ -57,6 +58,7 @@ def test_run_kitchen_tiny(tiny_run, capsys):
         setattr(other_labels.extract, option, value)
         with pytest.raises(ValueError, match=f"labels folder made with other options \\({message} there"):
             run_pipeline(other_labels)
+    assert (out / "summary.json").read_text() == finished
 
 
 def test_an_interrupted_skill_training_resumes_in_a_moved_run_folder(tiny_run, tmp_path):
