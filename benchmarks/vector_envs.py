@@ -1,9 +1,10 @@
 """Low-level env steps per second of SkillKitchen-v0 run as N envs in parallel processes, as ratios to N = 1.
 
 Random skills (uniform skill, uniform argument in its Box; no learning, no agent), so what is measured is the
-simulator and the skill decoder only. Configurations: the plain env in this process, then SB3
-``SubprocVecEnv`` with N = 1, 2, 4 processes. Every configuration runs ``--decisions`` skill decisions in
-total (N envs: ``decisions / N`` vector steps) after a warm-up, in ``--rounds`` alternating rounds; the best
+simulator and the skill decoder only. Configurations: the plain env in this process, then for N = 1, 2, 4
+processes SB3's ``SubprocVecEnv`` (all N envs step together: a vector step lasts as long as its longest skill)
+and skillgym's ``AsyncSkillVecEnv`` (each env starts its next skill when its last one is received). Every
+configuration runs ``--decisions`` skill decisions in total after a warm-up, in ``--rounds`` alternating rounds; the best
 round of each is reported, on the wall clock (the work happens in the subprocesses). Each subprocess keeps
 torch to one thread, so N processes use N cores. Also printed: the CPU time all processes spend per low-level
 step (constant in N when parallel envs cost no extra work, so a missing speed-up means missing free cores)
@@ -31,6 +32,7 @@ import torch
 from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import skillgym  # noqa: F401  (registers SkillKitchen-v0)
+from skillgym.rl.vec_env import AsyncSkillVecEnv
 
 
 def make_kitchen(seed: int) -> Callable[[], gym.Env]:
@@ -97,11 +99,32 @@ def run_vec(venv: SubprocVecEnv, decisions: int, rng: np.random.Generator) -> Me
     return Measurement(steps, time.perf_counter() - start, cpu_seconds(pids) - cpu, slots)
 
 
+def run_async(venv: AsyncSkillVecEnv, decisions: int, rng: np.random.Generator) -> Measurement:
+    """``decisions`` random skills, each env starting its next skill as soon as its last one is received."""
+    space = venv.action_space
+    pids = [os.getpid()] + [p.pid for p in venv.processes]
+
+    def start(indices: list[int]) -> None:
+        venv.send(indices, [{"skill": int(rng.integers(space["skill"].n)),
+                             "arg": rng.uniform(space["arg"].low, space["arg"].high).astype(np.float32)}
+                            for _ in indices])
+
+    steps, cpu, start_time = 0, cpu_seconds(pids), time.perf_counter()
+    start(venv.idle_envs())
+    for n in range(decisions):
+        i, _, _, _, info = venv.receive()
+        steps += int(info["skill_steps"])
+        if n + venv.num_envs < decisions:
+            start([i])
+    seconds = time.perf_counter() - start_time
+    return Measurement(steps, seconds, cpu_seconds(pids) - cpu, steps)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--decisions", type=int, default=240, help="skill decisions per configuration and round")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--n-envs", type=int, nargs="+", default=[1, 2, 4], help="SubprocVecEnv sizes")
+    parser.add_argument("--n-envs", type=int, nargs="+", default=[1, 2, 4], help="vector env sizes")
     parser.add_argument("--warmup", type=int, default=8, help="decisions per env before timing")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -110,39 +133,42 @@ def main() -> None:
     plain = make_kitchen(0)()
     plain.reset(seed=0)
     run_plain(plain, args.warmup)
-    vecs = {}
+    vecs: dict[str, SubprocVecEnv | AsyncSkillVecEnv] = {}
     for n in args.n_envs:
-        venv = SubprocVecEnv([make_kitchen(i) for i in range(n)])
-        venv.seed(0)
-        venv.reset()
-        run_vec(venv, args.warmup * n, rng)
-        vecs[n] = venv
+        for kind, run in ((SubprocVecEnv, run_vec), (AsyncSkillVecEnv, run_async)):
+            venv = kind([make_kitchen(i) for i in range(n)])
+            venv.seed(0)
+            venv.reset()
+            run(venv, args.warmup * n, rng)
+            vecs[f"{kind.__name__} N={n}"] = venv
 
-    runs: dict[str, list[Measurement]] = {"plain": [], **{f"SubprocVecEnv N={n}": [] for n in vecs}}
+    runs: dict[str, list[Measurement]] = {"plain": [], **{name: [] for name in vecs}}
     try:
         for _ in range(args.rounds):
             runs["plain"].append(run_plain(plain, args.decisions))
-            for n, venv in vecs.items():
-                runs[f"SubprocVecEnv N={n}"].append(run_vec(venv, args.decisions, rng))
+            for name, venv in vecs.items():
+                run = run_async if isinstance(venv, AsyncSkillVecEnv) else run_vec
+                runs[name].append(run(venv, args.decisions, rng))
     finally:
         for venv in vecs.values():
             venv.close()
 
     best = {name: max(m.row()[0] for m in ms) for name, ms in runs.items()}
-    base = "SubprocVecEnv N=1" if 1 in vecs else "plain"
+    base = "SubprocVecEnv N=1" if "SubprocVecEnv N=1" in vecs else "plain"
     length = np.mean([m.steps / args.decisions for m in runs["plain"]])
     print(f"SkillKitchen-v0, random skills ({length:.1f} low-level steps each), {args.decisions} decisions per "
           f"configuration and round, {args.rounds} rounds; {os.cpu_count()} CPUs, load average "
           + " ".join(f"{x:.2f}" for x in os.getloadavg()))
-    print(f"{'':18s} {'steps/s':>8s} {'to ' + base:>21s} {'to plain':>9s} {'CPU ms/step':>12s} {'stepping':>9s}")
+    print(f"{'':20s} {'steps/s':>8s} {'to ' + base:>21s} {'to plain':>9s} {'CPU ms/step':>12s} {'stepping':>9s}")
     for name, ms in runs.items():
         rows = [m.row() for m in ms]
-        cpu_ms, stepping = np.median([r[1] for r in rows]), np.median([r[2] for r in rows])
-        print(f"{name:18s} {best[name]:8.1f} {best[name] / best[base]:20.2f}x {best[name] / best['plain']:8.2f}x "
-              f"{cpu_ms:12.2f} {stepping:8.0%}   rounds: " + ", ".join(f"{r[0]:.1f}" for r in rows))
+        cpu_ms = np.median([r[1] for r in rows])
+        stepping = "n/a" if name.startswith("Async") else f"{np.median([r[2] for r in rows]):.0%}"
+        print(f"{name:20s} {best[name]:8.1f} {best[name] / best[base]:20.2f}x {best[name] / best['plain']:8.2f}x "
+              f"{cpu_ms:12.2f} {stepping:>9s}   rounds: " + ", ".join(f"{r[0]:.1f}" for r in rows))
     print("CPU ms/step: CPU time of all processes (learner + envs) per low-level step, median of rounds. "
           "stepping: share of the envs' time spent running skills rather than waiting for the longest skill "
-          "of their vector step.")
+          "of their vector step (AsyncSkillVecEnv has no vector step).")
 
 if __name__ == "__main__":
     main()

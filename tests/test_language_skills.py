@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.vec_env import DummyVecEnv
 from synthetic import InstructedReachEnv, synthetic_embedding, synthetic_episodes, write_synthetic_labels
 
 from skillgym.cli import main
 from skillgym.envs.skill_space import SkillSpaceEnv
 from skillgym.extract.labeler import SkillLabeler
 from skillgym.extract.labels import SkillLabels
-from skillgym.rl import SkillSAC
+from skillgym.rl import AsyncSkillVecEnv, SkillSAC
 from skillgym.rl.checkpoint import load_training_state, same_observation, save_training_state
 from skillgym.skills import SkillLibrary
 from skillgym.skills.train import TrainSkillsArgs, train_skills
@@ -128,6 +129,26 @@ def test_skill_sac_learns_and_round_trips(instructed, tmp_path, share_prior_enco
         assert torch.equal(value, loaded.policy.state_dict()[key]), key
     again, _ = loaded.predict(obs, deterministic=True)
     assert again["skill"] == action["skill"] and np.array_equal(again["arg"], action["arg"])
+
+
+def test_skill_sac_on_an_async_vec_env_stores_instructed_observations_as_on_a_dummy_vec_env(instructed):
+    _, _, folder, _ = instructed
+
+    def make() -> SkillSpaceEnv:
+        return SkillSpaceEnv(InstructedReachEnv(INSTRUCTIONS, max_steps=40), folder)
+
+    buffers = []
+    for venv in (AsyncSkillVecEnv([make], start_method="fork"), DummyVecEnv([make])):
+        venv.seed(0)
+        model = SkillSAC("SkillPolicy", venv, learning_starts=20, batch_size=16, seed=0,
+                         policy_kwargs={"net_arch": [32, 32]})
+        model.learn(40)  # several episodes of 40 low-level steps: their last observations are stored too
+        venv.close()
+        assert model.replay_buffer.dones[:40].sum() >= 2
+        buffers.append({f"{name}/{key}": array[:40].copy() for name in ("observations", "next_observations")
+                        for key, array in getattr(model.replay_buffer, name).items()})
+    for name, values in buffers[1].items():
+        np.testing.assert_array_equal(buffers[0][name], values, err_msg=name)
 
 
 def test_a_checkpoint_keeps_instructed_observations(instructed, tmp_path):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numbers
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +180,8 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._last_obs: Any = None
         self._episode_over = False
         self.last_skill_frames: list[np.ndarray] = []
+        self.on_low_level_step: Callable[[], None] | None = None
+        """Called after each low-level step of a skill (AsyncSkillVecEnv's workers report progress with it)."""
 
     @property
     def skill_prior(self):
@@ -288,6 +290,8 @@ class SkillSpaceEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
             obs, reward, terminated, truncated, info = low_step(low_action[0])
             total += float(reward)
             rewards.append(float(reward))
+            if self.on_low_level_step is not None:
+                self.on_low_level_step()
             if self.record_frames:
                 frames.append(self.env.render())
             if terminated or truncated or (self.progress_threshold is not None

@@ -19,8 +19,10 @@ from skillgym.rl.policies import (
 )
 from skillgym.rl.skill_sac import SkillSAC
 from skillgym.rl.train import TrainRLArgs, train_rl
+from skillgym.rl.vec_env import AsyncSkillVecEnv
 
 __all__ = [
+    "AsyncSkillVecEnv",
     "FrameStackCNN",
     "MlpStateEncoder",
     "ObservationAndInstruction",

@@ -30,6 +30,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.logger import KVWriter, TensorBoardOutputFormat
 from stable_baselines3.common.monitor import Monitor
@@ -37,8 +38,20 @@ from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import check_for_nested_spaces
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import check_for_correct_spaces, polyak_update, safe_mean
+from stable_baselines3.common.type_aliases import (
+    GymEnv,
+    MaybeCallback,
+    RolloutReturn,
+    Schedule,
+    TrainFreq,
+    TrainFrequencyUnit,
+)
+from stable_baselines3.common.utils import (
+    check_for_correct_spaces,
+    polyak_update,
+    safe_mean,
+    should_collect_more_steps,
+)
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 from torch.nn import functional as F
@@ -79,6 +92,7 @@ from skillgym.rl.policies import (
     prior_encoder_dim,
     shares_prior_encoder,
 )
+from skillgym.rl.vec_env import AsyncSkillVecEnv
 from skillgym.spaces import check_skill_action_space
 
 SelfSkillSAC = TypeVar("SelfSkillSAC", bound="SkillSAC")
@@ -268,6 +282,7 @@ class SkillSAC(OffPolicyAlgorithm):
         self._ep_low_level_len_buffer: deque[float] = deque(maxlen=stats_window_size)
         self._ep_num_completed_buffer: deque[float] = deque(maxlen=stats_window_size)
         self._ep_low_level_len: np.ndarray | None = None
+        self._running_actions: dict[int, np.ndarray] = {}  # AsyncSkillVecEnv: env -> buffer action of its skill
 
         if _init_setup_model:
             self._setup_model()
@@ -316,6 +331,13 @@ class SkillSAC(OffPolicyAlgorithm):
             self.replay_buffer_class = self._default_buffer_class()
         if self.replay_buffer_class is SkillFeatureReplayBuffer:
             self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "features_dim": self._shared_features_dim()}
+        if isinstance(self.env, AsyncSkillVecEnv):
+            if self._vec_normalize_env is not None:
+                raise ValueError("SkillSAC on an AsyncSkillVecEnv does not support VecNormalize")
+            # Its skills end one at a time, so the buffer keeps one transition per row (SB3 would give it N).
+            self.replay_buffer = self.replay_buffer_class(
+                self.buffer_size, self.observation_space, self.action_space, device=self.device, n_envs=1,
+                optimize_memory_usage=self.optimize_memory_usage, **self.replay_buffer_kwargs)
         super()._setup_model()
         if isinstance(self.replay_buffer, SkillFeatureReplayBuffer):
             self.replay_buffer.encode = self._encode_for_buffer
@@ -395,6 +417,8 @@ class SkillSAC(OffPolicyAlgorithm):
             self._ep_low_level_len = np.zeros(self.env.num_envs)
         if self._skill_counts is None:
             self._skill_counts = np.zeros(self.policy.n_skills, dtype=np.int64)
+        if reset_num_timesteps:
+            self._running_actions = {}  # the env was reset: no skill of before is received any more
         tb = [f for f in self.logger.output_formats if isinstance(f, TensorBoardOutputFormat)]
         if tb and not any(isinstance(f, LowLevelStepsWriter) for f in self.logger.output_formats):
             self.logger.output_formats.append(LowLevelStepsWriter(tb[0]))
@@ -413,7 +437,11 @@ class SkillSAC(OffPolicyAlgorithm):
         is mostly out of the prior's support and the decoder would produce junk.
         """
         assert self._last_obs is not None, "self._last_obs was not set"
-        obs, _ = self.policy.obs_to_tensor(self._last_obs)
+        return self._sample_skills(self._last_obs, learning_starts)
+
+    def _sample_skills(self, observations: Any, learning_starts: int) -> tuple[SkillActions, np.ndarray]:
+        """:meth:`_sample_action` for a batch of observations."""
+        obs, _ = self.policy.obs_to_tensor(observations)
         warmup = self.num_timesteps < learning_starts
         with th.no_grad():
             skill, arg = self.policy.sample_skill(obs, deterministic=False, from_prior=warmup)
@@ -431,22 +459,92 @@ class SkillSAC(OffPolicyAlgorithm):
         dones: np.ndarray,
         infos: list[dict[str, Any]],
     ) -> None:
-        assert self._skill_counts is not None and self._ep_low_level_len is not None
         if self.gamma_per_step:
             reward = np.array([self._discounted_skill_reward(info) for info in infos])
-        skills = np.rint(buffer_action[:, 0]).astype(np.int64)
-        np.add.at(self._skill_counts, skills, 1)
         for i, info in enumerate(infos):
-            n = max(1, int(info.get("skill_steps", 1)))
-            self.num_low_level_steps += n
-            self._skill_len_buffer.append(n)
-            self._ep_low_level_len[i] += n
-            if dones[i]:
-                self._ep_low_level_len_buffer.append(float(self._ep_low_level_len[i]))
-                self._ep_low_level_len[i] = 0
-                if "num_completed" in info:
-                    self._ep_num_completed_buffer.append(float(info["num_completed"]))
+            self._count_skill_end(i, buffer_action[i], info, bool(dones[i]))
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+
+    def _count_skill_end(self, env_index: int, buffer_action: np.ndarray, info: dict[str, Any], done: bool) -> None:
+        """Skill frequencies, low-level steps and episode statistics of one env's ended skill."""
+        assert self._skill_counts is not None and self._ep_low_level_len is not None
+        self._skill_counts[int(np.rint(buffer_action[0]))] += 1
+        n = max(1, int(info.get("skill_steps", 1)))
+        self.num_low_level_steps += n
+        self._skill_len_buffer.append(n)
+        self._ep_low_level_len[env_index] += n
+        if done:
+            self._ep_low_level_len_buffer.append(float(self._ep_low_level_len[env_index]))
+            self._ep_low_level_len[env_index] = 0
+            if "num_completed" in info:
+                self._ep_num_completed_buffer.append(float(info["num_completed"]))
+
+    # SkillSAC collects from an AsyncSkillVecEnv one ended skill at a time, in its order of low-level time: the
+    # other envs' skills run on meanwhile, also through the gradient steps. Everything below is what SB3's
+    # collect_rollouts does for a vector step, done for one env.
+    def collect_rollouts(
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        train_freq: TrainFreq,
+        replay_buffer: ReplayBuffer,
+        action_noise: ActionNoise | None = None,
+        learning_starts: int = 0,
+        log_interval: int | None = None,
+    ) -> RolloutReturn:
+        """SB3's, or for an :class:`~skillgym.rl.vec_env.AsyncSkillVecEnv` ``train_freq`` ended skills (each
+        counts one step), the idle envs starting their next skill first."""
+        if not isinstance(env, AsyncSkillVecEnv):
+            return super().collect_rollouts(env, callback, train_freq, replay_buffer, action_noise, learning_starts,
+                                            log_interval)
+        if train_freq.unit != TrainFrequencyUnit.STEP:
+            raise ValueError("SkillSAC on an AsyncSkillVecEnv counts train_freq in steps (ended skills), "
+                             "not episodes")
+        self.policy.set_training_mode(False)
+        callback.on_rollout_start()
+        self._start_skills(env, env.idle_envs(), learning_starts)
+        num_collected_steps = num_collected_episodes = 0
+        while should_collect_more_steps(train_freq, num_collected_steps, num_collected_episodes):
+            i, new_obs, reward, done, info = env.receive()
+            self.num_timesteps += 1
+            num_collected_steps += 1
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return RolloutReturn(num_collected_steps, num_collected_episodes, continue_training=False)
+            self._update_info_buffer([info], np.array([done]))
+            self._store_skill_end(replay_buffer, i, new_obs, reward, done, info)
+            self._update_current_progress_remaining(self.num_timesteps, self._total_timesteps)
+            self._on_step()
+            if done:
+                num_collected_episodes += 1
+                self._episode_num += 1
+                if log_interval is not None and self._episode_num % log_interval == 0:
+                    self.dump_logs()
+            if should_collect_more_steps(train_freq, num_collected_steps, num_collected_episodes):
+                self._start_skills(env, [i], learning_starts)
+        callback.on_rollout_end()
+        return RolloutReturn(num_collected_steps, num_collected_episodes, continue_training=True)
+
+    def _start_skills(self, env: AsyncSkillVecEnv, indices: list[int], learning_starts: int) -> None:
+        """Sample skills for the envs ``indices`` from their last observations and start them."""
+        if not indices:
+            return
+        obs = _rows(self._last_obs, indices)
+        actions, buffer_actions = self._sample_skills(obs, learning_starts)
+        env.send(indices, actions)
+        self._running_actions.update(zip(indices, buffer_actions, strict=True))
+
+    def _store_skill_end(self, replay_buffer: ReplayBuffer, i: int, new_obs: Any, reward: float, done: bool,
+                         info: dict[str, Any]) -> None:
+        """Store env i's ended skill as one transition, and make its observation env i's last."""
+        buffer_action = self._running_actions.pop(i)
+        if self.gamma_per_step:
+            reward = self._discounted_skill_reward(info)
+        self._count_skill_end(i, buffer_action, info, done)
+        next_obs = info["terminal_observation"] if done and info.get("terminal_observation") is not None else new_obs
+        replay_buffer.add(_rows(self._last_obs, [i]), _batch(next_obs), buffer_action[None], np.array([reward]),
+                          np.array([done]), [info])
+        _set_row(self._last_obs, i, new_obs)
 
     def _discounted_skill_reward(self, info: dict[str, Any]) -> float:
         """Σ_t γ^t r_t over the low-level rewards of one skill (Python floats, summed in step order)."""
@@ -859,3 +957,24 @@ class SkillSAC(OffPolicyAlgorithm):
                 variables.append(f"alpha_{key}_tensor")
         return state_dicts, variables
 
+
+def _rows(observations: Any, indices: list[int]) -> Any:
+    """The rows ``indices`` of a batch of observations (entry by entry for Dict observations), as a new batch."""
+    if isinstance(observations, dict):
+        return {key: value[indices] for key, value in observations.items()}
+    return observations[indices]
+
+
+def _batch(observation: Any) -> Any:
+    """One observation as a batch of one."""
+    if isinstance(observation, dict):
+        return {key: np.asarray(value)[None] for key, value in observation.items()}
+    return np.asarray(observation)[None]
+
+
+def _set_row(observations: Any, i: int, observation: Any) -> None:
+    if isinstance(observations, dict):
+        for key, value in observation.items():
+            observations[key][i] = value
+    else:
+        observations[i] = observation

@@ -1,0 +1,292 @@
+"""AsyncSkillVecEnv: skill-space envs in subprocesses whose skills end one at a time, in a fixed order.
+
+SB3's ``SubprocVecEnv`` steps N envs together: a vector step returns when the longest of its N skills has
+ended, and every env whose skill was shorter waits for it. Here each env gets its next skill as soon as its
+last one has been handed to the learner (:meth:`AsyncSkillVecEnv.send` / :meth:`AsyncSkillVecEnv.receive`),
+so no env waits for another's skill.
+
+The order in which ended skills are handed out does not depend on which process runs faster: it is the order
+of low-level time, as if all envs stepped at the same pace. Each env keeps a clock, the low-level steps it has
+run since the last ``reset``; :meth:`receive` returns the skill that ends earliest on those clocks (ties to the
+lower env index), and waits only until every env still running has passed that time. Workers count the
+low-level steps of a running skill in shared memory (through a :class:`~skillgym.envs.skill_space.SkillSpaceEnv`'s
+``on_low_level_step``) and wake the learner when it waits for that count, so the wait is short; an env without
+that attribute gives the same order after longer waits. A skill's length is its ``info["skill_steps"]`` (1 if
+absent). The same seeds give the same transitions in the same order, so a learner that draws its actions in
+that order (``SkillSAC``) repeats its run exactly.
+
+Example:
+    >>> from skillgym.envs.toy import ToySkillEnv
+    >>> venv = AsyncSkillVecEnv([ToySkillEnv, ToySkillEnv], start_method="fork")
+    >>> venv.seed(0)
+    [0, 1]
+    >>> obs = venv.reset()
+    >>> venv.send([0, 1], [{"skill": 2, "arg": np.zeros(2, np.float32)}, {"skill": 0, "arg": np.zeros(2, np.float32)}])
+    >>> [venv.receive()[0] for _ in range(2)]  # skill d runs d + 1 low-level steps: env 1's ends first
+    [1, 0]
+    >>> venv.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.env_util import is_wrapped
+from stable_baselines3.common.vec_env.base_vec_env import (
+    CloudpickleWrapper,
+    VecEnv,
+    VecEnvIndices,
+    VecEnvObs,
+    VecEnvStepReturn,
+)
+
+# The SkillSpaceEnv attribute a worker sets to hear of each low-level step.
+PROGRESS_HOOK = "on_low_level_step"
+
+
+def _run_worker(remote: Connection, parent_remote: Connection, make_env: CloudpickleWrapper, index: int,
+                steps: Any, wanted: Any) -> None:
+    """One env in its own process. Every message it sends is ``(kind, data)``: ``("ended", ...)`` at the end of a
+    skill, ``("answer", value)`` to other commands, ``("error", traceback)``; and ``("progress", None)`` once the
+    running skill has run ``wanted[index]`` low-level steps (it counts them in ``steps[index]``)."""
+    parent_remote.close()
+    env: gym.Env = make_env.var()
+    woken_at = 0  # the count the learner was last woken at, in this skill
+
+    def count_step() -> None:
+        nonlocal woken_at
+        steps[index] += 1
+        if steps[index] >= wanted[index] > woken_at:
+            woken_at = int(wanted[index])
+            remote.send(("progress", None))
+
+    env.set_wrapper_attr(PROGRESS_HOOK, count_step, force=False)
+    while True:
+        try:
+            command, data = remote.recv()
+            if command == "close":
+                env.close()
+                break
+            if command == "skill":
+                woken_at = 0
+                remote.send(("ended", _run_skill(env, data)))
+                continue
+            if command == "reset":
+                seed, options = data
+                answer = env.reset(seed=seed, **({"options": options} if options else {}))
+            elif command == "get":
+                answer = env.get_wrapper_attr(data)
+            elif command == "set":
+                answer = env.set_wrapper_attr(*data)
+            elif command == "call":
+                name, args, kwargs = data
+                answer = env.get_wrapper_attr(name)(*args, **kwargs)
+            elif command == "is_wrapped":
+                answer = is_wrapped(env, data)
+            else:  # "spaces"
+                answer = (env.observation_space, env.action_space)
+            remote.send(("answer", answer))
+        except (EOFError, KeyboardInterrupt):  # the learner has gone, or Ctrl-C reached every process
+            break
+        except Exception:
+            remote.send(("error", traceback.format_exc()))
+    remote.close()
+
+
+def _run_skill(env: gym.Env, action: Any) -> tuple[int, Any, float, bool, dict[str, Any], dict[str, Any]]:
+    """``(low-level steps, obs, reward, done, info, reset info)`` of one skill, starting the next episode when
+    this one ends as SB3's vector envs do (its last observation in ``info["terminal_observation"]``)."""
+    obs, reward, terminated, truncated, info = env.step(action)
+    done = terminated or truncated
+    info["TimeLimit.truncated"] = truncated and not terminated
+    reset_info: dict[str, Any] = {}
+    if done:
+        info["terminal_observation"] = obs
+        obs, reset_info = env.reset()
+    return max(1, int(info.get("skill_steps", 1))), obs, float(reward), bool(done), info, reset_info
+
+
+class AsyncSkillVecEnv(VecEnv):
+    """N skill-space envs, each in its own process, that run their skills without waiting for each other.
+
+    A SB3 ``VecEnv``: ``step`` steps all envs together as ``SubprocVecEnv`` does. The asynchronous interface
+    is :meth:`send` (start skills in some envs) and :meth:`receive` (the next skill to end, in the order of
+    low-level time; see the module docstring); ``SkillSAC`` collects through it when given this env.
+    As in SB3's vector envs, an env whose episode ends starts the next one itself (the last observation is
+    in ``info["terminal_observation"]``).
+
+    :param env_fns: functions that build the envs, called in the subprocesses
+    :param start_method: multiprocessing start method (default ``"forkserver"`` where available, as SB3's)
+    """
+
+    def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], start_method: str | None = None):
+        if start_method is None:
+            start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        context = mp.get_context(start_method)
+        # Per env: the low-level steps of its running skill, and the count at which it should wake the learner.
+        self._steps, self._wanted = context.RawArray("q", len(env_fns)), context.RawArray("q", len(env_fns))
+        self.remotes: list[Connection] = []
+        self.processes = []
+        for i, make_env in enumerate(env_fns):
+            remote, work_remote = context.Pipe()
+            args = (work_remote, remote, CloudpickleWrapper(make_env), i, self._steps, self._wanted)
+            process = context.Process(target=_run_worker, args=args,
+                                      daemon=True)  # a crashed learner must not leave workers behind
+            process.start()
+            work_remote.close()
+            self.remotes.append(remote)
+            self.processes.append(process)
+        self.clocks = np.zeros(len(env_fns), np.int64)  # low-level steps each env has run since reset
+        self._started: dict[int, int] = {}  # running env -> its clock when its skill started
+        self._ended: dict[int, tuple] = {}  # env -> its ended skill, not yet handed out
+        self._actions: Sequence[Any] = []
+        self.closed = False
+        observation_space, action_space = self._ask([0], "spaces", None)[0]
+        super().__init__(len(env_fns), observation_space, action_space)
+
+    # -- asynchronous interface -----------------------------------------------------------------------------
+    def idle_envs(self) -> list[int]:
+        """The envs that run no skill and hold no ended one: the ones waiting for :meth:`send`."""
+        return [i for i in range(self.num_envs) if i not in self._started and i not in self._ended]
+
+    def send(self, indices: Iterable[int], actions: Iterable[Any]) -> None:
+        """Start one skill in each env of ``indices`` (idle envs only)."""
+        for i, action in zip(indices, actions, strict=True):
+            if i in self._started or i in self._ended:
+                raise RuntimeError(f"env {i} has a skill that has not been received yet; receive() it first")
+            self._steps[i] = self._wanted[i] = 0  # the worker counts from here, and is done with its last skill
+            try:
+                self.remotes[i].send(("skill", action))
+            except (BrokenPipeError, ConnectionResetError):
+                raise self._ended_process(i) from None
+            self._started[i] = int(self.clocks[i])
+
+    def receive(self) -> tuple[int, VecEnvObs, float, bool, dict[str, Any]]:
+        """``(env index, observation, reward, done, info)`` of the next skill to end in low-level time."""
+        if not self._started and not self._ended:
+            raise RuntimeError("no skill is running: send() one first")
+        while True:
+            first = min(self._ended, key=lambda i: (self._end_time(i), i), default=None)
+            if first is not None:
+                time = self._end_time(first)
+                behind = [j for j in self._started if not self._passed(j, time, first)]
+                for j in behind:  # wake me when you have passed ``time``
+                    self._wanted[j] = time - self._started[j] + (0 if j > first else 1)
+                if not any(not self._passed(j, time, first) for j in behind):  # (they may have, meanwhile)
+                    steps, obs, reward, done, info, self.reset_infos[first] = self._ended.pop(first)
+                    self.clocks[first] += steps
+                    return first, obs, reward, done, info
+            self._read(wait([self.remotes[j] for j in self._started]))
+
+    def _end_time(self, i: int) -> int:
+        return int(self.clocks[i]) + self._ended[i][0]
+
+    def _passed(self, j: int, time: int, i: int) -> bool:
+        """Whether running env j's skill surely ends after (time, i): it has run past ``time``, or up to it with
+        a higher index (a skill runs at least one step)."""
+        earliest_end = self._started[j] + max(1, self._steps[j])
+        return earliest_end > time or (earliest_end == time and j > i)
+
+    def _read(self, ready: list[Any]) -> None:
+        """Take in one message of each env in ``ready`` (all running a skill)."""
+        for remote in ready:
+            j = self.remotes.index(remote)
+            kind, data = self._message(j)
+            if kind == "progress":  # it has counted the steps asked for: look again
+                continue
+            del self._started[j]
+            if kind == "error":
+                raise RuntimeError(f"env {j} failed in its skill:\n{data}")
+            self._ended[j] = data
+
+    def _message(self, j: int) -> tuple[str, Any]:
+        try:
+            return self.remotes[j].recv()
+        except (EOFError, ConnectionResetError):
+            self._started.pop(j, None)
+            raise self._ended_process(j) from None
+
+    def _ended_process(self, j: int) -> RuntimeError:
+        self.processes[j].join(timeout=1)
+        return RuntimeError(f"the process of env {j} has ended (exit code {self.processes[j].exitcode})")
+
+    def _settle(self) -> None:
+        """Wait until no skill runs (their ends are kept for :meth:`receive`), so commands get their answers."""
+        while self._started:
+            self._read(wait([self.remotes[j] for j in self._started]))
+
+    # -- SB3 VecEnv interface -------------------------------------------------------------------------------
+    def reset(self) -> VecEnvObs:
+        """Reset every env (skills still running are let end and dropped) and their clocks."""
+        results = self._ask(None, "reset", None, [(self._seeds[i], self._options[i]) for i in range(self.num_envs)])
+        self._ended.clear()
+        obs, reset_infos = zip(*results, strict=True)
+        self.reset_infos = list(reset_infos)
+        self.clocks[:] = 0
+        self._reset_seeds()
+        self._reset_options()
+        return _stack(obs)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Start a skill in every env (``step``: all envs at once, as SB3's vector envs)."""
+        self._actions = actions
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """Wait for the skills of :meth:`step_async` to end, every one of them."""
+        self.send(range(self.num_envs), self._actions)
+        results = sorted((self.receive() for _ in range(self.num_envs)), key=lambda result: result[0])
+        _, obs, rewards, dones, infos = zip(*results, strict=True)
+        return _stack(obs), np.array(rewards), np.array(dones), list(infos)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        while self._started:  # a worker blocked on a full pipe would never read "close"
+            with contextlib.suppress(RuntimeError):  # an env that failed or died has nothing more to say
+                self._settle()
+        for remote, process in zip(self.remotes, self.processes, strict=True):
+            if process.is_alive():
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it may be ending on its own
+                    remote.send(("close", None))
+            process.join()
+
+    def _ask(self, indices: VecEnvIndices, command: str, data: Any, per_env: list[Any] | None = None) -> list[Any]:
+        """Send ``(command, data)`` (or env i's entry of ``per_env``) to the envs ``indices`` once no skill runs,
+        and return their answers."""
+        self._settle()
+        envs = self._get_indices(indices)
+        for i in envs:
+            self.remotes[i].send((command, data if per_env is None else per_env[i]))
+        answers = [self._message(i) for i in envs]
+        for i, (kind, answer) in zip(envs, answers, strict=True):
+            if kind == "error":
+                raise RuntimeError(f"env {i} failed at {command!r}:\n{answer}")
+        return [answer for _, answer in answers]
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        return self._ask(indices, "get", attr_name)
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        self._ask(indices, "set", (attr_name, value))
+
+    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
+                   **method_kwargs: Any) -> list[Any]:
+        return self._ask(indices, "call", (method_name, method_args, method_kwargs))
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        return self._ask(indices, "is_wrapped", wrapper_class)
+
+
+def _stack(observations: Sequence[Any]) -> VecEnvObs:
+    """Observations of N envs as one batch (a dict of batches for Dict observations)."""
+    if isinstance(observations[0], dict):
+        return {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
+    return np.stack(observations)

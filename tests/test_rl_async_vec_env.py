@@ -1,0 +1,233 @@
+"""AsyncSkillVecEnv: envs in subprocesses hand out their ended skills one at a time, in the order of low-level time
+whatever the speed of each process, and SkillSAC learning from them repeats its run exactly."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+import skillgym  # noqa: F401
+from skillgym.envs.toy import ToySkillEnv
+from skillgym.rl import SkillSAC
+from skillgym.rl.vec_env import AsyncSkillVecEnv
+from tests.test_rl_vec_envs import SkillLog
+
+
+class Late(gym.Wrapper):
+    """Sleeps a random time before every skill, drawn from the OS (no seed): this env's process runs late,
+    by a different amount on every run."""
+
+    def __init__(self, env: gym.Env, most: float, least: float = 0.0):
+        super().__init__(env)
+        self.least, self.most = least, most
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        time.sleep(random.SystemRandom().uniform(self.least, self.most))
+        return self.env.step(action)
+
+
+def toy(max_decisions: int, late: float = 0.0, least: float = 0.0) -> Callable[[], gym.Env]:
+    def make() -> gym.Env:
+        env = SkillLog(ToySkillEnv(max_decisions=max_decisions), reward_at_end=True)
+        return Late(env, late, least) if late else env
+
+    return make
+
+
+def kitchen(late: float = 0.0) -> Callable[[], gym.Env]:
+    def make() -> gym.Env:
+        env = SkillLog(gym.make("skillgym:SkillKitchen-v0"))
+        return Late(env, late) if late else env
+
+    return make
+
+
+def skill(skill_id: int, arg_dim: int) -> dict[str, Any]:
+    return {"skill": skill_id, "arg": np.zeros(arg_dim, np.float32)}
+
+
+def ends(venv: AsyncSkillVecEnv, plans: list[list[int]]) -> list[tuple[int, int]]:
+    """(end time on its env's clock, env) of every skill, as received; env i runs the skills ``plans[i]``."""
+    arg_dim = venv.action_space["arg"].shape[0]
+    next_skill = [0] * venv.num_envs
+    received = []
+
+    def start(indices: list[int]) -> None:
+        indices = [i for i in indices if next_skill[i] < len(plans[i])]
+        venv.send(indices, [skill(plans[i][next_skill[i]], arg_dim) for i in indices])
+        for i in indices:
+            next_skill[i] += 1
+
+    start(venv.idle_envs())
+    for _ in range(sum(len(plan) for plan in plans)):
+        i, *_ = venv.receive()
+        received.append((int(venv.clocks[i]), i))
+        start([i])
+    return received
+
+
+def test_toy_skills_end_in_the_order_of_their_low_level_end_times_however_late_a_process_runs() -> None:
+    # Toy skill d runs d + 1 low-level steps; env 0 runs long skills, env 1 short ones, env 2 a mix.
+    plans = [[3, 3, 2, 3, 0, 1], [0, 1, 0, 0, 1, 0, 0, 2, 0], [2, 0, 3, 1, 1]]
+    expected = sorted((int(np.cumsum(np.array(plan) + 1)[k]), i) for i, plan in enumerate(plans)
+                      for k in range(len(plan)))
+    for late in (0.0, 0.02):
+        venv = AsyncSkillVecEnv([toy(50, late), toy(50), toy(50)], start_method="fork")
+        try:
+            venv.reset()
+            assert ends(venv, plans) == expected
+        finally:
+            venv.close()
+
+
+def test_kitchen_skills_end_in_one_order_however_late_a_process_runs() -> None:
+    # Kitchen workers report every low-level step; the skill lengths come from the simulator.
+    rng = np.random.default_rng(3)
+    plans = [rng.integers(0, 8, size=8).tolist() for _ in range(2)]
+    orders = []
+    for late in (0.0, 0.05):
+        venv = AsyncSkillVecEnv([kitchen(late), kitchen()], start_method="fork")
+        try:
+            venv.seed(5)
+            venv.reset()
+            received = ends(venv, plans)
+            lengths = venv.get_attr("skill_steps")
+        finally:
+            venv.close()
+        assert received == sorted(received)  # (end time, env) only grows
+        assert len(set(lengths[0] + lengths[1])) > 2  # skills of different lengths
+        assert [t for t, i in received if i == 0] == np.cumsum(lengths[0]).tolist()
+        orders.append(received)
+    assert orders[0] == orders[1]
+
+
+def test_step_steps_every_env_and_returns_them_in_order() -> None:
+    venv = AsyncSkillVecEnv([toy(3), toy(5)], start_method="fork")
+    reference = DummyVecEnv([toy(3), toy(5)])
+    plan = [[2, 0], [0, 1], [1, 1], [3, 0]]
+    try:
+        for env in (venv, reference):
+            env.seed(1)
+        np.testing.assert_array_equal(venv.reset(), reference.reset())
+        dones = []
+        for skills in plan:
+            actions = [skill(d, 2) for d in skills]
+            got, want = venv.step(actions), reference.step(actions)
+            for a, b in zip(got[:3], want[:3], strict=True):
+                np.testing.assert_array_equal(a, b)
+            assert [info["skill_steps"] for info in got[3]] == [d + 1 for d in skills]
+            if got[2][0]:  # env 0's episode of 3 decisions ended, and it started the next one itself
+                np.testing.assert_array_equal(got[3][0]["terminal_observation"], want[3][0]["terminal_observation"])
+            dones.append(got[2].tolist())
+        assert dones == [[False, False], [False, False], [True, False], [False, False]]
+        assert venv.clocks.tolist() == [sum(d + 1 for d in column) for column in zip(*plan, strict=True)]
+    finally:
+        venv.close()
+
+
+def test_a_skill_is_received_once_before_its_env_gets_another() -> None:
+    venv = AsyncSkillVecEnv([toy(5)], start_method="fork")
+    try:
+        venv.reset()
+        with pytest.raises(RuntimeError, match="no skill is running: send"):
+            venv.receive()
+        venv.send([0], [skill(1, 2)])
+        with pytest.raises(RuntimeError, match="env 0 has a skill that has not been received yet"):
+            venv.send([0], [skill(1, 2)])
+    finally:
+        venv.close()  # with a skill still running: it is let end first
+
+
+def learn(envs: list[Callable[[], gym.Env]], seed: int, vec_env: type = AsyncSkillVecEnv) -> tuple[SkillSAC, Any]:
+    venv = vec_env(envs, start_method="fork") if vec_env is AsyncSkillVecEnv else vec_env(envs)
+    model = SkillSAC("SkillPolicy", venv, learning_starts=20, batch_size=8, gamma=0.9, gamma_per_step=True,
+                     policy_kwargs={"net_arch": [32, 32]}, seed=seed)
+    model.learn(120)
+    return model, venv
+
+
+def weights(model: SkillSAC) -> list[np.ndarray]:
+    return [p.detach().numpy().copy() for p in model.policy.state_dict().values()]
+
+
+def stored(model: SkillSAC) -> dict[str, np.ndarray]:
+    buffer = model.replay_buffer
+    return {name: getattr(buffer, name)[:buffer.pos].copy()
+            for name in ("observations", "next_observations", "actions", "rewards", "dones", "skill_steps")}
+
+
+def test_skill_sac_repeats_its_run_however_late_a_process_runs_and_keeps_the_books() -> None:
+    runs = []
+    for late in (0.0, 0.01):
+        model, venv = learn([toy(7, late), toy(10)], seed=0)
+        try:
+            logs = [venv.get_attr(name) for name in ("skill_steps", "skill_rewards", "episode_low_level_lengths")]
+            idle = venv.idle_envs()
+            runs.append((weights(model), stored(model)))
+        finally:
+            venv.close()
+        steps, rewards, episodes = logs
+        for i in set(range(2)) - set(idle):  # the skill still running when learn ended is not the model's
+            if sum(steps[i]) == sum(episodes[i]):
+                episodes[i] = episodes[i][:-1]
+            steps[i], rewards[i] = steps[i][:-1], rewards[i][:-1]
+        buffer = model.replay_buffer
+        assert model.num_timesteps == buffer.pos == 120 and buffer.n_envs == 1
+        assert model.num_low_level_steps == sum(map(sum, steps)) == sum(venv.clocks)
+        assert sorted(buffer.skill_steps[:120, 0]) == sorted(steps[0] + steps[1])
+        discounted = [float(np.sum(r * 0.9 ** np.arange(len(r)))) for r in rewards[0] + rewards[1]]
+        np.testing.assert_allclose(sorted(buffer.rewards[:120, 0]), sorted(discounted), rtol=1e-6)
+        assert sorted(model._ep_low_level_len_buffer) == sorted(map(float, episodes[0] + episodes[1]))
+        assert model._n_updates == 100
+    (weights_a, stored_a), (weights_b, stored_b) = runs
+    for a, b in zip(weights_a, weights_b, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for name in stored_a:
+        np.testing.assert_array_equal(stored_a[name], stored_b[name], err_msg=name)
+
+    other, venv = learn([toy(7), toy(10)], seed=1)
+    venv.close()
+    assert not np.array_equal(stored(other)["actions"], stored_a["actions"])
+
+
+def test_with_one_env_skill_sac_learns_exactly_as_on_a_dummy_vec_env() -> None:
+    (model, venv), (reference, _) = learn([toy(7)], seed=2), learn([toy(7)], seed=2, vec_env=DummyVecEnv)
+    venv.close()
+    for a, b in zip(weights(model), weights(reference), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for name, values in stored(reference).items():
+        np.testing.assert_array_equal(stored(model)[name], values, err_msg=name)
+    assert model.num_low_level_steps == reference.num_low_level_steps
+
+
+def test_an_env_that_fails_is_named_with_its_error_and_the_others_close_cleanly() -> None:
+    venv = AsyncSkillVecEnv([toy(5), toy(5), toy(5, late=30, least=30)], start_method="fork")
+    try:
+        venv.reset()
+        venv.send([0, 1], [skill(1, 2), {"skill": 1}])
+        with pytest.raises(RuntimeError, match=r"env 1 failed in its skill:(.|\n)*ValueError: Expected an action"):
+            venv.receive()
+        assert venv.receive()[0] == 0
+        venv.send([1], [skill(0, 2)])  # the failed skill is gone; the env takes the next one
+        assert venv.receive()[0] == 1
+        with pytest.raises(RuntimeError, match=r"env 0 failed at 'get':(.|\n)*AttributeError"):
+            venv.get_attr("no_such_attribute")
+
+        venv.processes[1].kill()
+        venv.processes[1].join()
+        with pytest.raises(RuntimeError, match=r"the process of env 1 has ended \(exit code -9\)"):
+            venv.send([1], [skill(0, 2)])
+        venv.send([2], [skill(3, 2)])  # env 2 sleeps 30 s before its skill
+        venv.processes[2].kill()
+        with pytest.raises(RuntimeError, match=r"the process of env 2 has ended \(exit code -9\)"):
+            venv.receive()
+    finally:
+        venv.close()
+    assert not any(process.is_alive() for process in venv.processes)
