@@ -140,9 +140,9 @@ def test_skill_sac_on_an_async_vec_env_stores_instructed_observations_as_on_a_du
     buffers = []
     for venv in (AsyncSkillVecEnv([make], start_method="fork"), DummyVecEnv([make])):
         venv.seed(0)
-        model = SkillSAC("SkillPolicy", venv, learning_starts=20, batch_size=16, seed=0,
+        model = SkillSAC("SkillPolicy", venv, learning_starts=40, batch_size=16, seed=0,
                          policy_kwargs={"net_arch": [32, 32]})
-        model.learn(40)  # several episodes of 40 low-level steps: their last observations are stored too
+        model.learn(40)  # several episodes of 40 low-level steps (their last observations are stored too), no update
         venv.close()
         assert model.replay_buffer.dones[:40].sum() >= 2
         buffers.append({f"{name}/{key}": array[:40].copy() for name in ("observations", "next_observations")

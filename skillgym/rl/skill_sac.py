@@ -479,8 +479,9 @@ class SkillSAC(OffPolicyAlgorithm):
             if "num_completed" in info:
                 self._ep_num_completed_buffer.append(float(info["num_completed"]))
 
-    # SkillSAC collects from an AsyncSkillVecEnv one ended skill at a time, in its order of low-level time: the
-    # other envs' skills run on meanwhile, also through the gradient steps. Everything below is what SB3's
+    # SkillSAC collects from an AsyncSkillVecEnv one ended skill at a time, in its order of low-level time, and
+    # starts that env's next skill at once, so that every env runs on through the gradient steps: a skill is
+    # chosen by the policy before the gradient steps of the previous decision. Everything else is what SB3's
     # collect_rollouts does for a vector step, done for one env.
     def collect_rollouts(
         self,
@@ -493,7 +494,7 @@ class SkillSAC(OffPolicyAlgorithm):
         log_interval: int | None = None,
     ) -> RolloutReturn:
         """SB3's, or for an :class:`~skillgym.rl.vec_env.AsyncSkillVecEnv` ``train_freq`` ended skills (each
-        counts one step), the idle envs starting their next skill first."""
+        counts one step), each env starting its next skill as soon as its last one is stored."""
         if not isinstance(env, AsyncSkillVecEnv):
             return super().collect_rollouts(env, callback, train_freq, replay_buffer, action_noise, learning_starts,
                                             log_interval)
@@ -520,8 +521,7 @@ class SkillSAC(OffPolicyAlgorithm):
                 self._episode_num += 1
                 if log_interval is not None and self._episode_num % log_interval == 0:
                     self.dump_logs()
-            if should_collect_more_steps(train_freq, num_collected_steps, num_collected_episodes):
-                self._start_skills(env, [i], learning_starts)
+            self._start_skills(env, [i], learning_starts)
         callback.on_rollout_end()
         return RolloutReturn(num_collected_steps, num_collected_episodes, continue_training=True)
 

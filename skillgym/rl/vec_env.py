@@ -54,7 +54,7 @@ PROGRESS_HOOK = "on_low_level_step"
 def _run_worker(remote: Connection, parent_remote: Connection, make_env: CloudpickleWrapper, index: int,
                 steps: Any, wanted: Any) -> None:
     """One env in its own process. Every message it sends is ``(kind, data)``: ``("ended", ...)`` at the end of a
-    skill, ``("answer", value)`` to other commands, ``("error", traceback)``; and ``("progress", None)`` once the
+    skill, ``("answer", value)`` to other commands, ``("error", (is an AttributeError, traceback))``; and ``("progress", None)`` once the
     running skill has run ``wanted[index]`` low-level steps (it counts them in ``steps[index]``)."""
     parent_remote.close()
     env: gym.Env = make_env.var()
@@ -95,8 +95,8 @@ def _run_worker(remote: Connection, parent_remote: Connection, make_env: Cloudpi
             remote.send(("answer", answer))
         except (EOFError, KeyboardInterrupt):  # the learner has gone, or Ctrl-C reached every process
             break
-        except Exception:
-            remote.send(("error", traceback.format_exc()))
+        except Exception as error:
+            remote.send(("error", (isinstance(error, AttributeError), traceback.format_exc())))
     remote.close()
 
 
@@ -203,7 +203,7 @@ class AsyncSkillVecEnv(VecEnv):
                 continue
             del self._started[j]
             if kind == "error":
-                raise RuntimeError(f"env {j} failed in its skill:\n{data}")
+                raise RuntimeError(f"env {j} failed in its skill:\n{data[1]}")
             self._ended[j] = data
 
     def _message(self, j: int) -> tuple[str, Any]:
@@ -268,7 +268,8 @@ class AsyncSkillVecEnv(VecEnv):
         answers = [self._message(i) for i in envs]
         for i, (kind, answer) in zip(envs, answers, strict=True):
             if kind == "error":
-                raise RuntimeError(f"env {i} failed at {command!r}:\n{answer}")
+                missing, text = answer  # an AttributeError stays one: SB3's has_attr asks get_attr
+                raise (AttributeError if missing else RuntimeError)(f"env {i} failed at {command!r}:\n{text}")
         return [answer for _, answer in answers]
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
