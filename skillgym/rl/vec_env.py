@@ -53,9 +53,13 @@ PROGRESS_HOOK = "on_low_level_step"
 
 def _run_worker(remote: Connection, parent_remote: Connection, make_env: CloudpickleWrapper, index: int,
                 steps: Any, wanted: Any) -> None:
-    """One env in its own process. Every message it sends is ``(kind, data)``: ``("ended", ...)`` at the end of a
-    skill, ``("answer", value)`` to other commands, ``("error", (is an AttributeError, traceback))``; and ``("progress", None)`` once the
-    running skill has run ``wanted[index]`` low-level steps (it counts them in ``steps[index]``)."""
+    """One env in its own process, answering the commands of :class:`AsyncSkillVecEnv` one at a time.
+
+    It sends ``(kind, data)``: ``("ended", skill)`` when a skill ends, ``("answer", value)`` to any other command,
+    ``("error", (whether an AttributeError, traceback))`` when one fails, and ``("progress", None)`` once the
+    running skill has run ``wanted[index]`` low-level steps (it counts them in ``steps[index]``), to wake a
+    learner that waits for that.
+    """
     parent_remote.close()
     env: gym.Env = make_env.var()
     woken_at = 0  # the count the learner was last woken at, in this skill
