@@ -99,6 +99,9 @@ def test_kitchen_skills_end_in_one_order_however_late_a_process_runs() -> None:
             venv.reset()
             received = ends(venv, plans)
             lengths = venv.get_attr("skill_steps")
+            venv.send([1], [skill(2, 5)])
+            *_, info = venv.receive()
+            assert venv._steps[1] == info["skill_steps"]  # its worker counted every low-level step in shared memory
         finally:
             venv.close()
         assert received == sorted(received)  # (end time, env) only grows

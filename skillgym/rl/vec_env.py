@@ -71,7 +71,11 @@ def _run_worker(remote: Connection, parent_remote: Connection, make_env: Cloudpi
             woken_at = int(wanted[index])
             remote.send(("progress", None))
 
-    env.set_wrapper_attr(PROGRESS_HOOK, count_step, force=False)
+    try:
+        env.get_wrapper_attr(PROGRESS_HOOK)
+        env.set_wrapper_attr(PROGRESS_HOOK, count_step)
+    except AttributeError:
+        pass  # not a SkillSpaceEnv: the learner waits for its skills' ends instead
     while True:
         try:
             command, data = remote.recv()
