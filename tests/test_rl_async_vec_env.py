@@ -11,6 +11,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import skillgym  # noqa: F401
@@ -241,3 +243,17 @@ def test_an_env_that_fails_is_named_with_its_error_and_the_others_close_cleanly(
     finally:
         venv.close()
     assert not any(process.is_alive() for process in venv.processes)
+
+
+def test_make_vec_env_builds_it_with_monitors_whose_episodes_skill_sac_logs() -> None:
+    envs = make_vec_env(toy(7), n_envs=2, seed=0, vec_env_cls=AsyncSkillVecEnv,
+                        vec_env_kwargs={"start_method": "fork"})
+    try:
+        model = SkillSAC("SkillPolicy", envs, learning_starts=10, batch_size=8, seed=0)
+        model.learn(40)
+        assert envs.env_is_wrapped(Monitor) == [True, True]
+    finally:
+        envs.close()
+    assert len(model.ep_info_buffer) >= 4 and {episode["l"] for episode in model.ep_info_buffer} == {7}
+    with pytest.raises(RuntimeError, match="this AsyncSkillVecEnv is closed"):
+        envs.reset()

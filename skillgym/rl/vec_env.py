@@ -166,6 +166,7 @@ class AsyncSkillVecEnv(VecEnv):
 
     def send(self, indices: Iterable[int], actions: Iterable[Any]) -> None:
         """Start one skill in each env of ``indices`` (idle envs only)."""
+        self._check_open()
         for i, action in zip(indices, actions, strict=True):
             if i in self._started or i in self._ended:
                 raise RuntimeError(f"env {i} has a skill that has not been received yet; receive() it first")
@@ -178,6 +179,7 @@ class AsyncSkillVecEnv(VecEnv):
 
     def receive(self) -> tuple[int, VecEnvObs, float, bool, dict[str, Any]]:
         """``(env index, observation, reward, done, info)`` of the next skill to end in low-level time."""
+        self._check_open()
         if not self._started and not self._ended:
             raise RuntimeError("no skill is running: send() one first")
         while True:
@@ -225,6 +227,10 @@ class AsyncSkillVecEnv(VecEnv):
         self.processes[j].join(timeout=1)
         return RuntimeError(f"the process of env {j} has ended (exit code {self.processes[j].exitcode})")
 
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError("this AsyncSkillVecEnv is closed: its processes have ended")
+
     def _settle(self) -> None:
         """Wait until no skill runs (their ends are kept for :meth:`receive`), so commands get their answers."""
         while self._started:
@@ -269,6 +275,7 @@ class AsyncSkillVecEnv(VecEnv):
     def _ask(self, indices: VecEnvIndices, command: str, data: Any, per_env: list[Any] | None = None) -> list[Any]:
         """Send ``(command, data)`` (or env i's entry of ``per_env``) to the envs ``indices`` once no skill runs,
         and return their answers."""
+        self._check_open()
         self._settle()
         envs = self._get_indices(indices)
         for i in envs:
