@@ -163,7 +163,9 @@ class SkillSAC(OffPolicyAlgorithm):
     is trained on the same z distribution the actor loss differentiates through (clipping is part of the env).
 
     :param policy: ``"SkillPolicy"`` (aliases ``"MlpPolicy"``, ``"CnnPolicy"``) or a ``SkillPolicy`` subclass
-    :param env: the skill-space env (or its id, or a VecEnv)
+    :param env: the skill-space env (or its id, or a VecEnv); from an
+        :class:`~skillgym.rl.vec_env.AsyncSkillVecEnv` it learns one ended skill at a time, its envs never waiting
+        for each other's skills nor for the gradient steps
     :param learning_rate: Adam learning rate for actor, critic and (auto) coefficients; may be a schedule
     :param buffer_size: replay capacity in skill transitions
     :param learning_starts: skill decisions sampled from the *prior* (not uniformly) before learning starts
