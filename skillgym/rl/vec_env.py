@@ -189,7 +189,7 @@ class AsyncSkillVecEnv(VecEnv):
                 behind = [j for j in self._started if not self._passed(j, time, first)]
                 for j in behind:  # wake me when you have passed ``time``
                     self._wanted[j] = time - self._started[j] + (0 if j > first else 1)
-                if not any(not self._passed(j, time, first) for j in behind):  # (they may have, meanwhile)
+                if all(self._passed(j, time, first) for j in behind):  # (they may have, meanwhile)
                     steps, obs, reward, done, info, self.reset_infos[first] = self._ended.pop(first)
                     self.clocks[first] += steps
                     return first, obs, reward, done, info
