@@ -3,7 +3,9 @@ whatever the speed of each process, and SkillSAC learning from them repeats its 
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import random
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,13 +13,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+from stable_baselines3.common.callbacks import BaseCallback, StopTrainingOnMaxEpisodes
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
 
 import skillgym  # noqa: F401
 from skillgym.envs.toy import ToySkillEnv
 from skillgym.rl import SkillSAC
+from skillgym.rl.callbacks import DecisionProgressBar
 from skillgym.rl.vec_env import AsyncSkillVecEnv
 from tests.test_rl_vec_envs import SkillLog
 
@@ -236,13 +240,133 @@ def test_an_env_that_fails_is_named_with_its_error_and_the_others_close_cleanly(
         venv.processes[1].join()
         with pytest.raises(RuntimeError, match=r"the process of env 1 has ended \(exit code -9\)"):
             venv.send([1], [skill(0, 2)])
-        venv.send([2], [skill(3, 2)])  # env 2 sleeps 30 s before its skill
-        venv.processes[2].kill()
-        with pytest.raises(RuntimeError, match=r"the process of env 2 has ended \(exit code -9\)"):
+        for use in (lambda: venv.send([2], [skill(0, 2)]), venv.reset, lambda: venv.get_attr("skill_steps")):
+            with pytest.raises(RuntimeError, match=r"env 1 has ended \(exit code -9\); close\(\) this AsyncSkillVecEnv"
+                                                   " and make a new one"):
+                use()
+    finally:
+        venv.close()
+    assert not any(process.is_alive() for process in venv.processes)
+
+
+def test_an_env_killed_during_its_skill_is_named() -> None:
+    venv = AsyncSkillVecEnv([toy(5), toy(5, late=30, least=30)], start_method="fork")
+    try:
+        venv.reset()
+        venv.send([1], [skill(3, 2)])  # env 1 sleeps 30 s before its skill
+        venv.processes[1].kill()
+        with pytest.raises(RuntimeError, match=r"the process of env 1 has ended \(exit code -9\)"):
             venv.receive()
     finally:
         venv.close()
     assert not any(process.is_alive() for process in venv.processes)
+
+
+def not_made() -> gym.Env:
+    raise ValueError("no such scene")
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+def test_an_env_that_cannot_be_made_is_named_with_its_error(failing: int) -> None:
+    factories = [toy(5), toy(5)]
+    factories[failing] = not_made
+    with pytest.raises(RuntimeError, match=rf"env {failing} failed at 'spaces':\nthe env could not be made:(.|\n)*"
+                                           "ValueError: no such scene"):
+        AsyncSkillVecEnv(factories, start_method="fork")
+    assert not mp.active_children()
+
+
+def test_an_interrupted_exchange_leaves_the_env_unusable_and_close_returns() -> None:
+    """Ctrl-C to the learner alone (or an exception from a signal handler) while it waits for a skill."""
+    def interrupt(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    venv = AsyncSkillVecEnv([toy(5), toy(5, late=30, least=30)], start_method="fork")
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        venv.reset()
+        venv.send([0, 1], [skill(3, 2), skill(0, 2)])  # env 1 sleeps 30 s before its skill
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(KeyboardInterrupt):
+            venv.receive()
+        with pytest.raises(RuntimeError, match=r"interrupted \(KeyboardInterrupt\)(.|\n)*make a new one"):
+            venv.reset()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        start = time.monotonic()
+        venv.close()
+    assert time.monotonic() - start < 10 and not any(process.is_alive() for process in venv.processes)
+
+
+def test_wrong_actions_are_refused_before_any_skill_starts() -> None:
+    venv = AsyncSkillVecEnv([toy(5)] * 3, start_method="fork")
+    try:
+        venv.reset()
+        with pytest.raises(ValueError, match="one action per env"):
+            venv.step([skill(1, 2)] * 2)
+        with pytest.raises(ValueError, match="one action per env"):
+            venv.step({"skill": np.array([1, 2, 0]), "arg": np.zeros((3, 2), np.float32)})
+        with pytest.raises(ValueError, match=r"1 actions for 2 envs \[0, 1\]"):
+            venv.send([0, 1], [skill(1, 2)])
+        for indices in ([0, 0], [1, 3]):
+            with pytest.raises(ValueError, match=r"distinct envs of 0\.\.2"):
+                venv.send(indices, [skill(1, 2)] * 2)
+        assert venv.idle_envs() == [0, 1, 2]
+        assert venv.step([skill(1, 2)] * 3)[0].shape == (3, 3)
+    finally:
+        venv.close()
+
+
+class CountsLowLevelSteps(gym.Wrapper):
+    """Reports each low-level step of a toy skill to ``on_low_level_step``, as SkillSpaceEnv does."""
+
+    on_low_level_step: Callable[[], None] | None = None
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        result = self.env.step(action)
+        for _ in range(result[4]["skill_steps"]):
+            if self.on_low_level_step is not None:
+                self.on_low_level_step()
+        return result
+
+
+def test_env_methods_between_skills_get_their_own_answers() -> None:
+    """A wake-up asked for during a skill that ended first must not answer a later command."""
+    def counting(late: float = 0.0) -> Callable[[], gym.Env]:
+        return lambda: Late(CountsLowLevelSteps(ToySkillEnv(max_decisions=50)), late, late)
+
+    venv = AsyncSkillVecEnv([counting(late=1.0), counting()], start_method="fork")
+    try:
+        venv.reset()
+        venv.send([0, 1], [skill(0, 2), skill(3, 2)])  # env 0 (late) ends at 1, env 1 at 4
+        assert [venv.receive()[0] for _ in range(2)] == [0, 1]
+        assert venv._wanted[0] > 0  # the learner asked env 0 to wake it at step 4 of a 1-step skill
+        obs, reward, terminated, truncated, info = venv.env_method("step", skill(3, 2), indices=[0])[0]
+        assert info["skill_steps"] == 4
+        assert venv.get_attr("max_decisions", indices=[0]) == [50]
+    finally:
+        venv.close()
+
+
+class Frame(gym.Wrapper):
+    """Renders a 2x2 frame of one colour."""
+
+    def __init__(self, env: gym.Env, colour: int):
+        super().__init__(env)
+        self.colour = colour
+
+    def render(self) -> np.ndarray:
+        return np.full((2, 2, 3), self.colour, np.uint8)
+
+
+def test_get_images_renders_every_env() -> None:
+    venv = AsyncSkillVecEnv([lambda: Frame(ToySkillEnv(), 3), lambda: Frame(ToySkillEnv(), 4)], start_method="fork")
+    try:
+        venv.reset()
+        assert [image[0, 0, 0] for image in venv.get_images()] == [3, 4]
+    finally:
+        venv.close()
 
 
 def test_make_vec_env_builds_it_with_monitors_whose_episodes_skill_sac_logs() -> None:
@@ -257,3 +381,56 @@ def test_make_vec_env_builds_it_with_monitors_whose_episodes_skill_sac_logs() ->
     assert len(model.ep_info_buffer) >= 4 and {episode["l"] for episode in model.ep_info_buffer} == {7}
     with pytest.raises(RuntimeError, match="this AsyncSkillVecEnv is closed"):
         envs.reset()
+
+
+def test_skill_sac_refuses_what_it_cannot_collect_from_an_async_skill_vec_env_correctly() -> None:
+    venv = AsyncSkillVecEnv([toy(5)] * 2, start_method="fork")
+    try:
+        for wrapper in (VecMonitor, VecNormalize):
+            with pytest.raises(ValueError, match=f"a {wrapper.__name__} around it would not see"):
+                SkillSAC("SkillPolicy", wrapper(venv), seed=0)
+        with pytest.raises(ValueError, match="optimize_memory_usage .* another env's skill"):
+            SkillSAC("SkillPolicy", venv, optimize_memory_usage=True,
+                     replay_buffer_kwargs={"handle_timeout_termination": False}, seed=0)
+        on_async = SkillSAC("SkillPolicy", venv, learning_starts=5, batch_size=8, seed=0)
+        on_dummy = SkillSAC("SkillPolicy", DummyVecEnv([toy(5)] * 2), learning_starts=5, batch_size=8, seed=0)
+        with pytest.raises(ValueError, match="keeps 1 transition.* DummyVecEnv needs 2"):
+            on_async.set_env(DummyVecEnv([toy(5)] * 2))
+        with pytest.raises(ValueError, match="keeps 2 transition.* AsyncSkillVecEnv needs 1"):
+            on_dummy.set_env(venv)
+        on_async.learn(20)
+        other = AsyncSkillVecEnv([toy(5)] * 2, start_method="fork")
+        try:
+            on_async.set_env(other)  # the same kind of env: its skills are started afresh
+            on_async.learn(20, reset_num_timesteps=False)
+        finally:
+            other.close()
+        assert on_async.num_timesteps == 40
+    finally:
+        venv.close()
+
+
+class StepLog(BaseCallback):
+    """What SB3 callbacks read of a step."""
+
+    def _on_step(self) -> bool:
+        self.steps = getattr(self, "steps", [])
+        self.steps.append({name: self.locals[name] for name in ("actions", "rewards", "dones", "infos", "new_obs")})
+        return True
+
+
+@pytest.mark.filterwarnings("ignore::tqdm.TqdmExperimentalWarning")  # SB3's bar is tqdm.rich
+def test_callbacks_see_one_ended_skill_per_step_under_sb3_names() -> None:
+    venv = AsyncSkillVecEnv([toy(5)] * 3, start_method="fork")
+    try:
+        model = SkillSAC("SkillPolicy", venv, learning_starts=10, batch_size=8, seed=0)
+        log, bar = StepLog(), DecisionProgressBar()
+        model.learn(10**6, callback=[log, StopTrainingOnMaxEpisodes(4), bar])
+    finally:
+        venv.close()
+    # StopTrainingOnMaxEpisodes(4) stops learn at the 4 x 3rd episode end, whichever envs ended them.
+    assert len(log.steps) == model.num_timesteps == bar.pbar.n > 0
+    assert sum(int(step["dones"].sum()) for step in log.steps) == 12 and log.steps[-1]["dones"][0]
+    for step in log.steps:
+        assert len(step["actions"]) == len(step["rewards"]) == len(step["infos"]) == 1
+        assert set(step["actions"][0]) == {"skill", "arg"} and step["infos"][0]["skill_steps"] >= 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, ProgressBarCallback
 
 
 class StopAtLowLevelSteps(BaseCallback):
@@ -45,3 +45,19 @@ class StopAtLowLevelSteps(BaseCallback):
         if done and self.verbose >= 1:
             print(f"Stopping at {self.model.num_low_level_steps} low-level steps (budget {self.steps})")
         return not done
+
+
+class DecisionProgressBar(ProgressBarCallback):
+    """SB3's progress bar of ``learn``, advanced by the skill decisions the model has counted.
+
+    SB3's own bar adds ``num_envs`` per callback step, which is right for its vector envs but counts N per
+    ended skill on an :class:`~skillgym.rl.AsyncSkillVecEnv`. ``SkillSAC.learn(progress_bar=True)`` uses this one.
+    """
+
+    def _on_training_start(self) -> None:
+        super()._on_training_start()
+        self.first = self.model.num_timesteps
+
+    def _on_step(self) -> bool:
+        self.pbar.update(self.model.num_timesteps - self.first - self.pbar.n)
+        return True

@@ -30,7 +30,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
 from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.logger import KVWriter, TensorBoardOutputFormat
 from stable_baselines3.common.monitor import Monitor
@@ -52,7 +52,7 @@ from stable_baselines3.common.utils import (
     safe_mean,
     should_collect_more_steps,
 )
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 from torch import nn
 from torch.nn import functional as F
 
@@ -63,6 +63,7 @@ from skillgym.rl.buffers import (
     SkillReplayBuffer,
     SkillReplayBufferSamples,
 )
+from skillgym.rl.callbacks import DecisionProgressBar
 from skillgym.rl.checkpoint import optimizer_state, optimizer_tensors
 from skillgym.rl.distributions import SkillDistribution
 from skillgym.rl.model_folder import (
@@ -284,7 +285,8 @@ class SkillSAC(OffPolicyAlgorithm):
         self._ep_low_level_len_buffer: deque[float] = deque(maxlen=stats_window_size)
         self._ep_num_completed_buffer: deque[float] = deque(maxlen=stats_window_size)
         self._ep_low_level_len: np.ndarray | None = None
-        self._running_actions: dict[int, np.ndarray] = {}  # AsyncSkillVecEnv: env -> buffer action of its skill
+        # AsyncSkillVecEnv: env -> (env action, buffer action) of its running skill
+        self._running_actions: dict[int, tuple[dict[str, Any], np.ndarray]] = {}
 
         if _init_setup_model:
             self._setup_model()
@@ -333,9 +335,8 @@ class SkillSAC(OffPolicyAlgorithm):
             self.replay_buffer_class = self._default_buffer_class()
         if self.replay_buffer_class is SkillFeatureReplayBuffer:
             self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "features_dim": self._shared_features_dim()}
+        self._check_collection(self.env)
         if isinstance(self.env, AsyncSkillVecEnv):
-            if self._vec_normalize_env is not None:
-                raise ValueError("SkillSAC on an AsyncSkillVecEnv does not support VecNormalize")
             # Its skills end one at a time, so the buffer keeps one transition per row (SB3 would give it N).
             self.replay_buffer = self.replay_buffer_class(
                 self.buffer_size, self.observation_space, self.action_space, device=self.device, n_envs=1,
@@ -348,6 +349,41 @@ class SkillSAC(OffPolicyAlgorithm):
         self.critic_target = self.policy.critic_target
         self.log_alpha_d, self.alpha_d_tensor, self.alpha_d_optimizer = self._setup_coef(self.alpha_d)
         self.log_alpha_z, self.alpha_z_tensor, self.alpha_z_optimizer = self._setup_coef(self.alpha_z)
+
+    def _check_collection(self, env: VecEnv | None) -> None:
+        """Refuse what SkillSAC cannot collect from an :class:`AsyncSkillVecEnv` correctly."""
+        if isinstance(env, VecEnvWrapper) and isinstance(env.unwrapped, AsyncSkillVecEnv):
+            raise ValueError(
+                f"SkillSAC collects from an AsyncSkillVecEnv one ended skill at a time, which a {type(env).__name__} "
+                "around it would not see: wrap each env inside its factory instead (a Monitor, as make_vec_env does); "
+                "VecNormalize is not supported there")
+        if isinstance(env, AsyncSkillVecEnv) and self.optimize_memory_usage:
+            raise ValueError("optimize_memory_usage reads a transition's next observation from the next buffer row, "
+                             "which on an AsyncSkillVecEnv holds another env's skill; leave it off")
+
+    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        """SB3's ``set_env``; the replay buffer's rows must suit the new env (one ended skill per row on an
+        :class:`AsyncSkillVecEnv`, one step of every env on SB3's vector envs)."""
+        env = self._wrap_env(env, self.verbose)
+        self._check_collection(env)
+        rows = 1 if isinstance(env, AsyncSkillVecEnv) else env.num_envs
+        if self.replay_buffer is not None and self.replay_buffer.n_envs != rows:
+            raise ValueError(
+                f"this model's replay buffer keeps {self.replay_buffer.n_envs} transition(s) per row, {type(env).__name__} "
+                f"needs {rows}: switch between an AsyncSkillVecEnv and another vector env with a new SkillSAC "
+                "(or SkillSAC.load(path, env=...), which makes a new buffer)")
+        super().set_env(env, force_reset)
+        self._running_actions = {}  # skills running in the old env are not received from this one
+
+    def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
+        # SB3's progress bar adds num_envs per callback step; on an AsyncSkillVecEnv a step is one ended skill.
+        if progress_bar:
+            if isinstance(callback, list):
+                callback = CallbackList(callback)
+            if not isinstance(callback, BaseCallback):
+                callback = ConvertCallback(callback)
+            callback, progress_bar = [callback, DecisionProgressBar()], False
+        return super()._init_callback(callback, progress_bar)
 
     def _default_buffer_class(self) -> type[ReplayBuffer]:
         if isinstance(self.observation_space, spaces.Dict):
@@ -509,13 +545,17 @@ class SkillSAC(OffPolicyAlgorithm):
         num_collected_steps = num_collected_episodes = 0
         while should_collect_more_steps(train_freq, num_collected_steps, num_collected_episodes):
             i, new_obs, reward, done, info = env.receive()
+            action, buffer_action = self._running_actions.pop(i)
+            # SB3's names of a vector step, for callbacks; here the step of one env.
+            actions, buffer_actions, infos = [action], buffer_action[None], [info]
+            rewards, dones = np.array([reward]), np.array([done])
             self.num_timesteps += 1
             num_collected_steps += 1
             callback.update_locals(locals())
             if not callback.on_step():
                 return RolloutReturn(num_collected_steps, num_collected_episodes, continue_training=False)
-            self._update_info_buffer([info], np.array([done]))
-            self._store_skill_end(replay_buffer, i, new_obs, reward, done, info)
+            self._update_info_buffer(infos, dones)
+            self._store_skill_end(replay_buffer, i, buffer_action, new_obs, reward, done, info)
             self._update_current_progress_remaining(self.num_timesteps, self._total_timesteps)
             self._on_step()
             if done:
@@ -534,12 +574,11 @@ class SkillSAC(OffPolicyAlgorithm):
         obs = _rows(self._last_obs, indices)
         actions, buffer_actions = self._sample_skills(obs, learning_starts)
         env.send(indices, actions)
-        self._running_actions.update(zip(indices, buffer_actions, strict=True))
+        self._running_actions.update(zip(indices, zip(actions, buffer_actions, strict=True), strict=True))
 
-    def _store_skill_end(self, replay_buffer: ReplayBuffer, i: int, new_obs: Any, reward: float, done: bool,
-                         info: dict[str, Any]) -> None:
+    def _store_skill_end(self, replay_buffer: ReplayBuffer, i: int, buffer_action: np.ndarray, new_obs: Any,
+                         reward: float, done: bool, info: dict[str, Any]) -> None:
         """Store env i's ended skill as one transition, and make its observation env i's last."""
-        buffer_action = self._running_actions.pop(i)
         if self.gamma_per_step:
             reward = self._discounted_skill_reward(info)
         self._count_skill_end(i, buffer_action, info, done)

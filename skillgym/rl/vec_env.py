@@ -30,9 +30,10 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing as mp
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -51,6 +52,23 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 PROGRESS_HOOK = "on_low_level_step"
 
 
+def _exchange(method: Callable[..., Any]) -> Callable[..., Any]:
+    """An exchange with the workers that, cut half-way (Ctrl-C, an exception from a signal handler), leaves the
+    env unusable rather than out of step: an answer may have been read without being recorded, or a command sent
+    without its answer read."""
+    @functools.wraps(method)
+    def guarded(self: AsyncSkillVecEnv, *args: Any, **kwargs: Any) -> Any:
+        self._check_open()
+        try:
+            return method(self, *args, **kwargs)
+        except (RuntimeError, AttributeError, ValueError):
+            raise  # raised here with the bookkeeping in order
+        except BaseException as e:
+            self._broken = f"an earlier call was interrupted ({type(e).__name__}) half-way through an exchange"
+            raise
+    return guarded
+
+
 def _run_worker(remote: Connection, parent_remote: Connection, make_env: CloudpickleWrapper, index: int,
                 steps: Any, wanted: Any) -> None:
     """One env in its own process, answering the commands of :class:`AsyncSkillVecEnv` one at a time.
@@ -61,30 +79,45 @@ def _run_worker(remote: Connection, parent_remote: Connection, make_env: Cloudpi
     learner that waits for that.
     """
     parent_remote.close()
-    env: gym.Env = make_env.var()
+    try:
+        env: gym.Env | None = make_env.var()
+    except Exception:
+        env, not_made = None, traceback.format_exc()  # the answer to every command, so the learner hears of it
     woken_at = 0  # the count the learner was last woken at, in this skill
+    in_skill = False  # an env method called between skills (say, step) must not wake the learner
 
     def count_step() -> None:
         nonlocal woken_at
+        if not in_skill:
+            return
         steps[index] += 1
         if steps[index] >= wanted[index] > woken_at:
             woken_at = int(wanted[index])
             remote.send(("progress", None))
 
     try:
-        env.get_wrapper_attr(PROGRESS_HOOK)
-        env.set_wrapper_attr(PROGRESS_HOOK, count_step)
+        if env is not None:
+            env.get_wrapper_attr(PROGRESS_HOOK)
+            env.set_wrapper_attr(PROGRESS_HOOK, count_step)
     except AttributeError:
         pass  # not a SkillSpaceEnv: the learner waits for its skills' ends instead
     while True:
         try:
             command, data = remote.recv()
             if command == "close":
-                env.close()
+                if env is not None:
+                    env.close()
                 break
+            if env is None:
+                remote.send(("error", (False, f"the env could not be made:\n{not_made}")))
+                continue
             if command == "skill":
-                woken_at = 0
-                remote.send(("ended", _run_skill(env, data)))
+                woken_at, in_skill = 0, True
+                try:
+                    ended = _run_skill(env, data)
+                finally:
+                    in_skill = False
+                remote.send(("ended", ended))
                 continue
             if command == "reset":
                 seed, options = data
@@ -128,7 +161,9 @@ class AsyncSkillVecEnv(VecEnv):
     is :meth:`send` (start skills in some envs) and :meth:`receive` (the next skill to end, in the order of
     low-level time; see the module docstring); ``SkillSAC`` collects through it when given this env.
     As in SB3's vector envs, an env whose episode ends starts the next one itself (the last observation is
-    in ``info["terminal_observation"]``).
+    in ``info["terminal_observation"]``). An env that raises is named with its traceback and can go on; an env
+    that cannot be made, a worker process that dies or a call cut half-way (Ctrl-C) leaves the whole vector env
+    unusable, which later calls say: ``close()`` it (that ends the workers) and make a new one.
 
     :param env_fns: functions that build the envs, called in the subprocesses
     :param start_method: multiprocessing start method (default ``"forkserver"`` where available, as SB3's)
@@ -156,7 +191,12 @@ class AsyncSkillVecEnv(VecEnv):
         self._ended: dict[int, tuple] = {}  # env -> its ended skill, not yet handed out
         self._actions: Sequence[Any] = []
         self.closed = False
-        observation_space, action_space = self._ask([0], "spaces", None)[0]
+        self._broken: str | None = None  # why the envs cannot be used any more, if they cannot
+        try:
+            observation_space, action_space = self._ask(range(len(env_fns)), "spaces", None)[0]
+        except BaseException:
+            self.close()
+            raise
         super().__init__(len(env_fns), observation_space, action_space)
 
     # -- asynchronous interface -----------------------------------------------------------------------------
@@ -164,12 +204,21 @@ class AsyncSkillVecEnv(VecEnv):
         """The envs that run no skill and hold no ended one: the ones waiting for :meth:`send`."""
         return [i for i in range(self.num_envs) if i not in self._started and i not in self._ended]
 
+    @_exchange
     def send(self, indices: Iterable[int], actions: Iterable[Any]) -> None:
-        """Start one skill in each env of ``indices`` (idle envs only)."""
-        self._check_open()
-        for i, action in zip(indices, actions, strict=True):
+        """Start one skill in each env of ``indices`` (idle envs only; one action per env, in that order)."""
+        if isinstance(actions, Mapping):
+            raise ValueError("actions are one per env (a list, SkillActions, or an array with one row per env), "
+                             f"not a dict of batches ({sorted(actions)})")
+        indices, actions = list(indices), list(actions)
+        if len(indices) != len(actions):
+            raise ValueError(f"{len(actions)} actions for {len(indices)} envs {indices}")
+        if len(set(indices)) != len(indices) or not all(0 <= i < self.num_envs for i in indices):
+            raise ValueError(f"indices must be distinct envs of 0..{self.num_envs - 1}, got {indices}")
+        for i in indices:
             if i in self._started or i in self._ended:
                 raise RuntimeError(f"env {i} has a skill that has not been received yet; receive() it first")
+        for i, action in zip(indices, actions, strict=True):
             self._steps[i] = self._wanted[i] = 0  # the worker counts from here, and is done with its last skill
             try:
                 self.remotes[i].send(("skill", action))
@@ -177,9 +226,9 @@ class AsyncSkillVecEnv(VecEnv):
                 raise self._ended_process(i) from None
             self._started[i] = int(self.clocks[i])
 
+    @_exchange
     def receive(self) -> tuple[int, VecEnvObs, float, bool, dict[str, Any]]:
         """``(env index, observation, reward, done, info)`` of the next skill to end in low-level time."""
-        self._check_open()
         if not self._started and not self._ended:
             raise RuntimeError("no skill is running: send() one first")
         while True:
@@ -225,11 +274,14 @@ class AsyncSkillVecEnv(VecEnv):
 
     def _ended_process(self, j: int) -> RuntimeError:
         self.processes[j].join(timeout=1)
-        return RuntimeError(f"the process of env {j} has ended (exit code {self.processes[j].exitcode})")
+        self._broken = f"the process of env {j} has ended (exit code {self.processes[j].exitcode})"
+        return RuntimeError(self._broken)
 
     def _check_open(self) -> None:
         if self.closed:
             raise RuntimeError("this AsyncSkillVecEnv is closed: its processes have ended")
+        if self._broken:
+            raise RuntimeError(f"{self._broken}; close() this AsyncSkillVecEnv and make a new one")
 
     def _settle(self) -> None:
         """Wait until no skill runs (their ends are kept for :meth:`receive`), so commands get their answers."""
@@ -250,6 +302,8 @@ class AsyncSkillVecEnv(VecEnv):
 
     def step_async(self, actions: np.ndarray) -> None:
         """Start a skill in every env (``step``: all envs at once, as SB3's vector envs)."""
+        if isinstance(actions, Mapping) or len(actions) != self.num_envs:
+            raise ValueError(f"step() takes one action per env ({self.num_envs}), got {actions!r}")
         self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
@@ -263,6 +317,11 @@ class AsyncSkillVecEnv(VecEnv):
         if self.closed:
             return
         self.closed = True
+        if self._broken:  # the workers may wait on an exchange that will not go on
+            for process in self.processes:
+                process.terminate()
+                process.join()
+            return
         while self._started:  # a worker blocked on a full pipe would never read "close"
             with contextlib.suppress(RuntimeError):  # an env that failed or died has nothing more to say
                 self._settle()
@@ -272,14 +331,17 @@ class AsyncSkillVecEnv(VecEnv):
                     remote.send(("close", None))
             process.join()
 
+    @_exchange
     def _ask(self, indices: VecEnvIndices, command: str, data: Any, per_env: list[Any] | None = None) -> list[Any]:
         """Send ``(command, data)`` (or env i's entry of ``per_env``) to the envs ``indices`` once no skill runs,
         and return their answers."""
-        self._check_open()
         self._settle()
         envs = self._get_indices(indices)
         for i in envs:
-            self.remotes[i].send((command, data if per_env is None else per_env[i]))
+            try:
+                self.remotes[i].send((command, data if per_env is None else per_env[i]))
+            except (BrokenPipeError, ConnectionResetError):
+                raise self._ended_process(i) from None
         answers = [self._message(i) for i in envs]
         for i, (kind, answer) in zip(envs, answers, strict=True):
             if kind == "error":
@@ -299,6 +361,10 @@ class AsyncSkillVecEnv(VecEnv):
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
         return self._ask(indices, "is_wrapped", wrapper_class)
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        """Each env's ``render()`` (once no skill runs), for ``render()`` and SB3's ``VecVideoRecorder``."""
+        return self.env_method("render")
 
 
 def _stack(observations: Sequence[Any]) -> VecEnvObs:
