@@ -24,6 +24,11 @@ machine; with 1 thread it equals wall time on an idle one); the best round of ea
 ``--malloc keep`` (default) first calls ``skillgym.rl.utils.keep_freed_memory()``, which applies to both
 algorithms alike; ``--malloc default`` measures glibc's defaults, under which SkillSAC's multi-MB per-skill
 tensors are page-faulted in afresh at every update (see that function's docstring).
+
+``--profile N`` then prints torch's profile of N SkillSAC updates by operation and shape, and the update's time
+split by those shapes into the two parts SAC has no counterpart of (the critics at every skill's argument:
+operations on ``(B, K, ·)`` or ``(B·K, ·)`` tensors; the frozen prior on s and s': on ``2B`` rows) and the rest,
+next to SAC's whole update.
 """
 
 from __future__ import annotations
@@ -206,7 +211,28 @@ def main() -> None:
     if args.profile:
         with th.profiler.profile(activities=[th.profiler.ProfilerActivity.CPU], record_shapes=True) as prof:
             skill.train(gradient_steps=args.profile, batch_size=args.batch_size)
-        print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=25))
+        events = prof.key_averages(group_by_input_shape=True)
+        print(events.table(sort_by="self_cpu_time_total", row_limit=25))
+        if args.n_skills > 2:  # with K = 2, B·K rows and the prior's 2B rows cannot be told apart
+            print(update_split(events, args.batch_size, args.n_skills, 1000 / best["SkillSAC"], 1000 / best["SAC"]))
+
+
+def update_split(events: Any, batch_size: int, n_skills: int, skill_ms: float, sac_ms: float) -> str:
+    """SkillSAC's update time split, by the shapes of the profiled operations, into the two parts SAC has no
+    counterpart of and the rest, in ms of the timed update (profiling itself slows every operation alike)."""
+    def part(shapes: list[list[int]]) -> str:
+        if any(s[:2] == [batch_size, n_skills] or s[:1] == [batch_size * n_skills] for s in shapes):
+            return "critics at every skill's argument"  # (B, K, ·) and (B·K, ·): Eq. 5 and the soft value
+        if any(s[:1] == [2 * batch_size] for s in shapes):
+            return "frozen prior on s and s'"  # the one pass over both halves of the batch
+        return "the rest"
+    ms: dict[str, float] = {}
+    for event in events:
+        name = part(event.input_shapes)
+        ms[name] = ms.get(name, 0.0) + event.self_cpu_time_total
+    total = sum(ms.values())
+    split = ", ".join(f"{name} {skill_ms * t / total:.1f} ms ({t / total:.0%})" for name, t in ms.items())
+    return f"SkillSAC update {skill_ms:.1f} ms: {split}; SAC's whole update {sac_ms:.1f} ms"
 
 
 if __name__ == "__main__":
