@@ -20,7 +20,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormali
 
 import skillgym  # noqa: F401
 from skillgym.envs.toy import ToySkillEnv
-from skillgym.rl import SkillSAC
+from skillgym.rl import SkillSAC, StopAtLowLevelSteps
 from skillgym.rl.callbacks import DecisionProgressBar
 from skillgym.rl.vec_env import AsyncSkillVecEnv
 from tests.test_rl_vec_envs import SkillLog
@@ -434,3 +434,21 @@ def test_callbacks_see_one_ended_skill_per_step_under_sb3_names() -> None:
     for step in log.steps:
         assert len(step["actions"]) == len(step["rewards"]) == len(step["infos"]) == 1
         assert set(step["actions"][0]) == {"skill", "arg"} and step["infos"][0]["skill_steps"] >= 1
+
+
+def test_learning_in_chunks_goes_on_from_where_every_env_is() -> None:
+    """Toy observations are one-hot states that advance by one per decision: every stored transition must go from
+    a state to the next, also across the stops of StopAtLowLevelSteps."""
+    venv = AsyncSkillVecEnv([toy(10)] * 2, start_method="fork")
+    try:
+        model = SkillSAC("SkillPolicy", venv, learning_starts=10**9, seed=0)
+        for chunk in range(1, 8):
+            model.learn(10**6, callback=StopAtLowLevelSteps(100 * chunk), reset_num_timesteps=False)
+        ran = int(venv.clocks.sum())  # every low-level step of every skill received since the one reset
+    finally:
+        venv.close()
+    buffer = model.replay_buffer
+    states = buffer.observations[:buffer.pos, 0].argmax(-1)
+    next_states = buffer.next_observations[:buffer.pos, 0].argmax(-1)
+    assert buffer.pos > 100 and np.all(next_states == (states + 1) % buffer.observations.shape[-1])
+    assert model.num_low_level_steps == ran

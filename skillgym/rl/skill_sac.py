@@ -552,10 +552,14 @@ class SkillSAC(OffPolicyAlgorithm):
             self.num_timesteps += 1
             num_collected_steps += 1
             callback.update_locals(locals())
-            if not callback.on_step():
-                return RolloutReturn(num_collected_steps, num_collected_episodes, continue_training=False)
+            continue_training = callback.on_step()
             self._update_info_buffer(infos, dones)
-            self._store_skill_end(replay_buffer, i, buffer_action, new_obs, reward, done, info)
+            # A skill that ends as a callback stops training is not stored, as in SB3; it is counted, and its env
+            # goes on from its observation, so that a later learn() continues where every env is.
+            self._store_skill_end(replay_buffer if continue_training else None, i, buffer_action, new_obs, reward,
+                                  done, info)
+            if not continue_training:
+                return RolloutReturn(num_collected_steps, num_collected_episodes, continue_training=False)
             self._update_current_progress_remaining(self.num_timesteps, self._total_timesteps)
             self._on_step()
             if done:
@@ -576,15 +580,19 @@ class SkillSAC(OffPolicyAlgorithm):
         env.send(indices, actions)
         self._running_actions.update(zip(indices, zip(actions, buffer_actions, strict=True), strict=True))
 
-    def _store_skill_end(self, replay_buffer: ReplayBuffer, i: int, buffer_action: np.ndarray, new_obs: Any,
+    def _store_skill_end(self, replay_buffer: ReplayBuffer | None, i: int, buffer_action: np.ndarray, new_obs: Any,
                          reward: float, done: bool, info: dict[str, Any]) -> None:
-        """Store env i's ended skill as one transition, and make its observation env i's last."""
-        if self.gamma_per_step:
-            reward = self._discounted_skill_reward(info)
+        """Count env i's ended skill, store it as one transition (unless ``replay_buffer`` is None) and make its
+        observation env i's last."""
         self._count_skill_end(i, buffer_action, info, done)
-        next_obs = info["terminal_observation"] if done and info.get("terminal_observation") is not None else new_obs
-        replay_buffer.add(_rows(self._last_obs, [i]), _batch(next_obs), buffer_action[None], np.array([reward]),
-                          np.array([done]), [info])
+        if replay_buffer is not None:
+            if self.gamma_per_step:
+                reward = self._discounted_skill_reward(info)
+            next_obs = new_obs
+            if done and info.get("terminal_observation") is not None:
+                next_obs = info["terminal_observation"]
+            replay_buffer.add(_rows(self._last_obs, [i]), _batch(next_obs), buffer_action[None], np.array([reward]),
+                              np.array([done]), [info])
         _set_row(self._last_obs, i, new_obs)
 
     def _discounted_skill_reward(self, info: dict[str, Any]) -> float:
