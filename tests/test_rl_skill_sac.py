@@ -170,6 +170,10 @@ def test_save_load_reproduces_predict(tmp_path: Path) -> None:
     # continue training with an env after loading
     loaded.set_env(toy())
     loaded.learn(20, reset_num_timesteps=False)
+    # a folder named like a zip (as CheckpointCallback names its saves) is not an SB3 zip
+    model.save(tmp_path / "model_150_steps.zip")
+    with pytest.raises(ValueError, match="a folder that SkillSAC.save wrote.*SkillSAC.load"):
+        SkillSAC.load_sb3_zip(tmp_path / "model_150_steps.zip")
 
 
 def test_subproc_vecenv_two_envs_and_evaluate() -> None:

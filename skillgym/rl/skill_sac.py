@@ -990,6 +990,8 @@ class SkillSAC(OffPolicyAlgorithm):
         Security risk: the zip holds pickled Python objects, and unpickling runs whatever code the file's
         author put in it. Only load files you made or fully trust, then save them again with :meth:`save`.
         """
+        if Path(path).is_dir():  # e.g. a CheckpointCallback's "<prefix>_<n>_steps.zip", written by save()
+            raise ValueError(f"{path} is a folder that SkillSAC.save wrote, not an SB3 zip: load it with SkillSAC.load")
         return BaseAlgorithm.load.__func__(cls, path, env=env, **kwargs)  # type: ignore[attr-defined]
 
     def _excluded_save_params(self) -> list[str]:
