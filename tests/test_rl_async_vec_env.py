@@ -20,8 +20,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormali
 
 import skillgym  # noqa: F401
 from skillgym.envs.toy import ToySkillEnv
-from skillgym.rl import SkillSAC, StopAtLowLevelSteps
-from skillgym.rl.callbacks import DecisionProgressBar
+from skillgym.rl import DecisionProgressBar, SkillSAC, StopAtLowLevelSteps
 from skillgym.rl.vec_env import AsyncSkillVecEnv
 from tests.test_rl_vec_envs import SkillLog
 

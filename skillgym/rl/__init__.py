@@ -6,7 +6,7 @@ from skillgym.rl.buffers import (
     SkillReplayBuffer,
     SkillReplayBufferSamples,
 )
-from skillgym.rl.callbacks import StopAtLowLevelSteps
+from skillgym.rl.callbacks import DecisionProgressBar, StopAtLowLevelSteps
 from skillgym.rl.distributions import SkillDistribution, categorical_kl, diag_gaussian_kl
 from skillgym.rl.policies import (
     FrameStackCNN,
@@ -23,6 +23,7 @@ from skillgym.rl.vec_env import AsyncSkillVecEnv
 
 __all__ = [
     "AsyncSkillVecEnv",
+    "DecisionProgressBar",
     "FrameStackCNN",
     "MlpStateEncoder",
     "ObservationAndInstruction",
