@@ -430,9 +430,38 @@ def test_callbacks_see_one_ended_skill_per_step_under_sb3_names() -> None:
     # StopTrainingOnMaxEpisodes(4) stops learn at the 4 x 3rd episode end, whichever envs ended them.
     assert len(log.steps) == model.num_timesteps == bar.pbar.n > 0
     assert sum(int(step["dones"].sum()) for step in log.steps) == 12 and log.steps[-1]["dones"][0]
-    for step in log.steps:
-        assert len(step["actions"]) == len(step["rewards"]) == len(step["infos"]) == 1
-        assert set(step["actions"][0]) == {"skill", "arg"} and step["infos"][0]["skill_steps"] >= 1
+    for step in log.steps:  # batches of one env's step, as SB3 gives a batch of N
+        assert len(step["actions"]) == len(step["rewards"]) == len(step["dones"]) == len(step["infos"]) == 1
+        assert step["actions"]["skill"].shape == (1,) and step["actions"]["arg"].shape == (1, 2)
+        assert step["new_obs"].shape == (1, 3) and step["infos"][0]["skill_steps"] >= 1
+
+
+class InterruptAt(BaseCallback):
+    """Ctrl-C while a callback runs (say, a long evaluation), after a skill was received and before it is stored."""
+
+    def __init__(self, step: int):
+        super().__init__()
+        self.step = step
+
+    def _on_step(self) -> bool:
+        if self.n_calls == self.step:
+            raise KeyboardInterrupt
+        return True
+
+
+def test_learn_cut_outside_the_envs_goes_on_from_fresh_episodes() -> None:
+    venv = AsyncSkillVecEnv([toy(10)] * 2, start_method="fork")
+    try:
+        model = SkillSAC("SkillPolicy", venv, learning_starts=10**9, seed=0)
+        with pytest.raises(KeyboardInterrupt):
+            model.learn(1000, callback=InterruptAt(30))
+        model.learn(100, reset_num_timesteps=False)
+    finally:
+        venv.close()
+    buffer = model.replay_buffer
+    states = buffer.observations[:buffer.pos, 0].argmax(-1)
+    next_states = buffer.next_observations[:buffer.pos, 0].argmax(-1)
+    assert buffer.pos > 100 and np.all(next_states == (states + 1) % 3)
 
 
 def test_learning_in_chunks_goes_on_from_where_every_env_is() -> None:

@@ -533,9 +533,23 @@ class SkillSAC(OffPolicyAlgorithm):
     ) -> RolloutReturn:
         """SB3's, or for an :class:`~skillgym.rl.vec_env.AsyncSkillVecEnv` ``train_freq`` ended skills (each
         counts one step), each env starting its next skill as soon as its last one is stored."""
-        if not isinstance(env, AsyncSkillVecEnv):
-            return super().collect_rollouts(env, callback, train_freq, replay_buffer, action_noise, learning_starts,
-                                            log_interval)
+        try:
+            if not isinstance(env, AsyncSkillVecEnv):
+                return super().collect_rollouts(env, callback, train_freq, replay_buffer, action_noise,
+                                                learning_starts, log_interval)
+            return self._collect_skill_ends(env, callback, train_freq, replay_buffer, learning_starts, log_interval)
+        except BaseException:
+            # Cut half-way (Ctrl-C, a failing env or callback): the envs may have run on past what was recorded, so
+            # a later learn() starts them afresh rather than from observations that may be stale.
+            self._last_obs, self._running_actions = None, {}
+            if self._ep_low_level_len is not None:
+                self._ep_low_level_len[:] = 0
+            raise
+
+    def _collect_skill_ends(self, env: AsyncSkillVecEnv, callback: BaseCallback, train_freq: TrainFreq,
+                            replay_buffer: ReplayBuffer, learning_starts: int, log_interval: int | None
+                            ) -> RolloutReturn:
+        """``collect_rollouts`` on an :class:`~skillgym.rl.vec_env.AsyncSkillVecEnv`."""
         if train_freq.unit != TrainFrequencyUnit.STEP:
             raise ValueError("SkillSAC on an AsyncSkillVecEnv counts train_freq in steps (ended skills), "
                              "not episodes")
@@ -544,11 +558,11 @@ class SkillSAC(OffPolicyAlgorithm):
         self._start_skills(env, env.idle_envs(), learning_starts)
         num_collected_steps = num_collected_episodes = 0
         while should_collect_more_steps(train_freq, num_collected_steps, num_collected_episodes):
-            i, new_obs, reward, done, info = env.receive()
+            i, observation, reward, done, info = env.receive()
             action, buffer_action = self._running_actions.pop(i)
             # SB3's names of a vector step, for callbacks; here the step of one env.
-            actions, buffer_actions, infos = [action], buffer_action[None], [info]
-            rewards, dones = np.array([reward]), np.array([done])
+            new_obs, actions = _batch(observation), SkillActions(np.array([action["skill"]]), action["arg"][None])
+            buffer_actions, rewards, dones, infos = buffer_action[None], np.array([reward]), np.array([done]), [info]
             self.num_timesteps += 1
             num_collected_steps += 1
             callback.update_locals(locals())
@@ -556,8 +570,8 @@ class SkillSAC(OffPolicyAlgorithm):
             self._update_info_buffer(infos, dones)
             # A skill that ends as a callback stops training is not stored, as in SB3; it is counted, and its env
             # goes on from its observation, so that a later learn() continues where every env is.
-            self._store_skill_end(replay_buffer if continue_training else None, i, buffer_action, new_obs, reward,
-                                  done, info)
+            self._store_skill_end(replay_buffer if continue_training else None, i, buffer_action, observation,
+                                  reward, done, info)
             if not continue_training:
                 return RolloutReturn(num_collected_steps, num_collected_episodes, continue_training=False)
             self._update_current_progress_remaining(self.num_timesteps, self._total_timesteps)
