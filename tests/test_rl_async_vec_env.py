@@ -8,6 +8,7 @@ import random
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -288,7 +289,8 @@ def test_an_interrupted_exchange_leaves_the_env_unusable_and_close_returns() -> 
         signal.setitimer(signal.ITIMER_REAL, 0.3)
         with pytest.raises(KeyboardInterrupt):
             venv.receive()
-        with pytest.raises(RuntimeError, match=r"interrupted \(KeyboardInterrupt\)(.|\n)*make a new one"):
+        with pytest.raises(RuntimeError, match=r"stopped half-way .*\(KeyboardInterrupt\(\)\); close\(\) this "
+                                               "AsyncSkillVecEnv and make a new one"):
             venv.reset()
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -296,6 +298,50 @@ def test_an_interrupted_exchange_leaves_the_env_unusable_and_close_returns() -> 
         start = time.monotonic()
         venv.close()
     assert time.monotonic() - start < 10 and not any(process.is_alive() for process in venv.processes)
+
+
+class Timeout(RuntimeError):
+    """What a user's timeout helper might raise from its signal handler."""
+
+
+@pytest.mark.parametrize("cut", ["call", "close"])
+def test_any_exception_from_a_signal_handler_leaves_no_exchange_half_done(cut: str) -> None:
+    def time_out(*_: Any) -> None:
+        raise Timeout("took too long")
+
+    venv = AsyncSkillVecEnv([toy(5), toy(5, late=30, least=30)], start_method="fork")
+    previous = signal.signal(signal.SIGALRM, time_out)
+    try:
+        venv.reset()
+        venv.send([0, 1], [skill(3, 2), skill(0, 2)])  # env 1 sleeps 30 s before its skill
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(Timeout):
+            venv.close() if cut == "close" else venv.get_attr("n_states")  # waits for env 1's skill
+        if cut == "call":
+            with pytest.raises(RuntimeError, match=r"stopped half-way .*Timeout"):
+                venv.get_attr("n_states")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        venv.close()
+    assert not any(process.is_alive() for process in venv.processes)
+
+
+class FailsAtSkill(gym.Wrapper):
+    def step(self, action: Any) -> Any:
+        raise ValueError(f"skill {action['skill']} cannot run here")
+
+
+def test_a_step_in_which_envs_fail_names_each_and_leaves_every_env_idle() -> None:
+    venv = AsyncSkillVecEnv([lambda: FailsAtSkill(ToySkillEnv()), toy(5), lambda: FailsAtSkill(ToySkillEnv())],
+                            start_method="fork")
+    try:
+        venv.reset()
+        with pytest.raises(RuntimeError, match=r"env 0 failed in its skill(.|\n)*env 2 failed in its skill"):
+            venv.step([skill(1, 2)] * 3)
+        assert venv.idle_envs() == [0, 1, 2] and venv.reset().shape == (3, 3)
+    finally:
+        venv.close()
 
 
 def test_wrong_actions_are_refused_before_any_skill_starts() -> None:
@@ -308,7 +354,7 @@ def test_wrong_actions_are_refused_before_any_skill_starts() -> None:
             venv.step({"skill": np.array([1, 2, 0]), "arg": np.zeros((3, 2), np.float32)})
         with pytest.raises(ValueError, match=r"1 actions for 2 envs \[0, 1\]"):
             venv.send([0, 1], [skill(1, 2)])
-        for indices in ([0, 0], [1, 3]):
+        for indices in ([0, 0], [1, 3], [0, True], [0, 1.0]):
             with pytest.raises(ValueError, match=r"distinct envs of 0\.\.2"):
                 venv.send(indices, [skill(1, 2)] * 2)
         assert venv.idle_envs() == [0, 1, 2]
@@ -351,9 +397,13 @@ def test_env_methods_between_skills_get_their_own_answers() -> None:
 class Frame(gym.Wrapper):
     """Renders a 2x2 frame of one colour."""
 
-    def __init__(self, env: gym.Env, colour: int):
+    def __init__(self, env: gym.Env, colour: int, render_mode: str | None = "rgb_array"):
         super().__init__(env)
-        self.colour = colour
+        self.colour, self._render_mode = colour, render_mode
+
+    @property
+    def render_mode(self) -> str | None:
+        return self._render_mode
 
     def render(self) -> np.ndarray:
         return np.full((2, 2, 3), self.colour, np.uint8)
@@ -364,6 +414,12 @@ def test_get_images_renders_every_env() -> None:
     try:
         venv.reset()
         assert [image[0, 0, 0] for image in venv.get_images()] == [3, 4]
+    finally:
+        venv.close()
+    venv = AsyncSkillVecEnv([lambda: Frame(ToySkillEnv(), 3, render_mode=None)], start_method="fork")
+    try:
+        with pytest.warns(UserWarning, match="rgb_array is needed"):
+            assert venv.get_images() == [None]
     finally:
         venv.close()
 
@@ -382,7 +438,7 @@ def test_make_vec_env_builds_it_with_monitors_whose_episodes_skill_sac_logs() ->
         envs.reset()
 
 
-def test_skill_sac_refuses_what_it_cannot_collect_from_an_async_skill_vec_env_correctly() -> None:
+def test_skill_sac_refuses_what_it_cannot_collect_from_an_async_skill_vec_env_correctly(tmp_path: Path) -> None:
     venv = AsyncSkillVecEnv([toy(5)] * 2, start_method="fork")
     try:
         for wrapper in (VecMonitor, VecNormalize):
@@ -397,6 +453,10 @@ def test_skill_sac_refuses_what_it_cannot_collect_from_an_async_skill_vec_env_co
             on_async.set_env(DummyVecEnv([toy(5)] * 2))
         with pytest.raises(ValueError, match="keeps 2 transition.* AsyncSkillVecEnv needs 1"):
             on_dummy.set_env(venv)
+        on_dummy.save_replay_buffer(tmp_path / "buffer.pkl")
+        with pytest.raises(ValueError, match="keeps 2 transition.* AsyncSkillVecEnv needs 1"):
+            on_async.load_replay_buffer(tmp_path / "buffer.pkl")
+        assert on_async.replay_buffer.n_envs == 1  # its own buffer is kept
         on_async.learn(20)
         other = AsyncSkillVecEnv([toy(5)] * 2, start_method="fork")
         try:

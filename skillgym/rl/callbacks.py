@@ -13,7 +13,9 @@ class StopAtLowLevelSteps(BaseCallback):
     must count them in ``num_low_level_steps``, as :class:`~skillgym.rl.SkillSAC` does, over all envs
     of a vector env. SB3 calls the callback after each (vector) env step, before the transitions are
     stored and counted: the count ends at most one skill per env past the budget, and the skills run
-    when training stops are not stored.
+    when training stops are not stored. On an :class:`~skillgym.rl.AsyncSkillVecEnv` it is called after
+    each ended skill, and the one whose end stops training is counted (not stored): the count ends at
+    most two skills past the budget.
 
     Example:
         >>> from skillgym.envs.toy import ToySkillEnv

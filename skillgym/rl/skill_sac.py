@@ -366,14 +366,20 @@ class SkillSAC(OffPolicyAlgorithm):
         :class:`AsyncSkillVecEnv`, one step of every env on SB3's vector envs)."""
         env = self._wrap_env(env, self.verbose)
         self._check_collection(env)
-        rows = 1 if isinstance(env, AsyncSkillVecEnv) else env.num_envs
-        if self.replay_buffer is not None and self.replay_buffer.n_envs != rows:
-            raise ValueError(
-                f"this model's replay buffer keeps {self.replay_buffer.n_envs} transition(s) per row, {type(env).__name__} "
-                f"needs {rows}: switch between an AsyncSkillVecEnv and another vector env with a new SkillSAC "
-                "(or SkillSAC.load(path, env=...), which makes a new buffer)")
+        if self.replay_buffer is not None:
+            self._check_buffer_rows(self.replay_buffer, env)
         super().set_env(env, force_reset)
         self._running_actions = {}  # skills running in the old env are not received from this one
+
+    @staticmethod
+    def _check_buffer_rows(buffer: ReplayBuffer, env: VecEnv) -> None:
+        """A buffer keeps one ended skill per row for an :class:`AsyncSkillVecEnv`, one step of every env else."""
+        rows = 1 if isinstance(env, AsyncSkillVecEnv) else env.num_envs
+        if buffer.n_envs != rows:
+            raise ValueError(
+                f"the replay buffer keeps {buffer.n_envs} transition(s) per row, {type(env).__name__} needs {rows}: "
+                "switch between an AsyncSkillVecEnv and another vector env with a new SkillSAC (or "
+                "SkillSAC.load(path, env=...), which makes a new buffer)")
 
     def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
         # SB3's progress bar adds num_envs per callback step; on an AsyncSkillVecEnv a step is one ended skill.
@@ -413,7 +419,14 @@ class SkillSAC(OffPolicyAlgorithm):
 
         The file is an SB3 pickle: unpickling runs whatever code its author put in it, so only load
         buffers you saved yourself."""
+        kept = self.replay_buffer
         super().load_replay_buffer(path, truncate_last_traj)
+        if self.env is not None and self.replay_buffer is not None:
+            try:
+                self._check_buffer_rows(self.replay_buffer, self.env)
+            except ValueError:
+                self.replay_buffer = kept
+                raise
         if isinstance(self.replay_buffer, SkillFeatureReplayBuffer):
             self.replay_buffer.encode = self._encode_for_buffer
 

@@ -33,6 +33,7 @@ import contextlib
 import functools
 import multiprocessing as mp
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -50,23 +51,43 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 
 # The SkillSpaceEnv attribute a worker sets to hear of each low-level step.
 PROGRESS_HOOK = "on_low_level_step"
+# How long close() lets each env close itself before it ends the process.
+CLOSE_SECONDS = 30
 
 
 def _exchange(method: Callable[..., Any]) -> Callable[..., Any]:
     """An exchange with the workers that, cut half-way (Ctrl-C, an exception from a signal handler), leaves the
     env unusable rather than out of step: an answer may have been read without being recorded, or a command sent
-    without its answer read."""
+    without its answer read. Only the errors this module raises with its bookkeeping in order (:func:`_in_order`)
+    leave it usable."""
     @functools.wraps(method)
     def guarded(self: AsyncSkillVecEnv, *args: Any, **kwargs: Any) -> Any:
         self._check_open()
         try:
             return method(self, *args, **kwargs)
-        except (RuntimeError, AttributeError, ValueError):
-            raise  # raised here with the bookkeeping in order
         except BaseException as e:
-            self._broken = f"an earlier call was interrupted ({type(e).__name__}) half-way through an exchange"
+            if not _is_in_order(e) and not self._broken:
+                self._broken = f"an earlier call stopped half-way through an exchange with the envs ({e!r})"
             raise
     return guarded
+
+
+def _in_order(error: Exception) -> Exception:
+    """``error``, raised where the commands sent and the answers read are all recorded."""
+    error.in_order = True  # type: ignore[attr-defined]
+    return error
+
+
+def _is_in_order(error: BaseException) -> bool:
+    return getattr(error, "in_order", False)
+
+
+class SkillFailed(RuntimeError):
+    """An env raised while running its skill; it is idle again and takes the next one."""
+
+    def __init__(self, env: int, trace: str):
+        super().__init__(f"env {env} failed in its skill:\n{trace}")
+        self.env = env
 
 
 def _run_worker(remote: Connection, parent_remote: Connection, make_env: CloudpickleWrapper, index: int,
@@ -208,16 +229,19 @@ class AsyncSkillVecEnv(VecEnv):
     def send(self, indices: Iterable[int], actions: Iterable[Any]) -> None:
         """Start one skill in each env of ``indices`` (idle envs only; one action per env, in that order)."""
         if isinstance(actions, Mapping):
-            raise ValueError("actions are one per env (a list, SkillActions, or an array with one row per env), "
-                             f"not a dict of batches ({sorted(actions)})")
+            raise _in_order(ValueError("actions are one per env (a list, SkillActions, or an array with one row per "
+                                       f"env), not a dict of batches ({sorted(actions)})"))
         indices, actions = list(indices), list(actions)
         if len(indices) != len(actions):
-            raise ValueError(f"{len(actions)} actions for {len(indices)} envs {indices}")
-        if len(set(indices)) != len(indices) or not all(0 <= i < self.num_envs for i in indices):
-            raise ValueError(f"indices must be distinct envs of 0..{self.num_envs - 1}, got {indices}")
+            raise _in_order(ValueError(f"{len(actions)} actions for {len(indices)} envs {indices}"))
+        if len(set(indices)) != len(indices) or not all(
+                isinstance(i, (int, np.integer)) and not isinstance(i, bool) and 0 <= i < self.num_envs
+                for i in indices):
+            raise _in_order(ValueError(f"indices must be distinct envs of 0..{self.num_envs - 1}, got {indices}"))
         for i in indices:
             if i in self._started or i in self._ended:
-                raise RuntimeError(f"env {i} has a skill that has not been received yet; receive() it first")
+                raise _in_order(RuntimeError(f"env {i} has a skill that has not been received yet; receive() it "
+                                             "first"))
         for i, action in zip(indices, actions, strict=True):
             self._steps[i] = self._wanted[i] = 0  # the worker counts from here, and is done with its last skill
             try:
@@ -230,7 +254,7 @@ class AsyncSkillVecEnv(VecEnv):
     def receive(self) -> tuple[int, VecEnvObs, float, bool, dict[str, Any]]:
         """``(env index, observation, reward, done, info)`` of the next skill to end in low-level time."""
         if not self._started and not self._ended:
-            raise RuntimeError("no skill is running: send() one first")
+            raise _in_order(RuntimeError("no skill is running: send() one first"))
         while True:
             first = min(self._ended, key=lambda i: (self._end_time(i), i), default=None)
             if first is not None:
@@ -262,7 +286,7 @@ class AsyncSkillVecEnv(VecEnv):
                 continue
             del self._started[j]
             if kind == "error":
-                raise RuntimeError(f"env {j} failed in its skill:\n{data[1]}")
+                raise _in_order(SkillFailed(j, data[1]))
             self._ended[j] = data
 
     def _message(self, j: int) -> tuple[str, Any]:
@@ -275,7 +299,7 @@ class AsyncSkillVecEnv(VecEnv):
     def _ended_process(self, j: int) -> RuntimeError:
         self.processes[j].join(timeout=1)
         self._broken = f"the process of env {j} has ended (exit code {self.processes[j].exitcode})"
-        return RuntimeError(self._broken)
+        return _in_order(RuntimeError(f"{self._broken}; close() this AsyncSkillVecEnv and make a new one"))
 
     def _check_open(self) -> None:
         if self.closed:
@@ -289,6 +313,7 @@ class AsyncSkillVecEnv(VecEnv):
             self._read(wait([self.remotes[j] for j in self._started]))
 
     # -- SB3 VecEnv interface -------------------------------------------------------------------------------
+    @_exchange
     def reset(self) -> VecEnvObs:
         """Reset every env (skills still running are let end and dropped) and their clocks."""
         results = self._ask(None, "reset", None, [(self._seeds[i], self._options[i]) for i in range(self.num_envs)])
@@ -303,33 +328,48 @@ class AsyncSkillVecEnv(VecEnv):
     def step_async(self, actions: np.ndarray) -> None:
         """Start a skill in every env (``step``: all envs at once, as SB3's vector envs)."""
         if isinstance(actions, Mapping) or len(actions) != self.num_envs:
-            raise ValueError(f"step() takes one action per env ({self.num_envs}), got {actions!r}")
+            raise _in_order(ValueError(f"step() takes one action per env ({self.num_envs}), got {actions!r}"))
         self._actions = actions
 
+    @_exchange
     def step_wait(self) -> VecEnvStepReturn:
-        """Wait for the skills of :meth:`step_async` to end, every one of them."""
+        """Wait for the skills of :meth:`step_async` to end, every one of them (if some fail, the others end too
+        before their errors are raised, so the envs are idle again)."""
         self.send(range(self.num_envs), self._actions)
-        results = sorted((self.receive() for _ in range(self.num_envs)), key=lambda result: result[0])
-        _, obs, rewards, dones, infos = zip(*results, strict=True)
+        results, failures = [], []
+        while self._started or self._ended:
+            try:
+                results.append(self.receive())
+            except SkillFailed as failure:
+                failures.append(failure)
+        if failures:
+            raise _in_order(RuntimeError("\n".join(str(f) for f in sorted(failures, key=lambda f: f.env))))
+        _, obs, rewards, dones, infos = zip(*sorted(results, key=lambda result: result[0]), strict=True)
         return _stack(obs), np.array(rewards), np.array(dones), list(infos)
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        if self._broken:  # the workers may wait on an exchange that will not go on
+        try:
+            if not self._broken:  # else the workers may wait on an exchange that will not go on
+                while self._started:  # a worker blocked on a full pipe would never read "close"
+                    try:
+                        self._settle()
+                    except RuntimeError as error:  # an env that failed or died has nothing more to say
+                        if not _is_in_order(error):
+                            raise
+                for remote, process in zip(self.remotes, self.processes, strict=True):
+                    if process.is_alive():
+                        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it may be ending anyway
+                            remote.send(("close", None))
+                for process in self.processes:
+                    process.join(timeout=CLOSE_SECONDS)
+        finally:  # what is left: a broken exchange, a close cut short (Ctrl-C), an env that hangs in its close
             for process in self.processes:
-                process.terminate()
+                if process.is_alive():
+                    process.terminate()
                 process.join()
-            return
-        while self._started:  # a worker blocked on a full pipe would never read "close"
-            with contextlib.suppress(RuntimeError):  # an env that failed or died has nothing more to say
-                self._settle()
-        for remote, process in zip(self.remotes, self.processes, strict=True):
-            if process.is_alive():
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it may be ending on its own
-                    remote.send(("close", None))
-            process.join()
 
     @_exchange
     def _ask(self, indices: VecEnvIndices, command: str, data: Any, per_env: list[Any] | None = None) -> list[Any]:
@@ -346,7 +386,7 @@ class AsyncSkillVecEnv(VecEnv):
         for i, (kind, answer) in zip(envs, answers, strict=True):
             if kind == "error":
                 missing, text = answer  # an AttributeError stays one: SB3's has_attr asks get_attr
-                raise (AttributeError if missing else RuntimeError)(f"env {i} failed at {command!r}:\n{text}")
+                raise _in_order((AttributeError if missing else RuntimeError)(f"env {i} failed at {command!r}:\n{text}"))
         return [answer for _, answer in answers]
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
@@ -364,6 +404,9 @@ class AsyncSkillVecEnv(VecEnv):
 
     def get_images(self) -> Sequence[np.ndarray | None]:
         """Each env's ``render()`` (once no skill runs), for ``render()`` and SB3's ``VecVideoRecorder``."""
+        if self.render_mode != "rgb_array":  # as SB3's SubprocVecEnv
+            warnings.warn(f"the render mode is {self.render_mode}, but rgb_array is needed to get images", stacklevel=2)
+            return [None] * self.num_envs
         return self.env_method("render")
 
 
