@@ -234,9 +234,8 @@ class AsyncSkillVecEnv(VecEnv):
         indices, actions = list(indices), list(actions)
         if len(indices) != len(actions):
             raise _in_order(ValueError(f"{len(actions)} actions for {len(indices)} envs {indices}"))
-        if len(set(indices)) != len(indices) or not all(
-                isinstance(i, (int, np.integer)) and not isinstance(i, bool) and 0 <= i < self.num_envs
-                for i in indices):
+        if not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) and 0 <= i < self.num_envs
+                   for i in indices) or len(set(indices)) != len(indices):
             raise _in_order(ValueError(f"indices must be distinct envs of 0..{self.num_envs - 1}, got {indices}"))
         for i in indices:
             if i in self._started or i in self._ended:
