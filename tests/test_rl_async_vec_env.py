@@ -276,55 +276,34 @@ def test_an_env_that_cannot_be_made_is_named_with_its_error(failing: int) -> Non
     assert not mp.active_children()
 
 
-def test_an_interrupted_exchange_leaves_the_env_unusable_and_close_returns() -> None:
-    """Ctrl-C to the learner alone (or an exception from a signal handler) while it waits for a skill."""
-    def interrupt(*_: Any) -> None:
-        raise KeyboardInterrupt
+class Timeout(RuntimeError):
+    """What a user's timeout helper might raise from its signal handler."""
+
+
+@pytest.mark.parametrize(("error", "cut"), [(KeyboardInterrupt, "receive"), (Timeout, "get_attr"), (Timeout, "close")])
+def test_an_exchange_cut_half_way_leaves_the_env_unusable_and_close_ends_the_workers(error: type, cut: str) -> None:
+    """Ctrl-C to the learner alone, or any exception from a signal handler, while it waits for a skill."""
+    def cut_short(*_: Any) -> None:
+        raise error()
 
     venv = AsyncSkillVecEnv([toy(5), toy(5, late=30, least=30)], start_method="fork")
-    previous = signal.signal(signal.SIGALRM, interrupt)
+    previous = signal.signal(signal.SIGALRM, cut_short)
     try:
         venv.reset()
         venv.send([0, 1], [skill(3, 2), skill(0, 2)])  # env 1 sleeps 30 s before its skill
         signal.setitimer(signal.ITIMER_REAL, 0.3)
-        with pytest.raises(KeyboardInterrupt):
-            venv.receive()
-        with pytest.raises(RuntimeError, match=r"stopped half-way .*\(KeyboardInterrupt\(\)\); close\(\) this "
-                                               "AsyncSkillVecEnv and make a new one"):
-            venv.reset()
+        with pytest.raises(error):  # each waits for env 1's skill
+            {"receive": venv.receive, "get_attr": lambda: venv.get_attr("n_states"), "close": venv.close}[cut]()
+        if cut != "close":
+            with pytest.raises(RuntimeError, match=rf"stopped half-way .*{error.__name__}.*; close\(\) this "
+                                                   "AsyncSkillVecEnv and make a new one"):
+                venv.reset()
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         start = time.monotonic()
         venv.close()
     assert time.monotonic() - start < 10 and not any(process.is_alive() for process in venv.processes)
-
-
-class Timeout(RuntimeError):
-    """What a user's timeout helper might raise from its signal handler."""
-
-
-@pytest.mark.parametrize("cut", ["call", "close"])
-def test_any_exception_from_a_signal_handler_leaves_no_exchange_half_done(cut: str) -> None:
-    def time_out(*_: Any) -> None:
-        raise Timeout("took too long")
-
-    venv = AsyncSkillVecEnv([toy(5), toy(5, late=30, least=30)], start_method="fork")
-    previous = signal.signal(signal.SIGALRM, time_out)
-    try:
-        venv.reset()
-        venv.send([0, 1], [skill(3, 2), skill(0, 2)])  # env 1 sleeps 30 s before its skill
-        signal.setitimer(signal.ITIMER_REAL, 0.3)
-        with pytest.raises(Timeout):
-            venv.close() if cut == "close" else venv.get_attr("n_states")  # waits for env 1's skill
-        if cut == "call":
-            with pytest.raises(RuntimeError, match=r"stopped half-way .*Timeout"):
-                venv.get_attr("n_states")
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        venv.close()
-    assert not any(process.is_alive() for process in venv.processes)
 
 
 class FailsAtSkill(gym.Wrapper):
