@@ -6,7 +6,8 @@ The env is ``ToySkillEnv`` at kitchen-state size (obs dim 59, K=8, nz=5) so no s
 
     python benchmarks/skillsac_updates.py                 # defaults: 300 gradient steps each, batch 256
     python benchmarks/skillsac_updates.py --steps 1000 --threads 2
-    python benchmarks/skillsac_updates.py --profile 50   # then where SkillSAC's update spends its time
+    python benchmarks/skillsac_updates.py --split        # where SkillSAC's update spends its time
+    python benchmarks/skillsac_updates.py --profile 50   # then torch's profile of 50 SkillSAC updates
     python benchmarks/skillsac_updates.py --kitchen      # SkillSAC on pixels vs on state (bundled libraries)
 
 ``--kitchen`` instead times SkillSAC's update on ``SkillKitchenPixels-v0`` (64x64 frame stacks of 4) against
@@ -25,10 +26,13 @@ machine; with 1 thread it equals wall time on an idle one); the best round of ea
 algorithms alike; ``--malloc default`` measures glibc's defaults, under which SkillSAC's multi-MB per-skill
 tensors are page-faulted in afresh at every update (see that function's docstring).
 
-``--profile N`` then prints torch's profile of N SkillSAC updates by operation and shape, and the update's time
-split by those shapes into the two parts SAC has no counterpart of (the critics at every skill's argument:
-operations on ``(B, K, ·)`` or ``(B·K, ·)`` tensors; the frozen prior on s and s': on ``2B`` rows) and the rest,
-next to SAC's whole update.
+``--split`` also times, in the same alternating rounds, SkillSAC with each of the two parts of its update that SAC
+has no counterpart of made cheap, and with both: the critics evaluated at one argument per state (as SAC's at one
+action) instead of at every skill's argument, and the frozen prior's output on s and s' computed once and reused.
+The differences to SkillSAC as it is are the two parts' costs; SkillSAC with both is the rest. The split is timed
+this way because torch's profiler (``--profile N``, its table of N SkillSAC updates by operation and shape) slows
+the memory-bound operations on ``(B, K, ·)`` tensors many times more than the matmuls, which skews any split of its
+self times.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import argparse
 import os
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -145,7 +150,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--malloc", choices=["keep", "default"], default="keep")
     parser.add_argument(
-        "--profile", type=int, default=0, metavar="N", help="afterwards, profile N SkillSAC gradient steps"
+        "--split", action="store_true", help="also time SkillSAC without each of its two parts SAC has no "
+        "counterpart of, and split its update into them and the rest"
+    )
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="afterwards, torch's profile of N SkillSAC gradient steps"
     )
     parser.add_argument("--kitchen", action="store_true",
                         help="time SkillSAC on SkillKitchenPixels-v0 against SkillKitchen-v0 instead")
@@ -166,15 +175,12 @@ def main() -> None:
             prior_net_arch=args.hidden,
         )
 
+    def make_skill_sac() -> SkillSAC:
+        return SkillSAC("SkillPolicy", make_env(), learning_starts=warmup, batch_size=args.batch_size,
+                        policy_kwargs=dict(net_arch=args.hidden, share_actor=not args.separate_actor), seed=0)
+
     warmup = 2 * args.batch_size
-    skill = SkillSAC(
-        "SkillPolicy",
-        make_env(),
-        learning_starts=warmup,
-        batch_size=args.batch_size,
-        policy_kwargs=dict(net_arch=args.hidden, share_actor=not args.separate_actor),
-        seed=0,
-    )
+    skill = make_skill_sac()
     sac = SAC(
         "MlpPolicy",
         FlatSkillAction(make_env()),
@@ -183,16 +189,24 @@ def main() -> None:
         policy_kwargs=dict(net_arch=args.hidden),
         seed=0,
     )
-    for model in (skill, sac):
+    models: dict[str, Any] = {"SkillSAC": skill, "SAC": sac}
+    ablations: dict[str, list[Callable[[SkillSAC], None]]] = {}
+    if args.split:
+        ablations = {ONE_ARGUMENT: [critics_at_one_argument], PRIOR_ONCE: [prior_computed_once],
+                     BOTH: [critics_at_one_argument, prior_computed_once]}
+        models.update({name: make_skill_sac() for name in ablations})
+    for name, model in models.items():
         with warnings.catch_warnings():  # SkillSAC warns that learn() made no update: none is wanted yet
             warnings.simplefilter("ignore", UserWarning)
             model.learn(warmup)  # fills the buffer
+        for ablate in ablations.get(name, []):
+            ablate(model)
         model.train(gradient_steps=20, batch_size=args.batch_size)  # allocator / Adam state warm-up
 
-    rates: dict[str, list[float]] = {"SkillSAC": [], "SAC": []}
+    rates: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(args.rounds):
-        rates["SkillSAC"].append(time_updates(skill, args.steps, args.batch_size))
-        rates["SAC"].append(time_updates(sac, args.steps, args.batch_size))
+        for name, model in models.items():
+            rates[name].append(time_updates(model, args.steps, args.batch_size))
     best = {k: max(v) for k, v in rates.items()}
     n_skill = sum(p.numel() for p in skill.policy.parameters() if p.requires_grad)
     n_sac = sum(p.numel() for p in sac.policy.parameters() if p.requires_grad)
@@ -201,38 +215,57 @@ def main() -> None:
         f"threads {args.threads}, share_actor={not args.separate_actor}, malloc {'keep' if malloc_tuned else 'default'}"
     )
     print(f"trainable parameters: SkillSAC {n_skill:,} / SAC {n_sac:,}")
+    width = max(map(len, rates))
     for name, values in rates.items():
         print(
-            f"{name:9s} gradient steps/s: best {best[name]:7.1f}  rounds {', '.join(f'{v:.1f}' for v in values)}"
+            f"{name:{width}s} gradient steps/s: best {best[name]:7.1f}  rounds {', '.join(f'{v:.1f}' for v in values)}"
         )
     print(f"ratio SkillSAC / SAC: {best['SkillSAC'] / best['SAC']:.2f}  (load average "
           + " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs)")
+    if args.split:
+        print(update_split({name: 1000 / rate for name, rate in best.items()}))
 
     if args.profile:
         with th.profiler.profile(activities=[th.profiler.ProfilerActivity.CPU], record_shapes=True) as prof:
             skill.train(gradient_steps=args.profile, batch_size=args.batch_size)
-        events = prof.key_averages(group_by_input_shape=True)
-        print(events.table(sort_by="self_cpu_time_total", row_limit=25))
-        if args.n_skills > 2:  # with K = 2, B·K rows and the prior's 2B rows cannot be told apart
-            print(update_split(events, args.batch_size, args.n_skills, 1000 / best["SkillSAC"], 1000 / best["SAC"]))
+        print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=25))
 
 
-def update_split(events: Any, batch_size: int, n_skills: int, skill_ms: float, sac_ms: float) -> str:
-    """SkillSAC's update time split, by the shapes of the profiled operations, into the two parts SAC has no
-    counterpart of and the rest, in ms of the timed update (profiling itself slows every operation alike)."""
-    def part(shapes: list[list[int]]) -> str:
-        if any(s[:2] == [batch_size, n_skills] or s[:1] == [batch_size * n_skills] for s in shapes):
-            return "critics at every skill's argument"  # (B, K, ·) and (B·K, ·): Eq. 5 and the soft value
-        if any(s[:1] == [2 * batch_size] for s in shapes):
-            return "frozen prior on s and s'"  # the one pass over both halves of the batch
-        return "the rest"
-    ms: dict[str, float] = {}
-    for event in events:
-        name = part(event.input_shapes)
-        ms[name] = ms.get(name, 0.0) + event.self_cpu_time_total
-    total = sum(ms.values())
-    split = ", ".join(f"{name} {skill_ms * t / total:.1f} ms ({t / total:.0%})" for name, t in ms.items())
-    return f"SkillSAC update {skill_ms:.1f} ms: {split}; SAC's whole update {sac_ms:.1f} ms"
+ONE_ARGUMENT = "SkillSAC, critics at one argument per state"
+PRIOR_ONCE = "SkillSAC, prior computed once"
+BOTH = "SkillSAC, both"
+
+
+def critics_at_one_argument(model: SkillSAC) -> None:
+    """Ablation: the critics evaluated at one argument per state, as SAC's at one action, instead of at every
+    skill's argument (the soft value and Eq. 5); the K columns then repeat the first skill's value."""
+    for critic in (model.critic, model.critic_target):
+        def at_one(features: th.Tensor, args: th.Tensor, detach_params: bool = False,
+                   q_per_skill: Any = critic.q_per_skill) -> th.Tensor:
+            return q_per_skill(features, args[:, :1], detach_params).expand(-1, -1, args.shape[1])
+        critic.q_per_skill = at_one  # type: ignore[method-assign]
+
+
+def prior_computed_once(model: SkillSAC) -> None:
+    """Ablation: the frozen prior's output on the next update's batch of s and s' reused by every later one."""
+    first: list[Any] = []
+
+    def reused(obs: Any, prior_dist: Any = model.policy.prior_dist) -> Any:
+        if not first:
+            first.append(prior_dist(obs))
+        return first[0]
+    model.policy.prior_dist = reused  # type: ignore[method-assign]
+
+
+def update_split(update_ms: dict[str, float]) -> str:
+    """SkillSAC's update time split by the ablations into the two parts SAC has no counterpart of and the rest."""
+    full = update_ms["SkillSAC"]
+    rows = [("SkillSAC's update", full),
+            ("  critics at every skill's argument (less: at one argument per state)", full - update_ms[ONE_ARGUMENT]),
+            ("  frozen prior on s and s' (less: computed once)", full - update_ms[PRIOR_ONCE]),
+            ("  the rest (both ablations at once)", update_ms[BOTH]),
+            ("SAC's whole update", update_ms["SAC"])]
+    return "\n".join(f"{name:72s} {ms:6.2f} ms" for name, ms in rows)
 
 
 if __name__ == "__main__":
