@@ -119,6 +119,11 @@ def test_recordings_of_consecutive_ranges_merge_into_the_long_recording(recorded
     assert recording["mixed_recipes"] and recording["args"]["action_noise"] == noise and noise[1] == 0.2
     assert [part["action_noise"] for part in recording["parts"]] == noise
     np.testing.assert_array_equal(open_dataset(tmp_path / "mixed").episode(1).actions, open_dataset(other).episode(0).actions)
+    # A mixed set never holds an episode twice: not a part given twice, nor a part of a mixed part again.
+    for again in (["part0", "part0"], ["mixed", "other"]):
+        twice = run_cli("data", "merge", *again, "--out", "twice", "--mixed-recipes", cwd=tmp_path)
+        assert twice.returncode == 2 and "would hold them twice" in twice.stderr, twice.stderr[-2000:]
+        assert not (tmp_path / "twice").exists()
 
 
 def test_clean_labels_change_the_labels_not_the_demonstration(recorded, tmp_path):

@@ -314,6 +314,7 @@ def test_cli_extract(tiny_dataset, tmp_path, capsys):
         (["--kernel", "100001"], "kernel=100001 is longer than every episode of the dataset"),
         (["--min-length", "100000"], "min_length=100000 is longer than every episode"),
         (["--encoder", "state", "--weights", "x.pt"], "weights are for the r3m"),
+        (["--image-size", "64"], "stores its frames at 32 px"),
         (["--encoder", "r3m-18", "--weights", "/nonexistent/model.pt"], "does not exist"),
     ],
 )

@@ -113,6 +113,18 @@ def test_bad_labels_json_gives_labels_error(labelled, tmp_path, payload):
         SkillLabels.load(bad)
 
 
+def test_labels_npz_of_another_run_gives_labels_error(labelled, tmp_path):
+    labels = SkillLabels.load(labelled[1])
+    folder = labels.save(tmp_path / "labels")
+    other = labels.frame_labels.copy()
+    other[other >= 0] = (other[other >= 0] + 1) % labels.num_skills  # another labelling, same shapes
+    elsewhere = SkillLabels(other, labels.episode_offsets, labels.segments, labels.num_skills, labels.dataset_path,
+                            labels.dataset_fingerprint).save(tmp_path / "other")
+    (folder / "labels.npz").write_bytes((elsewhere / "labels.npz").read_bytes())
+    with pytest.raises(LabelsError, match="does not hold the labels"):
+        SkillLabels.load(folder)
+
+
 def test_labels_out_of_range_skill_rejected(labelled, tmp_path):
     labels = SkillLabels.load(labelled[1])
     arrays = dict(frame_labels=labels.frame_labels.copy(), episode_offsets=labels.episode_offsets,
@@ -531,6 +543,24 @@ def test_train_skills_refuses_to_replace_a_library(labelled, tmp_path, capsys):
     assert (out / "model.safetensors").read_bytes() != before
 
 
+def test_train_skills_overwrite_cut_short_leaves_no_old_library(labelled, tmp_path, monkeypatch):
+    out = tmp_path / "lib"
+    SkillLibrary.build(LibraryConfig(num_skills=5)).save(out)
+    original = train_module.make_batch
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "make_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_skills(tiny_training_args(labelled[1], out, overwrite=True, steps=2))
+    monkeypatch.setattr(train_module, "make_batch", original)
+    with pytest.raises(LibraryError, match="config.json"):
+        SkillLibrary.load(out)
+    train_skills(tiny_training_args(labelled[1], out, steps=2, overwrite=True))
+    assert SkillLibrary.load(out).config.num_skills == 3
+
+
 def test_train_skills_never_replaces_a_foreign_config(labelled, tmp_path):
     out = tmp_path / "project"
     out.mkdir()
@@ -539,6 +569,16 @@ def test_train_skills_never_replaces_a_foreign_config(labelled, tmp_path):
         with pytest.raises(FileExistsError, match="not a skill library"):
             train_skills(tiny_training_args(labelled[1], out, overwrite=overwrite))
     assert json.loads((out / "config.json").read_text()) == {"my": "settings"}
+
+
+def test_train_skills_never_writes_into_a_users_tb_folder(labelled, tmp_path):
+    out = tmp_path / "project"
+    (out / "tb").mkdir(parents=True)
+    (out / "tb" / "notes.txt").write_text("mine")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="tb"):
+            train_skills(tiny_training_args(labelled[1], out, overwrite=overwrite))
+    assert sorted(p.name for p in out.rglob("*")) == ["notes.txt", "tb"]
 
 
 def test_train_skills_stops_at_a_non_finite_loss(labelled, tmp_path, monkeypatch):
@@ -633,6 +673,25 @@ def test_extraction_rerun_after_a_kill_gives_identical_labels(tmp_path, monkeypa
     assert np.array_equal(first.frame_labels, again.frame_labels)
     assert np.array_equal(first.segments, again.segments)
     assert SkillLabels.load(tmp_path / "b").dataset_fingerprint == ds.fingerprint
+
+
+def test_extraction_over_earlier_labels_cut_in_its_report_leaves_no_labels(tmp_path, monkeypatch):
+    """Labels of one run never stand next to another run's labeler or report."""
+    ds = open_dataset(write_minari_dataset(tmp_path / "d", [_episodes(4, t=20)]))
+    extract_skills(ds, tmp_path / "labels", encoder="action", k=2, seed=0, progress=False)
+    import skillgym.extract.report as report_module
+
+    def killed(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report_module, "write_report", killed)
+    with pytest.raises(KeyboardInterrupt):
+        extract_skills(ds, tmp_path / "labels", encoder="action", k=2, seed=1, progress=False)
+    monkeypatch.undo()
+    with pytest.raises(LabelsError, match="not a labels folder"):
+        SkillLabels.load(tmp_path / "labels")
+    again = extract_skills(ds, tmp_path / "labels", encoder="action", k=2, seed=1, progress=False)
+    assert SkillLabels.load(tmp_path / "labels").content_digest() == again.content_digest()
 
 
 def test_interrupted_labels_save_never_loads_half(labelled, tmp_path, monkeypatch):

@@ -168,6 +168,16 @@ def test_skills_without_training_segments_are_warned_about(labelled, tmp_path):
     assert SkillLibrary.load(tmp_path / "lib").num_skills == 6
 
 
+def test_segments_of_one_episode_are_warned_about(labelled, tmp_path):
+    _, labels = labelled
+    one = SkillLabels.load(labels)
+    one.segments = one.segments[one.segments[:, 0] == one.segments[0, 0]]
+    one.save(tmp_path / "labels")
+    with pytest.warns(UserWarning, match="none is held out"):
+        train_skills(tiny_args(tmp_path / "labels", tmp_path / "lib", steps=2))
+    assert "heldout" not in json.loads((tmp_path / "lib" / "eval.json").read_text())
+
+
 def test_labels_without_segments_are_named(labelled, tmp_path):
     _, labels = labelled
     empty = SkillLabels.load(labels)

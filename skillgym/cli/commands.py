@@ -156,6 +156,9 @@ def _extract_new_skills(args: ExtractArgs) -> SkillLabels:
 
 
 def _check_frames(encoder, dataset, args: ExtractArgs) -> None:
+    if args.image_size is not None and dataset.has_frames and args.image_size != dataset.frame_size:
+        raise ValueError(f"{args.dataset} stores its frames at {dataset.frame_size} px; --image-size only sets the "
+                         "size of re-rendered frames, for datasets that store none: leave it out")
     if encoder.input == "frames" and not dataset.has_frames and not dataset.frame_size:
         fix = "pass --image-size 64 or 128 to re-render them, or " if dataset.is_kitchen else ""
         raise ValueError(f"{args.dataset} stores no frames; {fix}use --encoder state or action")

@@ -43,7 +43,7 @@ class MergeArgs:
     parts: tuple[str, ...]
     """recordings from `skillgym data kitchen`, in episode order"""
     out: Path
-    """dataset folder to write (must not exist)"""
+    """dataset folder to write (must not exist, or be empty)"""
     mixed_recipes: bool = False
     """join recordings of different recipes into one training set; recording.json keeps each part's options"""
 
@@ -118,7 +118,9 @@ def merge_recordings(parts: Sequence[str | os.PathLike], out: str | os.PathLike,
         raise ValueError(f"the parts were recorded with different options ({', '.join(differ)}); only parts of one "
                          "recipe can be merged into one recording (pass --mixed-recipes to join them as a mixed "
                          "training set)")
-    if not mixed_recipes:
+    if mixed_recipes:
+        _check_no_episode_twice(paths, recordings)
+    else:
         _check_consecutive(paths, recordings)
 
     datasets = [open_dataset(p) for p in paths]
@@ -145,7 +147,7 @@ def merge_recordings(parts: Sequence[str | os.PathLike], out: str | os.PathLike,
     if mixed_recipes:
         for name in differ:  # a mixed set has no single value for these
             stored_args[name] = [r.get(name) for r in recipe]
-        extra = {"mixed_recipes": True, "parts": [r["args"] for r in recordings]}
+        extra = {"mixed_recipes": True, "parts": [part for r in recordings for part in _part_args(r)]}
     recording = {
         "args": stored_args,
         "report": asdict(report),
@@ -173,3 +175,27 @@ def _check_consecutive(paths: list[Path], recordings: list[dict]) -> None:
             raise ValueError(f"{path} starts at episode {first}, expected {expected}: give the parts in order, "
                              "with consecutive --first-episode ranges")
         expected = first + rec["args"]["episodes"]
+
+
+def _part_args(recording: dict) -> list[dict]:
+    """The options of each recording a recording is made of: its own, or each part's for a mixed one."""
+    parts = recording.get("parts") if recording.get("mixed_recipes") else None
+    return parts if isinstance(parts, list) and all(isinstance(part, dict) for part in parts) else [recording["args"]]
+
+
+def _check_no_episode_twice(paths: list[Path], recordings: list[dict]) -> None:
+    """Refuse parts (or parts of mixed parts) of one recipe whose episode ranges overlap: the merged set would
+    hold those episodes twice, and a held-out episode could have its copy among the training ones."""
+    seen: list[tuple[dict, range, Path]] = []
+    for path, recording in zip(paths, recordings, strict=True):
+        for part in _part_args(recording):
+            args = recorded_args(part)
+            recipe = {k: v for k, v in args.items() if k not in PER_PART}
+            episodes = range(args["first_episode"], args["first_episode"] + args["episodes"])
+            for other_recipe, other_episodes, other_path in seen:
+                both = range(max(episodes.start, other_episodes.start), min(episodes.stop, other_episodes.stop))
+                if recipe == other_recipe and len(both):
+                    raise ValueError(f"episodes {both.start}-{both.stop - 1} of one recipe (seed {recipe['seed']}) are "
+                                     f"in {other_path} and in {path}: the merged set would hold them twice; leave "
+                                     "one of them out")
+            seen.append((recipe, episodes, path))

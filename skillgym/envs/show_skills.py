@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from skillgym import outputs
 
@@ -20,8 +21,9 @@ SKILL_SHEETS = ("skills.png", "skills.json", "skill_*.gif")  # what this writes 
 
 
 def rollout_skills(library_path: str | Path, start_states: int = 3, warmup_skills: int = 2,
-                   image_size: int = 96, seed: int = 0) -> dict[int, list[list[np.ndarray]]]:
-    """frames[d][i] = the frames of skill ``d`` run from start state ``i``.
+                   image_size: int = 96, seed: int = 0, progress: bool = True) -> dict[int, list[list[np.ndarray]]]:
+    """frames[d][i] = the frames of skill ``d`` run from start state ``i`` (a progress bar over the runs if
+    ``progress``).
 
     Start state ``i`` is a reset with seed ``seed + i`` followed by ``i * warmup_skills`` skills
     sampled from the priors, so that skills are also seen away from the initial posture.
@@ -38,6 +40,7 @@ def rollout_skills(library_path: str | Path, start_states: int = 3, warmup_skill
     env = SkillSpaceEnv(low, library, record_frames=True)
     rng = np.random.default_rng(seed)
     frames: dict[int, list[list[np.ndarray]]] = {d: [] for d in range(library.num_skills)}
+    bar = tqdm(total=start_states * library.num_skills, desc="skills show", unit="run", disable=not progress)
     for i in range(start_states):
         for d in range(library.num_skills):
             obs, _ = env.reset(seed=seed + i)
@@ -50,6 +53,8 @@ def rollout_skills(library_path: str | Path, start_states: int = 3, warmup_skill
             _, mean, _ = library.prior(obs[None])
             *_, info = env.step({"skill": d, "arg": mean[0, d].astype(np.float32)})
             frames[d].append(info["frames"])
+            bar.update()
+    bar.close()
     env.close()
     return frames
 

@@ -407,11 +407,14 @@ def label_dataset(
             f"the labels in {out} are left as they were. Extract again with a lower --min-length"
         )
     _say_what_is_replaced(out, labels)
-    labels.save(out)
+    # The labels go last and the old ones first: a run cut in between leaves a folder that does not load as
+    # labels, never new labels next to the old labeler or report.
+    (out / LABELS_JSON).unlink(missing_ok=True)
     labeler.save(out / "labeler")
     if report:
         from skillgym.extract.report import write_report
 
         embeddings = NpyRows(_embedding_path(cache, labeler.encoder))
         write_report(labels, dataset, out / "report", embeddings=embeddings, seed=labeler.seed, progress=progress)
+    labels.save(out)
     return labels

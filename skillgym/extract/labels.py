@@ -103,6 +103,7 @@ class SkillLabels:
             "dataset_path": self.dataset_path,
             "dataset_fingerprint": self.dataset_fingerprint,
             "num_segments": int(len(self.segments)),
+            "content_digest": self.content_digest(),
             "metadata": self.metadata,
         }
         write_npz_json(directory / LABELS_NPZ, directory / LABELS_JSON, payload, frame_labels=self.frame_labels,
@@ -148,10 +149,14 @@ class SkillLabels:
         if data["segments"].size % 4:
             raise LabelsError(f"{npz}: segments must be rows of 4 (episode, start, end, skill); {fix}")
         try:
-            return cls(num_skills=num_skills, dataset_path=payload["dataset_path"],
-                       dataset_fingerprint=payload["dataset_fingerprint"], metadata=metadata, **data)
+            loaded = cls(num_skills=num_skills, dataset_path=payload["dataset_path"],
+                         dataset_fingerprint=payload["dataset_fingerprint"], metadata=metadata, **data)
         except LabelsError as e:
             raise LabelsError(f"{directory}: {e}; {fix}") from e
+        # Labels written before the digest was stored have none to check.
+        if payload.get("content_digest", loaded.content_digest()) != loaded.content_digest():
+            raise LabelsError(f"{npz} does not hold the labels {meta} describes (changed or from another run); {fix}")
+        return loaded
 
 
 def read_json_object(path: Path, error: type[Exception], fix: str) -> dict[str, Any]:

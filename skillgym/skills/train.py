@@ -426,10 +426,11 @@ def check_library_folder(args: TrainSkillsArgs) -> None:
     # Without --overwrite tb/ is only added to, as after a run cut before its first checkpoint.
     replaced = LIBRARY_LAYOUT if args.overwrite else tuple(p for p in LIBRARY_LAYOUT if not p.startswith("tb/"))
     outputs.check_output_folder(out, replaced, ours=is_library_folder(out))
-    if args.overwrite:  # it deletes the old run's checkpoint/ and tb/ once the new run is ready to start
-        for folder in (CHECKPOINT_DIR, "tb"):
-            if (out / folder).is_dir():
-                outputs.check_whole_folder(out / folder, outputs.inside(LIBRARY_LAYOUT, folder))
+    # --overwrite deletes the old run's checkpoint/ and tb/ once the new run is ready to start; every run writes
+    # into tb/, so a later --overwrite would delete it: it may hold TensorBoard events only.
+    for folder in (CHECKPOINT_DIR, "tb") if args.overwrite else ("tb",):
+        if (out / folder).is_dir():
+            outputs.check_whole_folder(out / folder, outputs.inside(LIBRARY_LAYOUT, folder))
     if args.resume or args.overwrite:
         return
     if has_run:
@@ -490,6 +491,9 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
             f"from (fingerprint {labels.dataset_fingerprint}); pass the right one with --dataset"
         )
     train_eps, val_eps = split_episodes(labels, VAL_FRACTION, args.seed)
+    if not len(val_eps) and ranks.is_main:
+        warnings.warn(f"the segments of {args.labels} all lie in one episode: none is held out, so eval.json will "
+                      "hold no held-out scores; record more episodes", stacklevel=2)
     # Model: fresh, or fine-tuned from a library (Alg. 1 l.4-7: same labeler, same skills).
     base = SkillLibrary.load(args.init_from) if args.init_from else None
     inputs = input_digests(labels, dataset, args.init_from)
@@ -532,6 +536,10 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
             raise ValueError("--resume: the train/validation split differs from the interrupted run")
 
     if args.overwrite and ranks.is_main and holds_library_or_run(out):
+        # The replaced library, its config first: a new run cut before it ends must not leave the old library
+        # loadable next to its own checkpoint.
+        for name in (CONFIG_FILE, WEIGHTS_FILE, "eval.json", "eval.png"):
+            (out / name).unlink(missing_ok=True)
         for folder in (ckpt_dir, out / "tb"):  # the replaced run's own files
             shutil.rmtree(folder, ignore_errors=True)
     writer = SummaryWriter(str(out / "tb"), purge_step=start_step if args.resume else None) if ranks.is_main \
