@@ -31,8 +31,8 @@ RUNS = {
 }
 
 
-def run_settings(method: str, out: Path) -> RunSpec:
-    return RunSpec(task="default", seed=1, eval_every=250, eval_episodes=1, out=str(out), **RUNS[method])
+def run_settings(method: str, out: Path, eval_every: int = 250) -> RunSpec:
+    return RunSpec(task="default", seed=1, eval_every=eval_every, eval_episodes=1, out=str(out), **RUNS[method])
 
 
 def without_wall_time(curve):
@@ -41,9 +41,10 @@ def without_wall_time(curve):
 
 @pytest.mark.parametrize("method", sorted(RUNS))
 def test_a_killed_run_resumes_to_the_numbers_of_an_uninterrupted_one(method, tmp_path):
-    straight = train_run(run_settings(method, tmp_path / "straight"))
+    # Evaluations every 100 steps, shorter than an episode: each episode end passes marks that were not evaluated.
+    straight = train_run(run_settings(method, tmp_path / "straight", eval_every=100))
 
-    settings = run_settings(method, tmp_path / "killed")
+    settings = run_settings(method, tmp_path / "killed", eval_every=100)
     code = ("import json, sys; from skillgym.compare.run import RunSpec, train_run; "
             "train_run(RunSpec(**json.loads(sys.argv[1])))")
     child = subprocess.Popen([sys.executable, "-c", code, json.dumps(asdict(settings))],
@@ -73,6 +74,17 @@ def test_a_run_extended_with_another_evaluation_interval_is_refused_with_the_opt
         train_run(grown)
     with pytest.raises(FileExistsError, match=r"other settings \(seed 1 -> 2\); pick another --out"):
         train_run(RunSpec(**{**asdict(settings), "seed": 2}))
+
+
+def test_a_comparison_that_would_extend_runs_with_other_settings_is_refused_before_any_work(tmp_path):
+    args = CompareArgs(out=str(tmp_path / "cmp"), methods=("sac",), seeds=1, steps=300, eval_episodes=1, workers=1,
+                       agent_kwargs={"sac": RUNS["sac"]["agent_kwargs"]})
+    compare(args)
+    page = {name: (tmp_path / "cmp" / name).read_bytes() for name in ("results.md", "results.json", "curves.png")}
+    grown = CompareArgs(**{**asdict(args), "steps": 400})  # the evaluation interval follows --steps: 30 -> 40
+    with pytest.raises(FileExistsError, match=r"eval_every 30 -> 40\); pass the run's --eval-every"):
+        compare(grown)
+    assert {name: (tmp_path / "cmp" / name).read_bytes() for name in page} == page
 
 
 def test_a_run_folder_with_other_settings_is_refused(tmp_path):
@@ -176,9 +188,11 @@ def test_value_at_takes_the_first_evaluation_at_or_after_the_budget():
 
 @pytest.mark.parametrize("flags, message", [
     (["--methods", "extract,ppo"], "unknown methods"),
-    (["--tasks", "kettle+dishwasher"], "distinct subtasks"),
+    (["--tasks", "kettle+dishwasher"], "'dishwasher' is no subtask"),
+    (["--tasks", "kettle+kettle"], "distinct subtasks"),
+    (["--tasks", "kettle-cabinet"], "or a group of tasks: held-out, suite"),
     (["--library", "no/such/library"], "no skill library at no/such/library"),
-    (["--seeds", "0"], "seeds must be >= 1"),
+    (["--seeds", "0"], "--seeds must be >= 1"),
     (["--seeds", "1001"], "seeds must be <= 1000"),
 ])
 def test_bad_options_are_one_line_errors(flags, message, tmp_path, capsys):
@@ -280,6 +294,12 @@ def test_a_string_option_in_python_is_a_comma_separated_list_as_on_the_command_l
     assert (args.methods, args.tasks, args.library) == (("extract", "sac"), ("default",), ("agnostic",))
 
 
+def test_libraries_are_only_looked_for_when_a_method_uses_one():
+    assert CompareArgs(out="cmp", methods=("sac", "bc"), library=("no/such/library",)).method_names() == ["sac", "bc"]
+    with pytest.raises(FileNotFoundError, match="no skill library at no/such/library"):
+        CompareArgs(out="cmp", methods=("sac", "extract"), library=("no/such/library",))
+
+
 def test_a_library_named_twice_runs_once():
     args = CompareArgs(out="cmp", methods=("extract",), library=("default", "agnostic", "default", LIBRARY))
     assert args.library == ("default", "agnostic")
@@ -351,20 +371,33 @@ def test_skillsac_warm_up_takes_at_most_a_tenth_of_a_small_budget(steps, warm_up
         env.close()
 
 
-def test_a_terminated_comparison_stops_its_worker_processes_too(tmp_path):
+@pytest.mark.parametrize("ctrl_c", [False, True])
+def test_a_terminated_comparison_stops_its_worker_processes_too(tmp_path, ctrl_c):
+    """SIGTERM (kill, a job scheduler) to the command, or Ctrl-C (SIGINT to the terminal's whole process group),
+    ends it and its workers at once: a worker whose run was stopped does not take the queued third run."""
     out = tmp_path / "cmp"
-    command = [sys.executable, "-m", "skillgym.cli", "compare", "--methods", "sac", "--seeds", "2", "--steps",
+    command = [sys.executable, "-m", "skillgym.cli", "compare", "--methods", "sac", "--seeds", "3", "--steps",
                "100000", "--workers", "2", "--eval-episodes", "1", "--out", str(out)]
-    main = subprocess.Popen(command, env={**os.environ, "MUJOCO_GL": "egl"}, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and len(list(out.glob("runs/sac/default/seed*/run.json"))) < 2:
-        time.sleep(0.2)
-    workers = [int(pid) for pid in Path(f"/proc/{main.pid}/task/{main.pid}/children").read_text().split()]
-    assert len(workers) >= 2, "both runs should be training in worker processes by now"
-    main.send_signal(signal.SIGTERM)  # kill, or a job scheduler
-    _, err = main.communicate(timeout=120)
+    main = subprocess.Popen(command, env={**os.environ, "MUJOCO_GL": "egl"}, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and len(list(out.glob("runs/sac/default/seed*/run.json"))) < 2:
+            time.sleep(0.2)
+        workers = [int(pid) for pid in Path(f"/proc/{main.pid}/task/{main.pid}/children").read_text().split()]
+        assert len(workers) >= 2, "both runs should be training in worker processes by now"
+        if ctrl_c:
+            os.killpg(main.pid, signal.SIGINT)
+        else:
+            main.send_signal(signal.SIGTERM)
+        _, err = main.communicate(timeout=60)
+    finally:  # whatever happened, nothing of it keeps running
+        if main.poll() is None:
+            os.killpg(main.pid, signal.SIGKILL)
+            main.wait()
     assert main.returncode == 130 and "interrupted; run the same command again to continue" in err, err[-2000:]
     deadline = time.time() + 30
     while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
         time.sleep(0.2)
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    assert not (out / "runs" / "sac" / "default" / "seed2" / "run.json").exists()

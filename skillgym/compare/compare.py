@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -32,7 +34,7 @@ from skillgym import outputs
 from skillgym.cli.options import made_by
 from skillgym.compare.methods import METHOD_GROUPS, METHODS
 from skillgym.compare.page import PAGE_FILES, SUMMARY_KEYS, write_results_page
-from skillgym.compare.run import PROGRESS, RUN_JSON, RunSpec, train_run
+from skillgym.compare.run import PROGRESS, RUN_JSON, RunSpec, check_run_folder, train_run
 from skillgym.data.dataset import may_record_into, open_dataset
 from skillgym.envs.seed_episodes import SeedEpisodes
 from skillgym.envs.skill_kitchen import NAMED_LIBRARIES, kitchen_env_for, resolve_library
@@ -96,20 +98,26 @@ class CompareArgs:
                 setattr(self, name, comma_list(getattr(self, name)))
         for name in ("seeds", "steps", "workers", "eval_episodes"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.seeds > SeedEpisodes.MAX_SEED + 1:
-            raise ValueError(f"seeds must be <= {SeedEpisodes.MAX_SEED + 1}, got {self.seeds}")
+            raise ValueError(f"--seeds must be <= {SeedEpisodes.MAX_SEED + 1}, got {self.seeds}")
         if self.eval_every is not None and self.eval_every < 1:
-            raise ValueError(f"eval_every must be >= 1, got {self.eval_every}")
+            raise ValueError(f"--eval-every must be >= 1, got {self.eval_every}")
         unknown = [m for m in self.methods if m not in METHODS and m not in METHOD_GROUPS]
         if unknown:
             raise ValueError(f"unknown methods {unknown}; choose from {', '.join([*METHODS, *METHOD_GROUPS])}")
-        self.task_names()  # raises on a name that is no task
-        # One library named twice (or by two paths) would have two processes train in one run folder.
-        folders: dict[Path, str] = {}
-        for library in self.library:
-            folders.setdefault(resolve_library(library).resolve(), library)
-        self.library = tuple(folders.values())
+        try:
+            self.task_names()
+        except ValueError as e:
+            if not str(e).startswith("unknown task"):
+                raise
+            raise ValueError(f"{e}; or a group of tasks: held-out, suite") from None  # names only compare takes
+        if any(METHODS[m].uses == "library" for m in self.method_names()):
+            # One library named twice (or by two paths) would have two processes train in one run folder.
+            folders: dict[Path, str] = {}
+            for library in self.library:
+                folders.setdefault(resolve_library(library).resolve(), library)
+            self.library = tuple(folders.values())
 
     def method_names(self) -> list[str]:
         """The methods, groups expanded, in the order given."""
@@ -244,6 +252,8 @@ def check_inputs(args: CompareArgs) -> None:
             check_library(library)
     if args.data is not None and uses & {"data", "spirl"}:
         check_dataset(args.data)
+    for _, run in plan_runs(args, *data_paths(args)):
+        check_run_folder(run)
 
 
 def prepare_data(args: CompareArgs) -> None:
@@ -260,6 +270,14 @@ def prepare_data(args: CompareArgs) -> None:
 
         steps = {"steps": args.pretrain_steps["spirl"]} if "spirl" in args.pretrain_steps else {}
         train_spirl(SpirlArgs(dataset=str(dataset), out=str(out / "spirl"), threads=SPIRL_THREADS, **steps))
+
+
+def _start_worker() -> None:
+    """A run's process: third-party notices silenced, and a warning one line, as the command's own are."""
+    quiet_third_party_notices()
+    if not os.environ.get("SKILLGYM_DEBUG"):
+        warnings.showwarning = lambda message, *_, **__: print(f"skillgym compare: warning: {message}",
+                                                                file=sys.stderr)
 
 
 class RunsFailed(RuntimeError):
@@ -296,32 +314,50 @@ def compare(args: CompareArgs, command: str | None = None) -> dict[str, Any]:
     command = command or made_by("skillgym compare", "compare", args)
     failures: dict[str, str] = {}
     context = multiprocessing.get_context("spawn")  # torch and MuJoCo state must not be forked
+    children_before = set(multiprocessing.active_children())
     with ProcessPoolExecutor(max_workers=min(args.workers, len(runs)), mp_context=context,
-                             initializer=quiet_third_party_notices) as pool:
-        pending: dict[Future, tuple[str, RunSpec]] = {}
-        later = []
-        for label, run in sorted(runs, key=lambda r: -COST[r[1].method]):
-            if METHODS[run.method].uses in ("data", "spirl"):
-                later.append((label, run))
-            else:
-                pending[pool.submit(train_run, run)] = (label, run)
-        if later:
-            prepare_data(args)
-            pending.update({pool.submit(train_run, run): (label, run) for label, run in later})
-        with tqdm(total=sum(run.steps for _, run in runs), desc=f"{len(runs)} runs", unit="step",
-                  unit_scale=True) as bar:
-            while pending:
-                finished, _ = wait(pending, timeout=5, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    label, run = pending.pop(future)
-                    if future.exception() is not None:
-                        failures[run.out] = f"{type(future.exception()).__name__}: {future.exception()}"
-                        tqdm.write(f"  {label} / {run.task} / seed {run.seed} failed: {failures[run.out]}")
-                if finished and pending:  # a long comparison shows its finished runs while the others train
-                    write_results_page(out, runs, command)
-                bar.update(_progress(runs) - bar.n)
+                             initializer=_start_worker) as pool:
+        try:
+            _run_all(pool, args, runs, command, failures)
+        except KeyboardInterrupt:
+            # Ctrl-C reaches the workers too, and a worker whose run it stopped would take the next one: end
+            # them all (each run keeps what it checkpointed), then show the runs finished so far.
+            for child in set(multiprocessing.active_children()) - children_before:
+                child.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            write_results_page(out, runs, command)
+            raise
     summary = write_results_page(out, runs, command)
     if failures:
         raise RunsFailed(f"{len(failures)} of {len(runs)} runs failed (the page shows the others): "
                          + "; ".join(f"{k}: {v}" for k, v in failures.items()))
     return summary
+
+
+def _run_all(pool: ProcessPoolExecutor, args: CompareArgs, runs: list[tuple[str, RunSpec]], command: str,
+             failures: dict[str, str]) -> None:
+    """Submit every run (those that need demonstrations once they are ready), rewrite the page as runs finish
+    and record each failure in ``failures``."""
+    out = Path(args.out)
+    pending: dict[Future, tuple[str, RunSpec]] = {}
+    later = []
+    for label, run in sorted(runs, key=lambda r: -COST[r[1].method]):
+        if METHODS[run.method].uses in ("data", "spirl"):
+            later.append((label, run))
+        else:
+            pending[pool.submit(train_run, run)] = (label, run)
+    if later:
+        prepare_data(args)
+        pending.update({pool.submit(train_run, run): (label, run) for label, run in later})
+    with tqdm(total=sum(run.steps for _, run in runs), desc=f"{len(runs)} runs", unit="step",
+              unit_scale=True) as bar:
+        while pending:
+            finished, _ = wait(pending, timeout=5, return_when=FIRST_COMPLETED)
+            for future in finished:
+                label, run = pending.pop(future)
+                if future.exception() is not None:
+                    failures[run.out] = f"{type(future.exception()).__name__}: {future.exception()}"
+                    tqdm.write(f"  {label} / {run.task} / seed {run.seed} failed: {failures[run.out]}")
+            if finished and pending:  # a long comparison shows its finished runs while the others train
+                write_results_page(out, runs, command)
+            bar.update(_progress(runs) - bar.n)

@@ -136,7 +136,7 @@ def _line_styles(grouped: dict) -> dict[str, dict[str, str]]:
 
 def _plot_curves(grouped: dict, tasks: list[str], steps: int, eval_every: int, out: Path) -> None:
     colors, styles = _colors(grouped), _line_styles(grouped)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)  # own y: subtask counts
     grid = np.arange(0, steps + eval_every, eval_every)
     grid[-1] = min(grid[-1], steps)
     for ax, task in zip(axes[0], tasks, strict=True):

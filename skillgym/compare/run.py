@@ -152,7 +152,9 @@ class EvaluateAndCheckpoint(BaseCallback):
     def _on_rollout_start(self) -> None:
         if self.between_episodes and self.state["low_level_steps"] >= self.state["next_eval"]:
             self.run.evaluate(self.model, self.state)
-            self.state["next_eval"] += self.run.settings.eval_every
+            # The first mark after this evaluation: an episode longer than the interval passes several at once.
+            every = self.run.settings.eval_every
+            self.state["next_eval"] = (self.state["low_level_steps"] // every + 1) * every
             # The env has already been reset for the coming episode: a resumed run resets it again.
             self.state["episode"] = self.run.seeded_env.episode - 1
             self.state["wall_seconds"] = self.run.wall_seconds()
@@ -187,32 +189,12 @@ class Run:
         return result
 
     def _claim_folder(self) -> None:
+        check_run_folder(self.settings)
         self.folder.mkdir(parents=True, exist_ok=True)
         run_file = self.folder / RUN_JSON
-        identity = self.settings.identity()
-        if run_file.is_file():
-            try:
-                saved = json.loads(run_file.read_text())
-            except ValueError:  # cut short by a kill while it was written
-                saved = {}
-            # The library's weights hash names it however its path is written (./lib, lib/, an absolute path).
-            changed = sorted(k for k in set(saved) | set(identity)
-                             if k != "library" and saved.get(k) != identity.get(k))
-            if changed and self._trained():
-                differ = ", ".join(f"{k} {saved.get(k)!r} -> {identity.get(k)!r}" for k in changed)
-                advice = ("pass the run's --eval-every to extend it (the evaluation interval follows --steps unless "
-                          "--eval-every is given), or pick another --out" if "eval_every" in changed
-                          else "pick another --out")
-                raise FileExistsError(f"{self.folder} holds a run with other settings ({differ}); {advice}")
-        elif any(self.folder.iterdir()):
-            raise FileExistsError(f"{self.folder} is not empty and holds no comparison run; pick another --out")
         part = run_file.with_name(run_file.name + ".tmp")  # a kill mid-write leaves the old file or none
-        part.write_text(json.dumps(identity, indent=1) + "\n")
+        part.write_text(json.dumps(self.settings.identity(), indent=1) + "\n")
         os.replace(part, run_file)
-
-    def _trained(self) -> bool:
-        """Whether the folder holds training to continue: a checkpoint or a result."""
-        return checkpoint_folder(self.folder / CHECKPOINT) is not None or (self.folder / RESULT).is_file()
 
     def finished(self) -> dict[str, Any] | None:
         """The result of a run that already reached this budget, if any."""
@@ -266,6 +248,30 @@ class Run:
         (self.folder / RESULT).write_text(json.dumps(payload) + "\n")
         self.note_progress(self.settings.steps)  # offline methods never step the env: count them as done
         return payload
+
+
+def check_run_folder(settings: RunSpec) -> None:
+    """Refuse the run's folder if it holds training of a run with other settings (a checkpoint or a result),
+    or files of no comparison run."""
+    folder = Path(settings.out)
+    run_file = folder / RUN_JSON
+    if run_file.is_file():
+        identity = settings.identity()
+        try:
+            saved = json.loads(run_file.read_text())
+        except ValueError:  # cut short by a kill while it was written
+            saved = {}
+        # The library's weights hash names it however its path is written (./lib, lib/, an absolute path).
+        changed = sorted(k for k in set(saved) | set(identity) if k != "library" and saved.get(k) != identity.get(k))
+        trained = checkpoint_folder(folder / CHECKPOINT) is not None or (folder / RESULT).is_file()
+        if changed and trained:
+            differ = ", ".join(f"{k} {saved.get(k)!r} -> {identity.get(k)!r}" for k in changed)
+            advice = ("pass the run's --eval-every to extend it (the evaluation interval follows --steps unless "
+                      "--eval-every is given), or pick another --out" if "eval_every" in changed
+                      else "pick another --out")
+            raise FileExistsError(f"{folder} holds a run with other settings ({differ}); {advice}")
+    elif folder.is_dir() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder} is not empty and holds no comparison run; pick another --out")
 
 
 def train_run(settings: RunSpec) -> dict[str, Any]:

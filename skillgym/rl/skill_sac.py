@@ -823,9 +823,10 @@ class SkillSAC(OffPolicyAlgorithm):
             progress_bar=progress_bar,
         )
         if self._n_updates == 0:
+            when = (f"all of them in its warm-up of learning_starts={self.learning_starts} decisions sampled from "
+                    "the prior" if self.num_timesteps <= self.learning_starts else "before its first update")
             warnings.warn(
-                f"SkillSAC.learn ended after {self.num_timesteps} skill decisions, all of them in its warm-up of "
-                f"learning_starts={self.learning_starts} decisions sampled from the prior: no gradient step was made "
+                f"SkillSAC.learn ended after {self.num_timesteps} skill decisions, {when}: no gradient step was made "
                 "and the policy is still the prior. Train for more decisions or lower learning_starts.",
                 stacklevel=2,
             )

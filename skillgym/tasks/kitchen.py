@@ -74,7 +74,10 @@ def task_order(name: str) -> tuple[str, ...]:
     if "+" not in name and unknown:
         raise ValueError(f"unknown task {name!r}: name one of {sorted(TASK_SUITE)} or join subtasks with '+' "
                          f"(e.g. 'kettle+microwave'); subtasks: {', '.join(ALL_TASKS)}")
-    if unknown or len(set(tasks)) != len(tasks):
+    if unknown:
+        raise ValueError(f"task {name!r}: {', '.join(map(repr, unknown))} is no subtask; join subtasks from "
+                         f"{', '.join(ALL_TASKS)} with '+'")
+    if len(set(tasks)) != len(tasks):
         raise ValueError(f"task {name!r} must list distinct subtasks from {', '.join(ALL_TASKS)} joined by '+'")
     return tasks
 
