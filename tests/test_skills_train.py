@@ -98,6 +98,20 @@ def test_resume_continues_a_run_whose_folders_moved_and_refuses_other_data(label
         train_skills(tiny_args(moved / "labels", moved / "run", steps=30, resume=True, dataset=str(other)))
 
 
+def test_labels_lead_to_their_dataset_from_another_folder(tmp_path, monkeypatch):
+    from skillgym.data.dataset import open_dataset
+    from skillgym.extract.labeler import extract_skills
+
+    write_synthetic_labels(tmp_path, num_episodes=4, num_skills=2)
+    monkeypatch.chdir(tmp_path)
+    extract_skills(open_dataset("data"), "extracted", encoder="action", k=2, report=False, progress=False)
+    assert SkillLabels.load("extracted").dataset_path == "data"  # as given, relative to where extract ran
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    train_skills(tiny_args("../extracted", "../lib", steps=2))
+    assert SkillLibrary.load(tmp_path / "lib").num_skills == 2
+
+
 @pytest.fixture
 def interrupted_run(labelled, tmp_path):
     """A 2-step run with hidden_dim 16 in ``tmp_path / "run"``, whose checkpoint --resume reads."""

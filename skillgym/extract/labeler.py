@@ -211,7 +211,7 @@ class SkillLabeler:
         return SkillLabels(
             frame_labels=smooth, episode_offsets=offsets, segments=segments, num_skills=self.k,
             dataset_path=str(getattr(dataset, "path", "")), dataset_fingerprint=dataset.fingerprint,
-            metadata={**self.settings(), "frame_labels": "median-filtered cluster id of every step; "
+            metadata={**self.settings(), **_absolute_path(dataset), "frame_labels": "median-filtered cluster id of every step; "
                       "steps in runs shorter than min_length keep their id but are in no segment, except that "
                       "an episode's first segment starts at step 0 (absorbs the lead-in)"},
         )
@@ -295,6 +295,13 @@ def _settings_problems(payload: dict[str, Any]) -> list[str]:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _absolute_path(dataset: Any) -> dict[str, str]:
+    """``{"dataset_absolute_path": ...}`` for a dataset with a path: train-skills finds the dataset there when the
+    path as given (relative to where extract ran) does not lead to it."""
+    path = getattr(dataset, "path", None)
+    return {"dataset_absolute_path": str(Path(path).resolve())} if path else {}
 
 
 def _resolve_encoder(encoder: str | Encoder, encoder_kwargs: dict[str, Any] | None) -> Encoder:

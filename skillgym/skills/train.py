@@ -413,6 +413,17 @@ def is_library_folder(out: Path) -> bool:
     return holds_library_or_run(out) or outputs.holds_only(out, LIBRARY_LAYOUT, EARLY_RUN_LAYOUT)
 
 
+def labelled_dataset(labels: SkillLabels, labels_folder: str | os.PathLike) -> str:
+    """The path of the dataset ``labels`` were made from: as extract was given it (relative to where it ran), or
+    else its absolute path then. :class:`FileNotFoundError` if neither leads to it."""
+    for path in (labels.dataset_path, labels.metadata.get("dataset_absolute_path")):
+        if isinstance(path, str) and path and Path(path).exists():
+            return path
+    relative = "," if Path(labels.dataset_path).is_absolute() else ", a path relative to where extract ran,"
+    raise FileNotFoundError(f"the labels in {labels_folder} were made from the dataset {labels.dataset_path}"
+                            f"{relative} which is not there (moved?); pass its place with --dataset")
+
+
 def check_library_folder(args: TrainSkillsArgs) -> None:
     """Refuse to replace what is in ``--out`` unless asked: a finished library needs ``--overwrite``,
     an interrupted run ``--resume`` (or ``--overwrite``), and a ``config.json`` that is not a skill
@@ -480,11 +491,7 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
     if not len(labels.segments):
         raise ValueError(f"the labels in {args.labels} hold no segments: nothing to train on; extract them again "
                          "with a lower --min-length")
-    if not args.dataset and not Path(labels.dataset_path).exists():
-        relative = "," if Path(labels.dataset_path).is_absolute() else ", a path relative to where extract ran,"
-        raise FileNotFoundError(f"the labels in {args.labels} were made from the dataset {labels.dataset_path}"
-                                f"{relative} which is not there (moved?); pass its place with --dataset")
-    dataset = open_dataset(args.dataset or labels.dataset_path)
+    dataset = open_dataset(args.dataset or labelled_dataset(labels, args.labels))
     if labels.dataset_fingerprint and not dataset.matches_fingerprint(labels.dataset_fingerprint):
         raise ValueError(
             f"{dataset.path} (fingerprint {dataset.fingerprint}) is not the dataset these labels were made "
