@@ -102,8 +102,10 @@ def show_episode(args: ShowEpisodeArgs) -> int:
 
 def extract(args: ExtractArgs) -> int:
     """``skillgym extract``: check the options against the dataset, then label it with skills."""
+    from skillgym.extract.labeler import check_labels_folder
     from skillgym.extract.report import format_summary
 
+    check_labels_folder(args.out)  # before anything is read or said
     labels = _label_with_saved_labeler(args) if args.labeler is not None else _extract_new_skills(args)
     summary = args.out / "report" / "summary.json"
     if summary.is_file() and not args.progress:  # with progress on, the report has just printed these lines
