@@ -546,19 +546,26 @@ def test_train_skills_refuses_to_replace_a_library(labelled, tmp_path, capsys):
 def test_train_skills_overwrite_cut_short_leaves_no_old_library(labelled, tmp_path, monkeypatch):
     out = tmp_path / "lib"
     SkillLibrary.build(LibraryConfig(num_skills=5)).save(out)
-    original = train_module.make_batch
+    monkeypatch.setattr(train_module, "CHECKPOINT_EVERY", 3)
+    original, calls = train_module.make_batch, {"n": 0}
 
     def interrupted(*a, **kw):
-        raise KeyboardInterrupt
+        calls["n"] += 1
+        if calls["n"] == 5:  # killed during step 5, after the checkpoint at step 3
+            raise KeyboardInterrupt
+        return original(*a, **kw)
 
     monkeypatch.setattr(train_module, "make_batch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train_skills(tiny_training_args(labelled[1], out, overwrite=True, steps=2))
+        train_skills(tiny_training_args(labelled[1], out, overwrite=True, steps=6))
     monkeypatch.setattr(train_module, "make_batch", original)
     with pytest.raises(LibraryError, match="config.json"):
         SkillLibrary.load(out)
-    train_skills(tiny_training_args(labelled[1], out, steps=2, overwrite=True))
-    assert SkillLibrary.load(out).config.num_skills == 3
+    first_part = sorted((out / "tb").glob("events.out.tfevents.*"))
+    # The same command with --resume, as the interrupt message says, continues the run and keeps its logs.
+    resumed = train_skills(tiny_training_args(labelled[1], out, overwrite=True, resume=True, steps=6))
+    assert resumed.start_step == 3 and SkillLibrary.load(out).config.num_skills == 3
+    assert first_part and all(f.exists() for f in first_part)
 
 
 def test_train_skills_never_replaces_a_foreign_config(labelled, tmp_path):

@@ -134,11 +134,28 @@ def _line_styles(grouped: dict) -> dict[str, dict[str, str]]:
             for i, label in enumerate(labels)}
 
 
+def evaluations_by_mark(curves: list[list[dict[str, Any]]], eval_every: int, steps: int
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """The seeds' curves on common x: ``(steps (M,), subtasks_mean (seeds, M))``, one column per mark of
+    ``eval_every`` that has an evaluation, at the mean step of the seeds' evaluations for it.
+
+    Evaluations happen at the first episode end at or after a mark, so seeds evaluate at slightly different
+    steps; an episode longer than ``eval_every`` passes marks that get no evaluation of their own.
+
+    Example:
+        >>> curve = [{"low_level_steps": s, "subtasks_mean": 0.0} for s in (0, 280, 560, 600)]
+        >>> evaluations_by_mark([curve], eval_every=60, steps=600)[0].tolist()
+        [0.0, 280.0, 560.0, 600.0]
+    """
+    marks = sorted({min(p["low_level_steps"] // eval_every * eval_every, steps) for c in curves for p in c})
+    points = [[next(p for p in c if p["low_level_steps"] >= mark) for mark in marks] for c in curves]
+    xs = np.mean([[p["low_level_steps"] for p in row] for row in points], axis=0)
+    return xs, np.array([[p["subtasks_mean"] for p in row] for row in points])
+
+
 def _plot_curves(grouped: dict, tasks: list[str], steps: int, eval_every: int, out: Path) -> None:
     colors, styles = _colors(grouped), _line_styles(grouped)
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)  # own y: subtask counts
-    grid = np.arange(0, steps + eval_every, eval_every)
-    grid[-1] = min(grid[-1], steps)
     for ax, task in zip(axes[0], tasks, strict=True):
         for (label, run_task), results in grouped.items():
             done = [r for r in results if r is not None]
@@ -151,13 +168,11 @@ def _plot_curves(grouped: dict, tasks: list[str], steps: int, eval_every: int, o
                 ax.axhspan(np.mean(values) - np.std(values), np.mean(values) + np.std(values),
                            color=colors[label], alpha=0.15)
                 continue
-            # Evaluations happen at the first episode end after each mark: put them on the marks.
-            ys = np.array([np.interp(grid, [p["low_level_steps"] for p in c], [p["subtasks_mean"] for p in c])
-                           for c in curves])
+            xs, ys = evaluations_by_mark(curves, eval_every, steps)
             mean, std = ys.mean(0), ys.std(0)
-            ax.plot(grid, mean, color=colors[label], label=f"{label} (n={len(done)})", markersize=4,
-                    markevery=max(1, len(grid) // 20), **styles[label])
-            ax.fill_between(grid, mean - std, mean + std, color=colors[label], alpha=0.2)
+            ax.plot(xs, mean, color=colors[label], label=f"{label} (n={len(done)})", markersize=4,
+                    markevery=max(1, len(xs) // 20), **styles[label])
+            ax.fill_between(xs, mean - std, mean + std, color=colors[label], alpha=0.2)
         ax.set_title(f"{task}: {' → '.join(task_order(task))}", fontsize=9)
         ax.set_xlabel("low-level env steps")
         ax.set_ylim(-0.1, len(task_order(task)) + 0.1)

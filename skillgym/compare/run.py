@@ -132,7 +132,9 @@ class EvaluateAndCheckpoint(BaseCallback):
     def __init__(self, run: Run, state: dict[str, Any], resumed_obs: np.ndarray | None):
         super().__init__()
         self.run, self.state, self.resumed_obs = run, state, resumed_obs
-        self.next_note = 0
+        # Not at the first step: a few steps noted right after the process's start-up would make the parent's
+        # time estimate hours long.
+        self.next_note = state["low_level_steps"] + PROGRESS_EVERY
         self.between_episodes = True  # learn() starts with a reset
 
     def _on_training_start(self) -> None:

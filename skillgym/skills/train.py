@@ -542,7 +542,7 @@ def train_skills(args: TrainSkillsArgs, embed: EmbedInstructions = embed_instruc
         if meta["split"] != split:
             raise ValueError("--resume: the train/validation split differs from the interrupted run")
 
-    if args.overwrite and ranks.is_main and holds_library_or_run(out):
+    if args.overwrite and not args.resume and ranks.is_main and holds_library_or_run(out):
         # The replaced library, its config first: a new run cut before it ends must not leave the old library
         # loadable next to its own checkpoint.
         for name in (CONFIG_FILE, WEIGHTS_FILE, "eval.json", "eval.png"):
