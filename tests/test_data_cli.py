@@ -2,6 +2,7 @@
 
 import json
 import multiprocessing as mp
+import shutil
 import subprocess
 import sys
 import threading
@@ -124,6 +125,12 @@ def test_recordings_of_consecutive_ranges_merge_into_the_long_recording(recorded
         twice = run_cli("data", "merge", *again, "--out", "twice", "--mixed-recipes", cwd=tmp_path)
         assert twice.returncode == 2 and "would hold them twice" in twice.stderr, twice.stderr[-2000:]
         assert not (tmp_path / "twice").exists()
+    shutil.copytree(tmp_path / "mixed", tmp_path / "tampered")
+    tampered = json.loads((tmp_path / "tampered" / "recording.json").read_text())
+    tampered["parts"][1]["episodes"] = "many"
+    (tmp_path / "tampered" / "recording.json").write_text(json.dumps(tampered))
+    bad = run_cli("data", "merge", "tampered", "part1", "--out", "bad", "--mixed-recipes", cwd=tmp_path)
+    assert bad.returncode == 2 and "parts[1] of a mixed recording.json" in bad.stderr, bad.stderr[-2000:]
 
 
 def test_clean_labels_change_the_labels_not_the_demonstration(recorded, tmp_path):

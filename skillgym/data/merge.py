@@ -180,7 +180,12 @@ def _check_consecutive(paths: list[Path], recordings: list[dict]) -> None:
 def _part_args(recording: dict) -> list[dict]:
     """The options of each recording a recording is made of: its own, or each part's for a mixed one."""
     parts = recording.get("parts") if recording.get("mixed_recipes") else None
-    return parts if isinstance(parts, list) and all(isinstance(part, dict) for part in parts) else [recording["args"]]
+    if not isinstance(parts, list) or not parts:
+        return [recording["args"]]
+    for i, part in enumerate(parts):
+        if not isinstance(part, dict) or _recording_problem({**recording, "args": part}):
+            raise DatasetError(f"parts[{i}] of a mixed recording.json is not a recording's options; re-merge it")
+    return parts
 
 
 def _check_no_episode_twice(paths: list[Path], recordings: list[dict]) -> None:
