@@ -543,22 +543,27 @@ def test_train_skills_refuses_to_replace_a_library(labelled, tmp_path, capsys):
     assert (out / "model.safetensors").read_bytes() != before
 
 
-def test_train_skills_overwrite_cut_short_leaves_no_old_library(labelled, tmp_path, monkeypatch):
-    out = tmp_path / "lib"
-    SkillLibrary.build(LibraryConfig(num_skills=5)).save(out)
+def killed_after_a_checkpoint(monkeypatch, args) -> None:
+    """``train_skills(args)`` with checkpoints every 3 steps, killed during step 5 (after the one at step 3)."""
     monkeypatch.setattr(train_module, "CHECKPOINT_EVERY", 3)
     original, calls = train_module.make_batch, {"n": 0}
 
     def interrupted(*a, **kw):
         calls["n"] += 1
-        if calls["n"] == 5:  # killed during step 5, after the checkpoint at step 3
+        if calls["n"] == 5:
             raise KeyboardInterrupt
         return original(*a, **kw)
 
     monkeypatch.setattr(train_module, "make_batch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train_skills(tiny_training_args(labelled[1], out, overwrite=True, steps=6))
+        train_skills(args)
     monkeypatch.setattr(train_module, "make_batch", original)
+
+
+def test_train_skills_overwrite_cut_short_leaves_no_old_library(labelled, tmp_path, monkeypatch):
+    out = tmp_path / "lib"
+    SkillLibrary.build(LibraryConfig(num_skills=5)).save(out)
+    killed_after_a_checkpoint(monkeypatch, tiny_training_args(labelled[1], out, overwrite=True, steps=6))
     with pytest.raises(LibraryError, match="config.json"):
         SkillLibrary.load(out)
     first_part = sorted((out / "tb").glob("events.out.tfevents.*"))
@@ -605,19 +610,7 @@ def test_train_skills_stops_at_a_non_finite_loss(labelled, tmp_path, monkeypatch
 def test_train_skills_kill_and_resume_gives_identical_weights(labelled, tmp_path, monkeypatch):
     monkeypatch.setattr(train_module, "CHECKPOINT_EVERY", 3)
     train_skills(tiny_training_args(labelled[1], tmp_path / "straight"))
-    calls = {"n": 0}
-    original = train_module.make_batch
-
-    def interrupted(*a, **kw):
-        calls["n"] += 1
-        if calls["n"] == 5:  # killed during step 5, after the checkpoint at step 3
-            raise KeyboardInterrupt
-        return original(*a, **kw)
-
-    monkeypatch.setattr(train_module, "make_batch", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        train_skills(tiny_training_args(labelled[1], tmp_path / "killed"))
-    monkeypatch.setattr(train_module, "make_batch", original)
+    killed_after_a_checkpoint(monkeypatch, tiny_training_args(labelled[1], tmp_path / "killed"))
     assert not (tmp_path / "killed" / "config.json").exists()  # no half library
     train_skills(tiny_training_args(labelled[1], tmp_path / "killed", resume=True))
     a = load_file(str(tmp_path / "straight" / "model.safetensors"))
