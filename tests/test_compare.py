@@ -378,8 +378,10 @@ def test_a_terminated_comparison_stops_its_worker_processes_too(tmp_path, ctrl_c
     out = tmp_path / "cmp"
     command = [sys.executable, "-m", "skillgym.cli", "compare", "--methods", "sac", "--seeds", "3", "--steps",
                "100000", "--workers", "2", "--eval-episodes", "1", "--out", str(out)]
+    # As from a terminal: Ctrl-C reaches the command even if these tests run where SIGINT is ignored (a background
+    # job of a script), which a child would inherit.
     main = subprocess.Popen(command, env={**os.environ, "MUJOCO_GL": "egl"}, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 300
         while time.time() < deadline and len(list(out.glob("runs/sac/default/seed*/run.json"))) < 2:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -273,8 +274,11 @@ def prepare_data(args: CompareArgs) -> None:
 
 
 def _start_worker() -> None:
-    """A run's process: third-party notices silenced, and a warning one line, as the command's own are."""
+    """A run's process: third-party notices silenced, a warning one line, as the command's own are, and Ctrl-C
+    left to the parent, which ends the workers (one stopped by it would be sending its interruption back to the
+    parent while the parent ends it)."""
     quiet_third_party_notices()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if not os.environ.get("SKILLGYM_DEBUG"):
         warnings.showwarning = lambda message, *_, **__: print(f"skillgym compare: warning: {message}",
                                                                 file=sys.stderr)
@@ -320,8 +324,8 @@ def compare(args: CompareArgs, command: str | None = None) -> dict[str, Any]:
         try:
             _run_all(pool, args, runs, command, failures)
         except KeyboardInterrupt:
-            # Ctrl-C reaches the workers too, and a worker whose run it stopped would take the next one: end
-            # them all (each run keeps what it checkpointed), then show the runs finished so far.
+            # Ctrl-C is this process's alone (the workers ignore it): end the workers (each run keeps what it
+            # checkpointed), then show the runs finished so far.
             for child in set(multiprocessing.active_children()) - children_before:
                 child.terminate()
             pool.shutdown(wait=False, cancel_futures=True)
