@@ -154,7 +154,8 @@ class SkillLabels:
         except LabelsError as e:
             raise LabelsError(f"{directory}: {e}; {fix}") from e
         # Labels written before the digest was stored have none to check.
-        if payload.get("content_digest", loaded.content_digest()) != loaded.content_digest():
+        digest = loaded.content_digest()
+        if payload.get("content_digest", digest) != digest:
             raise LabelsError(f"{npz} does not hold the labels {meta} describes (changed or from another run); {fix}")
         return loaded
 
